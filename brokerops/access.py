@@ -1,0 +1,57 @@
+"""Who may do what: the two staff groups and their permissions.
+
+``compliance`` views and searches the audit trail; ``operations`` views it too and may trigger
+reconciliation reruns and order re-syncs. Migrations call :func:`sync_groups` (with the historical
+app registry) so the groups exist on every database; it is idempotent, and a migration that adds a
+model to the trail calls it again.
+"""
+
+from typing import Any
+
+from django.contrib.auth.management import create_permissions
+
+VIEW_ONLY = {
+    "reconciliation": ["view_reconciliationrun", "view_mismatch"],
+    "orders": ["view_orderattempt", "view_orderevent"],
+    "intent": ["view_localsignal"],
+    "django_celery_beat": [
+        "view_periodictask",
+        "view_intervalschedule",
+        "view_crontabschedule",
+        "view_solarschedule",
+        "view_clockedschedule",
+    ],
+}
+OPERATOR_EXTRA = {
+    "reconciliation": ["trigger_reconciliation"],
+    "orders": ["resync_orderattempt"],
+}
+
+GROUPS: dict[str, dict[str, list[str]]] = {
+    "compliance": VIEW_ONLY,
+    "operations": {
+        label: VIEW_ONLY.get(label, []) + OPERATOR_EXTRA.get(label, [])
+        for label in VIEW_ONLY.keys() | OPERATOR_EXTRA.keys()
+    },
+}
+
+
+def sync_groups(apps: Any, schema_editor: Any = None) -> None:
+    """Create the groups and grant exactly the permissions listed above that exist so far."""
+    # Permissions are normally created after all migrations ran; create them now so the groups
+    # can reference them within the same migrate.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group_name, grants in GROUPS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        wanted = Permission.objects.none()
+        for app_label, codenames in grants.items():
+            wanted = wanted | Permission.objects.filter(
+                content_type__app_label=app_label, codename__in=codenames
+            )
+        group.permissions.set(wanted)

@@ -1,0 +1,53 @@
+"""The Celery app and the beat schedule.
+
+Tasks live in the Django apps (``reconciliation.tasks``, ``orders.tasks``) and are thin wrappers
+over services. The schedule below is the code default; django-celery-beat's DatabaseScheduler
+copies it into the database on start, where operators see it (and can pause it) in the admin.
+"""
+
+import os
+
+from celery import Celery
+from django.conf import settings
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokerops.settings")
+
+app = Celery("brokerops")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Reconciliation and order work run on their own queues so a long reconciliation never delays
+# order submission; a worker serves both unless started with -Q.
+RECONCILIATION_QUEUE = "reconciliation"
+ORDERS_QUEUE = "orders"
+
+app.conf.task_routes = {
+    "reconciliation.*": {"queue": RECONCILIATION_QUEUE},
+    "orders.*": {"queue": ORDERS_QUEUE},
+}
+app.conf.task_default_queue = "default"
+
+
+def beat_schedule() -> dict[str, dict]:
+    """The periodic jobs, with intervals from settings (seconds)."""
+    return {
+        "reconcile": {
+            "task": "reconciliation.run",
+            "schedule": float(settings.RECONCILE_INTERVAL_S),
+            "kwargs": {"trigger": "schedule"},
+            "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.RECONCILE_INTERVAL_S},
+        },
+        "submit-orders": {
+            "task": "orders.submit_pending",
+            "schedule": float(settings.ORDER_SUBMIT_INTERVAL_S),
+            "options": {"queue": ORDERS_QUEUE, "expires": settings.ORDER_SUBMIT_INTERVAL_S},
+        },
+        "sync-orders": {
+            "task": "orders.sync_open",
+            "schedule": float(settings.ORDER_SYNC_INTERVAL_S),
+            "options": {"queue": ORDERS_QUEUE, "expires": settings.ORDER_SYNC_INTERVAL_S},
+        },
+    }
+
+
+app.conf.beat_schedule = beat_schedule()

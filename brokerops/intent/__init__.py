@@ -1,0 +1,1 @@
+"""Signal store: the only code that talks to Firestore (or the embedded local store)."""

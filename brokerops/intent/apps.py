@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class IntentConfig(AppConfig):
+    name = "brokerops.intent"
+    label = "intent"
+    verbose_name = "Signals (intent)"

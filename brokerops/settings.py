@@ -1,0 +1,159 @@
+"""Django settings for brokerops.
+
+Every setting is read once, here, from the environment through django-environ (``.env`` in the
+project root is read when present). Each has an embedded default so that a newcomer's first run
+needs nothing but Python: SQLite, Celery without a server, the embedded signal store and the
+built-in paper broker. README.md's configuration table documents each variable.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+# A key that only ever signs development sessions. Its "django-insecure-" prefix makes
+# `check --deploy` flag it (security.W009), so it
+# cannot reach production unnoticed: production sets DJANGO_SECRET_KEY.
+DEV_SECRET_KEY = "django-insecure-dev-only-brokerops-key-never-use-in-production-0000"  # noqa: S105
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "brokerops.intent",
+    "reconciliation",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "brokerops.urls"
+WSGI_APPLICATION = "brokerops.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'brokerops.sqlite3'}"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve the admin's static files straight from the apps when collectstatic has not run (the
+# embedded first run); production runs collectstatic and leaves this off.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+
+# --- Security (production values switch on with DJANGO_SECURE=true; `check --deploy` is clean) ---
+_SECURE = env.bool("DJANGO_SECURE", default=False)
+SECURE_SSL_REDIRECT = _SECURE
+SESSION_COOKIE_SECURE = _SECURE
+CSRF_COOKIE_SECURE = _SECURE
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if _SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _SECURE
+SECURE_HSTS_PRELOAD = _SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _SECURE else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Redis, Celery -----------------------------------------------------------------------------
+# Unset REDIS_URL means "embedded": an in-memory Celery transport, tasks run eagerly in the
+# calling process, and the rate limiter and locks are in-process.
+REDIS_URL = env.str("REDIS_URL", default="") or None
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=REDIS_URL is None)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=840)
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+# How often beat triggers each job (seconds).
+RECONCILE_INTERVAL_S = env.int("RECONCILE_INTERVAL_S", default=300)
+ORDER_SUBMIT_INTERVAL_S = env.int("ORDER_SUBMIT_INTERVAL_S", default=30)
+ORDER_SYNC_INTERVAL_S = env.int("ORDER_SYNC_INTERVAL_S", default=60)
+
+# --- Broker (Alpaca) ---------------------------------------------------------------------------
+ALPACA_API_KEY = env.str("ALPACA_API_KEY", default="") or None
+ALPACA_SECRET_KEY = env.str("ALPACA_SECRET_KEY", default="") or None
+ALPACA_PAPER = env.bool("ALPACA_PAPER", default=True)
+ALPACA_BASE_URL = env.str("ALPACA_BASE_URL", default="") or None
+ALPACA_RATE_LIMIT_PER_MIN = env.int("ALPACA_RATE_LIMIT_PER_MIN", default=200)
+ALPACA_TIMEOUT_S = env.float("ALPACA_TIMEOUT_S", default=10.0)
+
+# --- Intent (signals) --------------------------------------------------------------------------
+SIGNAL_STORE = env.str("SIGNAL_STORE", default="local")
+GOOGLE_CLOUD_PROJECT = env.str("GOOGLE_CLOUD_PROJECT", default="") or None
+FIRESTORE_EMULATOR_HOST = env.str("FIRESTORE_EMULATOR_HOST", default="") or None
+FIRESTORE_SIGNALS_COLLECTION = env.str("FIRESTORE_SIGNALS_COLLECTION", default="signals")
+
+# --- Orders ------------------------------------------------------------------------------------
+CLIENT_ORDER_ID_PREFIX = env.str("CLIENT_ORDER_ID_PREFIX", default="bo")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+if SIGNAL_STORE not in {"local", "firestore"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"SIGNAL_STORE must be 'local' or 'firestore', not {SIGNAL_STORE!r}")

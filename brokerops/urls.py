@@ -1,0 +1,14 @@
+"""URL routes: the admin is the product's user interface (the audit trail)."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "brokerops audit trail"
+admin.site.site_title = "brokerops"
+admin.site.index_title = "Reconciliation runs, mismatches and order attempts"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/", admin.site.urls),
+]

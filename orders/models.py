@@ -1,0 +1,104 @@
+"""The order audit trail: one OrderAttempt per (signal, leg), an OrderEvent for everything after.
+
+An attempt is written before any HTTP call, so a crash mid-send leaves a row whose outcome the
+order service resolves by ``client_order_id``; it is never resent blindly.
+"""
+
+from django.db import models
+from django.utils import timezone
+
+from brokerops.fields import CLIENT_ORDER_ID_MAX, price_field, qty_field
+
+
+class OrderAttempt(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created", "Created (nothing sent yet)"
+        UNKNOWN = "unknown", "Outcome unknown (to resolve by client_order_id)"
+        OPEN = "open", "Open at the broker"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        CANCELED = "canceled", "Canceled"
+        EXPIRED = "expired", "Expired"
+        REJECTED = "rejected", "Rejected (by validation or the broker)"
+        MISSING = "missing", "Missing at the broker (404)"
+
+    OPEN_STATUSES = frozenset(
+        {Status.CREATED, Status.UNKNOWN, Status.OPEN, Status.PARTIALLY_FILLED}
+    )
+
+    client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, unique=True)
+    signal_id = models.CharField(max_length=255, blank=True, db_index=True)
+    leg = models.CharField(max_length=16, default="entry")
+    alpaca_order_id = models.CharField(max_length=64, blank=True, db_index=True)
+
+    symbol = models.CharField(max_length=32, db_index=True)
+    side = models.CharField(max_length=8)
+    order_type = models.CharField(max_length=16)
+    time_in_force = models.CharField(max_length=8, blank=True)
+    qty = qty_field()
+    notional = price_field()
+    limit_price = price_field()
+    stop_price = price_field()
+    extended_hours = models.BooleanField(default=False)
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED)
+    broker_status = models.CharField(
+        max_length=32, blank=True, help_text="The order status Alpaca reported last, verbatim."
+    )
+    filled_qty = qty_field()
+    filled_avg_price = price_field()
+    reason = models.TextField(blank=True, help_text="Why it was rejected or marked missing.")
+    adopted = models.BooleanField(
+        default=False, help_text="Found at the broker with our prefix but never recorded by us."
+    )
+    request_payload = models.JSONField(
+        default=dict, blank=True, help_text="What was (or would be) sent; never credentials."
+    )
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="attempt_status_created")]
+        constraints = [
+            models.UniqueConstraint(fields=["signal_id", "leg"], name="attempt_one_per_signal_leg")
+        ]
+        permissions = [("resync_orderattempt", "Can re-sync order attempts with the broker")]
+
+    def __str__(self) -> str:
+        return self.client_order_id
+
+
+class OrderEvent(models.Model):
+    """Everything that happened to an attempt, in order: requests, responses, errors, changes."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Attempt recorded"
+        VALIDATION_FAILED = "validation_failed", "Validation failed (nothing sent)"
+        REQUEST_SENT = "request_sent", "Request sent"
+        RESPONSE = "response", "Broker response"
+        ERROR = "error", "Broker error"
+        LOOKUP = "lookup", "Looked up by client_order_id"
+        ADOPTED = "adopted", "Adopted an order found at the broker"
+        STATUS_CHANGED = "status_changed", "Status changed"
+        SIGNAL_TRANSITION = "signal_transition", "Signal status changed"
+        RESYNC_REQUESTED = "resync_requested", "Re-sync requested"
+
+    attempt = models.ForeignKey(OrderAttempt, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    status_from = models.CharField(max_length=32, blank=True)
+    status_to = models.CharField(max_length=32, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="Redacted: never credentials.")
+    actor = models.CharField(max_length=150, blank=True, help_text="User or process that acted.")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.attempt_id} {self.kind}"

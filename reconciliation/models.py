@@ -1,0 +1,117 @@
+"""The reconciliation audit trail: one row per run, one row per mismatch it found.
+
+Rows are append-mostly: services create them and close a run; nobody edits them in the admin.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from brokerops.fields import CLIENT_ORDER_ID_MAX, qty_field
+
+
+class ReconciliationRun(models.Model):
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Beat schedule"
+        COMMAND = "command", "Management command"
+        ADMIN = "admin", "Admin rerun"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (another run held the lock)"
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Operator who asked for the run (admin reruns).",
+    )
+    # Kept as text too, so the trail survives the user's deletion.
+    requested_by_username = models.CharField(max_length=150, blank=True)
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid that ran it")
+
+    positions_seen = models.PositiveIntegerField(default=0)
+    orders_seen = models.PositiveIntegerField(default=0)
+    signals_seen = models.PositiveIntegerField(default=0)
+    mismatches_found = models.PositiveIntegerField(default=0)
+    repairs_applied = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    summary = models.JSONField(default=dict, blank=True, help_text="What the run saw and did.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["status", "started_at"], name="recon_run_status_started")]
+        permissions = [("trigger_reconciliation", "Can trigger a reconciliation run")]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} {self.status} ({self.trigger})"
+
+    @property
+    def duration_s(self) -> float | None:
+        """Wall time of a finished run, in seconds."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Mismatch(models.Model):
+    """One disagreement between the broker (holdings) and the signal store (intent)."""
+
+    class Kind(models.TextChoices):
+        ORPHAN_POSITION = "ORPHAN_POSITION", "Orphan position"
+        UNTRACKED_POSITION = "UNTRACKED_POSITION", "Untracked position"
+        QTY_MISMATCH = "QTY_MISMATCH", "Quantity mismatch"
+        SIDE_MISMATCH = "SIDE_MISMATCH", "Side mismatch"
+        ORDER_NOT_FOUND = "ORDER_NOT_FOUND", "Order not found"
+        ORDER_STATUS_DRIFT = "ORDER_STATUS_DRIFT", "Order status drift"
+        UNKNOWN_ORDER = "UNKNOWN_ORDER", "Unknown order"
+        INVALID_SIGNAL = "INVALID_SIGNAL", "Invalid signal"
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    class Action(models.TextChoices):
+        FLAGGED = "flagged", "Flagged only"
+        SIGNAL_CLOSED_MANUAL = "signal_closed_manual", "Signal moved to CLOSED_MANUAL"
+        ATTEMPT_MARKED_MISSING = "attempt_marked_missing", "Order attempt marked missing"
+        ATTEMPT_STATUS_UPDATED = "attempt_status_updated", "Order attempt updated to broker status"
+        ORDER_ADOPTED = "order_adopted", "Order adopted into the audit trail"
+        DRY_RUN = "dry_run", "None (dry run)"
+        REPAIR_SKIPPED = "repair_skipped", "Repair skipped (state moved since the read)"
+        REPAIR_FAILED = "repair_failed", "Repair failed"
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="mismatches")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    symbol = models.CharField(max_length=32, blank=True, db_index=True)
+    signal_id = models.CharField(max_length=255, blank=True, db_index=True)
+    client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, blank=True, db_index=True)
+    alpaca_order_id = models.CharField(max_length=64, blank=True, db_index=True)
+    expected_qty = qty_field()
+    actual_qty = qty_field()
+    action = models.CharField(max_length=32, choices=Action.choices, default=Action.FLAGGED)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "mismatches"
+        indexes = [models.Index(fields=["kind", "created_at"], name="mismatch_kind_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.symbol or self.client_order_id or self.signal_id}"

@@ -1,0 +1,50 @@
+"""Small factories for audit rows and staff users."""
+
+from decimal import Decimal
+from itertools import count
+
+from django.contrib.auth.models import Group, User
+
+from orders.models import OrderAttempt, OrderEvent
+from reconciliation.models import Mismatch, ReconciliationRun
+
+_seq = count(1)
+
+
+def staff_user(
+    *, group: str, username: str | None = None, password: str = "pw-for-tests-1"
+) -> User:
+    user = User.objects.create_user(
+        username=username or f"{group}-{next(_seq)}", password=password, is_staff=True
+    )
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def reconciliation_run(**fields) -> ReconciliationRun:
+    fields.setdefault("trigger", ReconciliationRun.Trigger.SCHEDULE)
+    fields.setdefault("status", ReconciliationRun.Status.SUCCEEDED)
+    return ReconciliationRun.objects.create(**fields)
+
+
+def mismatch(*, run: ReconciliationRun | None = None, **fields) -> Mismatch:
+    fields.setdefault("kind", Mismatch.Kind.ORPHAN_POSITION)
+    fields.setdefault("severity", Mismatch.Severity.CRITICAL)
+    fields.setdefault("symbol", "AAPL")
+    return Mismatch.objects.create(run=run or reconciliation_run(), **fields)
+
+
+def order_attempt(**fields) -> OrderAttempt:
+    n = next(_seq)
+    fields.setdefault("client_order_id", f"bo-sig{n}-entry")
+    fields.setdefault("signal_id", f"sig{n}")
+    fields.setdefault("symbol", "AAPL")
+    fields.setdefault("side", "buy")
+    fields.setdefault("order_type", "market")
+    fields.setdefault("qty", Decimal("10"))
+    return OrderAttempt.objects.create(**fields)
+
+
+def order_event(*, attempt: OrderAttempt, **fields) -> OrderEvent:
+    fields.setdefault("kind", OrderEvent.Kind.CREATED)
+    return OrderEvent.objects.create(attempt=attempt, **fields)
