@@ -45,6 +45,17 @@ def sync_groups(apps: Any, schema_editor: Any = None) -> None:
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
+    assign_group_permissions(apps)
+
+
+def assign_group_permissions(apps: Any = None) -> None:
+    """Create the groups and grant exactly the listed permissions (those that exist).
+
+    With no ``apps``, uses the live app registry: for code outside migrations (the demo, tests
+    that flush the database) once permissions exist.
+    """
+    if apps is None:
+        from django.apps import apps
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for group_name, grants in GROUPS.items():

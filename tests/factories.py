@@ -5,6 +5,7 @@ from itertools import count
 
 from django.contrib.auth.models import Group, User
 
+from brokerops.access import assign_group_permissions
 from orders.models import OrderAttempt, OrderEvent
 from reconciliation.models import Mismatch, ReconciliationRun
 
@@ -17,6 +18,9 @@ def staff_user(
     user = User.objects.create_user(
         username=username or f"{group}-{next(_seq)}", password=password, is_staff=True
     )
+    # A transactional test flushes the groups the migration made; put them back.
+    if not Group.objects.filter(name=group).exists():
+        assign_group_permissions()
     user.groups.add(Group.objects.get(name=group))
     return user
 

@@ -7,6 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from brokerops.access import assign_group_permissions
+
 DEMO_USERS = (
     # username, group, password: demo-only credentials, printed on start.
     ("operator", "operations", "demo-operator"),
@@ -27,6 +29,8 @@ class Command(BaseCommand):
             user.is_staff = True
             user.set_password(password)
             user.save()
+            if not Group.objects.filter(name=group).exists():
+                assign_group_permissions()
             user.groups.add(Group.objects.get(name=group))
         self.stdout.write(self.style.SUCCESS("brokerops demo is up."))
         self.stdout.write(f"  Open http://{addr}/admin/ and log in as (demo-only credentials):")
