@@ -6,9 +6,11 @@ needs nothing but Python: SQLite, Celery without a server, the embedded signal s
 built-in paper broker. README.md's configuration table documents each variable.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,6 +72,12 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'brokerops.sqlite3'}"),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded setup runs the admin, a worker and beat as threads of one process: wait for
+    # a write lock instead of failing, and take it at the start of each transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -144,6 +152,20 @@ FIRESTORE_SIGNALS_COLLECTION = env.str("FIRESTORE_SIGNALS_COLLECTION", default="
 
 # --- Orders ------------------------------------------------------------------------------------
 CLIENT_ORDER_ID_PREFIX = env.str("CLIENT_ORDER_ID_PREFIX", default="bo")
+# Risk limit: the largest order value (qty x price, or notional) sent; 0 turns the check off.
+ORDER_MAX_NOTIONAL = Decimal(env.str("ORDER_MAX_NOTIONAL", default="100000"))
+# PENDING signals taken per order cycle.
+ORDER_BATCH_SIZE = env.int("ORDER_BATCH_SIZE", default=200)
+# An order younger than this may not show in the broker's bulk list yet: it is left alone.
+ORDER_GRACE_S = env.int("ORDER_GRACE_S", default=30)
+# A CREATED attempt untouched this long is taken over by the next cycle (its worker died).
+ORDER_CLAIM_TIMEOUT_S = env.int("ORDER_CLAIM_TIMEOUT_S", default=120)
+
+# --- Reconciliation ----------------------------------------------------------------------------
+# Orders closed within this window are read in bulk (open ones always are).
+RECONCILE_ORDER_LOOKBACK_HOURS = env.int("RECONCILE_ORDER_LOOKBACK_HOURS", default=168)
+# Targeted look-ups per run to confirm an orphan or a missing order before acting on it.
+RECONCILE_MAX_CONFIRMATIONS = env.int("RECONCILE_MAX_CONFIRMATIONS", default=50)
 
 LOGGING = {
     "version": 1,
@@ -154,6 +176,6 @@ LOGGING = {
 }
 
 if SIGNAL_STORE not in {"local", "firestore"}:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(f"SIGNAL_STORE must be 'local' or 'firestore', not {SIGNAL_STORE!r}")
+if not CLIENT_ORDER_ID_PREFIX.isalnum() or len(CLIENT_ORDER_ID_PREFIX) > 16:
+    raise ImproperlyConfigured("CLIENT_ORDER_ID_PREFIX must be 1-16 letters or digits")

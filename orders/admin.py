@@ -4,7 +4,8 @@ The attempt's page is the one place that shows everything known about a ``client
 the attempt, its events in time order and the reconciliation mismatches that name it.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpRequest
 from django.utils.html import format_html_join
 
 from brokerops.admin import AuditTrailAdmin, AuditTrailInline
@@ -12,6 +13,7 @@ from reconciliation.admin import EXACT_SEARCH
 from reconciliation.models import Mismatch
 
 from .models import OrderAttempt, OrderEvent
+from .services.resync import order_attempts_request_resync
 
 
 class OrderEventInline(AuditTrailInline):
@@ -51,6 +53,18 @@ class OrderAttemptAdmin(AuditTrailAdmin):
     search_fields = EXACT_SEARCH
     inlines = (OrderEventInline,)
     readonly_fields = ("related_mismatches",)
+    actions = ("resync",)
+
+    def has_resync_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.resync_orderattempt")
+
+    @admin.action(description="Re-sync selected attempts with Alpaca", permissions=["resync"])
+    def resync(self, request: HttpRequest, queryset) -> None:
+        count = order_attempts_request_resync(
+            attempt_ids=list(queryset.values_list("pk", flat=True)),
+            actor=request.user.get_username(),
+        )
+        self.message_user(request, f"Re-sync requested for {count} attempt(s).", messages.SUCCESS)
 
     @admin.display(description="Reconciliation mismatches naming this order")
     def related_mismatches(self, attempt: OrderAttempt) -> str:

@@ -1,10 +1,15 @@
 """Reconciliation runs and mismatches in the admin: searchable, filterable, read-only."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 
 from brokerops.admin import AuditTrailAdmin, AuditTrailInline
 
 from .models import Mismatch, ReconciliationRun
+from .services import reconciliation_request_rerun
 
 # Exact lookups on indexed columns, so a search over millions of rows uses the indexes.
 EXACT_SEARCH = (
@@ -52,6 +57,42 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
     search_fields = ("=id", "requested_by_username")
     readonly_fields = ("duration_display",)
     inlines = (MismatchInline,)
+    actions = ("rerun",)
+    change_form_template = "admin/reconciliation/reconciliationrun/change_form.html"
+
+    def has_trigger_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("reconciliation.trigger_reconciliation")
+
+    @admin.action(description="Rerun reconciliation", permissions=["trigger"])
+    def rerun(self, request: HttpRequest, queryset) -> None:
+        latest = queryset.order_by("-started_at").first()
+        reconciliation_request_rerun(run_id=latest.pk if latest else None, user_id=request.user.pk)
+        self.message_user(request, "Reconciliation rerun requested.", messages.SUCCESS)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:run_id>/rerun/",
+                self.admin_site.admin_view(self.rerun_view),
+                name="reconciliation_reconciliationrun_rerun",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rerun_view(self, request: HttpRequest, run_id: int):
+        """The "Rerun" button on a run's page (POST only, operators only)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_trigger_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(ReconciliationRun, pk=run_id)
+        reconciliation_request_rerun(run_id=run.pk, user_id=request.user.pk)
+        self.message_user(request, f"Rerun of run #{run.pk} requested.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:reconciliation_reconciliationrun_changelist"))
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_trigger"] = self.has_trigger_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.display(description="duration (s)")
     def duration_display(self, run: ReconciliationRun) -> str:

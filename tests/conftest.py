@@ -11,6 +11,8 @@ import shutil
 
 import pytest
 
+pytest_plugins = ["tests.firestore_emulator"]
+
 REQUIRE_SERVICES = os.environ.get("BROKEROPS_REQUIRE_SERVICES") == "1"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_TEST_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -57,3 +59,15 @@ def chromium_path() -> str:
     if path is None:
         require_service("chromium", "Debian's chromium is not installed (apt-get install chromium)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_tasks_run_in_the_test_process():
+    """Tasks run eagerly in tests, whatever REDIS_URL says (CI sets it for locks and limiters);
+    the Celery worker itself is exercised by tests that start one."""
+    from brokerops.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = eager

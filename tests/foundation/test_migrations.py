@@ -38,6 +38,7 @@ def assert_migrates_with_groups(database_url: str, cwd: Path) -> None:
     done = manage("shell", "-c", GROUPS_PROBE, database_url=database_url, cwd=cwd)
     assert done.returncode == 0, done.stderr
     assert "('compliance', 'view_orderattempt')" in done.stdout
+    assert "('compliance', 'view_localsignal')" in done.stdout
     assert "('operations', 'trigger_reconciliation')" in done.stdout
     assert "('compliance', 'trigger_reconciliation')" not in done.stdout
 

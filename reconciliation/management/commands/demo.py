@@ -1,13 +1,22 @@
 """`python manage.py demo`: brokerops end to end on the embedded defaults.
 
-Prepares the database, seeds demo staff users and serves the admin. Nothing but Python needed.
+Starts the paper broker on loopback seeded with a scenario that shows every mismatch kind, loads
+the matching signals into the local store, runs a Celery worker and beat in this process (the
+in-memory transport: nothing to install), and serves the admin. Ctrl-C stops everything.
 """
 
+import threading
+from contextlib import ExitStack
+
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from brokerops.access import assign_group_permissions
+from brokerops.intent.store import get_signal_store
+from brokerops.sim import PaperBroker
+from reconciliation.demo import seed_demo, tick_prices
 
 DEMO_USERS = (
     # username, group, password: demo-only credentials, printed on start.
@@ -21,20 +30,139 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="admin address (host:port)")
+        parser.add_argument(
+            "--broker-port", type=int, default=8765, help="port of the paper broker on 127.0.0.1"
+        )
+        parser.add_argument(
+            "--interval", type=int, default=20, help="seconds between scheduled reconciliation runs"
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="allow a non-SQLite database (the demo resets its data)",
+        )
 
-    def handle(self, *args, addr: str, **options) -> None:
+    def handle(
+        self, *args, addr: str, broker_port: int, interval: int, force: bool, **options
+    ) -> None:
+        self._refuse_real_setups(force)
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("flush", interactive=False, verbosity=0)  # the demo starts from scratch
+        assign_group_permissions()
+        self._seed_users()
+
+        broker = PaperBroker(port=broker_port)
+        try:
+            broker.start()
+        except OSError as exc:
+            raise CommandError(
+                f"cannot start the paper broker on 127.0.0.1:{broker_port}: {exc}"
+                " (use --broker-port)"
+            ) from exc
+        settings.ALPACA_BASE_URL = broker.base_url
+        seed_demo(broker=broker, store=get_signal_store())
+        with ExitStack() as stack:
+            stack.callback(broker.stop)
+            stack.enter_context(_celery_in_process(interval))
+            stack.enter_context(_ticker(broker))
+            self._banner(addr, broker.base_url, interval)
+            call_command("runserver", addr, use_reloader=False, use_threading=True)
+
+    def _refuse_real_setups(self, force: bool) -> None:
+        engine = settings.DATABASES["default"]["ENGINE"]
+        if "sqlite" not in engine and not force:
+            raise CommandError(
+                "the demo resets its database; it runs on SQLite only "
+                "(unset DATABASE_URL, or pass --force)"
+            )
+        if settings.ALPACA_API_KEY:
+            raise CommandError(
+                "the demo runs against the built-in paper broker: unset "
+                "ALPACA_API_KEY / ALPACA_SECRET_KEY"
+            )
+        if settings.SIGNAL_STORE != "local" and not force:
+            raise CommandError("the demo uses the embedded signal store: unset SIGNAL_STORE")
+
+    def _seed_users(self) -> None:
         for username, group, password in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username, defaults={"is_staff": True})
             user.is_staff = True
             user.set_password(password)
             user.save()
-            if not Group.objects.filter(name=group).exists():
-                assign_group_permissions()
             user.groups.add(Group.objects.get(name=group))
-        self.stdout.write(self.style.SUCCESS("brokerops demo is up."))
-        self.stdout.write(f"  Open http://{addr}/admin/ and log in as (demo-only credentials):")
+
+    def _banner(self, addr: str, broker_url: str, interval: int) -> None:
+        w = self.stdout.write
+        w(self.style.SUCCESS("\nbrokerops demo is running."))
+        w(f"  Admin:         http://{addr}/admin/   log in as (demo-only credentials):")
         for username, group, password in DEMO_USERS:
-            self.stdout.write(f"    {username} / {password}   ({group})")
-        self.stdout.write("  Stop with Ctrl-C.")
-        call_command("runserver", addr, use_reloader=False, use_threading=True)
+            w(f"                   {username} / {password}   ({group})")
+        w(f"  Paper broker:  {broker_url}  (Alpaca Trading API v2 on loopback)")
+        w(
+            f"  Reconciliation every {interval} s, order cycle and sync every 10 s (Celery worker"
+            " and beat in this process)."
+        )
+        w(
+            "  Look at: Reconciliation runs -> a run's mismatches (every kind); Order attempts ->"
+            " one client_order_id's history; Periodic tasks -> the schedule."
+        )
+        w("  Stop with Ctrl-C.\n")
+
+
+class _celery_in_process:
+    """A Celery worker and beat in threads of this process, over the in-memory transport."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+    def __enter__(self):
+        from celery.beat import EmbeddedService
+        from celery.contrib.testing.worker import start_worker
+
+        from brokerops.celery import app, beat_schedule
+
+        settings.RECONCILE_INTERVAL_S = self.interval
+        settings.ORDER_SUBMIT_INTERVAL_S = settings.ORDER_SYNC_INTERVAL_S = 10
+        app.conf.task_always_eager = False
+        app.conf.beat_schedule = beat_schedule()
+        self._worker = start_worker(
+            app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            queues=["default", "reconciliation", "orders"],
+        )
+        self._worker.__enter__()
+        # EmbeddedService ignores beat_scheduler: name the database scheduler (the admin shows
+        # its schedule) explicitly.
+        self._beat = EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._beat.stop()
+        self._worker.__exit__(None, None, None)
+
+
+class _ticker:
+    """Moves the demo's prices every few seconds so a resting limit order fills."""
+
+    def __init__(self, broker: PaperBroker, every_s: float = 5.0) -> None:
+        self.broker, self.every_s = broker, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-ticker", daemon=True)
+
+    def _run(self) -> None:
+        step = 0
+        while not self._stop.wait(self.every_s):
+            step += 1
+            tick_prices(self.broker, step)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

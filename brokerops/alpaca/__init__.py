@@ -1,0 +1,63 @@
+"""Broker boundary: the only package that talks to Alpaca.
+
+Public surface::
+
+    gateway = gateway_from_settings()          # or AlpacaGateway(api_key=..., secret_key=..., ...)
+    gateway.list_positions() -> list[Position]
+    gateway.get_position(symbol_or_asset_id) -> Position
+    gateway.list_orders(*, status="all", after=None, until=None, symbols=None, page_size=500)
+    gateway.get_order(order_id) / gateway.get_order_by_client_id(client_order_id) -> Order
+    gateway.submit_order(OrderRequest(...)) -> Order        # sent once, never retried
+    gateway.cancel_order(order_id) -> None
+    gateway.list_assets() / gateway.find_asset(symbol) / gateway.get_account()
+    gateway.api_calls; with gateway.count_calls() as calls: ...; calls.total
+
+Errors: BrokerError > BrokerNotFound, BrokerRateLimited, BrokerRejected, BrokerUnavailable,
+BrokerMalformedResponse (see :mod:`brokerops.alpaca.errors` for what a caller must do).
+"""
+
+from .errors import (
+    BrokerError,
+    BrokerMalformedResponse,
+    BrokerNotFound,
+    BrokerRateLimited,
+    BrokerRejected,
+    BrokerUnavailable,
+)
+from .gateway import (
+    PAPER_BROKER_KEYS,
+    PAPER_BROKER_URL,
+    AlpacaGateway,
+    CallCount,
+    gateway_from_settings,
+)
+from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
+from .retry import NO_RETRY, RetryPolicy
+from .types import Account, Asset, Order, OrderRequest, Position, symbol_key
+
+__all__ = [
+    "NO_RETRY",
+    "PAPER_BROKER_KEYS",
+    "PAPER_BROKER_URL",
+    "Account",
+    "AlpacaGateway",
+    "Asset",
+    "BrokerError",
+    "BrokerMalformedResponse",
+    "BrokerNotFound",
+    "BrokerRateLimited",
+    "BrokerRejected",
+    "BrokerUnavailable",
+    "CallCount",
+    "InProcessLimiter",
+    "NullLimiter",
+    "Order",
+    "OrderRequest",
+    "Position",
+    "RateLimiter",
+    "RedisLimiter",
+    "RetryPolicy",
+    "build_limiter",
+    "gateway_from_settings",
+    "symbol_key",
+]

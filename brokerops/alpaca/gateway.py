@@ -1,0 +1,460 @@
+"""The broker gateway: the only code in brokerops that talks to Alpaca.
+
+One :class:`AlpacaGateway` wraps alpaca-py's ``TradingClient`` and fixes its traps (DESIGN.md
+section 6):
+
+- every HTTP attempt goes through :class:`_GatewaySession`, which sets the per-request timeout
+  (alpaca-py sets none), takes a token from the shared rate limiter, counts the attempt and, on a
+  429, pauses every worker until the broker's reset time;
+- alpaca-py's own blind retries (429/504, POST included, fixed 3 s) are switched off by setting the
+  instance attributes after construction (its constructor ignores falsy values);
+- responses are read as plain dicts (``raw_data=True``) and parsed into our own frozen dataclasses
+  with ``Decimal`` quantities, so an enum value alpaca-py does not know never breaks a read;
+- every failure is mapped once (:func:`errors.map_exception`) into the broker error taxonomy;
+- idempotent reads retry under :class:`RetryPolicy`; order submission and cancel never retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import requests
+from alpaca.common.enums import Sort
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.requests import GetOrdersRequest
+
+from .errors import BrokerError, BrokerMalformedResponse, map_exception, parse_retry_after
+from .limiter import NullLimiter, RateLimiter, build_limiter, key_scope
+from .parsing import (
+    ParseError,
+    parse_account,
+    parse_asset,
+    parse_order,
+    parse_position,
+    require_list,
+)
+from .retry import RetryPolicy
+from .types import Account, Asset, Order, OrderRequest, Position, symbol_key
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PAPER_BROKER_KEYS = ("test-key", "test-secret")
+PAPER_BROKER_URL = "http://127.0.0.1:8765"
+MAX_PAGE_SIZE = 500
+DEFAULT_ASSETS_TTL_S = 300.0
+# A 429 without Retry-After / X-RateLimit-Reset still pauses everyone this long.
+DEFAULT_429_PAUSE_S = 1.0
+_ONE_MICROSECOND = timedelta(microseconds=1)
+# What the gateway catches around alpaca-py (with raw_data=True it raises nothing else on a
+# response); anything else is a bug and propagates unchanged.
+_MAPPED = (APIError, requests.RequestException, ParseError)
+
+
+@dataclass(eq=False)  # identity, not value: nested scopes must not be confused
+class CallCount:
+    """HTTP attempts seen while a :meth:`AlpacaGateway.count_calls` block was open."""
+
+    total: int = 0
+    by_method: Counter = field(default_factory=Counter)
+    thread_ids: set[int] | None = None  # None: every thread
+
+    def include_current_thread(self) -> None:
+        """Count this thread's calls too (a worker thread doing part of the scope's work)."""
+        if self.thread_ids is not None:
+            self.thread_ids.add(threading.get_ident())
+
+
+class _CallCounter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+        self._open: list[CallCount] = []
+
+    def record(self, method: str) -> None:
+        me = threading.get_ident()
+        with self._lock:
+            self.total += 1
+            for count in self._open:
+                if count.thread_ids is None or me in count.thread_ids:
+                    count.total += 1
+                    count.by_method[method] += 1
+
+    @contextmanager
+    def scope(self, current_thread_only: bool) -> Iterator[CallCount]:
+        count = CallCount(thread_ids={threading.get_ident()} if current_thread_only else None)
+        with self._lock:
+            self._open.append(count)
+        try:
+            yield count
+        finally:
+            with self._lock:
+                self._open.remove(count)
+
+
+class _GatewaySession(requests.Session):
+    """The session alpaca-py sends through: timeout, rate limit, counting, 429 pause."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        limiter: RateLimiter,
+        counter: _CallCounter,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        super().__init__()
+        self._timeout_s = timeout_s
+        self._limiter = limiter
+        self._counter = counter
+        self._wall_clock = wall_clock
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout_s
+        self._limiter.acquire()
+        self._counter.record(str(method).upper())
+        response = super().request(method, url, *args, **kwargs)
+        if response.status_code == 429:
+            wait = parse_retry_after(response.headers, now=self._wall_clock)
+            pause = wait if wait is not None else DEFAULT_429_PAUSE_S
+            logger.warning("broker rate limit hit (429); pausing all workers for %.2fs", pause)
+            self._limiter.pause(pause)
+        return response
+
+
+def _order_id(order_id: str | uuid.UUID) -> str:
+    """Alpaca order ids are UUIDs; anything else is a caller bug (ValueError), not a 404."""
+    try:
+        return str(uuid.UUID(str(order_id)))
+    except ValueError:
+        raise ValueError("order_id must be a UUID") from None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _sort_stamp(order: Order) -> datetime:
+    """The documented sort and filter field of ``GET /v2/orders``: ``submitted_at``."""
+    stamp = order.submitted_at or order.created_at
+    if stamp is None:
+        raise ParseError(f"order {order.id}: no submitted_at/created_at to page by")
+    return stamp
+
+
+def _cursor_of(order: Order) -> datetime:
+    """The next page's ``after``: 1 µs before the earliest timestamp the broker could be filtering
+    this order by (``submitted_at``, or ``created_at`` if that is earlier), so that the order and
+    every order sharing its timestamp are read again (and deduplicated), never skipped."""
+    stamps = [ts for ts in (order.submitted_at, order.created_at) if ts is not None]
+    return min(stamps) - _ONE_MICROSECOND
+
+
+class AlpacaGateway:
+    """Typed, limited, counted access to the Alpaca Trading API. Thread-safe.
+
+    ``limiter=None`` means no client-side limit; :func:`gateway_from_settings` always installs the
+    shared one. ``retry_policy`` governs idempotent reads only.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        secret_key: str,
+        base_url: str | None = None,
+        paper: bool = True,
+        timeout_s: float = 10.0,
+        limiter: RateLimiter | None = None,
+        retry_policy: RetryPolicy | None = None,
+        assets_ttl_s: float = DEFAULT_ASSETS_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not api_key or not secret_key:
+            raise ValueError("api_key and secret_key are required")
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.paper = paper
+        self.timeout_s = timeout_s
+        self.key_scope = key_scope(api_key)
+        self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
+        self.limiter: RateLimiter = limiter if limiter is not None else NullLimiter()
+        self._secrets = (api_key, secret_key)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._counter = _CallCounter()
+        self._assets_ttl_s = assets_ttl_s
+        self._assets_lock = threading.Lock()
+        self._assets: tuple[tuple[Asset, ...], dict[str, Asset], float] | None = None
+
+        client = TradingClient(
+            api_key, secret_key, paper=paper, raw_data=True, url_override=self.base_url
+        )
+        for attribute in ("_retry", "_retry_codes", "_session", "_use_raw_data"):
+            if not hasattr(client, attribute):  # an alpaca-py upgrade moved its internals
+                raise RuntimeError(f"alpaca-py has no TradingClient.{attribute}; review gateway")
+        # Switch off alpaca-py's blind retries: falsy constructor arguments keep its defaults.
+        client._retry = 0
+        client._retry_codes = []
+        client._session.close()
+        client._session = _GatewaySession(
+            timeout_s=timeout_s,
+            limiter=self.limiter,
+            counter=self._counter,
+            wall_clock=wall_clock,
+        )
+        self._client = client
+
+    def __repr__(self) -> str:
+        return (
+            f"AlpacaGateway(base_url={self.base_url!r}, paper={self.paper}, key={self.key_scope})"
+        )
+
+    def close(self) -> None:
+        self._client._session.close()
+
+    def __enter__(self) -> AlpacaGateway:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- counting --------------------------------------------------------------------------
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP attempts made by this gateway since it was created (retries included)."""
+        return self._counter.total
+
+    def count_calls(self, *, current_thread_only: bool = False):
+        """``with gateway.count_calls() as calls: ...; calls.total`` counts HTTP attempts made
+        while the block is open (from any thread, or only this one)."""
+        return self._counter.scope(current_thread_only)
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _once(self, method: str, path: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except BrokerError:
+            raise
+        except _MAPPED as exc:
+            # `from None`: the chained alpaca-py/requests frames hold the auth headers.
+            raise map_exception(
+                exc, method=method, path=path, now=self._wall_clock, secrets=self._secrets
+            ) from None
+
+    def _read(self, path: str, fn: Callable[[], T]) -> T:
+        return self.retry_policy.call(lambda: self._once("GET", path, fn), what=f"GET {path}")
+
+    # --- positions -------------------------------------------------------------------------
+
+    def list_positions(self) -> list[Position]:
+        """All open positions: one ``GET /v2/positions``."""
+
+        def fetch() -> list[Position]:
+            rows = require_list(self._client.get_all_positions(), "positions")
+            return [parse_position(row) for row in rows]
+
+        return self._read("/v2/positions", fetch)
+
+    def get_position(self, symbol_or_asset_id: str | uuid.UUID) -> Position:
+        """One position by symbol (any form: ``BTC/USD`` is sent as ``BTCUSD``) or asset id.
+        Raises :class:`BrokerNotFound` when there is none."""
+        text = str(symbol_or_asset_id)
+        ident = text if _is_uuid(text) else symbol_key(text)
+        if not ident:
+            raise ValueError("symbol_or_asset_id is required")
+        return self._read(
+            f"/v2/positions/{ident}",
+            lambda: parse_position(self._client.get_open_position(ident)),
+        )
+
+    # --- orders ----------------------------------------------------------------------------
+
+    def get_order(self, order_id: str | uuid.UUID) -> Order:
+        oid = _order_id(order_id)
+        return self._read(
+            f"/v2/orders/{oid}", lambda: parse_order(self._client.get_order_by_id(oid))
+        )
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order:
+        if not client_order_id:
+            raise ValueError("client_order_id is required")
+        return self._read(
+            "/v2/orders:by_client_order_id",
+            lambda: parse_order(self._client.get_order_by_client_id(client_order_id)),
+        )
+
+    def submit_order(self, request: OrderRequest) -> Order:
+        """``POST /v2/orders``, sent exactly once: never retried, here or in alpaca-py.
+
+        On :class:`BrokerError` with ``outcome_unknown`` the order may exist: look it up by
+        ``client_order_id``. Sent as our own JSON (Decimals as strings) rather than through
+        alpaca-py's request models, which hold prices and quantities as floats.
+        """
+        body = request.to_body()
+        return self._once(
+            "POST", "/v2/orders", lambda: parse_order(self._client.post("/orders", body))
+        )
+
+    def cancel_order(self, order_id: str | uuid.UUID) -> None:
+        """``DELETE /v2/orders/{id}``, not retried. 404: no such order; 422: not cancelable."""
+        oid = _order_id(order_id)
+        self._once("DELETE", f"/v2/orders/{oid}", lambda: self._client.cancel_order_by_id(oid))
+
+    def list_orders(
+        self,
+        *,
+        status: Literal["all", "open", "closed"] = "all",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        symbols: list[str] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> list[Order]:
+        """Every matching order, oldest first, each exactly once; pages itself.
+
+        Pages go oldest first (``direction=asc``). The next page starts 1 µs before the
+        earliest timestamp (``submitted_at``/``created_at``) of the previous page's last order, so
+        orders sharing that timestamp across the page boundary are fetched again rather than
+        skipped (Alpaca's ``after`` is exclusive); duplicates are dropped by id. Any failed or
+        malformed page fails the whole read (never a partial list). A full page that
+        brings nothing new (more than ``page_size`` orders on one timestamp) cannot be paged
+        past: that raises :class:`BrokerMalformedResponse` rather than returning a partial list.
+        """
+        if status not in ("all", "open", "closed"):
+            raise ValueError("status must be 'all', 'open' or 'closed'")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        until = _aware(until)
+        cursor = _aware(after)
+        seen: dict[str, Order] = {}
+        page_number = 0
+        while True:
+            page_number += 1
+            request = GetOrdersRequest(
+                status=QueryOrderStatus(status),
+                limit=page_size,
+                after=cursor,
+                until=until,
+                direction=Sort.ASC,
+                symbols=list(symbols) if symbols else None,
+            )
+            page = self._read("/v2/orders", lambda request=request: self._orders_page(request))
+            new = 0
+            for order in page:
+                if order.id not in seen:
+                    seen[order.id] = order
+                    new += 1
+            if len(page) < page_size:
+                break
+            if new == 0:
+                raise BrokerMalformedResponse(
+                    f"GET /v2/orders: page {page_number} brought no new orders; more than "
+                    f"{page_size} orders share one timestamp, the list cannot be completed"
+                )
+            cursor = _cursor_of(page[-1])
+        return list(seen.values())
+
+    def _orders_page(self, request: GetOrdersRequest) -> list[Order]:
+        rows = require_list(self._client.get_orders(request), "orders")
+        page = [parse_order(row) for row in rows]
+        # A server that ignored direction=asc would make the cursor skip orders: refuse.
+        previous: datetime | None = None
+        for order in page:
+            stamp = _sort_stamp(order)
+            if previous is not None and stamp < previous:
+                raise ParseError("orders page is not in ascending time order")
+            previous = stamp
+        return page
+
+    # --- assets, account -------------------------------------------------------------------
+
+    def list_assets(self, *, refresh: bool = False) -> tuple[Asset, ...]:
+        """All assets: one ``GET /v2/assets``, cached for ``assets_ttl_s``."""
+        return self._asset_cache(refresh=refresh)[0]
+
+    def find_asset(self, symbol: str) -> Asset | None:
+        """The asset for ``symbol`` (any form) from the cached bulk list; ``None`` if unknown."""
+        return self._asset_cache(refresh=False)[1].get(symbol_key(symbol))
+
+    def _asset_cache(self, *, refresh: bool) -> tuple[tuple[Asset, ...], dict[str, Asset]]:
+        with self._assets_lock:
+            cached = self._assets
+            if cached is not None and not refresh:
+                assets, by_key, fetched_at = cached
+                if self._clock() - fetched_at < self._assets_ttl_s:
+                    return assets, by_key
+
+            def fetch() -> tuple[Asset, ...]:
+                rows = require_list(self._client.get_all_assets(), "assets")
+                return tuple(parse_asset(row) for row in rows)
+
+            assets = self._read("/v2/assets", fetch)
+            by_key = {asset.symbol_key: asset for asset in assets}
+            self._assets = (assets, by_key, self._clock())
+            return assets, by_key
+
+    def get_account(self) -> Account:
+        return self._read("/v2/account", lambda: parse_account(self._client.get_account()))
+
+
+def gateway_from_settings(**overrides: Any) -> AlpacaGateway:
+    """The gateway configured by Django settings (``ALPACA_*``, ``REDIS_URL``).
+
+    No keys set: the built-in paper broker (keys ``test-key``/``test-secret`` at
+    ``ALPACA_BASE_URL`` or ``http://127.0.0.1:8765``). One key without the other is a
+    configuration error, never a silent fall-back to the paper broker. The rate limiter is shared
+    through Redis when ``REDIS_URL`` is set, else by every gateway of this process.
+    """
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    api_key = settings.ALPACA_API_KEY
+    secret_key = settings.ALPACA_SECRET_KEY
+    if bool(api_key) != bool(secret_key):
+        raise ImproperlyConfigured("set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither")
+    if api_key:
+        base_url, paper = settings.ALPACA_BASE_URL, settings.ALPACA_PAPER
+    else:
+        api_key, secret_key = PAPER_BROKER_KEYS
+        base_url, paper = settings.ALPACA_BASE_URL or PAPER_BROKER_URL, True
+    options: dict[str, Any] = {
+        "api_key": api_key,
+        "secret_key": secret_key,
+        "base_url": base_url,
+        "paper": paper,
+        "timeout_s": settings.ALPACA_TIMEOUT_S,
+    }
+    options.update(overrides)
+    if "limiter" not in options:
+        options["limiter"] = build_limiter(
+            redis_url=settings.REDIS_URL,
+            api_key=options["api_key"],
+            rate_per_min=settings.ALPACA_RATE_LIMIT_PER_MIN,
+        )
+    return AlpacaGateway(**options)

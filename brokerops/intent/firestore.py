@@ -1,0 +1,303 @@
+"""The Firestore signal store: the only code in brokerops that talks to Firestore.
+
+Reads are streamed queries (``status in [...]``, at most 30 values per query, Firestore's limit);
+transitions read their documents with one `get_all` per 1,000 ids and write them in atomic batches
+of at most 500 writes (production Firestore's limit; the emulator accepts more), each write with
+an update-time precondition. A batch that fails a precondition is retried document by document
+so that one signal changed by someone else does not hold back the rest.
+
+`FirestoreSignalStore` needs only a client and a collection name, not Django settings;
+`firestore_client()` builds (and caches) the client the way the settings ask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.api_core import retry as retries
+from google.auth import exceptions as auth_exceptions
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
+from brokerops.intent.store import (
+    MAX_WRITE_ATTEMPTS,
+    SignalRead,
+    SignalStore,
+    SignalStoreError,
+    SignalStoreUnavailable,
+    Transition,
+    TransitionResult,
+    applied,
+    check_document_id,
+    classify,
+    plain_value,
+    sort_read,
+    transition_payload,
+    validate_transitions,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Values allowed in one ``in`` filter.
+IN_QUERY_LIMIT = 30
+#: Writes allowed in one commit by production Firestore.
+BATCH_WRITE_LIMIT = 500
+#: Documents fetched per BatchGetDocuments call.
+GET_ALL_CHUNK = 1000
+#: Project used with the emulator when none is configured.
+DEFAULT_EMULATOR_PROJECT = "brokerops-local"
+
+_EMULATOR_ENV = "FIRESTORE_EMULATOR_HOST"
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.ResourceExhausted,
+    gexc.TooManyRequests,
+    gexc.Aborted,
+    gexc.RetryError,
+    auth_exceptions.TransportError,
+)
+# A write's precondition failed: the document changed (or vanished) since it was read. The
+# emulator reports a vanished document as FAILED_PRECONDITION too.
+_CONFLICT = (gexc.FailedPrecondition, gexc.NotFound)
+# Errors worth another attempt within one call's deadline. A commit is safe to retry: its writes
+# carry update-time preconditions (or are whole-document sets).
+_RETRYABLE = retries.if_exception_type(
+    gexc.ServiceUnavailable, gexc.InternalServerError, gexc.ResourceExhausted
+)
+
+
+@contextlib.contextmanager
+def _backend(action: str) -> Iterator[None]:
+    """Translate Google client errors into the store's two error types."""
+    try:
+        yield
+    except _TRANSIENT as exc:
+        raise SignalStoreUnavailable(f"Firestore {action} failed: {exc}") from exc
+    except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError) as exc:
+        raise SignalStoreError(f"Firestore {action} failed: {exc}") from exc
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+class FirestoreSignalStore(SignalStore):
+    """Signals as documents of one Firestore collection (see `SignalStore` for the contract).
+
+    `timeout` (seconds) is the deadline of every call to Firestore, retries included (the
+    client's own default policy retries for up to 300 s, which would stall a run on an outage);
+    a streamed read must finish within it. Past it, the call raises `SignalStoreUnavailable`.
+    """
+
+    def __init__(
+        self, client: firestore.Client, collection: str = "signals", *, timeout: float = 30.0
+    ) -> None:
+        self._client = client
+        self._collection = client.collection(collection)
+        retry = retries.Retry(
+            predicate=_RETRYABLE, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
+        )
+        self._call: dict[str, Any] = {"retry": retry, "timeout": timeout}
+
+    def __repr__(self) -> str:
+        project, collection = self._client.project, self._collection.id
+        return f"FirestoreSignalStore(project={project!r}, collection={collection!r})"
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def read(
+        self, *, statuses: Collection[SignalStatus], include_unknown_status: bool = False
+    ) -> SignalRead:
+        wanted = sorted({SignalStatus(s).value for s in statuses})
+        signals: list[Signal] = []
+        invalid: list[InvalidSignal] = []
+        queries = [
+            self._collection.where(filter=FieldFilter("status", "in", chunk))
+            for chunk in _chunks(wanted, IN_QUERY_LIMIT)
+        ]
+        if include_unknown_status:
+            # `not-in` takes at most 10 values; there are 7 statuses. It matches documents whose
+            # status exists, is not null and is none of them.
+            known = [s.value for s in SignalStatus]
+            queries.append(self._collection.where(filter=FieldFilter("status", "not-in", known)))
+        with _backend("read"):
+            for query in queries:
+                for snapshot in query.stream(**self._call):
+                    _collect(snapshot, signals, invalid)
+        return sort_read(signals, invalid)
+
+    def read_all(self) -> SignalRead:
+        signals: list[Signal] = []
+        invalid: list[InvalidSignal] = []
+        with _backend("read"):
+            for snapshot in self._collection.stream(**self._call):
+                _collect(snapshot, signals, invalid)
+        return sort_read(signals, invalid)
+
+    def get(self, signal_id: str) -> Signal | InvalidSignal | None:
+        check_document_id(signal_id)
+        with _backend("get"):
+            snapshot = self._collection.document(signal_id).get(**self._call)
+        if not snapshot.exists:
+            return None
+        return parse_signal(snapshot.id, snapshot.to_dict())
+
+    def _get_many(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Snapshots by id (missing documents included, with ``exists`` False)."""
+        snapshots: dict[str, Any] = {}
+        with _backend("read"):
+            for chunk in _chunks(ids, GET_ALL_CHUNK):
+                refs = [self._collection.document(i) for i in chunk]
+                for snapshot in self._client.get_all(refs, **self._call):
+                    snapshots[snapshot.id] = snapshot
+        return snapshots
+
+    # --- transitions ----------------------------------------------------------------------------
+
+    def transition_many(self, transitions: Sequence[Transition]) -> list[TransitionResult]:
+        checked = validate_transitions(transitions)
+        if not checked:
+            return []
+        snapshots = self._get_many([t.signal_id for t in checked])
+        results: dict[str, TransitionResult] = {}
+        writes: list[tuple[Transition, Any]] = []
+        for t in checked:
+            snapshot = snapshots[t.signal_id]
+            skip = classify(t, snapshot.to_dict() if snapshot.exists else None)
+            if skip is None:
+                writes.append((t, snapshot))
+            else:
+                results[t.signal_id] = skip
+
+        for chunk in _chunks(writes, BATCH_WRITE_LIMIT):
+            batch = self._client.batch()
+            for t, snapshot in chunk:
+                batch.update(
+                    snapshot.reference,
+                    transition_payload(t, firestore.SERVER_TIMESTAMP),
+                    option=self._client.write_option(last_update_time=snapshot.update_time),
+                )
+            with _backend("commit"):
+                try:
+                    batch.commit(**self._call)
+                    committed = True
+                except _CONFLICT as exc:
+                    # The batch is atomic: nothing in it was written. Redo it one by one.
+                    logger.info("signal batch of %d hit a changed document (%s)", len(chunk), exc)
+                    committed = False
+            for t, snapshot in chunk:
+                results[t.signal_id] = applied(t) if committed else self._write_one(t, snapshot)
+        return [results[t.signal_id] for t in checked]
+
+    def _write_one(self, t: Transition, snapshot: Any) -> TransitionResult:
+        """Conditional write of one document, re-reading it after each conflict."""
+        ref = snapshot.reference
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            with _backend("commit"):
+                try:
+                    ref.update(
+                        transition_payload(t, firestore.SERVER_TIMESTAMP),
+                        option=self._client.write_option(last_update_time=snapshot.update_time),
+                        **self._call,
+                    )
+                    return applied(t)
+                except _CONFLICT:
+                    pass
+                snapshot = ref.get(**self._call)
+            skip = classify(t, snapshot.to_dict() if snapshot.exists else None)
+            if skip is not None:
+                return skip
+        raise SignalStoreUnavailable(
+            f"signal {t.signal_id!r} kept changing during {MAX_WRITE_ATTEMPTS} write attempts"
+        )
+
+    # --- raw documents --------------------------------------------------------------------------
+
+    def put_documents(self, docs: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        count = 0
+        seen: set[str] = set()
+        for chunk in _chunks(docs, BATCH_WRITE_LIMIT):
+            batch = self._client.batch()
+            for doc_id, data in chunk:
+                check_document_id(doc_id)
+                if doc_id in seen:
+                    raise ValueError(f"document {doc_id!r} given twice")
+                seen.add(doc_id)
+                if not isinstance(data, Mapping):
+                    raise TypeError(f"document {doc_id!r} must be a mapping")
+                batch.set(self._collection.document(doc_id), plain_value(data))
+            with _backend("write"):
+                batch.commit(**self._call)
+            count += len(chunk)
+        return count
+
+    def delete_all(self) -> int:
+        count = 0
+        with _backend("delete"):
+            refs = (s.reference for s in self._collection.select([]).stream(**self._call))
+            for chunk in _chunks(refs, BATCH_WRITE_LIMIT):
+                batch = self._client.batch()
+                for ref in chunk:
+                    batch.delete(ref)
+                batch.commit(**self._call)
+                count += len(chunk)
+        return count
+
+
+def _collect(snapshot: Any, signals: list[Signal], invalid: list[InvalidSignal]) -> None:
+    parsed = parse_signal(snapshot.id, snapshot.to_dict())
+    (signals if isinstance(parsed, Signal) else invalid).append(parsed)
+
+
+# --- client ---------------------------------------------------------------------------------------
+
+_clients: dict[tuple[int, str | None, str | None], firestore.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def firestore_client(*, project: str | None, emulator_host: str | None) -> firestore.Client:
+    """A Firestore client for `project`, talking to the emulator at `emulator_host` when given.
+
+    Cached per process (gRPC channels do not survive a fork) and per arguments. The arguments
+    win over the process environment: the Google client reads ``FIRESTORE_EMULATOR_HOST`` from
+    ``os.environ`` when it is built, so the variable is set (or removed) for the duration of the
+    construction, under a lock, and restored afterwards. With an emulator the client uses
+    anonymous credentials and `project` defaults to `DEFAULT_EMULATOR_PROJECT`; without one,
+    Google's default credentials are used and a missing credential raises `SignalStoreError`.
+    """
+    key = (os.getpid(), project, emulator_host)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _build_client(project, emulator_host)
+            _clients[key] = client
+        return client
+
+
+def _build_client(project: str | None, emulator_host: str | None) -> firestore.Client:
+    saved = os.environ.get(_EMULATOR_ENV)
+    try:
+        if emulator_host:
+            os.environ[_EMULATOR_ENV] = emulator_host
+            project = project or DEFAULT_EMULATOR_PROJECT
+        else:
+            os.environ.pop(_EMULATOR_ENV, None)
+        with _backend("client set-up"):
+            return firestore.Client(project=project)
+    finally:
+        if saved is None:
+            os.environ.pop(_EMULATOR_ENV, None)
+        else:
+            os.environ[_EMULATOR_ENV] = saved

@@ -1,0 +1,46 @@
+"""The embedded signal store's table (used when ``SIGNAL_STORE=local``).
+
+Each row is one signal document kept as raw JSON, exactly as Firestore would hold it, so malformed
+documents can exist and parse the same way in both stores. Read and change it only through
+`brokerops.intent.local.LocalSignalStore`.
+"""
+
+import uuid
+
+from django.db import models
+
+
+class LocalSignal(models.Model):
+    """One signal document.
+
+    `status` mirrors ``data["status"]`` for the indexed bulk read: the string when it is one,
+    NULL when the field is missing or null, ``"<type>"`` for another type (so it is never taken
+    for a known status). `revision` changes on every write: a conditional write compares it, the
+    local equivalent of Firestore's update-time precondition.
+    """
+
+    document_id = models.CharField(max_length=255, unique=True)
+    data = models.JSONField()
+    # NULL (not "") means "no status", as Firestore's `not-in` query tells a missing field apart.
+    status = models.CharField(max_length=64, null=True, blank=True, db_index=True)  # noqa: DJ001
+    revision = models.UUIDField(default=uuid.uuid4)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["document_id"]
+        verbose_name = "signal (local store)"
+        verbose_name_plural = "signals (local store)"
+
+    def __str__(self) -> str:
+        return self.document_id
+
+    @staticmethod
+    def status_column(data: object) -> str | None:
+        """The value of the `status` column for a document's `data`."""
+        value = data.get("status") if isinstance(data, dict) else None
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value[:64]
+        return f"<{type(value).__name__}>"

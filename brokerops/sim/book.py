@@ -1,0 +1,1057 @@
+"""The paper broker's book: assets, prices, positions, orders, cash, and the fill model.
+
+One re-entrant lock guards everything; every public method takes it, so the HTTP threads and a
+test's Python handle can call in at once. Methods that serve the API return the JSON Alpaca would
+send (``dict``/``list``) and raise :class:`~brokerops.sim.errors.ApiError` with Alpaca's status,
+code and message.
+
+Fill model (see ``PaperBroker`` for the caller's view):
+
+- a market order fills in full at the asset's current price when it is submitted;
+- a limit order fills at the current price once that price crosses the limit (buy: price <= limit,
+  sell: price >= limit), checked on submission and on every :meth:`Book.set_price`; ``ioc``/``fok``
+  limit orders that do not cross at once are canceled;
+- a stop order triggers when the price reaches the stop (buy: price >= stop, sell: price <= stop)
+  and then fills at market; a stop-limit order then rests as a limit order; trailing stops rest;
+- with ``auto_fill`` off nothing fills on its own: :meth:`Book.fill_order` fills by hand, in part or
+  in full, which is how tests make ``partially_filled`` orders and fills that lag.
+
+Fills move the signed position (longs positive, shorts negative, a position at zero disappears,
+``avg_entry_price`` is the weighted average of the fills that opened it) and cash. One order never
+flips a position: selling more than a long (or buying more than a short) is refused with 403
+``insufficient qty available``, as Alpaca does.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from .errors import (
+    MSG_DUPLICATE_CLIENT_ORDER_ID,
+    MSG_ORDER_NOT_FOUND,
+    MSG_POSITION_NOT_FOUND,
+    ApiError,
+    forbidden,
+    not_found,
+    unprocessable,
+)
+from .model import (
+    CRYPTO,
+    US_EQUITY,
+    Asset,
+    Order,
+    Position,
+    asset_id_for,
+    fmt_decimal,
+    fmt_time,
+)
+from .validation import OrderRequest, check_order_rules, parse_order_request
+
+QTY_STEP = Decimal("0.000000001")
+PRICE_STEP = Decimal("0.000000001")
+ZERO = Decimal(0)
+DEFAULT_CASH = Decimal("1000000")
+DEFAULT_MULTIPLIER = Decimal(2)
+
+#: Plain attributes ``set_*_fields`` changes on the record itself (and so in the book's logic).
+ASSET_ATTRIBUTES = frozenset(
+    {
+        "exchange",
+        "name",
+        "status",
+        "tradable",
+        "marginable",
+        "shortable",
+        "easy_to_borrow",
+        "fractionable",
+    }
+)
+#: Statuses of orders the fill model may still fill.
+RESTING_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled"})
+ORDER_ATTRIBUTES = frozenset(
+    {"status", "side", "type", "time_in_force", "order_class", "position_intent", "extended_hours"}
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sign(value: Decimal) -> int:
+    return (value > 0) - (value < 0)
+
+
+class Book:
+    """All state of the paper broker. Thread-safe; see the module docstring for the fill model."""
+
+    def __init__(
+        self,
+        *,
+        cash: Decimal = DEFAULT_CASH,
+        multiplier: Decimal = DEFAULT_MULTIPLIER,
+        enforce_buying_power: bool = True,
+        auto_fill: bool = True,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.lock = threading.RLock()
+        self._clock = clock
+        self.cash = Decimal(cash)
+        self.multiplier = Decimal(multiplier)
+        self.enforce_buying_power = enforce_buying_power
+        self.auto_fill = auto_fill
+        self.account_id = str(uuid.uuid4())
+        self.account_number = "PA" + uuid.uuid4().hex[:10].upper()
+        self.created_at = self._clock()
+        self._assets: dict[str, Asset] = {}
+        self._asset_lookup: dict[str, Asset] = {}
+        self._positions: dict[str, Position] = {}
+        self._orders: dict[str, Order] = {}
+        self._orders_by_client_id: dict[str, Order] = {}
+        self._orders_sorted: list[Order] = []
+        self._open_by_asset: dict[str, dict[str, Order]] = {}
+        self._triggered: set[str] = set()
+        self._long_value = ZERO
+        self._short_value = ZERO
+        self._seq = 0
+        self._last_time = datetime.min.replace(tzinfo=UTC)
+
+    # ------------------------------------------------------------------ time and ids
+
+    def _now(self) -> datetime:
+        """A timestamp strictly later than every one handed out before (orders never tie)."""
+        now = self._clock()
+        if now <= self._last_time:
+            now = self._last_time + timedelta(microseconds=1)
+        self._last_time = now
+        return now
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # ------------------------------------------------------------------ assets and prices
+
+    def add_asset(
+        self,
+        symbol: str,
+        *,
+        asset_class: str = US_EQUITY,
+        tradable: bool = True,
+        fractionable: bool = True,
+        shortable: bool = True,
+        easy_to_borrow: bool = True,
+        marginable: bool = True,
+        exchange: str | None = None,
+        name: str | None = None,
+        status: str = "active",
+        price: Decimal = Decimal(100),
+        lastday_price: Decimal | None = None,
+        asset_id: str | None = None,
+    ) -> dict[str, object]:
+        """Add or replace an asset (crypto symbols are ``BASE/QUOTE``); returns its JSON."""
+        with self.lock:
+            if asset_class == CRYPTO and "/" not in symbol:
+                raise ValueError(f"crypto symbols are written BASE/QUOTE, got {symbol!r}")
+            price = Decimal(price)
+            if price <= 0:
+                raise ValueError("price must be positive")
+            existing = self._asset_lookup.get(symbol.upper())
+            if existing is not None:
+                self._forget_asset_keys(existing)
+            asset = Asset(
+                id=asset_id or (existing.id if existing else asset_id_for(symbol)),
+                symbol=symbol,
+                asset_class=asset_class,
+                exchange=exchange or ("CRYPTO" if asset_class == CRYPTO else "NASDAQ"),
+                name=name or symbol,
+                status=status,
+                tradable=tradable,
+                marginable=marginable and asset_class != CRYPTO,
+                shortable=shortable and asset_class != CRYPTO,
+                easy_to_borrow=easy_to_borrow and asset_class != CRYPTO,
+                fractionable=fractionable,
+                price=price,
+                lastday_price=Decimal(lastday_price) if lastday_price is not None else price,
+            )
+            if existing is not None:
+                position = self._positions.get(existing.id)
+                if position is not None:
+                    self._unbook_value(position)
+                    position.asset = asset
+                    self._book_value(position)
+                for order in self._orders.values():
+                    if order.asset is existing:
+                        order.asset = asset
+                        order.touch()
+            self._assets[asset.id] = asset
+            self._asset_lookup[asset.symbol.upper()] = asset
+            self._asset_lookup[asset.position_symbol.upper()] = asset
+            self._asset_lookup[asset.id] = asset
+            return asset.to_json()
+
+    def _forget_asset_keys(self, asset: Asset) -> None:
+        for key in (asset.symbol.upper(), asset.position_symbol.upper(), asset.id):
+            self._asset_lookup.pop(key, None)
+
+    def find_asset(self, ref: str) -> Asset | None:
+        """The asset for a symbol (``BTC/USD`` or ``BTCUSD``, any case) or an asset id."""
+        with self.lock:
+            return self._asset_lookup.get(ref.strip().upper()) or self._asset_lookup.get(
+                ref.strip().lower()
+            )
+
+    def _asset(self, ref: str) -> Asset:
+        asset = self.find_asset(ref)
+        if asset is None:
+            raise KeyError(f"unknown asset {ref!r}")
+        return asset
+
+    def asset_json(self, ref: str) -> dict[str, object]:
+        """``GET /v2/assets/{symbol_or_id}``; 404 when unknown."""
+        with self.lock:
+            asset = self.find_asset(ref)
+            if asset is None:
+                raise not_found(f"asset not found for {ref}")
+            return asset.to_json()
+
+    def assets_json(
+        self, *, status: str | None = None, asset_class: str | None = None
+    ) -> list[dict[str, object]]:
+        """``GET /v2/assets`` with Alpaca's ``status`` and ``asset_class`` filters."""
+        with self.lock:
+            return [
+                asset.to_json()
+                for asset in self._assets.values()
+                if (status is None or asset.status == status)
+                and (asset_class is None or asset.asset_class == asset_class)
+            ]
+
+    def set_price(
+        self, symbol: str, price: Decimal, *, lastday_price: Decimal | None = None
+    ) -> list[dict[str, object]]:
+        """Move an asset's price, then fill resting orders it crosses; returns the orders filled."""
+        with self.lock:
+            asset = self._asset(symbol)
+            price = Decimal(price)
+            if price <= 0:
+                raise ValueError("price must be positive")
+            position = self._positions.get(asset.id)
+            if position is not None:
+                self._unbook_value(position)
+            asset.price = price
+            if lastday_price is not None:
+                asset.lastday_price = Decimal(lastday_price)
+            if position is not None:
+                self._book_value(position)
+            if not self.auto_fill:
+                return []
+            return [order.to_json() for order in self._match_resting(asset)]
+
+    def price(self, symbol: str) -> Decimal:
+        """The asset's current price."""
+        with self.lock:
+            return self._asset(symbol).price
+
+    def set_asset_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+        """Set raw values: plain attributes change the record, anything else overrides the JSON."""
+        with self.lock:
+            asset = self._asset(symbol)
+            for key, value in fields.items():
+                if key in ASSET_ATTRIBUTES:
+                    setattr(asset, key, value)
+                else:
+                    asset.extra[key] = value
+            return asset.to_json()
+
+    # ------------------------------------------------------------------ positions and account
+
+    def _book_value(self, position: Position) -> None:
+        value = position.market_value()
+        if value > 0:
+            self._long_value += value
+        else:
+            self._short_value += value
+
+    def _unbook_value(self, position: Position) -> None:
+        value = position.market_value()
+        if value > 0:
+            self._long_value -= value
+        else:
+            self._short_value -= value
+
+    def equity(self) -> Decimal:
+        with self.lock:
+            return self.cash + self._long_value + self._short_value
+
+    def buying_power(self) -> Decimal:
+        """Reg-T style: ``equity * multiplier - gross market value``, never below zero."""
+        with self.lock:
+            gross = self._long_value - self._short_value
+            return max(ZERO, self.equity() * self.multiplier - gross)
+
+    def set_cash(self, cash: Decimal) -> None:
+        with self.lock:
+            self.cash = Decimal(cash)
+
+    def account_json(self) -> dict[str, object]:
+        """``GET /v2/account``."""
+        with self.lock:
+            equity = self.equity()
+            buying_power = self.buying_power()
+            long_value, short_value = self._long_value, self._short_value
+            gross = long_value - short_value
+            margin = gross / 2
+            cash = self.cash
+            return {
+                "id": self.account_id,
+                "admin_configurations": {},
+                "user_configurations": None,
+                "account_number": self.account_number,
+                "status": "ACTIVE",
+                "crypto_status": "ACTIVE",
+                "options_approved_level": 0,
+                "options_trading_level": 0,
+                "currency": "USD",
+                "buying_power": fmt_decimal(buying_power),
+                "regt_buying_power": fmt_decimal(buying_power),
+                "daytrading_buying_power": fmt_decimal(buying_power * 2),
+                "effective_buying_power": fmt_decimal(buying_power),
+                "non_marginable_buying_power": fmt_decimal(max(ZERO, cash)),
+                "options_buying_power": fmt_decimal(max(ZERO, cash)),
+                "bod_dtbp": "0",
+                "cash": fmt_decimal(cash),
+                "accrued_fees": "0",
+                "pending_transfer_in": "0",
+                "portfolio_value": fmt_decimal(equity),
+                "pattern_day_trader": False,
+                "trading_blocked": False,
+                "transfers_blocked": False,
+                "account_blocked": False,
+                "created_at": fmt_time(self.created_at),
+                "trade_suspended_by_user": False,
+                "multiplier": fmt_decimal(self.multiplier),
+                "shorting_enabled": True,
+                "equity": fmt_decimal(equity),
+                "last_equity": fmt_decimal(equity),
+                "long_market_value": fmt_decimal(long_value),
+                "short_market_value": fmt_decimal(short_value),
+                "position_market_value": fmt_decimal(gross),
+                "initial_margin": fmt_decimal(margin),
+                "maintenance_margin": fmt_decimal(gross * Decimal("0.3")),
+                "last_maintenance_margin": fmt_decimal(gross * Decimal("0.3")),
+                "sma": fmt_decimal(equity),
+                "daytrade_count": 0,
+                "balance_asof": self._clock().date().isoformat(),
+                "crypto_tier": 1,
+                "intraday_adjustments": "0",
+                "pending_reg_taf_fees": "0",
+            }
+
+    def _held(self, asset: Asset, side: str) -> Decimal:
+        """Unfilled quantity of open ``side`` orders on the asset."""
+        orders = self._open_by_asset.get(asset.id)
+        if not orders:
+            return ZERO
+        return sum((o.remaining_qty(asset.price) for o in orders.values() if o.side == side), ZERO)
+
+    def _position_json(self, position: Position) -> dict[str, object]:
+        closing_side = "sell" if position.qty > 0 else "buy"
+        return position.to_json(self._held(position.asset, closing_side))
+
+    def positions_json(self) -> list[dict[str, object]]:
+        """``GET /v2/positions``: every open position."""
+        with self.lock:
+            return [self._position_json(p) for p in self._positions.values()]
+
+    def _find_position(self, ref: str) -> Position:
+        """By position symbol (``BTCUSD``, ``AAPL``) or asset id; ``BTC/USD`` never matches."""
+        ref = ref.strip()
+        if "/" in ref:
+            raise not_found(MSG_POSITION_NOT_FOUND)
+        asset = self._asset_lookup.get(ref.upper()) or self._asset_lookup.get(ref.lower())
+        if asset is None:
+            raise not_found(MSG_POSITION_NOT_FOUND)
+        position = self._positions.get(asset.id)
+        if position is None:
+            raise not_found(MSG_POSITION_NOT_FOUND)
+        return position
+
+    def position_json(self, ref: str) -> dict[str, object]:
+        """``GET /v2/positions/{symbol_or_asset_id}``; 404 ``position does not exist``."""
+        with self.lock:
+            return self._position_json(self._find_position(ref))
+
+    def seed_position(
+        self, symbol: str, qty: Decimal, avg_entry_price: Decimal | None = None
+    ) -> dict[str, object] | None:
+        """Set a position outright (no order, cash unchanged); ``qty`` 0 removes it."""
+        with self.lock:
+            asset = self._asset(symbol)
+            qty = Decimal(qty)
+            existing = self._positions.pop(asset.id, None)
+            if existing is not None:
+                self._unbook_value(existing)
+            if not qty:
+                return None
+            avg = Decimal(avg_entry_price) if avg_entry_price is not None else asset.price
+            position = Position(asset=asset, qty=qty, avg_entry_price=avg)
+            self._positions[asset.id] = position
+            self._book_value(position)
+            return self._position_json(position)
+
+    def set_position_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+        """Override keys of a position's JSON (raw values; :data:`DROP` removes a key)."""
+        with self.lock:
+            position = self._find_position(self._asset(symbol).position_symbol)
+            position.extra.update(fields)
+            return self._position_json(position)
+
+    def _move_position(self, asset: Asset, delta: Decimal, price: Decimal) -> None:
+        position = self._positions.get(asset.id)
+        if position is None:
+            position = Position(asset=asset, qty=delta, avg_entry_price=price)
+            self._positions[asset.id] = position
+            self._book_value(position)
+            return
+        self._unbook_value(position)
+        old_qty = position.qty
+        new_qty = old_qty + delta
+        if not new_qty:
+            del self._positions[asset.id]
+            return
+        if _sign(new_qty) != _sign(old_qty):
+            position.avg_entry_price = price
+        elif abs(new_qty) > abs(old_qty):
+            total = old_qty * position.avg_entry_price + delta * price
+            position.avg_entry_price = (total / new_qty).quantize(PRICE_STEP)
+        position.qty = new_qty
+        self._book_value(position)
+
+    # ------------------------------------------------------------------ orders: indexes
+
+    def _index_order(self, order: Order) -> None:
+        self._orders[order.id] = order
+        self._orders_by_client_id[order.client_order_id] = order
+        bisect.insort(self._orders_sorted, order, key=lambda o: o.sort_key)
+        if order.is_open:
+            self._open_by_asset.setdefault(order.asset.id, {})[order.id] = order
+
+    def _reindex_open(self, order: Order) -> None:
+        bucket = self._open_by_asset.get(order.asset.id)
+        if order.is_open:
+            self._open_by_asset.setdefault(order.asset.id, {})[order.id] = order
+        elif bucket is not None:
+            bucket.pop(order.id, None)
+            if not bucket:
+                del self._open_by_asset[order.asset.id]
+            self._triggered.discard(order.id)
+
+    def _find_order(self, ref: str) -> Order:
+        order = self._orders.get(ref.strip().lower()) or self._orders_by_client_id.get(ref)
+        if order is None:
+            raise not_found(MSG_ORDER_NOT_FOUND)
+        return order
+
+    # ------------------------------------------------------------------ orders: submission
+
+    def submit_order(self, body: object) -> dict[str, object]:
+        """``POST /v2/orders``: validate like Alpaca, record, fill per the fill model."""
+        request = parse_order_request(body)
+        with self.lock:
+            asset = self.find_asset(request.symbol)
+            if asset is None:
+                raise unprocessable(f'asset "{request.symbol}" not found')
+            if not asset.tradable or asset.status != "active":
+                raise unprocessable(f'asset "{asset.symbol}" is not tradable')
+            check_order_rules(request, asset)
+            if request.client_order_id is not None and (
+                request.client_order_id in self._orders_by_client_id
+            ):
+                raise unprocessable(MSG_DUPLICATE_CLIENT_ORDER_ID)
+            intent = self._check_exposure(request, asset)
+            order = self._record(request, asset, intent)
+            if self.auto_fill:
+                self._process_new(order)
+            return order.to_json()
+
+    def _estimated_qty(self, request: OrderRequest, asset: Asset) -> Decimal:
+        if request.qty is not None:
+            return request.qty
+        assert request.notional is not None
+        return (request.notional / asset.price).quantize(QTY_STEP, rounding=ROUND_DOWN)
+
+    def _estimated_price(self, request: OrderRequest, asset: Asset) -> Decimal:
+        if request.type in ("limit", "stop_limit") and request.limit_price is not None:
+            return request.limit_price
+        if request.type == "stop" and request.stop_price is not None:
+            return request.stop_price
+        return asset.price
+
+    def _check_exposure(self, request: OrderRequest, asset: Asset) -> str:
+        """Held quantity, shorting and buying power; returns the ``position_intent``."""
+        qty = self._estimated_qty(request, asset)
+        position = self._positions.get(asset.id)
+        held_qty = position.qty if position is not None else ZERO
+        closing = (request.side == "sell" and held_qty > 0) or (
+            request.side == "buy" and held_qty < 0
+        )
+        if closing:
+            available = abs(held_qty) - self._held(asset, request.side)
+            available = max(available, ZERO)
+            if qty > available:
+                raise self._insufficient(asset, qty, available)
+            return "sell_to_close" if request.side == "sell" else "buy_to_close"
+        if request.side == "sell":
+            if asset.is_crypto:
+                raise self._insufficient(asset, qty, ZERO)
+            if not asset.shortable or not asset.easy_to_borrow:
+                raise forbidden(f'asset "{asset.symbol}" cannot be sold short')
+            if request.is_fractional:
+                raise forbidden("fractional orders cannot be sold short")
+        if self.enforce_buying_power:
+            cost = (
+                request.notional
+                if request.notional is not None
+                else qty * self._estimated_price(request, asset)
+            )
+            if cost > self.buying_power():
+                raise forbidden("insufficient buying power")
+        return "buy_to_open" if request.side == "buy" else "sell_to_open"
+
+    @staticmethod
+    def _insufficient(asset: Asset, qty: Decimal, available: Decimal) -> ApiError:
+        counts = f"(requested: {fmt_decimal(qty)}, available: {fmt_decimal(available)})"
+        if asset.is_crypto:
+            return forbidden(f"insufficient balance for {asset.symbol.split('/')[0]} {counts}")
+        return forbidden(f"insufficient qty available for order {counts}")
+
+    def _record(self, request: OrderRequest, asset: Asset, intent: str) -> Order:
+        now = self._now()
+        order = Order(
+            id=str(uuid.uuid4()),
+            client_order_id=request.client_order_id or str(uuid.uuid4()),
+            asset=asset,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            qty=request.qty,
+            notional=request.notional,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            trail_price=request.trail_price,
+            trail_percent=request.trail_percent,
+            extended_hours=request.extended_hours,
+            status="new" if self.auto_fill else "accepted",
+            created_at=now,
+            submitted_at=now,
+            updated_at=now,
+            seq=self._next_seq(),
+            position_intent=intent,
+        )
+        self._index_order(order)
+        return order
+
+    # ------------------------------------------------------------------ orders: fill model
+
+    def _crosses(self, order: Order, price: Decimal) -> bool:
+        """Whether ``order`` executes at ``price`` now; a stop that is reached stays triggered."""
+        order_type = order.type
+        if order_type == "market":
+            return True
+        if order_type in ("stop", "stop_limit"):
+            if order.id not in self._triggered:
+                stop = order.stop_price
+                if stop is None:
+                    return False
+                if not (price >= stop if order.side == "buy" else price <= stop):
+                    return False
+                self._triggered.add(order.id)
+            if order_type == "stop":
+                return True
+        if order_type in ("limit", "stop_limit"):
+            limit = order.limit_price
+            if limit is None:
+                return False
+            return price <= limit if order.side == "buy" else price >= limit
+        return False
+
+    def _process_new(self, order: Order) -> None:
+        price = order.asset.price
+        if self._crosses(order, price):
+            self._fill(order, order.remaining_qty(price), price)
+        elif order.time_in_force in ("ioc", "fok"):
+            self._cancel(order)
+
+    def _match_resting(self, asset: Asset) -> list[Order]:
+        orders = self._open_by_asset.get(asset.id)
+        if not orders:
+            return []
+        filled: list[Order] = []
+        for order in sorted(orders.values(), key=lambda o: o.seq):
+            if not order.fillable or order.status not in RESTING_STATUSES:
+                continue
+            if self._crosses(order, asset.price):
+                remaining = order.remaining_qty(asset.price)
+                if remaining > 0 and not self._would_flip(order, remaining):
+                    self._fill(order, remaining, asset.price)
+                    filled.append(order)
+        return filled
+
+    def _would_flip(self, order: Order, qty: Decimal) -> bool:
+        """A resting closing order may only close what is still held (never flip the position)."""
+        if order.position_intent not in ("sell_to_close", "buy_to_close"):
+            return False
+        position = self._positions.get(order.asset.id)
+        held = position.qty if position is not None else ZERO
+        return qty > abs(held) or (order.side == "sell") != (held > 0)
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal) -> None:
+        if order.qty is None:
+            qty = qty.quantize(QTY_STEP, rounding=ROUND_DOWN)
+        if qty <= 0:
+            return
+        now = self._now()
+        previous = order.filled_qty
+        total = previous + qty
+        paid = previous * (order.filled_avg_price or ZERO) + qty * price
+        order.filled_avg_price = (paid / total).quantize(PRICE_STEP)
+        order.filled_qty = total
+        order.updated_at = now
+        order.touch()
+        if order.qty is None or total >= order.qty:
+            order.status = "filled"
+            order.filled_at = now
+        else:
+            order.status = "partially_filled"
+        self._reindex_open(order)
+        signed = qty if order.side == "buy" else -qty
+        self._move_position(order.asset, signed, price)
+        self.cash -= signed * price
+
+    def _cancel(self, order: Order) -> None:
+        now = self._now()
+        order.status = "canceled"
+        order.canceled_at = now
+        order.updated_at = now
+        order.touch()
+        self._reindex_open(order)
+
+    def fill_order(
+        self, ref: str, qty: Decimal | None = None, price: Decimal | None = None
+    ) -> dict[str, object]:
+        """Fill an open order by hand (all that remains, or ``qty``), at ``price`` or market."""
+        with self.lock:
+            order = self._find_order(ref)
+            if not order.is_open:
+                raise ValueError(f"order {order.id} is {order.status}")
+            fill_price = Decimal(price) if price is not None else order.asset.price
+            remaining = order.remaining_qty(fill_price)
+            fill_qty = remaining if qty is None else min(Decimal(qty), remaining)
+            self._fill(order, fill_qty, fill_price)
+            return order.to_json()
+
+    def match_orders(self, symbol: str | None = None) -> list[dict[str, object]]:
+        """Run the fill model over resting orders (of one symbol or all); returns those filled."""
+        with self.lock:
+            assets = [self._asset(symbol)] if symbol else list(self._assets.values())
+            filled: list[Order] = []
+            for asset in assets:
+                filled.extend(self._match_resting(asset))
+            return [order.to_json() for order in filled]
+
+    def expire_day_orders(self) -> int:
+        """End the trading day: open ``day`` orders become ``expired``; returns how many."""
+        with self.lock:
+            count = 0
+            for bucket in list(self._open_by_asset.values()):
+                for order in list(bucket.values()):
+                    if order.time_in_force == "day":
+                        now = self._now()
+                        order.status = "expired"
+                        order.expired_at = now
+                        order.updated_at = now
+                        order.touch()
+                        self._reindex_open(order)
+                        count += 1
+            return count
+
+    # ------------------------------------------------------------------ orders: reads
+
+    def order_json(self, order_id: str) -> dict[str, object]:
+        """``GET /v2/orders/{order_id}``; 404 ``order not found``."""
+        with self.lock:
+            order = self._orders.get(order_id.strip().lower())
+            if order is None:
+                raise not_found(MSG_ORDER_NOT_FOUND)
+            return order.to_json()
+
+    def order_by_client_id_json(self, client_order_id: str) -> dict[str, object]:
+        """``GET /v2/orders:by_client_order_id``; 404 ``order not found``."""
+        with self.lock:
+            order = self._orders_by_client_id.get(client_order_id)
+            if order is None:
+                raise not_found(MSG_ORDER_NOT_FOUND)
+            return order.to_json()
+
+    def _select_orders(
+        self,
+        *,
+        status: str,
+        limit: int,
+        after: datetime | None,
+        until: datetime | None,
+        direction: str,
+        symbols: Iterable[str] | None,
+        side: str | None,
+    ) -> list[Order]:
+        wanted = {s.replace("/", "").upper() for s in symbols} if symbols else None
+        items = self._orders_sorted
+        low = 0
+        high = len(items)
+        key = Order.sort_key.fget  # type: ignore[attr-defined]
+        if after is not None:
+            low = bisect.bisect_left(items, (after, sys.maxsize), key=key)
+        if until is not None:
+            high = bisect.bisect_left(items, (until, -1), key=key)
+        indexes = range(low, high) if direction == "asc" else range(high - 1, low - 1, -1)
+        result: list[Order] = []
+        for index in indexes:
+            order = items[index]
+            if status == "open" and not order.is_open:
+                continue
+            if status == "closed" and order.is_open:
+                continue
+            if side is not None and order.side != side:
+                continue
+            if wanted is not None and order.asset.position_symbol.upper() not in wanted:
+                continue
+            result.append(order)
+            if len(result) >= limit:
+                break
+        return result
+
+    def list_orders_json(
+        self,
+        *,
+        status: str = "open",
+        limit: int = 50,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        symbols: Iterable[str] | None = None,
+        side: str | None = None,
+    ) -> list[dict[str, object]]:
+        """``GET /v2/orders``: ``after``/``until`` are exclusive bounds on ``submitted_at``.
+
+        Orders are sorted by ``submitted_at`` (ties by arrival), newest first unless ``direction``
+        is ``asc``; at most ``limit`` are returned. ``symbols`` match the order's symbol with or
+        without the slash (``BTC/USD`` or ``BTCUSD``).
+        """
+        with self.lock:
+            orders = self._select_orders(
+                status=status,
+                limit=limit,
+                after=after,
+                until=until,
+                direction=direction,
+                symbols=symbols,
+                side=side,
+            )
+            return [order.to_json() for order in orders]
+
+    def list_orders_bytes(self, **filters: object) -> bytes:
+        """:meth:`list_orders_json` already encoded as a JSON array (the HTTP fast path)."""
+        options: dict[str, object] = {
+            "status": "open",
+            "limit": 50,
+            "after": None,
+            "until": None,
+            "direction": "desc",
+            "symbols": None,
+            "side": None,
+        }
+        options.update(filters)
+        with self.lock:
+            orders = self._select_orders(**options)  # type: ignore[arg-type]
+            return b"[" + b",".join(order.raw_json() for order in orders) + b"]"
+
+    # ------------------------------------------------------------------ orders: cancel
+
+    def cancel_order(self, order_id: str) -> None:
+        """``DELETE /v2/orders/{order_id}``: 404 when unknown, 422 when no longer open."""
+        with self.lock:
+            order = self._orders.get(order_id.strip().lower())
+            if order is None:
+                raise not_found(MSG_ORDER_NOT_FOUND)
+            if not order.is_open:
+                raise unprocessable(f'order is already in "{order.status}" state')
+            self._cancel(order)
+
+    def cancel_all_orders(self) -> list[dict[str, object]]:
+        """``DELETE /v2/orders``: cancel every open order; Alpaca's per-order status list."""
+        with self.lock:
+            result: list[dict[str, object]] = []
+            for bucket in list(self._open_by_asset.values()):
+                for order in list(bucket.values()):
+                    self._cancel(order)
+                    result.append({"id": order.id, "status": 200, "body": None})
+            return result
+
+    def cancel_order_manually(self, ref: str) -> dict[str, object]:
+        """Cancel by order id or client_order_id, as an operator would in the dashboard."""
+        with self.lock:
+            order = self._find_order(ref)
+            if not order.is_open:
+                raise ValueError(f"order {order.id} is {order.status}, not open")
+            self._cancel(order)
+            return order.to_json()
+
+    # ------------------------------------------------------------------ positions: close
+
+    def _close_request(self, position: Position, qty: Decimal) -> OrderRequest:
+        asset = position.asset
+        return OrderRequest(
+            symbol=asset.symbol,
+            side="sell" if position.qty > 0 else "buy",
+            type="market",
+            time_in_force="gtc" if asset.is_crypto else "day",
+            qty=qty,
+            notional=None,
+            limit_price=None,
+            stop_price=None,
+            trail_price=None,
+            trail_percent=None,
+            extended_hours=False,
+            client_order_id=None,
+            order_class="simple",
+            raw_prices={},
+        )
+
+    def close_position(
+        self, ref: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
+    ) -> dict[str, object]:
+        """``DELETE /v2/positions/{symbol_or_asset_id}``: a market order the opposite way."""
+        with self.lock:
+            position = self._find_position(ref)
+            held = abs(position.qty)
+            if qty is not None and percentage is not None:
+                raise unprocessable("only one of qty or percentage is allowed")
+            if percentage is not None:
+                if not ZERO < percentage <= 100:
+                    raise unprocessable("percentage must be between 0 and 100")
+                close_qty = (held * percentage / 100).quantize(QTY_STEP, rounding=ROUND_DOWN)
+                if held == held.to_integral_value() and not position.asset.is_crypto:
+                    close_qty = close_qty.to_integral_value(rounding=ROUND_DOWN)
+            elif qty is not None:
+                close_qty = qty
+            else:
+                close_qty = held
+            if close_qty <= 0:
+                raise unprocessable("qty must be > 0")
+            request = self._close_request(position, close_qty)
+            intent = self._check_exposure(request, position.asset)
+            order = self._record(request, position.asset, intent)
+            if self.auto_fill:
+                self._process_new(order)
+            return order.to_json()
+
+    def close_all_positions(self, *, cancel_orders: bool = False) -> list[dict[str, object]]:
+        """``DELETE /v2/positions``: close each position; Alpaca's per-symbol status list."""
+        with self.lock:
+            if cancel_orders:
+                self.cancel_all_orders()
+            result: list[dict[str, object]] = []
+            for position in list(self._positions.values()):
+                symbol = position.asset.position_symbol
+                try:
+                    order = self.close_position(position.asset.id)
+                except ApiError as error:
+                    result.append({"symbol": symbol, "status": error.status, "body": error.body()})
+                else:
+                    result.append(
+                        {"symbol": symbol, "status": 200, "order_id": order["id"], "body": order}
+                    )
+            return result
+
+    def close_position_manually(
+        self, symbol: str, *, with_order: bool = True
+    ) -> dict[str, object] | None:
+        """Close a whole position as an operator would in the dashboard.
+
+        With ``with_order`` (default) a filled market order (a client_order_id this system never
+        made) records the trade and moves cash; without it the position just disappears. Returns
+        the order's JSON, or None. Open orders on the symbol stay open.
+        """
+        with self.lock:
+            asset = self._asset(symbol)
+            position = self._positions.get(asset.id)
+            if position is None:
+                raise KeyError(f"no position in {symbol}")
+            if not with_order:
+                self._unbook_value(position)
+                del self._positions[asset.id]
+                return None
+            request = self._close_request(position, abs(position.qty))
+            intent = "sell_to_close" if position.qty > 0 else "buy_to_close"
+            order = self._record(request, asset, intent)
+            self._fill(order, abs(position.qty), asset.price)
+            return order.to_json()
+
+    # ------------------------------------------------------------------ seeding and raw fields
+
+    def seed_order(
+        self,
+        symbol: str,
+        qty: Decimal | None = None,
+        side: str = "buy",
+        *,
+        notional: Decimal | None = None,
+        type: str = "market",
+        time_in_force: str = "day",
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        status: str = "new",
+        client_order_id: str | None = None,
+        order_id: str | None = None,
+        submitted_at: datetime | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        filled_qty: Decimal | None = None,
+        filled_avg_price: Decimal | None = None,
+        filled_at: datetime | None = None,
+        canceled_at: datetime | None = None,
+        extended_hours: bool = False,
+        position_intent: str | None = None,
+        move_position: bool = False,
+        fillable: bool = False,
+    ) -> dict[str, object]:
+        """Record an order without validation or HTTP (fast: 20,000 in well under a second).
+
+        ``status`` may be any string. A ``filled`` order defaults ``filled_qty`` to ``qty``,
+        ``filled_avg_price`` to the current price and ``filled_at`` to ``submitted_at``; a
+        ``canceled`` order defaults ``canceled_at``. Positions and cash stay as they are unless
+        ``move_position`` applies the filled quantity. An open seeded order rests untouched by
+        the fill model (``set_price`` never fills it) unless ``fillable``; :meth:`fill_order`
+        fills it on demand. Times default to now (strictly increasing); naive datetimes are UTC.
+        Orders sharing a ``submitted_at`` can straddle a page boundary and be skipped by exclusive
+        ``after``/``until`` paging, as at Alpaca. Raises ``ValueError`` for a reused
+        client_order_id.
+        """
+        with self.lock:
+            asset = self._asset(symbol)
+            if client_order_id is not None and client_order_id in self._orders_by_client_id:
+                raise ValueError(f"client_order_id {client_order_id!r} already used")
+            if qty is None and notional is None:
+                raise ValueError("qty or notional is required")
+            submitted = _aware(submitted_at) or self._now()
+            created = _aware(created_at) or submitted
+            qty_dec = Decimal(qty) if qty is not None else None
+            notional_dec = Decimal(notional) if notional is not None else None
+            if filled_qty is None and status == "filled":
+                filled = qty_dec if qty_dec is not None else notional_dec / asset.price
+                filled_qty = filled.quantize(QTY_STEP, rounding=ROUND_DOWN)
+            filled_dec = Decimal(filled_qty) if filled_qty is not None else ZERO
+            avg = Decimal(filled_avg_price) if filled_avg_price is not None else None
+            if avg is None and filled_dec:
+                avg = asset.price
+            if filled_at is None and status == "filled":
+                filled_at = submitted
+            if canceled_at is None and status == "canceled":
+                canceled_at = submitted
+            if position_intent is None:
+                position_intent = "buy_to_open" if side == "buy" else "sell_to_close"
+            stamps = [submitted, created, _aware(filled_at), _aware(canceled_at)]
+            order = Order(
+                id=(order_id or str(uuid.uuid4())).lower(),
+                client_order_id=client_order_id or str(uuid.uuid4()),
+                asset=asset,
+                side=side,
+                type=type,
+                time_in_force=time_in_force,
+                qty=qty_dec,
+                notional=notional_dec,
+                limit_price=Decimal(limit_price) if limit_price is not None else None,
+                stop_price=Decimal(stop_price) if stop_price is not None else None,
+                status=status,
+                created_at=created,
+                submitted_at=submitted,
+                updated_at=_aware(updated_at) or max(s for s in stamps if s is not None),
+                seq=self._next_seq(),
+                extended_hours=extended_hours,
+                filled_qty=filled_dec,
+                filled_avg_price=avg,
+                filled_at=_aware(filled_at),
+                canceled_at=_aware(canceled_at),
+                position_intent=position_intent,
+                fillable=fillable,
+            )
+            if order.id in self._orders:
+                raise ValueError(f"order id {order.id} already used")
+            self._index_order(order)
+            order.raw_json()  # pay the encoding now, not in the first listing
+            if move_position and filled_dec:
+                signed = filled_dec if side == "buy" else -filled_dec
+                self._move_position(asset, signed, avg or asset.price)
+                self.cash -= signed * (avg or asset.price)
+            return order.to_json()
+
+    def set_order_fields(self, ref: str, **fields: object) -> dict[str, object]:
+        """Set raw values on an order (by id or client_order_id).
+
+        ``status``, ``side``, ``type``, ``time_in_force``, ``order_class``, ``position_intent`` and
+        ``extended_hours`` change the record itself (a new ``status`` also decides whether the
+        order counts as open); any other key is served verbatim in the JSON without changing the
+        book's logic, and :data:`~brokerops.sim.model.DROP` removes a key.
+        """
+        with self.lock:
+            order = self._find_order(ref)
+            for key, value in fields.items():
+                if key in ORDER_ATTRIBUTES:
+                    setattr(order, key, value)
+                else:
+                    order.extra[key] = value
+            order.touch()
+            self._reindex_open(order)
+            return order.to_json()
+
+    # ------------------------------------------------------------------ snapshots
+
+    def orders_json(self) -> list[dict[str, object]]:
+        """Every order, oldest first, as the API serves it."""
+        with self.lock:
+            return [order.to_json() for order in self._orders_sorted]
+
+    def find_order_json(self, ref: str) -> dict[str, object] | None:
+        """One order by id or client_order_id, or None."""
+        with self.lock:
+            try:
+                return self._find_order(ref).to_json()
+            except ApiError:
+                return None
+
+    def find_position_json(self, symbol: str) -> dict[str, object] | None:
+        """One position by symbol (either crypto spelling) or asset id, or None."""
+        with self.lock:
+            asset = self.find_asset(symbol)
+            if asset is None:
+                return None
+            position = self._positions.get(asset.id)
+            return self._position_json(position) if position is not None else None
+
+    def order_count(self) -> int:
+        with self.lock:
+            return len(self._orders)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

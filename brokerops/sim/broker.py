@@ -1,0 +1,309 @@
+"""``PaperBroker``: the paper broker's lifecycle and Python handle (see the package docstring)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from types import TracebackType
+
+from .book import DEFAULT_CASH, DEFAULT_MULTIPLIER, Book
+from .faults import FaultConfig, FaultEvent, FaultInjector, FaultKind
+from .ratelimit import RateLimiter
+from .scenarios import add_default_assets
+from .server import BrokerHTTPServer
+
+DEFAULT_KEYS: Mapping[str, str] = {"test-key": "test-secret"}
+
+
+class PaperBroker:
+    """An Alpaca Trading API v2 compatible paper broker serving HTTP on loopback.
+
+    State lives in :attr:`book` and survives ``stop``/``start``; the server is only transport.
+    Thread-safe: tests may seed and change state while clients call in.
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit_per_min: int | None = None,
+        rate_limit_window_s: float = 60.0,
+        faults: FaultConfig | None = None,
+        cash: Decimal = DEFAULT_CASH,
+        multiplier: Decimal = DEFAULT_MULTIPLIER,
+        enforce_buying_power: bool = True,
+        auto_fill: bool = True,
+        default_assets: bool = False,
+    ) -> None:
+        self._keys: dict[str, str] = dict(DEFAULT_KEYS if keys is None else keys)
+        self.host = host
+        self._port = port
+        self.book = Book(
+            cash=cash,
+            multiplier=multiplier,
+            enforce_buying_power=enforce_buying_power,
+            auto_fill=auto_fill,
+        )
+        self.limiter = RateLimiter(rate_limit_per_min, rate_limit_window_s)
+        self.faults = FaultInjector(faults)
+        self._stopping = threading.Event()
+        self._server: BrokerHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._counter_lock = threading.Lock()
+        self._counters: dict[tuple[str, str], int] = {}
+        self._statuses: dict[int, int] = {}
+        self._rate_limited = 0
+        if default_assets:
+            self.add_default_assets()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PaperBroker:
+        """Bind ``host:port`` (port 0 picks a free one) and serve in a background thread."""
+        with self._lifecycle:
+            if self._server is not None:
+                raise RuntimeError("paper broker already running")
+            self._stopping.clear()
+            server = BrokerHTTPServer((self.host, self._port), self)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"paper-broker-{server.server_address[1]}",
+                daemon=True,
+            )
+            self._server, self._thread = server, thread
+            thread.start()
+            return self
+
+    def stop(self) -> None:
+        """Stop serving: wake stalls, close every connection, join all threads. Idempotent."""
+        with self._lifecycle:
+            server, thread = self._server, self._thread
+            if server is None or thread is None:
+                return
+            self._stopping.set()
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+            server.join_handlers()
+            thread.join()
+            self._server = self._thread = None
+
+    def __enter__(self) -> PaperBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        """The bound port; raises ``RuntimeError`` when not running."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("paper broker is not running")
+        return int(server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no ``/v2``), for ``TradingClient(url_override=...)``."""
+        return f"http://{self.host}:{self.port}"
+
+    def add_key(self, key_id: str, secret: str) -> None:
+        """Accept another API key pair (each key has its own rate-limit window)."""
+        self._keys[key_id] = secret
+
+    # ------------------------------------------------------------------ assets and prices
+
+    def add_asset(self, symbol: str, **options: object) -> dict[str, object]:
+        """Add or replace an asset; options as :meth:`Book.add_asset` (``asset_class``,
+        ``tradable``, ``fractionable``, ``shortable``, ``easy_to_borrow``, ``marginable``,
+        ``exchange``, ``name``, ``status``, ``price``, ``lastday_price``, ``asset_id``)."""
+        return self.book.add_asset(symbol, **options)  # type: ignore[arg-type]
+
+    def add_default_assets(self) -> None:
+        """AAPL, MSFT, SPY, TSLA, NOSHRT (not shortable), WHOLE (not fractionable), HALTD (not
+        tradable), PENNY ($0.50), BTC/USD and ETH/USD; see ``scenarios.DEFAULT_ASSETS``."""
+        add_default_assets(self.book)
+
+    def set_price(
+        self, symbol: str, price: Decimal | str | int, *, lastday_price: Decimal | None = None
+    ) -> list[dict[str, object]]:
+        """Move a price; resting orders it crosses fill. Returns the orders that filled."""
+        return self.book.set_price(symbol, Decimal(price), lastday_price=lastday_price)
+
+    def price(self, symbol: str) -> Decimal:
+        return self.book.price(symbol)
+
+    # ------------------------------------------------------------------ positions, orders, account
+
+    def seed_position(
+        self,
+        symbol: str,
+        qty: Decimal | str | int,
+        avg_entry_price: Decimal | str | int | None = None,
+    ) -> dict[str, object] | None:
+        """Set a position outright (signed qty; 0 removes); no order, cash unchanged."""
+        avg = Decimal(avg_entry_price) if avg_entry_price is not None else None
+        return self.book.seed_position(symbol, Decimal(qty), avg)
+
+    def seed_order(self, symbol: str, qty: object = None, side: str = "buy", **fields: object):
+        """Record an order without HTTP or validation; see :meth:`Book.seed_order`."""
+        return self.book.seed_order(symbol, qty, side, **fields)  # type: ignore[arg-type]
+
+    def fill_order(
+        self, ref: str, qty: Decimal | str | None = None, price: Decimal | str | None = None
+    ) -> dict[str, object]:
+        """Fill an open order (by id or client_order_id) by hand, in part or in full."""
+        return self.book.fill_order(
+            ref,
+            Decimal(qty) if qty is not None else None,
+            Decimal(price) if price is not None else None,
+        )
+
+    def match_orders(self, symbol: str | None = None) -> list[dict[str, object]]:
+        """Run the fill model over resting orders now (after ``set_auto_fill(True)``)."""
+        return self.book.match_orders(symbol)
+
+    def set_auto_fill(self, enabled: bool) -> None:
+        """Off: new orders rest as ``accepted`` and nothing fills until :meth:`fill_order`."""
+        with self.book.lock:
+            self.book.auto_fill = enabled
+
+    def expire_day_orders(self) -> int:
+        """End of day: open ``day`` orders become ``expired``."""
+        return self.book.expire_day_orders()
+
+    def cancel_order_manually(self, ref: str) -> dict[str, object]:
+        """Cancel an open order (by id or client_order_id) as an operator would."""
+        return self.book.cancel_order_manually(ref)
+
+    def close_position_manually(
+        self, symbol: str, *, with_order: bool = True
+    ) -> dict[str, object] | None:
+        """Close a whole position outside the API (with a filled order unless told not to)."""
+        return self.book.close_position_manually(symbol, with_order=with_order)
+
+    def set_cash(self, cash: Decimal | str | int) -> None:
+        self.book.set_cash(Decimal(cash))
+
+    def orders(self) -> list[dict[str, object]]:
+        """Every order, oldest first, as the API would serve it."""
+        return self.book.orders_json()
+
+    def order(self, ref: str) -> dict[str, object] | None:
+        """One order by id or client_order_id, or None."""
+        return self.book.find_order_json(ref)
+
+    def positions(self) -> list[dict[str, object]]:
+        """Every open position as ``GET /v2/positions`` serves it."""
+        return self.book.positions_json()
+
+    def position(self, symbol: str) -> dict[str, object] | None:
+        """One position by symbol (``BTC/USD`` or ``BTCUSD``) or asset id, or None."""
+        return self.book.find_position_json(symbol)
+
+    def account(self) -> dict[str, object]:
+        return self.book.account_json()
+
+    def set_asset_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+        """Raw values for an asset (``exchange="NEWEXCH"``); see :meth:`Book.set_asset_fields`."""
+        return self.book.set_asset_fields(symbol, **fields)
+
+    def set_order_fields(self, ref: str, **fields: object) -> dict[str, object]:
+        """Raw values for an order (e.g. ``status="some_new_status"``); see the book."""
+        return self.book.set_order_fields(ref, **fields)
+
+    def set_position_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+        """Raw JSON overrides for a position (``DROP`` removes a key)."""
+        return self.book.set_position_fields(symbol, **fields)
+
+    # ------------------------------------------------------------------ rate limit and faults
+
+    def set_rate_limit(self, per_window: int | None, window_s: float = 60.0) -> None:
+        """Requests per key per window (60 s by default); None switches the limit off."""
+        self.limiter.configure(per_window, window_s)
+
+    def set_faults(self, config: FaultConfig | None) -> None:
+        """Replace the random faults (None: off); the seed's sequence starts over."""
+        self.faults.configure(config)
+
+    def inject_next(
+        self,
+        route: str,
+        kind: FaultKind | str,
+        count: int = 1,
+        *,
+        status: int | None = None,
+        retry_after_s: int = 1,
+        stall_s: float = 30.0,
+    ) -> None:
+        """Force a fault on the next ``count`` requests of ``route`` (``"POST /v2/orders"``)."""
+        self.faults.inject_next(
+            route, kind, count, status=status, retry_after_s=retry_after_s, stall_s=stall_s
+        )
+
+    def fault_log(self) -> list[FaultEvent]:
+        """Faults applied so far, in order."""
+        return self.faults.events()
+
+    def clear_faults(self) -> None:
+        """Random faults off, forced faults and the fault log dropped."""
+        self.faults.configure(None)
+        self.faults.clear()
+
+    # ------------------------------------------------------------------ counters
+
+    def _count(self, method: str, template: str) -> None:
+        with self._counter_lock:
+            key = (method, template)
+            self._counters[key] = self._counters.get(key, 0) + 1
+
+    def _count_status(self, status: int) -> None:
+        with self._counter_lock:
+            self._statuses[status] = self._statuses.get(status, 0) + 1
+
+    def _count_429(self) -> None:
+        with self._counter_lock:
+            self._rate_limited += 1
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        """Requests per ``(method, route template)``, faults and 429s included (a copy)."""
+        with self._counter_lock:
+            return dict(self._counters)
+
+    def total_requests(self) -> int:
+        with self._counter_lock:
+            return sum(self._counters.values())
+
+    def rate_limited_count(self) -> int:
+        """429s answered (limit exceeded or injected)."""
+        with self._counter_lock:
+            return self._rate_limited
+
+    def status_counts(self) -> dict[int, int]:
+        """Responses per HTTP status; 0 counts connections reset without an answer."""
+        with self._counter_lock:
+            return dict(self._statuses)
+
+    def reset_counters(self) -> None:
+        with self._counter_lock:
+            self._counters.clear()
+            self._statuses.clear()
+            self._rate_limited = 0
+
+    def __repr__(self) -> str:
+        where = self.base_url if self.running else "stopped"
+        return f"<PaperBroker {where} orders={self.book.order_count()}>"

@@ -1,0 +1,255 @@
+"""Fault injection: seeded random faults per request, and faults forced on the next N requests.
+
+A fault either replaces the request's effect (``*_before`` kinds: the book is not touched) or
+follows it (``*_after`` kinds: the book *is* changed, e.g. the order is placed, and then the client
+gets a reset, a 5xx or an HTML page; that is how a client learns an outcome is unknown).
+
+Kinds (:class:`FaultKind`):
+
+===================  =================================================================
+``stall``            sleep ``stall_s``, then apply the request and answer normally
+``stall_after``      apply the request, sleep ``stall_s``, then answer
+``reset_before``     close the connection with a TCP RST; nothing applied
+``reset_after``      apply the request, then close with a TCP RST (no response)
+``5xx``              answer a JSON 5xx (one of ``status_5xx``); nothing applied
+``5xx_after``        apply the request, then answer a JSON 5xx (504 by default when forced)
+``non_json``         answer an HTML 502 page (as a proxy would); nothing applied
+``non_json_after``   apply the request, then answer the HTML 502 page
+``429``              answer 429 with ``Retry-After``; nothing applied
+===================  =================================================================
+
+A stall ends early when the broker stops; the request is then dropped without being applied
+(``stall``) or answered (``stall_after``), so ``stop()`` never waits for it.
+
+Reproducibility: with a :class:`FaultConfig`, every request that matches its ``methods``/``routes``
+filter draws one number from ``random.Random(seed)`` (and a second to pick the status when the
+fault is a 5xx); the fault rates slice [0, 1) in the order of the table above. The n-th matching
+request therefore gets the same fault in every run with the same seed, whatever the timing. Forced
+faults (:meth:`FaultInjector.inject_next`) come first and do not draw.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FaultKind(StrEnum):
+    STALL = "stall"
+    STALL_AFTER = "stall_after"
+    RESET_BEFORE = "reset_before"
+    RESET_AFTER = "reset_after"
+    ERROR_5XX = "5xx"
+    ERROR_5XX_AFTER = "5xx_after"
+    NON_JSON = "non_json"
+    NON_JSON_AFTER = "non_json_after"
+    RATE_429 = "429"
+
+
+AFTER_KINDS = frozenset(
+    {
+        FaultKind.STALL_AFTER,
+        FaultKind.RESET_AFTER,
+        FaultKind.ERROR_5XX_AFTER,
+        FaultKind.NON_JSON_AFTER,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Random faults with a seed. Rates are probabilities per matching request; their sum <= 1.
+
+    ``methods`` (e.g. ``("POST",)``) and ``routes`` (e.g. ``("POST /v2/orders",)`` or a bare
+    template ``"/v2/orders/{id}"``) restrict which requests are eligible; None means all.
+    ``latency_s`` (plus up to ``latency_jitter_s``, seeded) delays every eligible request.
+    """
+
+    seed: int = 0
+    latency_s: float = 0.0
+    latency_jitter_s: float = 0.0
+    stall_rate: float = 0.0
+    stall_after_rate: float = 0.0
+    stall_s: float = 30.0
+    reset_before_rate: float = 0.0
+    reset_after_rate: float = 0.0
+    error_5xx_rate: float = 0.0
+    error_5xx_after_rate: float = 0.0
+    status_5xx: tuple[int, ...] = (500, 502, 503, 504)
+    non_json_rate: float = 0.0
+    non_json_after_rate: float = 0.0
+    rate_429: float = 0.0
+    retry_after_s: int = 1
+    methods: tuple[str, ...] | None = None
+    routes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        rates = [rate for _, rate in self.rates()]
+        if any(rate < 0 or rate > 1 for rate in rates):
+            raise ValueError("fault rates must be between 0 and 1")
+        if sum(rates) > 1 + 1e-9:
+            raise ValueError("fault rates must add up to at most 1")
+        if not self.status_5xx or any(not 500 <= s <= 599 for s in self.status_5xx):
+            raise ValueError("status_5xx must hold 5xx status codes")
+
+    def rates(self) -> list[tuple[FaultKind, float]]:
+        """The kinds and their rates, in the order they slice the random draw."""
+        return [
+            (FaultKind.STALL, self.stall_rate),
+            (FaultKind.STALL_AFTER, self.stall_after_rate),
+            (FaultKind.RESET_BEFORE, self.reset_before_rate),
+            (FaultKind.RESET_AFTER, self.reset_after_rate),
+            (FaultKind.ERROR_5XX, self.error_5xx_rate),
+            (FaultKind.ERROR_5XX_AFTER, self.error_5xx_after_rate),
+            (FaultKind.NON_JSON, self.non_json_rate),
+            (FaultKind.NON_JSON_AFTER, self.non_json_after_rate),
+            (FaultKind.RATE_429, self.rate_429),
+        ]
+
+    def matches(self, method: str, template: str) -> bool:
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.routes is None:
+            return True
+        return f"{method} {template}" in self.routes or template in self.routes
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAction:
+    """One fault to apply to one request."""
+
+    kind: FaultKind
+    status: int = 0
+    retry_after_s: int = 1
+    stall_s: float = 0.0
+
+    @property
+    def after(self) -> bool:
+        """True when the request is applied before the fault shows."""
+        return self.kind in AFTER_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class FaultEvent:
+    """A fault that was applied: ``draw`` is the matching request's index (None when forced)."""
+
+    method: str
+    route: str
+    kind: FaultKind
+    status: int = 0
+    draw: int | None = None
+
+
+class FaultInjector:
+    """Decides the fault for each request; thread-safe."""
+
+    def __init__(self, config: FaultConfig | None = None) -> None:
+        self._lock = threading.Lock()
+        self._forced: dict[str, deque[FaultAction]] = {}
+        self._events: list[FaultEvent] = []
+        self.configure(config)
+
+    def configure(self, config: FaultConfig | None) -> None:
+        """Replace the random fault config (None turns random faults off) and restart its seed."""
+        with self._lock:
+            self._config = config
+            seed = config.seed if config is not None else 0
+            self._rng = random.Random(seed)  # noqa: S311 - reproducible faults, not security
+            self._jitter = random.Random(seed + 1)  # noqa: S311
+            self._draws = 0
+
+    @property
+    def config(self) -> FaultConfig | None:
+        return self._config
+
+    def inject_next(
+        self,
+        route: str,
+        kind: FaultKind | str,
+        count: int = 1,
+        *,
+        status: int | None = None,
+        retry_after_s: int = 1,
+        stall_s: float = 30.0,
+    ) -> None:
+        """Force ``kind`` on the next ``count`` requests of ``route`` (``"POST /v2/orders"``).
+
+        ``route`` is ``"METHOD /template"`` as in ``PaperBroker.counters()``, or ``"*"`` for any
+        request. ``status`` picks the 5xx code (default 500 before, 504 after).
+        """
+        kind = FaultKind(kind)
+        if kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
+            default = 504 if kind is FaultKind.ERROR_5XX_AFTER else 500
+            status = status or default
+        elif kind in (FaultKind.NON_JSON, FaultKind.NON_JSON_AFTER):
+            status = 502
+        elif kind is FaultKind.RATE_429:
+            status = 429
+        action = FaultAction(kind, status or 0, retry_after_s, stall_s)
+        with self._lock:
+            self._forced.setdefault(route, deque()).extend([action] * count)
+
+    def latency(self, method: str, template: str) -> float:
+        """Seconds to delay this request (0 unless the config asks for latency)."""
+        config = self._config
+        if config is None or not (config.latency_s or config.latency_jitter_s):
+            return 0.0
+        if not config.matches(method, template):
+            return 0.0
+        with self._lock:
+            jitter = self._jitter.random() * config.latency_jitter_s
+        return config.latency_s + jitter
+
+    def decide(self, method: str, template: str) -> FaultAction | None:
+        """The fault for this request, if any; forced faults first, then the seeded draw."""
+        with self._lock:
+            for key in (f"{method} {template}", "*"):
+                queue = self._forced.get(key)
+                if queue:
+                    action = queue.popleft()
+                    self._events.append(FaultEvent(method, template, action.kind, action.status))
+                    return action
+            config = self._config
+            if config is None or not config.matches(method, template):
+                return None
+            draw = self._draws
+            self._draws += 1
+            point = self._rng.random()
+            edge = 0.0
+            for kind, rate in config.rates():
+                edge += rate
+                if point < edge:
+                    return self._drawn(config, method, template, kind, draw)
+            return None
+
+    def _drawn(
+        self, config: FaultConfig, method: str, template: str, kind: FaultKind, draw: int
+    ) -> FaultAction:
+        status = 0
+        if kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
+            status = config.status_5xx[int(self._rng.random() * len(config.status_5xx))]
+        elif kind in (FaultKind.NON_JSON, FaultKind.NON_JSON_AFTER):
+            status = 502
+        elif kind is FaultKind.RATE_429:
+            status = 429
+        self._events.append(FaultEvent(method, template, kind, status, draw))
+        return FaultAction(kind, status, config.retry_after_s, config.stall_s)
+
+    def events(self) -> list[FaultEvent]:
+        """Faults applied so far, in order."""
+        with self._lock:
+            return list(self._events)
+
+    def pending(self) -> dict[str, int]:
+        """Forced faults not yet used, per route."""
+        with self._lock:
+            return {route: len(queue) for route, queue in self._forced.items() if queue}
+
+    def clear(self) -> None:
+        """Drop forced faults and the event log (the random config stays)."""
+        with self._lock:
+            self._forced.clear()
+            self._events.clear()

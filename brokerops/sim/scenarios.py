@@ -1,0 +1,94 @@
+"""Ready-made states for the paper broker: default assets and named scenarios for the CLI.
+
+``DEFAULT_ASSETS`` covers the cases order validation must see: ordinary equities (AAPL, MSFT, SPY,
+TSLA), one that cannot be shorted (NOSHRT), one without fractional shares (WHOLE), one that cannot
+be traded (HALTD), one under a dollar for sub-penny rules (PENNY), and two crypto pairs. Prices are
+round figures, not market data. Add a scenario by adding a function to :data:`SCENARIOS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .model import CRYPTO
+
+if TYPE_CHECKING:
+    from .book import Book
+    from .broker import PaperBroker
+
+DEFAULT_ASSETS: tuple[dict[str, object], ...] = (
+    {"symbol": "AAPL", "exchange": "NASDAQ", "name": "Apple Inc.", "price": Decimal("190")},
+    {"symbol": "MSFT", "exchange": "NASDAQ", "name": "Microsoft Corp.", "price": Decimal("420")},
+    {"symbol": "SPY", "exchange": "ARCA", "name": "SPDR S&P 500 ETF", "price": Decimal("520")},
+    {"symbol": "TSLA", "exchange": "NASDAQ", "name": "Tesla, Inc.", "price": Decimal("250")},
+    {
+        "symbol": "NOSHRT",
+        "exchange": "NYSE",
+        "name": "Not Shortable Corp.",
+        "price": Decimal("20"),
+        "shortable": False,
+        "easy_to_borrow": False,
+    },
+    {
+        "symbol": "WHOLE",
+        "exchange": "NYSE",
+        "name": "Whole Shares Only Inc.",
+        "price": Decimal("50"),
+        "fractionable": False,
+    },
+    {
+        "symbol": "HALTD",
+        "exchange": "NYSE",
+        "name": "Halted Holdings",
+        "price": Decimal("10"),
+        "tradable": False,
+    },
+    {"symbol": "PENNY", "exchange": "NASDAQ", "name": "Penny Stock Co.", "price": Decimal("0.5")},
+    {
+        "symbol": "BTC/USD",
+        "asset_class": CRYPTO,
+        "name": "Bitcoin / US Dollar",
+        "price": Decimal("60000"),
+    },
+    {
+        "symbol": "ETH/USD",
+        "asset_class": CRYPTO,
+        "name": "Ethereum / US Dollar",
+        "price": Decimal("3000"),
+    },
+)
+
+
+def add_default_assets(book: Book) -> None:
+    """Add (or reset) every asset of :data:`DEFAULT_ASSETS`."""
+    for spec in DEFAULT_ASSETS:
+        options = dict(spec)
+        symbol = str(options.pop("symbol"))
+        book.add_asset(symbol, **options)  # type: ignore[arg-type]
+
+
+def scenario_empty(broker: PaperBroker) -> None:
+    """No assets, no positions."""
+
+
+def scenario_default(broker: PaperBroker) -> None:
+    """The default assets, no positions."""
+    broker.add_default_assets()
+
+
+def scenario_demo(broker: PaperBroker) -> None:
+    """Default assets plus a few holdings: long AAPL and MSFT, short TSLA, some bitcoin."""
+    broker.add_default_assets()
+    broker.seed_position("AAPL", Decimal(10), Decimal("180"))
+    broker.seed_position("MSFT", Decimal(5), Decimal("400"))
+    broker.seed_position("TSLA", Decimal(-3), Decimal("260"))
+    broker.seed_position("BTC/USD", Decimal("0.25"), Decimal("58000"))
+
+
+SCENARIOS: dict[str, Callable[[PaperBroker], None]] = {
+    "empty": scenario_empty,
+    "default": scenario_default,
+    "demo": scenario_demo,
+}

@@ -1,0 +1,302 @@
+"""The HTTP side of the paper broker: a threaded stdlib server on loopback.
+
+Per request, in order: count it under its route template, apply fault latency, authenticate
+(``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``; 401 ``{"message": "unauthorized."}``), charge the
+key's rate limit (429 beyond it), answer unknown paths (404 ``404 page not found``, plain text, as
+Alpaca's router does), then apply a fault or the request itself. Every JSON answer of an
+authenticated request carries ``X-RateLimit-*`` when a limit is set.
+
+Connections are HTTP/1.1 keep-alive. ``stop`` ends promptly: it stops accepting, wakes stalled
+requests, shuts every open connection and joins all handler threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlsplit
+
+from . import api
+from .errors import CODE_RATE_LIMITED, ApiError
+from .faults import FaultAction, FaultKind
+
+if TYPE_CHECKING:
+    from .broker import PaperBroker
+
+logger = logging.getLogger(__name__)
+
+UNMATCHED = "<unmatched>"
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+UNAUTHORIZED = json.dumps({"message": "unauthorized."}).encode()
+
+
+def _dumps(payload: object) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class BrokerHTTPServer(ThreadingHTTPServer):
+    """Threading server that tracks its connections and handler threads so ``stop`` can end them.
+
+    Handler threads are daemons (a broker someone forgot to stop never blocks interpreter exit)
+    yet :meth:`close_connections` plus :meth:`join_handlers` end and join them all on ``stop``.
+    """
+
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], broker: PaperBroker) -> None:
+        self.broker = broker
+        self._connections: set[socket.socket] = set()
+        self._handlers: set[threading.Thread] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, RequestHandler)
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"paper-broker-conn-{client_address[1]}",
+            daemon=True,
+        )
+        with self._connections_lock:
+            self._connections.add(request)
+            self._handlers.add(thread)
+        thread.start()
+
+    def process_request_thread(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._handlers.discard(threading.current_thread())
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def join_handlers(self, timeout_s: float = 5.0) -> None:
+        """Wait for every handler thread to finish (after :meth:`close_connections`)."""
+        deadline = time.monotonic() + timeout_s
+        with self._connections_lock:
+            handlers = list(self._handlers)
+        for thread in handlers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+    def close_connections(self) -> None:
+        """Shut down every open connection (idle keep-alives included)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                logger.debug("connection already closed")
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """One connection; dispatches each request through auth, rate limit, faults and the book."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "brokerops-sim/1.0"
+    sys_version = ""
+    timeout = 300  # idle keep-alive connections close after five minutes
+    server: BrokerHTTPServer
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def log_message(self, format: str, *args: object) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, method: str) -> None:
+        broker = self.server.broker
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        split = urlsplit(self.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        route, params, path_known = api.match(method, split.path)
+        template = route.template if route is not None else UNMATCHED
+        broker._count(method, template)
+
+        delay = broker.faults.latency(method, template)
+        if delay and broker._stopping.wait(delay):
+            self._drop()
+            return
+
+        key_id = self.headers.get("APCA-API-KEY-ID")
+        secret = self.headers.get("APCA-API-SECRET-KEY")
+        if key_id is None or secret is None or broker._keys.get(key_id) != secret:
+            self._send(401, UNAUTHORIZED, JSON_TYPE)
+            return
+
+        decision = broker.limiter.check(key_id)
+        rate_headers = decision.headers() if decision is not None else []
+        if decision is not None and not decision.allowed:
+            broker._count_429()
+            self._send_429(rate_headers, decision.retry_after_s)
+            return
+
+        if route is None:
+            if path_known:
+                body_405 = _dumps({"code": 40510000, "message": "method not allowed"})
+                self._send(405, body_405, JSON_TYPE, rate_headers)
+            else:
+                self._send(404, b"404 page not found", "text/plain; charset=utf-8", rate_headers)
+            return
+
+        action = broker.faults.decide(method, template)
+        if action is not None and not action.after and not self._fault_before(action, rate_headers):
+            return
+
+        status, payload = self._apply(route, params, query, body)
+
+        if action is not None and action.after:
+            self._fault_after(action, rate_headers, status, payload)
+            return
+        self._respond(status, payload, rate_headers)
+
+    def _apply(
+        self, route: api.Route, params: dict[str, str], query: dict[str, str], body: bytes
+    ) -> tuple[int, object]:
+        try:
+            return route.handler(self.server.broker.book, params, query, body)
+        except ApiError as error:
+            return error.status, error.body()
+        except Exception:  # a simulator bug answers 500 (and is logged) instead of hanging up
+            logger.exception("paper broker failed on %s %s", route.method, self.path)
+            return 500, {"code": 50010000, "message": "internal server error occurred"}
+
+    # ------------------------------------------------------------------ faults
+
+    def _fault_before(self, action: FaultAction, rate_headers: list[tuple[str, str]]) -> bool:
+        """Apply a fault that precedes the request; True when the request should still run."""
+        kind = action.kind
+        if kind is FaultKind.STALL:
+            if self.server.broker._stopping.wait(action.stall_s):
+                self._drop()
+                return False
+            return True
+        if kind is FaultKind.RESET_BEFORE:
+            self._reset()
+        elif kind is FaultKind.ERROR_5XX:
+            self._send_5xx(action.status, rate_headers)
+        elif kind is FaultKind.NON_JSON:
+            self._send(502, HTML_502, "text/html")
+        elif kind is FaultKind.RATE_429:
+            self.server.broker._count_429()
+            self._send_429(rate_headers, action.retry_after_s)
+        return False
+
+    def _fault_after(
+        self,
+        action: FaultAction,
+        rate_headers: list[tuple[str, str]],
+        status: int,
+        payload: object,
+    ) -> None:
+        kind = action.kind
+        if kind is FaultKind.STALL_AFTER:
+            if self.server.broker._stopping.wait(action.stall_s):
+                self._drop()
+            else:
+                self._respond(status, payload, rate_headers)
+        elif kind is FaultKind.RESET_AFTER:
+            self._reset()
+        elif kind is FaultKind.ERROR_5XX_AFTER:
+            self._send_5xx(action.status, rate_headers)
+        elif kind is FaultKind.NON_JSON_AFTER:
+            self._send(502, HTML_502, "text/html")
+
+    # ------------------------------------------------------------------ writing
+
+    def _respond(self, status: int, payload: object, headers: list[tuple[str, str]]) -> None:
+        if status == 204:
+            self._send(204, b"", None, headers)
+        elif isinstance(payload, api.RawJson):
+            self._send(status, bytes(payload), JSON_TYPE, headers)
+        else:
+            self._send(status, _dumps(payload), JSON_TYPE, headers)
+
+    def _send_5xx(self, status: int, headers: list[tuple[str, str]]) -> None:
+        message = "internal server error occurred"
+        body = _dumps({"code": status * 100000 + 10000, "message": message})
+        self._send(status, body, JSON_TYPE, headers)
+
+    def _send_429(self, headers: list[tuple[str, str]], retry_after_s: int) -> None:
+        body = _dumps({"code": CODE_RATE_LIMITED, "message": "rate limit exceeded"})
+        self._send(429, body, JSON_TYPE, [*headers, ("Retry-After", str(retry_after_s))])
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Write status line, headers and body in one send (no Nagle/delayed-ACK stalls)."""
+        lines = [
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+        ]
+        if content_type is not None:
+            lines.append(f"Content-Type: {content_type}")
+        if status != 204:
+            lines.append(f"Content-Length: {len(body)}")
+        for name, value in headers or ():
+            lines.append(f"{name}: {value}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.server.broker._count_status(status)  # before the client can see the answer
+        self.wfile.write(head + body)
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), as a crashed proxy would."""
+        self.close_connection = True
+        self.server.broker._count_status(0)
+        connection = self.connection
+        try:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            connection.close()
+        except OSError:
+            logger.debug("connection gone before reset")
+
+    def _drop(self) -> None:
+        """Close the connection without an answer (the broker is stopping)."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            logger.debug("connection gone before drop")

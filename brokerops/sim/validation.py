@@ -1,0 +1,229 @@
+"""Stateless checks on an order request, with Alpaca's messages.
+
+:func:`parse_order_request` reads the JSON body of ``POST /v2/orders`` into an
+:class:`OrderRequest`; :func:`check_order_rules` applies the rules that depend only on the request
+and the asset (order types, time in force, sub-penny prices, fractional and notional orders,
+extended hours). Checks that need the book (duplicate ``client_order_id``, held quantity, shorting,
+buying power) live in ``book.py``. Every failure raises :class:`~brokerops.sim.errors.ApiError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .errors import bad_request, unprocessable
+from .model import Asset
+
+SIDES = frozenset({"buy", "sell"})
+ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
+TIMES_IN_FORCE = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
+CRYPTO_TIMES_IN_FORCE = frozenset({"gtc", "ioc"})
+CRYPTO_ORDER_TYPES = frozenset({"market", "limit", "stop_limit"})
+MAX_CLIENT_ORDER_ID = 128
+MAX_QTY_DECIMALS = 9
+
+
+@dataclass(slots=True)
+class OrderRequest:
+    """A parsed ``POST /v2/orders`` body; prices keep the text the client sent for messages."""
+
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_price: Decimal | None
+    trail_percent: Decimal | None
+    extended_hours: bool
+    client_order_id: str | None
+    order_class: str
+    raw_prices: dict[str, str]
+
+    @property
+    def is_fractional(self) -> bool:
+        return self.notional is not None or (
+            self.qty is not None and self.qty != self.qty.to_integral_value()
+        )
+
+
+def to_decimal(value: object, name: str) -> Decimal | None:
+    """A JSON number or numeric string as ``Decimal``; ``None`` and ``""`` are absent.
+
+    Raises 422 ``invalid <name>`` for anything else (including NaN and infinities).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise unprocessable(f"invalid {name}")
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise unprocessable(f"invalid {name}") from None
+    if not result.is_finite():
+        raise unprocessable(f"invalid {name}")
+    return result
+
+
+def parse_bool(value: object, name: str) -> bool:
+    """A JSON or query-string boolean in any case (``true``, ``TRUE``); absent is False."""
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    raise unprocessable(f"invalid {name}")
+
+
+def _text(body: dict[str, object], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise unprocessable(f"invalid {name}")
+    return value
+
+
+def parse_order_request(body: object) -> OrderRequest:
+    """Read the order body; raises 400 for a non-object and 422 for missing or invalid fields."""
+    if not isinstance(body, dict):
+        raise bad_request("request body format is invalid")
+    symbol = _text(body, "symbol")
+    if symbol is None:
+        raise unprocessable("symbol is required")
+    side = _text(body, "side")
+    if side is None:
+        raise unprocessable("side is required")
+    side = side.lower()
+    if side not in SIDES:
+        raise unprocessable(f"invalid side: {side}")
+    order_type = _text(body, "type") or _text(body, "order_type")
+    if order_type is None:
+        raise unprocessable("type is required")
+    order_type = order_type.lower()
+    if order_type not in ORDER_TYPES:
+        raise unprocessable(f"invalid order type: {order_type}")
+    tif = _text(body, "time_in_force")
+    if tif is None:
+        raise unprocessable("time_in_force is required")
+    tif = tif.lower()
+    if tif not in TIMES_IN_FORCE:
+        raise unprocessable("invalid time_in_force")
+    client_order_id = body.get("client_order_id")
+    if client_order_id is not None and not isinstance(client_order_id, str):
+        raise unprocessable("invalid client_order_id")
+    if client_order_id is not None and len(client_order_id) > MAX_CLIENT_ORDER_ID:
+        raise unprocessable(
+            f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters"
+        )
+    order_class = _text(body, "order_class") or "simple"
+    raw_prices = {
+        name: str(body[name]).strip()
+        for name in ("limit_price", "stop_price")
+        if body.get(name) not in (None, "")
+    }
+    return OrderRequest(
+        symbol=symbol.strip(),
+        side=side,
+        type=order_type,
+        time_in_force=tif,
+        qty=to_decimal(body.get("qty"), "qty"),
+        notional=to_decimal(body.get("notional"), "notional"),
+        limit_price=to_decimal(body.get("limit_price"), "limit_price"),
+        stop_price=to_decimal(body.get("stop_price"), "stop_price"),
+        trail_price=to_decimal(body.get("trail_price"), "trail_price"),
+        trail_percent=to_decimal(body.get("trail_percent"), "trail_percent"),
+        extended_hours=parse_bool(body.get("extended_hours"), "extended_hours"),
+        client_order_id=client_order_id or None,
+        order_class=order_class,
+        raw_prices=raw_prices,
+    )
+
+
+def decimals_of(value: Decimal) -> int:
+    """Number of significant decimal places (``1.2300`` has 2)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _check_price(request: OrderRequest, name: str, value: Decimal, asset: Asset) -> None:
+    shown = request.raw_prices.get(name, str(value))
+    if value <= 0:
+        raise unprocessable(f"invalid {name} {shown}. must be > 0")
+    if asset.is_crypto:
+        if decimals_of(value) > MAX_QTY_DECIMALS:
+            raise unprocessable(f"invalid {name} {shown}")
+        return
+    allowed = 2 if value >= 1 else 4
+    if decimals_of(value) > allowed:
+        raise unprocessable(
+            f"invalid {name} {shown}. sub-penny increment does not fulfill minimum pricing criteria"
+        )
+
+
+def check_order_rules(request: OrderRequest, asset: Asset) -> None:
+    """Rules that depend on the request and the asset only; raises 422 on the first violation."""
+    if request.order_class not in ("simple", ""):
+        raise unprocessable(f'order_class "{request.order_class}" is not supported')
+    qty, notional = request.qty, request.notional
+    if qty is None and notional is None:
+        raise unprocessable("qty or notional is required")
+    if qty is not None and notional is not None:
+        raise unprocessable("only one of qty or notional is allowed")
+    if qty is not None:
+        if qty <= 0:
+            raise unprocessable("qty must be > 0")
+        if decimals_of(qty) > MAX_QTY_DECIMALS:
+            raise unprocessable("qty must have no more than 9 decimal places")
+    if notional is not None:
+        if notional <= 0:
+            raise unprocessable("notional must be > 0")
+        if decimals_of(notional) > 2:
+            raise unprocessable("notional must have no more than 2 decimal places")
+
+    order_type = request.type
+    needs_limit = order_type in ("limit", "stop_limit")
+    needs_stop = order_type in ("stop", "stop_limit")
+    if needs_limit and request.limit_price is None:
+        raise unprocessable("limit_price is required")
+    if not needs_limit and request.limit_price is not None:
+        raise unprocessable(f"limit_price is not allowed for {order_type} orders")
+    if needs_stop and request.stop_price is None:
+        raise unprocessable("stop_price is required")
+    if not needs_stop and request.stop_price is not None:
+        raise unprocessable(f"stop_price is not allowed for {order_type} orders")
+    if order_type == "trailing_stop" and (request.trail_price is None) == (
+        request.trail_percent is None
+    ):
+        raise unprocessable("exactly one of trail_price or trail_percent is required")
+    for name in ("limit_price", "stop_price"):
+        value = getattr(request, name)
+        if value is not None:
+            _check_price(request, name, value, asset)
+
+    if asset.is_crypto:
+        if request.time_in_force not in CRYPTO_TIMES_IN_FORCE:
+            raise unprocessable("invalid crypto time_in_force")
+        if order_type not in CRYPTO_ORDER_TYPES:
+            raise unprocessable(f"invalid order type for crypto order: {order_type}")
+        return
+
+    if request.is_fractional:
+        if not asset.fractionable:
+            raise unprocessable(f'asset "{asset.symbol}" is not fractionable')
+        if request.time_in_force != "day":
+            raise unprocessable("fractional orders must be DAY orders")
+    if notional is not None and order_type != "market":
+        raise unprocessable("notional orders must be market orders")
+    if request.extended_hours:
+        if order_type != "limit":
+            raise unprocessable('only type="limit" is allowed for extended hours orders')
+        if request.time_in_force != "day":
+            raise unprocessable("extended hours order must be DAY limit orders")

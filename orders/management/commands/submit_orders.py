@@ -1,0 +1,33 @@
+"""`python manage.py submit_orders [--json]`: one order cycle for PENDING signals."""
+
+import json as jsonlib
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from orders.services import orders_submit_pending
+
+
+class Command(BaseCommand):
+    help = "Submit orders for PENDING signals now (one cycle), and report each signal's outcome."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--limit", type=int, default=None, help="signals in this cycle")
+
+    def handle(self, *args, json: bool, limit: int | None, **options) -> None:
+        result = orders_submit_pending(limit=limit, actor="submit_orders command")
+        if json:
+            self.stdout.write(
+                jsonlib.dumps(
+                    {
+                        **result.counts(),
+                        "signals": [o.as_dict() for o in result.outcomes],
+                    }
+                )
+            )
+            return
+        for o in result.outcomes:
+            self.stdout.write(
+                f"{o.signal_id:<24} {o.client_order_id:<40} {o.outcome:<10} {o.reason}"
+            )
+        self.stdout.write(f"{result.counts()}")

@@ -1,0 +1,269 @@
+"""Apply what the broker says about orders to our attempts, and the signals behind them.
+
+Alpaca is the truth for orders: an attempt takes Alpaca's status, fills and order id; a signal
+moves with its order (SUBMITTED -> ACTIVE on a fill, -> CANCELED / REJECTED when the broker says
+so, -> CANCELED when the order is gone). Signal moves are conditional on the status read, so a
+signal somebody changed meanwhile is left alone (and the skip recorded).
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from brokerops.alpaca import Order
+from brokerops.intent.schema import SignalStatus
+from brokerops.intent.store import SignalStore, Transition
+from orders.broker_status import attempt_status_for
+from orders.client_order_id import parse_client_order_id
+from orders.models import OrderAttempt, OrderEvent
+
+from .events import order_event_build
+
+logger = logging.getLogger(__name__)
+
+Status = OrderAttempt.Status
+_SIGNAL_FOR_ATTEMPT = {
+    Status.FILLED: SignalStatus.ACTIVE,
+    Status.CANCELED: SignalStatus.CANCELED,
+    Status.EXPIRED: SignalStatus.CANCELED,
+    Status.REJECTED: SignalStatus.REJECTED,
+    Status.MISSING: SignalStatus.CANCELED,
+}
+
+
+@dataclass(frozen=True)
+class AttemptChange:
+    client_order_id: str
+    status_from: str
+    status_to: str
+    signal_outcome: str = ""  # TransitionOutcome value when the signal was asked to move
+
+
+def _signal_target(attempt: OrderAttempt) -> SignalStatus | None:
+    """Where the attempt's signal goes; a canceled order that filled partly still holds."""
+    if not attempt.signal_id or attempt.leg != "entry":
+        return None
+    if attempt.status in (Status.CANCELED, Status.EXPIRED) and (attempt.filled_qty or 0) > 0:
+        return SignalStatus.ACTIVE
+    return _SIGNAL_FOR_ATTEMPT.get(attempt.status)
+
+
+def _take_broker_order(attempt: OrderAttempt, order: Order) -> None:
+    attempt.alpaca_order_id = order.id
+    attempt.broker_status = order.status
+    attempt.status = attempt_status_for(order.status)
+    attempt.filled_qty = order.filled_qty
+    attempt.filled_avg_price = order.filled_avg_price
+    attempt.submitted_at = attempt.submitted_at or order.submitted_at or order.created_at
+
+
+def order_attempts_apply_broker_orders(
+    *,
+    pairs: Sequence[tuple[OrderAttempt, Order]],
+    store: SignalStore,
+    actor: str,
+    move_signals: bool = True,
+) -> list[AttemptChange]:
+    """Bring each attempt to its broker order; returns the attempts that changed.
+
+    One bulk update for the attempts, one bulk insert for the events, one batched signal
+    transition for the signals whose order reached a final state.
+    """
+    now = timezone.now()
+    changed: list[OrderAttempt] = []
+    events: list[OrderEvent] = []
+    befores: dict[str, str] = {}
+    for attempt, order in pairs:
+        before = (
+            attempt.status,
+            attempt.broker_status,
+            attempt.filled_qty,
+            attempt.alpaca_order_id,
+        )
+        status_from = attempt.status
+        _take_broker_order(attempt, order)
+        attempt.last_synced_at = now
+        if before == (
+            attempt.status,
+            attempt.broker_status,
+            attempt.filled_qty,
+            attempt.alpaca_order_id,
+        ):
+            continue
+        attempt.updated_at = now
+        befores[attempt.client_order_id] = status_from
+        changed.append(attempt)
+        events.append(
+            order_event_build(
+                attempt=attempt,
+                kind=OrderEvent.Kind.STATUS_CHANGED,
+                status_from=status_from,
+                status_to=attempt.status,
+                message=f"Alpaca says {order.status} (filled {order.filled_qty})",
+                payload=order.raw,
+                actor=actor,
+            )
+        )
+    with transaction.atomic():
+        OrderAttempt.objects.bulk_update(
+            changed,
+            [
+                "alpaca_order_id",
+                "broker_status",
+                "status",
+                "filled_qty",
+                "filled_avg_price",
+                "submitted_at",
+                "last_synced_at",
+                "updated_at",
+            ],
+            batch_size=500,
+        )
+        OrderEvent.objects.bulk_create(events, batch_size=500)
+        changed_pks = {a.pk for a in changed}
+        synced = [a.pk for a, _ in pairs if a.pk not in changed_pks]
+        for start in range(0, len(synced), 5000):
+            OrderAttempt.objects.filter(pk__in=synced[start : start + 5000]).update(
+                last_synced_at=now
+            )
+    outcomes = signals_follow_attempts(changed, store=store, actor=actor) if move_signals else {}
+    return [
+        AttemptChange(
+            a.client_order_id,
+            befores[a.client_order_id],
+            a.status,
+            outcomes.get(a.client_order_id, ""),
+        )
+        for a in changed
+    ]
+
+
+def order_attempts_mark_missing(
+    *, attempts: Sequence[OrderAttempt], store: SignalStore, actor: str, why: str
+) -> list[AttemptChange]:
+    """Alpaca has no such order (confirmed by a targeted look-up): the attempt is MISSING and
+    its SUBMITTED signal CANCELED. Expected when somebody canceled it by hand."""
+    now = timezone.now()
+    befores = {a.client_order_id: a.status for a in attempts}
+    events = []
+    for attempt in attempts:
+        events.append(
+            order_event_build(
+                attempt=attempt,
+                kind=OrderEvent.Kind.STATUS_CHANGED,
+                status_from=attempt.status,
+                status_to=Status.MISSING,
+                http_status=404,
+                message=why,
+                actor=actor,
+            )
+        )
+        attempt.status = Status.MISSING
+        attempt.reason = why
+        attempt.updated_at = attempt.last_synced_at = now
+    with transaction.atomic():
+        OrderAttempt.objects.bulk_update(
+            attempts, ["status", "reason", "updated_at", "last_synced_at"], batch_size=500
+        )
+        OrderEvent.objects.bulk_create(events, batch_size=500)
+    outcomes = signals_follow_attempts(list(attempts), store=store, actor=actor)
+    return [
+        AttemptChange(
+            a.client_order_id,
+            befores[a.client_order_id],
+            a.status,
+            outcomes.get(a.client_order_id, ""),
+        )
+        for a in attempts
+    ]
+
+
+def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttempt:
+    """Record an order that carries our prefix but that we never recorded (idempotent)."""
+    parsed = parse_client_order_id(order.client_order_id, prefix=prefix)
+    signal_id, leg = parsed if parsed else ("", "entry")
+    if signal_id and OrderAttempt.objects.filter(signal_id=signal_id, leg=leg).exists():
+        signal_id = ""  # the id pattern matched by accident: keep the one row per signal-leg
+    attempt, created = OrderAttempt.objects.get_or_create(
+        client_order_id=order.client_order_id,
+        defaults=dict(
+            signal_id=signal_id,
+            leg=leg,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.order_type,
+            time_in_force=order.time_in_force,
+            qty=order.qty,
+            notional=order.notional,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            extended_hours=order.extended_hours,
+            adopted=True,
+            reason="found at Alpaca with our prefix; not recorded by brokerops",
+        ),
+    )
+    if created:
+        _take_broker_order(attempt, order)
+        attempt.last_synced_at = timezone.now()
+        attempt.save()
+        order_event_build(
+            attempt=attempt,
+            kind=OrderEvent.Kind.ADOPTED,
+            status_to=attempt.status,
+            message="adopted into the audit trail",
+            payload=order.raw,
+            actor=actor,
+        ).save()
+    return attempt
+
+
+def signals_follow_attempts(
+    attempts: Sequence[OrderAttempt], *, store: SignalStore, actor: str
+) -> dict[str, str]:
+    """Move each attempt's SUBMITTED signal to where its order ended (if it ended); returns the
+    transition outcome per client_order_id."""
+    transitions: list[Transition] = []
+    by_signal: dict[str, OrderAttempt] = {}
+    for attempt in attempts:
+        target = _signal_target(attempt)
+        if target is None or attempt.signal_id in by_signal:
+            continue
+        by_signal[attempt.signal_id] = attempt
+        transitions.append(
+            Transition(
+                signal_id=attempt.signal_id,
+                expected_status=SignalStatus.SUBMITTED,
+                new_status=target,
+                reason=f"order {attempt.client_order_id} is "
+                f"{attempt.broker_status or attempt.status} at Alpaca",
+                fields={"alpaca_order_id": attempt.alpaca_order_id}
+                if attempt.alpaca_order_id
+                else None,
+            )
+        )
+    if not transitions:
+        return {}
+    results = store.transition_many(transitions)
+    events = []
+    for result in results:
+        attempt = by_signal[result.signal_id]
+        events.append(
+            order_event_build(
+                attempt=attempt,
+                kind=OrderEvent.Kind.SIGNAL_TRANSITION,
+                status_from=str(result.expected_status),
+                status_to=str(result.new_status if result.applied else result.actual_status or ""),
+                message=f"signal {result.signal_id}: {result.outcome}"
+                + (f" ({result.detail})" if result.detail else ""),
+                actor=actor,
+            )
+        )
+        if not result.applied:
+            logger.info(
+                "signal %s not moved: %s %s", result.signal_id, result.outcome, result.detail
+            )
+    OrderEvent.objects.bulk_create(events, batch_size=500)
+    return {by_signal[r.signal_id].client_order_id: str(r.outcome) for r in results}

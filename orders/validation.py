@@ -1,0 +1,165 @@
+"""Order validation before anything is sent (pure: no Django, no I/O).
+
+:func:`order_plan` turns a PENDING signal into the exact order to send, or into the reasons it
+must not be sent. The rules are Alpaca's (so a rejection costs no API call and is explained in
+the audit trail) plus the configured risk limits.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from brokerops.alpaca.types import Asset, OrderRequest
+from brokerops.intent.schema import Signal
+
+PRICED_TYPES = {
+    "limit": ("limit_price",),
+    "stop": ("stop_price",),
+    "stop_limit": ("limit_price", "stop_price"),
+}
+CRYPTO_TIF = frozenset({"gtc", "ioc"})
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    max_notional: Decimal | None = None  # per order; None: no limit
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    """Either ``request`` (send it) or ``reasons`` (reject the signal, send nothing)."""
+
+    request: OrderRequest | None
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.request is not None
+
+
+def order_plan(
+    *,
+    signal: Signal,
+    asset: Asset | None,
+    client_order_id: str,
+    held_qty: Decimal = Decimal(0),
+    reference_price: Decimal | None = None,
+    limits: RiskLimits = RiskLimits(),
+) -> OrderPlan:
+    """Validate ``signal`` against ``asset`` and the limits.
+
+    ``held_qty`` is the signed position Alpaca reports for the symbol (a sell beyond a long
+    holding opens a short); ``reference_price`` (e.g. the position's current price) lets the
+    notional limit be checked for market orders by quantity.
+    """
+    reasons: list[str] = []
+    notes: list[str] = []
+    if asset is None:
+        return OrderPlan(None, (f"asset {signal.symbol} is not known to Alpaca",))
+    if not asset.tradable or asset.status != "active":
+        reasons.append(f"asset {signal.symbol} is not tradable")
+    crypto = asset.asset_class == "crypto"
+
+    if (signal.qty is None) == (signal.notional is None):
+        reasons.append("exactly one of qty and notional is required")
+    for name in ("qty", "notional", "limit_price", "stop_price"):
+        value = getattr(signal, name)
+        if value is not None and value <= 0:
+            reasons.append(f"{name} must be positive")
+    fractional = signal.qty is not None and signal.qty != signal.qty.to_integral_value()
+    if not crypto and (fractional or signal.notional is not None) and not asset.fractionable:
+        reasons.append(f"{signal.symbol} is not fractionable: whole shares only, no notional")
+
+    order_type = str(signal.order_type)
+    for price_name in PRICED_TYPES.get(order_type, ()):
+        price = getattr(signal, price_name)
+        if price is None:
+            reasons.append(f"{price_name} is required for {order_type} orders")
+        elif (problem := _increment_problem(price_name, price, asset, crypto)) is not None:
+            reasons.append(problem)
+
+    tif, tif_problem = _time_in_force(signal, crypto=crypto, fractional=fractional)
+    if tif_problem:
+        reasons.append(tif_problem)
+
+    if str(signal.side) == "sell":
+        opening_short = signal.notional is not None and held_qty <= 0
+        if signal.qty is not None:
+            opening_short = signal.qty > max(held_qty, Decimal(0))
+        if opening_short and (crypto or not asset.shortable):
+            reasons.append(f"{signal.symbol} is not shortable (sell exceeds the long holding)")
+
+    estimate = _notional_estimate(signal, reference_price)
+    if limits.max_notional is not None:
+        if estimate is None:
+            notes.append("max notional not checked: no reference price for this market order")
+        elif estimate > limits.max_notional:
+            reasons.append(
+                f"order value {estimate} exceeds the max notional per order {limits.max_notional}"
+            )
+    if reasons:
+        return OrderPlan(None, tuple(reasons), tuple(notes))
+    request = OrderRequest(
+        symbol=signal.symbol,
+        side=str(signal.side),
+        type=order_type,
+        time_in_force=tif,
+        qty=signal.qty,
+        notional=signal.notional,
+        limit_price=signal.limit_price,
+        stop_price=signal.stop_price,
+        extended_hours=signal.extended_hours,
+        client_order_id=client_order_id,
+    )
+    return OrderPlan(request, (), tuple(notes))
+
+
+def _increment_problem(name: str, price: Decimal, asset: Asset, crypto: bool) -> str | None:
+    if crypto:
+        step = asset.price_increment
+        if step and price % step != 0:
+            return f"{name} {price} is not a multiple of the price increment {step}"
+        return None
+    places = 2 if price >= 1 else 4
+    if price != price.quantize(Decimal(1).scaleb(-places)):
+        return (
+            f"{name} {price} has sub-penny precision: at most {places} decimals "
+            f"{'at or above' if places == 2 else 'below'} $1.00"
+        )
+    return None
+
+
+def _time_in_force(signal: Signal, *, crypto: bool, fractional: bool) -> tuple[str, str | None]:
+    """The TIF to send and, when the signal's explicit TIF breaks a rule, the problem."""
+    explicit = signal.time_in_force
+    order_type = str(signal.order_type)
+    day_only = not crypto and (fractional or signal.notional is not None)
+    if signal.extended_hours and (order_type != "limit" or crypto):
+        return "day", "extended hours needs a limit order with time in force day (equities only)"
+    if explicit is None:
+        if signal.timeout_seconds:
+            tif = "ioc"
+        elif signal.extended_hours or day_only:
+            tif = "day"
+        elif crypto or order_type in ("limit", "stop_limit"):
+            tif = "gtc"
+        else:
+            tif = "day"
+    else:
+        tif = explicit
+    if crypto and tif not in CRYPTO_TIF:
+        return tif, f"crypto orders take time in force gtc or ioc, not {tif}"
+    if day_only and tif != "day":
+        return tif, f"fractional and notional equity orders take time in force day, not {tif}"
+    if signal.extended_hours and tif != "day":
+        return tif, f"extended hours orders take time in force day, not {tif}"
+    return tif, None
+
+
+def _notional_estimate(signal: Signal, reference_price: Decimal | None) -> Decimal | None:
+    if signal.notional is not None:
+        return signal.notional
+    price = signal.limit_price or signal.stop_price or reference_price
+    if signal.qty is None or price is None:
+        return None
+    return signal.qty * price

@@ -1,0 +1,97 @@
+"""Shared plumbing for the benchmark scripts: Django on a scratch database, a paper broker in a
+child process (so the benchmark's own memory is measured alone), query counting."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def setup_django(label: str) -> None:
+    """Django on ``DATABASE_URL`` if set (e.g. PostgreSQL), else a fresh SQLite file."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokerops.settings")
+    if "DATABASE_URL" not in os.environ:
+        path = Path(tempfile.gettempdir()) / f"brokerops-bench-{label}.sqlite3"
+        path.unlink(missing_ok=True)
+        os.environ["DATABASE_URL"] = f"sqlite:///{path}"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("flush", interactive=False, verbosity=0)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def count_queries() -> Iterator[list[int]]:
+    from django.db import connection
+
+    counter = [0]
+
+    def wrapper(execute, sql, params, many, context):
+        counter[0] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield counter
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    box = [0.0]
+    started = time.perf_counter()
+    yield box
+    box[0] = time.perf_counter() - started
+
+
+def _broker_process(seeder: str, options: dict, conn) -> None:
+    import importlib
+
+    from brokerops.sim import PaperBroker
+
+    module, _, name = seeder.partition(":")
+    broker = PaperBroker(**options.get("broker", {}))
+    getattr(importlib.import_module(module), name)(broker, **options.get("seed", {}))
+    broker.start()
+    conn.send(broker.base_url)
+    while True:
+        command, args = conn.recv()
+        if command == "stop":
+            broker.stop()
+            conn.send(None)
+            return
+        conn.send(getattr(broker, command)(*args))
+
+
+class RemoteBroker:
+    """A paper broker in a child process; call its handle's methods by name."""
+
+    def __init__(self, seeder: str, **options) -> None:
+        """``seeder`` is ``"package.module:function"``, called with the broker before start."""
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_broker_process, args=(seeder, options, child), daemon=True)
+        self._proc.start()
+        self.base_url = self._conn.recv()
+
+    def call(self, command: str, *args):
+        self._conn.send((command, args))
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        self.call("stop")
+        self._proc.join(timeout=10)

@@ -1,0 +1,183 @@
+"""Reconciliation at scale: 10,000 positions, 10,000 signals, 20,000 orders on loopback.
+
+Prints wall time, peak memory, API calls and SQL queries for one bulk run, and the same figures
+for the naive way (a position look-up per signal) on the same data in the same process, as
+ratios. DESIGN.md section 8: bulk under 5 s and 400 MB; at least 50x fewer calls and 10x less
+wall time than naive.
+
+    ./dev python tests/benchmarks/reconcile_bench.py [--positions 10000] [--orders 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks._support import (
+    RemoteBroker,
+    count_queries,
+    peak_rss_mb,
+    setup_django,
+    timed,
+)
+
+ORPHAN_EVERY = 100  # 1% of signals lost their holding
+QTY_DRIFT_EVERY = 50  # 2% disagree on quantity
+
+
+def symbol(i: int) -> str:
+    return f"S{i:05d}"
+
+
+def reconcile_world(broker, *, positions: int, orders: int) -> None:
+    now = datetime.now(UTC)
+    for i in range(positions):
+        broker.add_asset(symbol(i), price=Decimal("10"))
+        if i % ORPHAN_EVERY == 0:
+            continue
+        qty = 10 + (1 if i % QTY_DRIFT_EVERY == 0 else 0)
+        broker.seed_position(symbol(i), qty)
+    for j in range(orders):
+        i = j % positions
+        ours = j < positions
+        broker.seed_order(
+            symbol(i),
+            10,
+            client_order_id=f"bo-sig{i}-entry" if ours else f"ext-{j}",
+            status="filled",
+            filled_qty="10",
+            filled_avg_price="10",
+            submitted_at=now - timedelta(seconds=orders - j),
+        )
+
+
+def seed_intent(n: int) -> None:
+    from brokerops.intent.local import LocalSignalStore
+    from orders.models import OrderAttempt
+
+    LocalSignalStore().put_documents(
+        (
+            f"sig{i}",
+            {
+                "symbol": symbol(i),
+                "side": "buy",
+                "qty": "10",
+                "order_type": "market",
+                "status": "ACTIVE",
+                "client_order_id": f"bo-sig{i}-entry",
+            },
+        )
+        for i in range(n)
+    )
+    OrderAttempt.objects.bulk_create(
+        [
+            OrderAttempt(
+                client_order_id=f"bo-sig{i}-entry",
+                signal_id=f"sig{i}",
+                symbol=symbol(i),
+                side="buy",
+                order_type="market",
+                qty=10,
+                status="filled",
+                broker_status="filled",
+                filled_qty=10,
+            )
+            for i in range(n)
+        ],
+        batch_size=2000,
+    )
+
+
+def naive_run(gateway, store) -> tuple[int, int]:
+    """What the brief warns against: one position look-up per ACTIVE signal."""
+    from brokerops.alpaca import BrokerNotFound
+    from brokerops.intent.schema import SignalStatus
+
+    orphans = mismatched = 0
+    for signal in store.read(statuses=[SignalStatus.ACTIVE]).signals:
+        try:
+            position = gateway.get_position(signal.symbol_key)
+        except BrokerNotFound:
+            orphans += 1
+            continue
+        if position.qty != signal.signed_qty:
+            mismatched += 1
+    return orphans, mismatched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--positions", type=int, default=10_000)
+    parser.add_argument("--orders", type=int, default=20_000)
+    args = parser.parse_args()
+    setup_django("reconcile")
+    from django.conf import settings
+
+    from brokerops.alpaca import AlpacaGateway, NullLimiter
+    from brokerops.intent.local import LocalSignalStore
+    from reconciliation.services import reconciliation_run
+
+    n, m = args.positions, args.orders
+    print(f"seeding: {n} positions/signals, {m} orders ...", flush=True)
+    broker = RemoteBroker(
+        "tests.benchmarks.reconcile_bench:reconcile_world", seed={"positions": n, "orders": m}
+    )
+    seed_intent(n)
+    settings.RECONCILE_MAX_CONFIRMATIONS = n  # confirm every orphan: the bar counts them
+    store = LocalSignalStore()
+    gateway = AlpacaGateway(
+        api_key="test-key",
+        secret_key="test-secret",
+        base_url=broker.base_url,
+        limiter=NullLimiter(),
+        timeout_s=30,
+    )
+    try:
+        broker.call("reset_counters")
+        rss_before = peak_rss_mb()
+        with count_queries() as queries, timed() as wall:
+            run = reconciliation_run(trigger="command", dry_run=True, gateway=gateway, store=store)
+        bulk_calls = broker.call("total_requests")
+        assert run.status == "succeeded", run.error
+        orphans = run.mismatches.filter(kind="ORPHAN_POSITION").count()
+        bound = 1 + math.ceil(m / 500) + orphans
+        print(
+            f"\nbulk run #{run.pk}: {run.status}, {run.mismatches_found} mismatches "
+            f"({orphans} orphans confirmed)"
+        )
+        print(f"  wall            {wall[0]:.2f} s   (bar: < 5 s)")
+        print(
+            f"  peak RSS        {peak_rss_mb():.0f} MB (before the run {rss_before:.0f} MB;"
+            " bar: < 400 MB)"
+        )
+        print(f"  API calls       {bulk_calls}   (bar: 1 + ceil({m}/500) + {orphans} = {bound})")
+        print(f"  SQL queries     {queries[0]}")
+
+        broker.call("reset_counters")
+        with count_queries() as naive_queries, timed() as naive_wall:
+            naive_orphans, naive_mismatched = naive_run(gateway, store)
+        naive_calls = broker.call("total_requests")
+        print(
+            f"\nnaive (one position look-up per signal): {naive_orphans} orphans, "
+            f"{naive_mismatched} quantity mismatches"
+        )
+        print(f"  wall            {naive_wall[0]:.2f} s")
+        print(f"  API calls       {naive_calls}")
+        print(f"  SQL queries     {naive_queries[0]}")
+        print(
+            f"\nratios naive/bulk: API calls {naive_calls / bulk_calls:.1f}x (bar: >= 50x), "
+            f"wall {naive_wall[0] / wall[0]:.1f}x (bar: >= 10x)"
+        )
+    finally:
+        gateway.close()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

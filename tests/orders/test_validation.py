@@ -1,0 +1,181 @@
+"""Order validation rules (pure: no server, no database)."""
+
+from decimal import Decimal as D
+
+import pytest
+
+from brokerops.alpaca.types import Asset
+from brokerops.intent.schema import Signal, parse_signal
+from orders.client_order_id import MAX_LENGTH, client_order_id_for, parse_client_order_id
+from orders.validation import RiskLimits, order_plan
+
+
+def asset(symbol="AAPL", **kw):
+    fields = dict(
+        id="a-1",
+        symbol=symbol,
+        asset_class="us_equity",
+        exchange="NASDAQ",
+        tradable=True,
+        fractionable=True,
+        shortable=True,
+        easy_to_borrow=True,
+        min_order_size=None,
+        min_trade_increment=None,
+        price_increment=None,
+    )
+    fields.update(kw)
+    return Asset(**fields)
+
+
+CRYPTO = asset(
+    "BTC/USD", asset_class="crypto", exchange="CRYPTO", shortable=False, price_increment=D("0.01")
+)
+
+
+def signal(**fields) -> Signal:
+    doc = {
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": "10",
+        "order_type": "market",
+        "status": "PENDING",
+    }
+    doc.update(fields)
+    doc = {k: v for k, v in doc.items() if v is not None}
+    parsed = parse_signal("sig1", doc)
+    assert isinstance(parsed, Signal), parsed
+    return parsed
+
+
+def plan(sig, a=None, **kw):
+    return order_plan(
+        signal=sig, asset=a if a is not None else asset(), client_order_id="bo-sig1-entry", **kw
+    )
+
+
+def test_a_plain_market_order_passes_with_day():
+    p = plan(signal())
+    assert p.ok and p.reasons == ()
+    assert (p.request.type, p.request.time_in_force, p.request.qty) == ("market", "day", D("10"))
+    assert p.request.client_order_id == "bo-sig1-entry"
+
+
+def test_limit_orders_default_to_gtc():
+    p = plan(signal(order_type="limit", limit_price="187.25"))
+    assert p.request.time_in_force == "gtc"
+
+
+def test_timeout_execution_asks_for_ioc():
+    p = plan(signal(order_type="limit", limit_price="187.25", timeout_seconds=30))
+    assert p.request.time_in_force == "ioc"
+
+
+@pytest.mark.parametrize(
+    ("a", "reason"),
+    [
+        (None, "not known"),
+        (asset(tradable=False), "not tradable"),
+        (asset(status="inactive"), "not tradable"),
+    ],
+)
+def test_unknown_or_untradable_assets_are_rejected(a, reason):
+    p = order_plan(signal=signal(), asset=a, client_order_id="x")
+    assert not p.ok
+    assert reason in p.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("price", "ok"),
+    [("187.25", True), ("187.255", False), ("0.1234", True), ("0.12345", False), ("1", True)],
+)
+def test_prices_must_be_on_alpacas_increments(price, ok):
+    p = plan(signal(order_type="limit", limit_price=price))
+    assert p.ok is ok
+    if not ok:
+        assert "sub-penny" in p.reasons[0]
+
+
+def test_fractional_only_where_fractionable():
+    assert plan(signal(qty="0.5")).ok
+    p = plan(signal(qty="0.5"), asset(fractionable=False))
+    assert "not fractionable" in p.reasons[0]
+    p = plan(signal(qty=None, notional="500"), asset(fractionable=False))
+    assert "not fractionable" in p.reasons[0]
+
+
+def test_fractional_and_notional_equity_orders_are_day_only():
+    assert plan(signal(qty="0.5", order_type="limit", limit_price="10")).request.time_in_force == (
+        "day"
+    )
+    p = plan(signal(qty="0.5", time_in_force="gtc"))
+    assert "take time in force day" in p.reasons[0]
+
+
+def test_crypto_takes_gtc_or_ioc_only():
+    assert plan(signal(symbol="BTC/USD", qty="0.01"), CRYPTO).request.time_in_force == "gtc"
+    p = plan(signal(symbol="BTC/USD", qty="0.01", time_in_force="day"), CRYPTO)
+    assert "gtc or ioc" in p.reasons[0]
+
+
+def test_extended_hours_needs_limit_and_day():
+    assert (
+        plan(
+            signal(order_type="limit", limit_price="10", extended_hours=True)
+        ).request.time_in_force
+        == "day"
+    )
+    assert not plan(signal(extended_hours=True)).ok
+    p = plan(signal(order_type="limit", limit_price="10", extended_hours=True, time_in_force="gtc"))
+    assert "extended hours" in p.reasons[0]
+
+
+def test_shorts_only_where_shortable():
+    sell = signal(side="sell", qty="10")
+    assert plan(sell, asset(shortable=True)).ok
+    p = plan(sell, asset(shortable=False))
+    assert "not shortable" in p.reasons[0]
+    # Selling what is held is not a short.
+    assert plan(sell, asset(shortable=False), held_qty=D("10")).ok
+    assert not plan(sell, asset(shortable=False), held_qty=D("4")).ok
+
+
+def test_max_notional_per_order():
+    limits = RiskLimits(max_notional=D("1000"))
+    assert plan(signal(order_type="limit", limit_price="99", qty="10"), limits=limits).ok
+    p = plan(signal(order_type="limit", limit_price="101", qty="10"), limits=limits)
+    assert "exceeds the max notional" in p.reasons[0]
+    p = plan(signal(qty=None, notional="1500"), limits=limits)
+    assert not p.ok
+    p = plan(signal(qty="20"), limits=limits, reference_price=D("60"))
+    assert not p.ok
+    p = plan(signal(qty="20"), limits=limits)
+    assert p.ok and "not checked" in p.notes[0]
+
+
+def test_every_reason_is_listed():
+    p = plan(
+        signal(qty="0.5", order_type="limit", limit_price="1.234", time_in_force="gtc"),
+        asset(fractionable=False),
+    )
+    assert len(p.reasons) == 3
+
+
+def test_client_order_id_is_deterministic_and_bounded():
+    a = client_order_id_for(signal_id="sig-1", prefix="bo")
+    assert a == client_order_id_for(signal_id="sig-1", prefix="bo")
+    assert a != client_order_id_for(signal_id="sig-1", leg="exit", prefix="bo")
+    assert client_order_id_for(signal_id="abc123", prefix="bo") == "bo-abc123-entry"
+    long = client_order_id_for(signal_id="x" * 500, prefix="bo")
+    assert len(long) <= MAX_LENGTH and long.startswith("bo-h")
+    # The leg follows the last '-', so ids with '-' stay readable and never collide.
+    tricky = client_order_id_for(signal_id="a-exit", prefix="bo")
+    assert tricky == "bo-a-exit-entry"
+    assert tricky != client_order_id_for(signal_id="a", leg="exit", prefix="bo")
+    assert parse_client_order_id(tricky, prefix="bo") == ("a-exit", "entry")
+    assert parse_client_order_id("bo-a-exit", prefix="bo") == ("a", "exit")
+    assert parse_client_order_id(long, prefix="bo") is None
+    assert parse_client_order_id("other-a-entry", prefix="bo") is None
+    assert client_order_id_for(signal_id="a b", prefix="bo").startswith("bo-h")
+    with pytest.raises(ValueError, match="leg"):
+        client_order_id_for(signal_id="s", leg="hedge", prefix="bo")

@@ -1,0 +1,98 @@
+"""Per-key rate limit: X-RateLimit-* headers, 429 with Retry-After, counted, window resets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+
+from brokerops.sim import PaperBroker
+from brokerops.sim.ratelimit import RateLimiter
+
+from .helpers import AUTH, Raw
+
+
+def test_headers_count_down_then_429(raw: Raw, paper_broker: PaperBroker) -> None:
+    paper_broker.set_rate_limit(3)
+    before = time.time()
+    remaining = []
+    for _ in range(3):
+        response = raw.get("/v2/account")
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        remaining.append(response.headers["X-RateLimit-Remaining"])
+        reset = int(response.headers["X-RateLimit-Reset"])
+        assert before <= reset <= before + 61
+    assert remaining == ["2", "1", "0"]
+
+    limited = raw.get("/v2/positions")
+    assert limited.status_code == 429
+    assert limited.json() == {"code": 42910000, "message": "rate limit exceeded"}
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert paper_broker.rate_limited_count() == 1
+    assert paper_broker.counters()[("GET", "/v2/positions")] == 1
+
+
+def test_window_resets(raw: Raw, paper_broker: PaperBroker) -> None:
+    paper_broker.set_rate_limit(2, window_s=0.3)
+    assert [raw.get("/v2/account").status_code for _ in range(3)] == [200, 200, 429]
+    time.sleep(0.35)
+    assert raw.get("/v2/account").status_code == 200
+
+
+def test_limit_is_per_api_key(paper_broker: PaperBroker) -> None:
+    paper_broker.add_key("other-key", "other-secret")
+    paper_broker.set_rate_limit(1)
+    url = paper_broker.base_url + "/v2/account"
+    assert requests.get(url, headers=AUTH, timeout=5).status_code == 200
+    assert requests.get(url, headers=AUTH, timeout=5).status_code == 429
+    other = {"APCA-API-KEY-ID": "other-key", "APCA-API-SECRET-KEY": "other-secret"}
+    assert requests.get(url, headers=other, timeout=5).status_code == 200
+
+
+def test_no_headers_when_limit_is_off(raw: Raw) -> None:
+    assert "X-RateLimit-Limit" not in raw.get("/v2/account").headers
+
+
+def test_alpaca_py_sees_429_as_api_error(
+    trading_client: TradingClient, paper_broker: PaperBroker
+) -> None:
+    paper_broker.set_rate_limit(1)
+    trading_client.get_account()
+    with pytest.raises(APIError) as caught:
+        trading_client.get_account()
+    assert caught.value.status_code == 429
+    assert caught.value.code == 42910000
+
+
+def test_unknown_key_is_401_without_code(paper_broker: PaperBroker) -> None:
+    response = requests.get(
+        paper_broker.base_url + "/v2/account",
+        headers={"APCA-API-KEY-ID": "nope", "APCA-API-SECRET-KEY": "nope"},
+        timeout=5,
+    )
+    assert response.status_code == 401
+    assert response.json() == {"message": "unauthorized."}
+    client = TradingClient("nope", "nope", url_override=paper_broker.base_url)
+    with pytest.raises(APIError) as caught:
+        client.get_account()
+    with pytest.raises(KeyError):
+        _ = caught.value.code
+
+
+def test_limiter_fixed_window_with_a_fake_clock() -> None:
+    now = [1000.25]
+    limiter = RateLimiter(2, 60.0, clock=lambda: now[0])
+    first = limiter.check("k")
+    assert first is not None
+    assert (first.allowed, first.remaining, first.reset_epoch) == (True, 1, 1061)
+    assert limiter.check("k").allowed  # type: ignore[union-attr]
+    denied = limiter.check("k")
+    assert denied is not None
+    assert (denied.allowed, denied.retry_after_s) == (False, 60)
+    now[0] += 60
+    assert limiter.check("k").allowed  # type: ignore[union-attr]
