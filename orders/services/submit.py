@@ -9,6 +9,7 @@ The rules (DESIGN.md section 5):
 - the signal moves PENDING -> SUBMITTED only after the broker accepted the order.
 """
 
+import hashlib
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -100,20 +101,27 @@ def orders_submit_pending(
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
     limit: int | None = None,
+    shard: tuple[int, int] | None = None,
     actor: str = "order-cycle",
 ) -> SubmitResult:
     """One order cycle: every PENDING signal (up to ``limit``, default ``ORDER_BATCH_SIZE``).
 
     Reads signals, assets and positions in bulk, then sends one order per signal. A 429 stops
     the cycle (the gateway's limiter pauses every worker); what was not sent waits for the next
-    cycle. Invalid signal documents are counted and left alone.
+    cycle. Invalid signal documents are counted and left alone. ``shard=(index, count)`` takes
+    only the signals whose id hashes to ``index`` (of ``count``), so parallel workers split the
+    work instead of contending for the same signals.
     """
     gateway = gateway or broker_gateway()
     store = store or signal_store()
     limit = limit or settings.ORDER_BATCH_SIZE
     read = store.read(statuses=[SignalStatus.PENDING])
     result = SubmitResult(invalid_signals=len(read.invalid))
-    signals = read.signals[:limit]
+    signals = read.signals
+    if shard is not None:
+        index, count = shard
+        signals = [s for s in signals if _shard_of(s.id, count) == index]
+    signals = signals[:limit]
     if not signals:
         return result
     with gateway.count_calls(current_thread_only=True) as calls:
@@ -131,6 +139,10 @@ def orders_submit_pending(
                 break
     result.api_calls = calls.total
     return result
+
+
+def _shard_of(signal_id: str, count: int) -> int:
+    return int.from_bytes(hashlib.blake2b(signal_id.encode(), digest_size=4).digest()) % count
 
 
 def order_submit(

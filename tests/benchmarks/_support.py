@@ -24,12 +24,27 @@ def setup_django(label: str) -> None:
         path = Path(tempfile.gettempdir()) / f"brokerops-bench-{label}.sqlite3"
         path.unlink(missing_ok=True)
         os.environ["DATABASE_URL"] = f"sqlite:///{path}"
+    _create_postgres_database(os.environ["DATABASE_URL"])
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     call_command("flush", interactive=False, verbosity=0)
+
+
+def _create_postgres_database(url: str) -> None:
+    """Create the benchmark's PostgreSQL database when it does not exist yet."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    dsn = base.replace("postgres://", "postgresql://", 1) + "/postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def peak_rss_mb() -> float:

@@ -6,6 +6,7 @@ ratios. DESIGN.md section 8: bulk under 5 s and 400 MB; at least 50x fewer calls
 wall time than naive.
 
     ./dev python tests/benchmarks/reconcile_bench.py [--positions 10000] [--orders 20000]
+        [--latency-ms 0]
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--positions", type=int, default=10_000)
     parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="network latency the paper broker adds to every answer (both ways"
+        " of reconciling pay it); 0 is raw loopback",
+    )
     args = parser.parse_args()
     setup_django("reconcile")
     from django.conf import settings
@@ -139,6 +147,11 @@ def main() -> None:
         timeout_s=30,
     )
     try:
+        if args.latency_ms:
+            from brokerops.sim import FaultConfig
+
+            broker.call("set_faults", FaultConfig(seed=1, latency_s=args.latency_ms / 1000))
+            print(f"every answer delayed by {args.latency_ms} ms")
         broker.call("reset_counters")
         rss_before = peak_rss_mb()
         with count_queries() as queries, timed() as wall:

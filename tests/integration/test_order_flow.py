@@ -215,3 +215,14 @@ def test_credentials_never_reach_stored_payloads(broker, store, settings):
     for event in OrderEvent.objects.all():
         text = json.dumps(event.payload) + event.message
         assert "test-secret" not in text and "test-key" not in text
+
+
+def test_shards_split_the_pending_signals_between_workers(broker, gateway, store):
+    store.put_documents([(f"s{i}", pending(qty="1")) for i in range(40)])
+    first = orders_submit_pending(gateway=gateway, store=store, shard=(0, 2))
+    second = orders_submit_pending(gateway=gateway, store=store, shard=(1, 2))
+    ids_first = {o.signal_id for o in first.outcomes}
+    ids_second = {o.signal_id for o in second.outcomes}
+    assert ids_first and ids_second and not ids_first & ids_second
+    assert ids_first | ids_second == {f"s{i}" for i in range(40)}
+    assert len(broker.orders()) == 40

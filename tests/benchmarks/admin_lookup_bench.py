@@ -1,0 +1,107 @@
+"""Admin lookup by exact client_order_id with 1,000,000 order attempts on PostgreSQL.
+
+Fills the audit tables with generated rows (one SQL statement each, server side), then times
+what compliance staff do: the attempt list searched by an exact client_order_id, and that
+attempt's page (the attempt, its events, the mismatches naming it), through Django's test client
+as a `compliance` user, rendering included. Prints the median and worst of 25 lookups and the
+query plan. DESIGN.md section 8: under 100 ms.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/brokerops_bench \\
+    ./dev python tests/benchmarks/admin_lookup_bench.py [--attempts 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks._support import setup_django
+
+FILL_ATTEMPTS = """
+INSERT INTO orders_orderattempt (client_order_id, signal_id, leg, alpaca_order_id, symbol, side,
+    order_type, time_in_force, qty, status, broker_status, filled_qty, reason, adopted,
+    request_payload, extended_hours, created_at, updated_at)
+SELECT 'bo-sig' || i || '-entry', 'sig' || i, 'entry', md5(i::text)::uuid::text,
+    (ARRAY['AAPL','MSFT','SPY','TSLA','BTC/USD'])[1 + i % 5], 'buy', 'market', 'day', 1,
+    'filled', 'filled', 1, '', false, '{}'::jsonb, false,
+    now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval
+FROM generate_series(1, %(n)s) AS i
+"""
+FILL_EVENTS = """
+INSERT INTO orders_orderevent (attempt_id, kind, created_at, status_from, status_to,
+    http_status, message, payload, actor)
+SELECT a.id, k.kind, a.created_at + k.offs, '', '', 200, k.kind, '{}'::jsonb, 'bench'
+FROM orders_orderattempt a
+CROSS JOIN (VALUES ('created', interval '0 ms'), ('request_sent', interval '1 ms'),
+                   ('response', interval '40 ms')) AS k(kind, offs)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attempts", type=int, default=1_000_000)
+    parser.add_argument("--lookups", type=int, default=25)
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("set DATABASE_URL to a PostgreSQL database (the bar is for PostgreSQL)")
+    setup_django("admin-lookup")
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from orders.models import OrderAttempt
+    from tests import factories
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(FILL_ATTEMPTS, {"n": args.attempts})
+        cursor.execute(FILL_EVENTS)
+        cursor.execute("ANALYZE orders_orderattempt; ANALYZE orders_orderevent")
+    print(
+        f"filled {OrderAttempt.objects.count():,} attempts and "
+        f"{args.attempts * 3:,} events in {time.perf_counter() - started:.1f} s"
+    )
+
+    client = Client()
+    client.force_login(factories.staff_user(group="compliance", username="bench-compliance"))
+    listing = reverse("admin:orders_orderattempt_changelist")
+    rng = random.Random(1)
+    search_ms, page_ms = [], []
+    for _ in range(args.lookups):
+        i = rng.randint(1, args.attempts)
+        t = time.perf_counter()
+        response = client.get(listing, {"q": f"bo-sig{i}-entry"})
+        search_ms.append((time.perf_counter() - t) * 1000)
+        assert response.status_code == 200
+        found = list(response.context["cl"].result_list)
+        assert [a.client_order_id for a in found] == [f"bo-sig{i}-entry"], found
+        t = time.perf_counter()
+        page = client.get(reverse("admin:orders_orderattempt_change", args=[found[0].pk]))
+        page_ms.append((time.perf_counter() - t) * 1000)
+        assert page.status_code == 200 and b"request_sent" in page.content
+
+    with connection.cursor() as cursor:
+        qs = OrderAttempt.objects.filter(client_order_id="bo-sig4242-entry")
+        sql, params = qs.query.sql_with_params()
+        cursor.execute("EXPLAIN ANALYZE " + sql, params)
+        plan = [row[0] for row in cursor.fetchall()]
+    print(
+        f"\nsearch by exact client_order_id (list page, {args.lookups} lookups): median "
+        f"{statistics.median(search_ms):.1f} ms, worst {max(search_ms):.1f} ms (bar: < 100 ms)"
+    )
+    print(
+        f"the attempt's page (events + mismatches): median {statistics.median(page_ms):.1f} ms,"
+        f" worst {max(page_ms):.1f} ms"
+    )
+    print("plan of the lookup:\n  " + "\n  ".join(plan))
+
+
+if __name__ == "__main__":
+    main()
