@@ -49,7 +49,6 @@ class OrderAttemptAdmin(AuditTrailAdmin):
         "alpaca_order_id",
     )
     list_filter = ("status", "side", "order_type", "adopted", "created_at")
-    date_hierarchy = "created_at"
     search_fields = EXACT_SEARCH
     inlines = (OrderEventInline,)
     readonly_fields = ("related_mismatches",)
@@ -93,7 +92,6 @@ class OrderEventAdmin(AuditTrailAdmin):
     )
     list_filter = ("kind", "created_at")
     list_select_related = ("attempt",)
-    date_hierarchy = "created_at"
     search_fields = (
         "attempt__client_order_id__exact",
         "attempt__signal_id__exact",

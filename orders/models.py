@@ -22,6 +22,17 @@ class OrderAttempt(models.Model):
         REJECTED = "rejected", "Rejected (by validation or the broker)"
         MISSING = "missing", "Missing at the broker (404)"
 
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    class OrderType(models.TextChoices):
+        MARKET = "market", "Market"
+        LIMIT = "limit", "Limit"
+        STOP = "stop", "Stop"
+        STOP_LIMIT = "stop_limit", "Stop limit"
+        TRAILING_STOP = "trailing_stop", "Trailing stop"
+
     OPEN_STATUSES = frozenset(
         {Status.CREATED, Status.UNKNOWN, Status.OPEN, Status.PARTIALLY_FILLED}
     )
@@ -32,8 +43,10 @@ class OrderAttempt(models.Model):
     alpaca_order_id = models.CharField(max_length=64, blank=True, db_index=True)
 
     symbol = models.CharField(max_length=32, db_index=True)
-    side = models.CharField(max_length=8)
-    order_type = models.CharField(max_length=16)
+    # Choices (not enforced by the database: an adopted order keeps what Alpaca says) also give
+    # the admin's filters fixed options instead of a DISTINCT over every attempt.
+    side = models.CharField(max_length=8, choices=Side.choices)
+    order_type = models.CharField(max_length=16, choices=OrderType.choices)
     time_in_force = models.CharField(max_length=8, blank=True)
     qty = qty_field()
     notional = price_field()

@@ -115,5 +115,4 @@ class MismatchAdmin(AuditTrailAdmin):
     )
     list_filter = ("kind", "severity", "action", "created_at")
     list_select_related = ("run",)
-    date_hierarchy = "created_at"
     search_fields = EXACT_SEARCH

@@ -32,7 +32,7 @@ def seed_broker(broker) -> None:
     broker.add_default_assets()
 
 
-def worker(index: int, count: int, base_url: str, rate: int, deadline: float, out) -> None:
+def worker(index: int, count: int, base_url: str, rate: int, seconds: float, ready, out) -> None:
     import django
 
     django.setup()
@@ -52,6 +52,8 @@ def worker(index: int, count: int, base_url: str, rate: int, deadline: float, ou
     )
     store = LocalSignalStore()
     outcomes: Counter = Counter()
+    ready.wait()  # all workers start together, once Django is up in each
+    deadline = time.time() + seconds
     while time.time() < deadline:
         result = orders_submit_pending(
             gateway=gateway,
@@ -100,16 +102,18 @@ def main() -> None:
     broker.call("reset_counters")
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    started = time.time()
-    deadline = started + args.seconds
+    ready = ctx.Barrier(args.workers + 1)
     procs = [
         ctx.Process(
-            target=worker, args=(i, args.workers, broker.base_url, args.rate, deadline, out)
+            target=worker,
+            args=(i, args.workers, broker.base_url, args.rate, args.seconds, ready, out),
         )
         for i in range(args.workers)
     ]
     for proc in procs:
         proc.start()
+    ready.wait()
+    started = time.time()
     results = [out.get() for _ in procs]
     for proc in procs:
         proc.join()
