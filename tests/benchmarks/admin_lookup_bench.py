@@ -107,10 +107,7 @@ def main() -> None:
         f"the attempt's page (events + mismatches): median {statistics.median(page_ms):.1f} ms,"
         f" worst {max(page_ms):.1f} ms"
     )
-    print(
-        f"the unsearched list (newest first): median "
-        f"{statistics.median(browse_ms):.1f} ms"
-    )
+    print(f"the unsearched list (newest first): median {statistics.median(browse_ms):.1f} ms")
     print("plan of the lookup:\n  " + "\n  ".join(plan))
 
 
