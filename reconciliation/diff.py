@@ -111,7 +111,7 @@ class DiffInput:
     now: datetime | None = None
     grace: timedelta = timedelta(seconds=30)
     open_attempt_statuses: frozenset[str] = field(
-        default_factory=lambda: frozenset({"open", "partially_filled", "unknown"})
+        default_factory=lambda: frozenset({"open", "partially_filled"})
     )
 
 

@@ -50,11 +50,9 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "reconciliation"
 Action = Mismatch.Action
 RELEVANT_SIGNAL_STATUSES = (SignalStatus.ACTIVE, SignalStatus.SUBMITTED)
-CHECKED_ATTEMPT_STATUSES = (
-    OrderAttempt.Status.OPEN,
-    OrderAttempt.Status.PARTIALLY_FILLED,
-    OrderAttempt.Status.UNKNOWN,
-)
+# Attempts whose order the broker decides. CREATED and UNKNOWN ones belong to the order cycle,
+# which resolves them by client_order_id before anything is (re)sent.
+CHECKED_ATTEMPT_STATUSES = (OrderAttempt.Status.OPEN, OrderAttempt.Status.PARTIALLY_FILLED)
 
 
 class ReconciliationFailed(Exception):

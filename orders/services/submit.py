@@ -186,7 +186,10 @@ def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
         # At the broker already (or rejected): make sure the signal reflects it.
         return _reconcile_existing(signal, attempt, cycle)
 
-    plan = _plan(signal, coid, cycle)
+    try:
+        plan = _plan(signal, coid, cycle)
+    except BrokerError as exc:  # the asset list could not be read: not the signal's fault
+        return _deferred(signal, attempt, f"assets unavailable: {exc}")
     if not plan.ok:
         return _reject(signal, attempt, cycle, "; ".join(plan.reasons), by_validation=True)
     return _send(signal, attempt, plan, cycle)
@@ -282,10 +285,7 @@ def _plan(signal: Signal, coid: str, cycle: _Cycle) -> OrderPlan:
     reference = None
     if position is not None and position.market_value is not None and position.qty:
         reference = abs(position.market_value / position.qty)
-    try:
-        asset = cycle.gateway.find_asset(signal.symbol)
-    except BrokerError as exc:
-        return OrderPlan(None, (f"assets unavailable: {exc}",))
+    asset = cycle.gateway.find_asset(signal.symbol)  # BrokerError: the caller defers
     return order_plan(
         signal=signal,
         asset=asset,
@@ -447,6 +447,19 @@ def _reconcile_existing(signal: Signal, attempt: OrderAttempt, cycle: _Cycle) ->
             cycle,
         )
         return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.reason)
+    if attempt.status in (Status.MISSING, Status.CANCELED, Status.EXPIRED) and not (
+        attempt.filled_qty or 0
+    ):
+        # Its order is gone or ended unfilled: this signal's one order will not come.
+        _move_signal(
+            signal,
+            attempt,
+            SignalStatus.PENDING,
+            SignalStatus.CANCELED,
+            f"order {attempt.client_order_id} is {attempt.status}",
+            cycle,
+        )
+        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.status)
     _move_signal(
         signal,
         attempt,
@@ -459,6 +472,8 @@ def _reconcile_existing(signal: Signal, attempt: OrderAttempt, cycle: _Cycle) ->
             "alpaca_order_id": attempt.alpaca_order_id,
         },
     )
+    if attempt.status not in OrderAttempt.OPEN_STATUSES:
+        signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
     return SignalOutcome(
         signal.id,
         attempt.client_order_id,

@@ -226,3 +226,28 @@ def test_shards_split_the_pending_signals_between_workers(broker, gateway, store
     assert ids_first and ids_second and not ids_first & ids_second
     assert ids_first | ids_second == {f"s{i}" for i in range(40)}
     assert len(broker.orders()) == 40
+
+
+def test_an_unreadable_asset_list_defers_instead_of_rejecting(broker, store):
+    from brokerops.alpaca import RetryPolicy
+
+    gw = gateway_for(broker, retry_policy=RetryPolicy(max_attempts=2, sleep=lambda s: None))
+    store.put_documents([("s1", pending())])
+    broker.inject_next("GET /v2/assets", "5xx", count=2, status=503)
+    [outcome] = orders_submit_pending(gateway=gw, store=store).outcomes
+    assert outcome.outcome == "deferred"
+    assert store.get("s1").status is SignalStatus.PENDING
+    assert POST not in broker.counters()
+    [outcome] = orders_submit_pending(gateway=gw, store=store).outcomes
+    assert outcome.outcome == "submitted"
+
+
+def test_a_pending_signal_whose_order_is_gone_is_canceled_not_resent(broker, gateway, store):
+    from tests import factories
+
+    store.put_documents([("s1", pending())])
+    factories.order_attempt(client_order_id="bo-s1-entry", signal_id="s1", status="missing")
+    [outcome] = orders_submit_pending(gateway=gateway, store=store).outcomes
+    assert outcome.outcome == "already"
+    assert store.get("s1").status is SignalStatus.CANCELED
+    assert POST not in broker.counters()

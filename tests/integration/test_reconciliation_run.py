@@ -290,3 +290,15 @@ def test_the_reconcile_command_exits_non_zero_when_the_run_fails(broker, store, 
         call_command("reconcile", "--json")
     assert err.value.returncode == 1
     assert ReconciliationRun.objects.get().status == "failed"
+
+
+def test_attempts_with_an_unknown_outcome_are_left_to_the_order_cycle(broker, gateway, store):
+    factories.order_attempt(
+        client_order_id="bo-u1-entry",
+        signal_id="u1",
+        status="unknown",
+        created_at=timezone.now() - timedelta(hours=1),
+    )
+    run = reconciliation_run(trigger="command", gateway=gateway, store=store)
+    assert run.mismatches.count() == 0
+    assert OrderAttempt.objects.get(client_order_id="bo-u1-entry").status == "unknown"
