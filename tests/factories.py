@@ -12,15 +12,29 @@ from reconciliation.models import Mismatch, ReconciliationRun
 _seq = count(1)
 
 
+def restore_groups() -> None:
+    """A transactional test's flush drops the groups the migration made (and may leave the
+    content-type cache stale); rebuild permissions and groups as the migration does."""
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+    from django.contrib.contenttypes.models import ContentType
+
+    ContentType.objects.clear_cache()
+    for app_config in apps.get_app_configs():
+        create_contenttypes(app_config, verbosity=0)
+        create_permissions(app_config, verbosity=0)
+    assign_group_permissions()
+
+
 def staff_user(
     *, group: str, username: str | None = None, password: str = "pw-for-tests-1"
 ) -> User:
     user = User.objects.create_user(
         username=username or f"{group}-{next(_seq)}", password=password, is_staff=True
     )
-    # A transactional test flushes the groups the migration made; put them back.
-    if not Group.objects.filter(name=group).exists():
-        assign_group_permissions()
+    if not Group.objects.filter(name=group, permissions__isnull=False).exists():
+        restore_groups()
     user.groups.add(Group.objects.get(name=group))
     return user
 

@@ -106,6 +106,23 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
         assert rejected == [("demo-halted",), ("demo-subpenny",)]
         login = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/admin/login/", timeout=5)
         assert login.status == 200
+        grants = dict(
+            query(
+                db,
+                "select g.name, count(p.id) from auth_group g join "
+                "auth_group_permissions p on p.group_id = g.id group by g.name",
+            )
+        )
+        assert (
+            grants.get("compliance", 0) >= 4 and grants.get("operations", 0) > grants["compliance"]
+        )
+        users = query(
+            db,
+            "select u.username, g.name from auth_user u join auth_user_groups ug"
+            " on ug.user_id = u.id join auth_group g on g.id = ug.group_id"
+            " order by u.username",
+        )
+        assert users == [("compliance", "compliance"), ("operator", "operations")]
     finally:
         demo.send_signal(signal.SIGINT)
         try:
