@@ -10,8 +10,10 @@ repaired: a failed read is never taken for "no positions" or "no orders".
 import logging
 import os
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -120,13 +122,17 @@ def _fail_abandoned_runs() -> None:
 
 def _execute(run: ReconciliationRun, *, gateway: AlpacaGateway, store: SignalStore) -> None:
     outcomes: list[_Outcome] = []
+    timings: dict[str, float] = {}
     with gateway.count_calls(current_thread_only=True) as calls:
         try:
-            facts, orders = _read_both_sides(run, gateway=gateway, store=store, calls=calls)
-            findings = diff(facts)
-            outcomes = _confirm_and_repair(
-                run, findings, orders, gateway=gateway, store=store, calls=calls
-            )
+            with _phase(timings, "read_s"):
+                facts, orders = _read_both_sides(run, gateway=gateway, store=store, calls=calls)
+            with _phase(timings, "diff_s"):
+                findings = diff(facts)
+            with _phase(timings, "confirm_and_repair_s"):
+                outcomes = _confirm_and_repair(
+                    run, findings, orders, gateway=gateway, store=store, calls=calls
+                )
         except Exception as exc:  # any failure is recorded on the run (the row is the result)
             run.status = ReconciliationRun.Status.FAILED
             run.error = f"{type(exc).__name__}: {exc}"
@@ -134,7 +140,17 @@ def _execute(run: ReconciliationRun, *, gateway: AlpacaGateway, store: SignalSto
         else:
             run.status = ReconciliationRun.Status.SUCCEEDED
     run.api_calls = calls.total
+    run.summary["timings"] = timings
     _record(run, outcomes)
+
+
+@contextmanager
+def _phase(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.perf_counter() - started, 3)
 
 
 def _read_both_sides(
@@ -407,6 +423,7 @@ def _record(run: ReconciliationRun, outcomes: list[_Outcome]) -> None:
     )
     run.finished_at = now
     run.summary = {
+        **run.summary,
         "by_kind": _count(o.finding.kind.value for o in outcomes),
         "by_action": _count(o.action for o in outcomes),
     }

@@ -188,6 +188,7 @@ def main() -> None:
             " the last page of orders is the short one that proves the end)"
         )
         print(f"  SQL queries     {queries[0]}")
+        print(f"  phases          {run.summary['timings']}")
         print(
             f"\nratios naive/bulk: API calls {naive_calls / bulk_calls:.1f}x (bar: >= 50x), "
             f"wall {naive_wall[0] / wall[0]:.1f}x (bar: >= 10x)"
