@@ -2,10 +2,12 @@
 
 Same contract as the Firestore store (see `brokerops.intent.store`), on the Django database
 (SQLite by default, PostgreSQL in production-like set-ups). A bulk read is one query on the
-indexed `status` column; a transition reads its rows in one query per 500 ids, then writes
-each row with ``UPDATE ... WHERE document_id = %s AND revision = %s`` inside one transaction, so
-a row changed by anyone since the read is never overwritten. No row lock is held between the read
-and the write (the same optimistic scheme as Firestore's update-time precondition).
+indexed `status` column; a transition reads its rows in one query per 500 ids, then writes up to
+500 rows with one conditional ``UPDATE`` (each row only ``WHERE document_id = %s AND revision =
+%s AND status = %s``) inside one transaction, so a row changed by anyone since the read is never
+overwritten; the rows such a batch missed are retried one by one after a re-read. No row lock is
+held between the read and the write (the same optimistic scheme as Firestore's update-time
+precondition).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
-from django.db.models import Q
+from django.db.models import Case, CharField, JSONField, Q, UUIDField, Value, When
 from django.utils import timezone
 
 from brokerops.intent.models import LocalSignal
@@ -156,9 +158,51 @@ class LocalSignalStore(SignalStore):
         if writes:
             with _backend("write"), transaction.atomic(using=self._using):
                 now = _database_now(self._using)
-                for t, data, revision in writes:
-                    results[t.signal_id] = self._write_one(t, data, revision, now)
+                for batch in _chunks(writes, CHUNK):
+                    results.update(self._write_batch(batch, now))
         return [results[t.signal_id] for t in checked]
+
+    def _write_batch(
+        self, batch: list[tuple[Transition, Any, uuid.UUID]], now: datetime
+    ) -> dict[str, TransitionResult]:
+        """One conditional UPDATE for the batch; rows it missed (changed since the read) go
+        through :meth:`_write_one`. A row was written iff it carries the new revision we set."""
+        new_revision = {t.signal_id: uuid.uuid4() for t, _, _ in batch}
+        condition = Q()
+        data_cases, status_cases, revision_cases = [], [], []
+        for t, data, revision in batch:
+            condition |= Q(document_id=t.signal_id, revision=revision, status=t.expected_status)
+            new_data = {**data, **transition_payload(t, now.isoformat())}
+            data_cases.append(
+                When(document_id=t.signal_id, then=Value(new_data, output_field=JSONField()))
+            )
+            status_cases.append(When(document_id=t.signal_id, then=Value(t.new_status.value)))
+            revision_cases.append(
+                When(document_id=t.signal_id, then=Value(new_revision[t.signal_id]))
+            )
+        written = (
+            self._rows()
+            .filter(condition)
+            .update(
+                data=Case(*data_cases, output_field=JSONField()),
+                status=Case(*status_cases, output_field=CharField()),
+                revision=Case(*revision_cases, output_field=UUIDField()),
+                updated_at=now,
+            )
+        )
+        if written == len(batch):
+            return {t.signal_id: applied(t) for t, _, _ in batch}
+        done = set(
+            self._rows()
+            .filter(revision__in=list(new_revision.values()))
+            .values_list("document_id", flat=True)
+        )
+        return {
+            t.signal_id: applied(t)
+            if t.signal_id in done
+            else self._write_one(t, data, revision, now)
+            for t, data, revision in batch
+        }
 
     def _write_one(
         self, t: Transition, data: Any, revision: uuid.UUID, now: datetime
