@@ -2,8 +2,10 @@
 
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from brokerops.alpaca import PAPER_BROKER_URL
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import reconciliation_run, run_as_json
 
@@ -23,7 +25,14 @@ class Command(BaseCommand):
         else:
             self._print(report)
         if run.status == ReconciliationRun.Status.FAILED:
-            raise CommandError(f"run {run.pk} failed: {run.error}", returncode=1)
+            hint = ""
+            if not settings.ALPACA_API_KEY and "BrokerUnavailable" in run.error:
+                hint = (
+                    f" (no ALPACA_API_KEY set: the built-in paper broker is expected at "
+                    f"{settings.ALPACA_BASE_URL or PAPER_BROKER_URL}; start one with "
+                    "`python -m brokerops.sim --scenario demo`, or run `./dev demo`)"
+                )
+            raise CommandError(f"run {run.pk} failed: {run.error}{hint}", returncode=1)
         if run.status == ReconciliationRun.Status.SKIPPED:
             raise CommandError(f"run {run.pk} skipped: {run.error}", returncode=2)
 
