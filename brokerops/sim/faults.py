@@ -253,3 +253,20 @@ class FaultInjector:
         with self._lock:
             self._forced.clear()
             self._events.clear()
+
+
+def chaos_faults(seed: int = 7) -> FaultConfig:
+    """The mix the chaos test and benchmark run under: resets before and after the order is
+    applied, 5xx before and after, HTML 502s after, stalls past a short client timeout, 429s."""
+    return FaultConfig(
+        seed=seed,
+        reset_before_rate=0.05,
+        reset_after_rate=0.05,
+        error_5xx_rate=0.04,
+        error_5xx_after_rate=0.04,
+        non_json_after_rate=0.03,
+        rate_429=0.04,
+        stall_after_rate=0.02,
+        stall_s=1.0,
+        retry_after_s=0,
+    )

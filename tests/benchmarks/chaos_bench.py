@@ -36,7 +36,8 @@ def main() -> None:
     from brokerops.alpaca import AlpacaGateway, BrokerError, NullLimiter, RetryPolicy
     from brokerops.intent.local import LocalSignalStore
     from brokerops.intent.schema import SignalStatus
-    from brokerops.sim import FaultConfig, PaperBroker
+    from brokerops.sim import PaperBroker
+    from brokerops.sim.faults import chaos_faults
     from orders.models import OrderAttempt
     from orders.services import order_attempts_sync, orders_submit_pending
 
@@ -58,20 +59,7 @@ def main() -> None:
         for i in range(args.signals)
     )
     broker = PaperBroker(default_assets=True).start()
-    broker.set_faults(
-        FaultConfig(
-            seed=args.seed,
-            reset_before_rate=0.05,
-            reset_after_rate=0.05,
-            error_5xx_rate=0.04,
-            error_5xx_after_rate=0.04,
-            non_json_after_rate=0.03,
-            rate_429=0.04,
-            stall_after_rate=0.02,
-            stall_s=1.0,
-            retry_after_s=0,
-        )
-    )
+    broker.set_faults(chaos_faults(args.seed))
     gateway = AlpacaGateway(
         api_key="test-key",
         secret_key="test-secret",

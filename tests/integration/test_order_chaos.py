@@ -6,7 +6,7 @@ import pytest
 
 from brokerops.alpaca import BrokerError, RetryPolicy
 from brokerops.intent.schema import SignalStatus
-from brokerops.sim import FaultConfig
+from brokerops.sim.faults import chaos_faults
 from orders.models import OrderAttempt
 from orders.services import order_attempts_sync, orders_submit_pending
 from tests.integration.conftest import gateway_for
@@ -34,20 +34,7 @@ def test_chaos_gives_no_duplicates_no_lost_attempts_and_agreeing_statuses(broker
             for i in range(SIGNALS)
         ]
     )
-    broker.set_faults(
-        FaultConfig(
-            seed=7,
-            reset_before_rate=0.05,
-            reset_after_rate=0.05,
-            error_5xx_rate=0.04,
-            error_5xx_after_rate=0.04,
-            non_json_after_rate=0.03,
-            rate_429=0.04,
-            stall_after_rate=0.02,
-            stall_s=1.0,
-            retry_after_s=0,
-        )
-    )
+    broker.set_faults(chaos_faults(7))
     gw = gateway_for(
         broker,
         timeout_s=0.3,
