@@ -12,7 +12,7 @@ from brokerops.intent.schema import InvalidSignal, parse_signal
 
 @admin.register(LocalSignal)
 class LocalSignalAdmin(admin.ModelAdmin):
-    list_display = ["document_id", "status", "symbol", "side", "quantity", "parses", "updated_at"]
+    list_display = ["shown_id", "status", "symbol", "side", "quantity", "parses", "updated_at"]
     list_filter = ["status"]
     search_fields = ["=document_id", "data__symbol"]
     date_hierarchy = "updated_at"
@@ -28,6 +28,11 @@ class LocalSignalAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="document id", ordering="document_id")
+    def shown_id(self, obj):
+        """The id, quoted when it would not show (a single space, control characters)."""
+        return str(obj)
 
     @admin.display(description="symbol")
     def symbol(self, obj):

@@ -6,6 +6,11 @@ of at most 500 writes (production Firestore's limit; the emulator accepts more),
 an update-time precondition. A batch that fails a precondition is retried document by document
 so that one signal changed by someone else does not hold back the rest.
 
+A document's version is its update time as Firestore reports it, in ISO 8601 form with all nine
+digits of nanoseconds (``2025-01-02T03:04:05.123456789Z``); a transition's `expected_version`
+is compared with the version of the snapshot the store just read, and the write then carries
+that snapshot's update time as its precondition.
+
 `FirestoreSignalStore` needs only a client and a collection name, not Django settings;
 `firestore_client()` builds (and caches) the client the way the settings ask.
 """
@@ -18,6 +23,7 @@ import logging
 import os
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -29,6 +35,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
 from brokerops.intent.store import (
     MAX_WRITE_ATTEMPTS,
+    PlannedWrite,
     SignalRead,
     SignalStore,
     SignalStoreError,
@@ -40,7 +47,6 @@ from brokerops.intent.store import (
     classify,
     plain_value,
     sort_read,
-    transition_payload,
     validate_transitions,
 )
 
@@ -152,7 +158,7 @@ class FirestoreSignalStore(SignalStore):
             snapshot = self._collection.document(signal_id).get(**self._call)
         if not snapshot.exists:
             return None
-        return parse_signal(snapshot.id, snapshot.to_dict())
+        return _parsed(snapshot)
 
     def _get_many(self, ids: Sequence[str]) -> dict[str, Any]:
         """Snapshots by id (missing documents included, with ``exists`` False)."""
@@ -172,21 +178,21 @@ class FirestoreSignalStore(SignalStore):
             return []
         snapshots = self._get_many([t.signal_id for t in checked])
         results: dict[str, TransitionResult] = {}
-        writes: list[tuple[Transition, Any]] = []
+        writes: list[tuple[PlannedWrite, Any]] = []
         for t in checked:
             snapshot = snapshots[t.signal_id]
-            skip = classify(t, snapshot.to_dict() if snapshot.exists else None)
-            if skip is None:
-                writes.append((t, snapshot))
+            plan = _classify(t, snapshot)
+            if isinstance(plan, PlannedWrite):
+                writes.append((plan, snapshot))
             else:
-                results[t.signal_id] = skip
+                results[t.signal_id] = plan
 
         for chunk in _chunks(writes, BATCH_WRITE_LIMIT):
             batch = self._client.batch()
-            for t, snapshot in chunk:
+            for plan, snapshot in chunk:
                 batch.update(
                     snapshot.reference,
-                    transition_payload(t, firestore.SERVER_TIMESTAMP),
+                    plan.payload(firestore.SERVER_TIMESTAMP),
                     option=self._client.write_option(last_update_time=snapshot.update_time),
                 )
             with _backend("commit"):
@@ -197,18 +203,21 @@ class FirestoreSignalStore(SignalStore):
                     # The batch is atomic: nothing in it was written. Redo it one by one.
                     logger.info("signal batch of %d hit a changed document (%s)", len(chunk), exc)
                     committed = False
-            for t, snapshot in chunk:
-                results[t.signal_id] = applied(t) if committed else self._write_one(t, snapshot)
+            for plan, snapshot in chunk:
+                t = plan.transition
+                results[t.signal_id] = applied(t) if committed else self._write_one(plan, snapshot)
         return [results[t.signal_id] for t in checked]
 
-    def _write_one(self, t: Transition, snapshot: Any) -> TransitionResult:
-        """Conditional write of one document, re-reading it after each conflict."""
+    def _write_one(self, plan: PlannedWrite, snapshot: Any) -> TransitionResult:
+        """Conditional write of one document, re-reading (and re-classifying) it after each
+        conflict: with an `expected_version` the re-read comes back `CHANGED`."""
+        t = plan.transition
         ref = snapshot.reference
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             with _backend("commit"):
                 try:
                     ref.update(
-                        transition_payload(t, firestore.SERVER_TIMESTAMP),
+                        plan.payload(firestore.SERVER_TIMESTAMP),
                         option=self._client.write_option(last_update_time=snapshot.update_time),
                         **self._call,
                     )
@@ -216,9 +225,10 @@ class FirestoreSignalStore(SignalStore):
                 except _CONFLICT:
                     pass
                 snapshot = ref.get(**self._call)
-            skip = classify(t, snapshot.to_dict() if snapshot.exists else None)
-            if skip is not None:
-                return skip
+            next_step = _classify(t, snapshot)
+            if not isinstance(next_step, PlannedWrite):
+                return next_step
+            plan = next_step
         raise SignalStoreUnavailable(
             f"signal {t.signal_id!r} kept changing during {MAX_WRITE_ATTEMPTS} write attempts"
         )
@@ -256,8 +266,31 @@ class FirestoreSignalStore(SignalStore):
         return count
 
 
+def snapshot_version(snapshot: Any) -> str | None:
+    """A snapshot's version: its update time, ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (UTC, nine
+    digits of nanoseconds). None for a document that does not exist."""
+    stamp = getattr(snapshot, "update_time", None)
+    if stamp is None:
+        return None
+    nanos = getattr(stamp, "nanosecond", None)
+    if nanos is None:
+        nanos = stamp.microsecond * 1000
+    utc = stamp.astimezone(UTC) if stamp.tzinfo is not None else stamp
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+
+def _parsed(snapshot: Any) -> Signal | InvalidSignal:
+    return parse_signal(snapshot.id, snapshot.to_dict(), version=snapshot_version(snapshot))
+
+
+def _classify(t: Transition, snapshot: Any) -> TransitionResult | PlannedWrite:
+    if not snapshot.exists:
+        return classify(t, None, None)
+    return classify(t, snapshot.to_dict(), snapshot_version(snapshot))
+
+
 def _collect(snapshot: Any, signals: list[Signal], invalid: list[InvalidSignal]) -> None:
-    parsed = parse_signal(snapshot.id, snapshot.to_dict())
+    parsed = _parsed(snapshot)
     (signals if isinstance(parsed, Signal) else invalid).append(parsed)
 
 

@@ -7,7 +7,12 @@ indexed `status` column; a transition reads its rows in one query per 500 ids, t
 %s AND status = %s``) inside one transaction, so a row changed by anyone since the read is never
 overwritten; the rows such a batch missed are retried one by one after a re-read. No row lock is
 held between the read and the write (the same optimistic scheme as Firestore's update-time
-precondition).
+precondition). A document's version is its row's `revision` (a UUID, as a string).
+
+Ids are Firestore's (see `check_document_id`): up to 1,500 bytes of UTF-8, in a column of 1,500
+characters with a unique index. PostgreSQL text cannot hold NUL, which Firestore ids may contain,
+so the column stores NUL as "/": a character no id contains, so the mapping is one-to-one and
+leaves every other id as it is (`stored_document_id` / `document_id_from_column`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import Case, CharField, JSONField, Q, UUIDField, Value, When
 from django.utils import timezone
 
-from brokerops.intent.models import LocalSignal
+from brokerops.intent.models import LocalSignal, document_id_from_column, stored_document_id
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
 from brokerops.intent.store import (
     MAX_WRITE_ATTEMPTS,
+    PlannedWrite,
     SignalRead,
     SignalStore,
     SignalStoreError,
@@ -39,7 +45,6 @@ from brokerops.intent.store import (
     classify,
     plain_value,
     sort_read,
-    transition_payload,
     validate_transitions,
 )
 
@@ -73,6 +78,10 @@ def _database_now(using: str) -> datetime:
             cursor.execute("SELECT STATEMENT_TIMESTAMP()")
             return cursor.fetchone()[0]
     return timezone.now()
+
+
+def _version(revision: uuid.UUID | None) -> str | None:
+    return None if revision is None else str(revision)
 
 
 def _json_value(value: Any) -> Any:
@@ -121,18 +130,22 @@ class LocalSignalStore(SignalStore):
         signals: list[Signal] = []
         invalid: list[InvalidSignal] = []
         with _backend("read"):
-            rows = queryset.order_by().values_list("document_id", "data")
-            for doc_id, data in rows.iterator(chunk_size=2000):
-                parsed = parse_signal(doc_id, data)
+            rows = queryset.order_by().values_list("document_id", "data", "revision")
+            for stored_id, data, revision in rows.iterator(chunk_size=2000):
+                doc_id = document_id_from_column(stored_id)
+                parsed = parse_signal(doc_id, data, version=_version(revision))
                 (signals if isinstance(parsed, Signal) else invalid).append(parsed)
         return sort_read(signals, invalid)
 
     def get(self, signal_id: str) -> Signal | InvalidSignal | None:
         check_document_id(signal_id)
         with _backend("get"):
-            data = self._rows().filter(document_id=signal_id).values_list("data", flat=True)
-            found = list(data)
-        return parse_signal(signal_id, found[0]) if found else None
+            rows = self._rows().filter(document_id=stored_document_id(signal_id))
+            found = list(rows.values_list("data", "revision"))
+        if not found:
+            return None
+        data, revision = found[0]
+        return parse_signal(signal_id, data, version=_version(revision))
 
     # --- transitions ----------------------------------------------------------------------------
 
@@ -142,19 +155,21 @@ class LocalSignalStore(SignalStore):
             return []
         stored: dict[str, tuple[Any, uuid.UUID]] = {}
         with _backend("read"):
-            for chunk in _chunks([t.signal_id for t in checked], CHUNK):
+            for chunk in _chunks([stored_document_id(t.signal_id) for t in checked], CHUNK):
                 rows = self._rows().filter(document_id__in=chunk)
-                for doc_id, data, revision in rows.values_list("document_id", "data", "revision"):
-                    stored[doc_id] = (data, revision)
+                for stored_id, data, revision in rows.values_list(
+                    "document_id", "data", "revision"
+                ):
+                    stored[document_id_from_column(stored_id)] = (data, revision)
         results: dict[str, TransitionResult] = {}
-        writes: list[tuple[Transition, Any, uuid.UUID]] = []
+        writes: list[tuple[PlannedWrite, Any, uuid.UUID]] = []
         for t in checked:
             data, revision = stored.get(t.signal_id, (None, None))
-            skip = classify(t, data)
-            if skip is None:
-                writes.append((t, data, revision))
+            plan = classify(t, data, _version(revision))
+            if isinstance(plan, PlannedWrite):
+                writes.append((plan, data, revision))
             else:
-                results[t.signal_id] = skip
+                results[t.signal_id] = plan
         if writes:
             with _backend("write"), transaction.atomic(using=self._using):
                 now = _database_now(self._using)
@@ -163,23 +178,23 @@ class LocalSignalStore(SignalStore):
         return [results[t.signal_id] for t in checked]
 
     def _write_batch(
-        self, batch: list[tuple[Transition, Any, uuid.UUID]], now: datetime
+        self, batch: list[tuple[PlannedWrite, Any, uuid.UUID]], now: datetime
     ) -> dict[str, TransitionResult]:
         """One conditional UPDATE for the batch; rows it missed (changed since the read) go
         through :meth:`_write_one`. A row was written iff it carries the new revision we set."""
-        new_revision = {t.signal_id: uuid.uuid4() for t, _, _ in batch}
+        new_revision = {plan.transition.signal_id: uuid.uuid4() for plan, _, _ in batch}
         condition = Q()
         data_cases, status_cases, revision_cases = [], [], []
-        for t, data, revision in batch:
-            condition |= Q(document_id=t.signal_id, revision=revision, status=t.expected_status)
-            new_data = {**data, **transition_payload(t, now.isoformat())}
+        for plan, data, revision in batch:
+            t = plan.transition
+            row_id = stored_document_id(t.signal_id)
+            condition |= Q(document_id=row_id, revision=revision, status=t.expected_status)
+            new_data = {**data, **plan.payload(now.isoformat())}
             data_cases.append(
-                When(document_id=t.signal_id, then=Value(new_data, output_field=JSONField()))
+                When(document_id=row_id, then=Value(new_data, output_field=JSONField()))
             )
-            status_cases.append(When(document_id=t.signal_id, then=Value(t.new_status.value)))
-            revision_cases.append(
-                When(document_id=t.signal_id, then=Value(new_revision[t.signal_id]))
-            )
+            status_cases.append(When(document_id=row_id, then=Value(t.new_status.value)))
+            revision_cases.append(When(document_id=row_id, then=Value(new_revision[t.signal_id])))
         written = (
             self._rows()
             .filter(condition)
@@ -191,46 +206,45 @@ class LocalSignalStore(SignalStore):
             )
         )
         if written == len(batch):
-            return {t.signal_id: applied(t) for t, _, _ in batch}
-        done = set(
-            self._rows()
+            return {plan.transition.signal_id: applied(plan.transition) for plan, _, _ in batch}
+        done = {
+            document_id_from_column(stored_id)
+            for stored_id in self._rows()
             .filter(revision__in=list(new_revision.values()))
             .values_list("document_id", flat=True)
-        )
+        }
         return {
-            t.signal_id: applied(t)
-            if t.signal_id in done
-            else self._write_one(t, data, revision, now)
-            for t, data, revision in batch
+            plan.transition.signal_id: applied(plan.transition)
+            if plan.transition.signal_id in done
+            else self._write_one(plan, data, revision, now)
+            for plan, data, revision in batch
         }
 
     def _write_one(
-        self, t: Transition, data: Any, revision: uuid.UUID, now: datetime
+        self, plan: PlannedWrite, data: Any, revision: uuid.UUID, now: datetime
     ) -> TransitionResult:
-        """Conditional write of one row, re-reading it after each conflict."""
+        """Conditional write of one row, re-reading (and re-classifying) it after each conflict:
+        with an `expected_version` the re-read comes back `CHANGED`."""
+        t = plan.transition
+        rows = self._rows().filter(document_id=stored_document_id(t.signal_id))
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            new_data = {**data, **transition_payload(t, now.isoformat())}
-            written = (
-                self._rows()
-                .filter(
-                    document_id=t.signal_id,
-                    revision=revision,
-                    status=t.expected_status.value,  # holds even for a writer that skips revision
-                )
-                .update(
-                    data=new_data,
-                    status=t.new_status.value,
-                    revision=uuid.uuid4(),
-                    updated_at=now,
-                )
+            new_data = {**data, **plan.payload(now.isoformat())}
+            written = rows.filter(
+                revision=revision,
+                status=t.expected_status.value,  # holds even for a writer that skips revision
+            ).update(
+                data=new_data,
+                status=t.new_status.value,
+                revision=uuid.uuid4(),
+                updated_at=now,
             )
             if written:
                 return applied(t)
-            row = self._rows().filter(document_id=t.signal_id).values_list("data", "revision")
-            data, revision = row.first() or (None, None)
-            skip = classify(t, data)
-            if skip is not None:
-                return skip
+            data, revision = rows.values_list("data", "revision").first() or (None, None)
+            next_step = classify(t, data, _version(revision))
+            if not isinstance(next_step, PlannedWrite):
+                return next_step
+            plan = next_step
         raise SignalStoreUnavailable(
             f"signal {t.signal_id!r} kept changing during {MAX_WRITE_ATTEMPTS} write attempts"
         )
@@ -258,7 +272,7 @@ class LocalSignalStore(SignalStore):
                         raise TypeError(f"document {doc_id!r} is not JSON-like: {exc}") from exc
                     objs.append(
                         LocalSignal(
-                            document_id=doc_id,
+                            document_id=stored_document_id(doc_id),
                             data=document,
                             status=LocalSignal.status_column(document),
                             revision=uuid.uuid4(),

@@ -9,6 +9,21 @@ import uuid
 
 from django.db import models
 
+from brokerops.intent.schema import DOCUMENT_ID_MAX_BYTES
+
+
+def stored_document_id(doc_id: str) -> str:
+    """The `document_id` column's form of a (valid) id: NUL as "/", everything else as is.
+
+    PostgreSQL text cannot hold NUL, which Firestore ids may contain; no id contains "/", so the
+    mapping is one-to-one and leaves every other id unchanged."""
+    return doc_id.replace("\x00", "/")
+
+
+def document_id_from_column(stored: str) -> str:
+    """The id a `document_id` column value stands for (the inverse of `stored_document_id`)."""
+    return stored.replace("/", "\x00")
+
 
 class LocalSignal(models.Model):
     """One signal document.
@@ -17,9 +32,13 @@ class LocalSignal(models.Model):
     NULL when the field is missing or null, ``"<type>"`` for another type (so it is never taken
     for a known status). `revision` changes on every write: a conditional write compares it, the
     local equivalent of Firestore's update-time precondition.
+
+    `document_id` holds any Firestore id (up to 1,500 bytes of UTF-8, so at most 1,500
+    characters; a 1,500-byte key fits PostgreSQL's unique btree index), with NUL stored as "/"
+    (`stored_document_id`; `signal_id` is the id itself).
     """
 
-    document_id = models.CharField(max_length=255, unique=True)
+    document_id = models.CharField(max_length=DOCUMENT_ID_MAX_BYTES, unique=True)
     data = models.JSONField()
     # NULL (not "") means "no status", as Firestore's `not-in` query tells a missing field apart.
     status = models.CharField(max_length=64, null=True, blank=True, db_index=True)  # noqa: DJ001
@@ -33,7 +52,16 @@ class LocalSignal(models.Model):
         verbose_name_plural = "signals (local store)"
 
     def __str__(self) -> str:
-        return self.document_id
+        """The id, or its repr when it would not show (blank, padded, control characters)."""
+        shown = self.signal_id
+        if not shown or not shown.isprintable() or shown != shown.strip():
+            return repr(shown)
+        return shown
+
+    @property
+    def signal_id(self) -> str:
+        """The document id this row holds (NUL restored)."""
+        return document_id_from_column(self.document_id)
 
     @staticmethod
     def status_column(data: object) -> str | None:

@@ -1,7 +1,9 @@
 """The signal document schema: enums, the parsed `Signal`, and a parser that never raises.
 
-Pure: no Django, no I/O. Everything that reads a signal document (both stores, the loader command,
-reconciliation) goes through `parse_signal`, so a document means the same thing everywhere.
+Pure: no I/O, no database, no settings (the one Django-side import is the shared
+`CLIENT_ORDER_ID_MAX` constant of `brokerops.fields`). Everything that reads a signal document
+(both stores, the loader command, reconciliation) goes through `parse_signal`, so a document means
+the same thing everywhere.
 
 Parsing rules, in short (`parse_signal` lists every violated rule, not just the first):
 
@@ -9,9 +11,17 @@ Parsing rules, in short (`parse_signal` lists every violated rule, not just the 
 - `status` must be one of `SignalStatus` exactly (upper-case): it is the field the stores query
   on, so a near miss such as ``"active"`` is reported rather than guessed;
 - `side`, `order_type` and `time_in_force` are accepted in any case and normalised to lower-case;
-- quantities and prices may be int, float, `Decimal` or a numeric string; floats go through
-  ``str()`` so ``0.1`` becomes ``Decimal("0.1")``; booleans, NaN, infinities, zero and negative
-  values are rejected;
+- quantities and prices (`qty`, `notional`, `limit_price`, `stop_price`) may be int, float,
+  `Decimal` or a numeric string; floats go through ``str()`` so ``0.1`` becomes
+  ``Decimal("0.1")``. They have bounds (DESIGN 3): finite, positive, no finer than 1e-9 (a digit
+  past the ninth decimal place: ``"1e-10"``, ``"1.0000000001"``; trailing zeros are fine) and
+  less than 1e12 in magnitude. A numeric string is ASCII decimal notation (``"12.5"``,
+  ``"+1E3"``, ``".5"``) of at most `NUMBER_MAX_CHARS` characters: no digit-group underscores or
+  non-ASCII digits (which `Decimal` would take). Booleans, NaN and infinities are rejected. None of
+  this raises or takes long, whatever the input (``"1e999999999"``, a 10 MB digit string, a
+  5,000-digit integer): the checks use integer comparisons and exact `Decimal` operations in a
+  local context with every trap off;
+- `timeout_seconds` is a whole, positive number of seconds below 1e12;
 - `limit` and `stop_limit` need `limit_price`, `stop` and `stop_limit` need `stop_price`; a price
   the order type does not use is rejected (ambiguous intent);
 - `created_at` / `updated_at` may be timezone-aware datetimes (Firestore timestamps included) or
@@ -23,14 +33,16 @@ Parsing rules, in short (`parse_signal` lists every violated rule, not just the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX
 from brokerops.symbols import symbol_key
 
 
@@ -83,14 +95,31 @@ TIME_IN_FORCE_VALUES = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
 #: Quote currencies that mark a pair as crypto: ``BTC-USD`` is rewritten to ``BTC/USD``.
 CRYPTO_QUOTES = frozenset({"USD", "USDT", "USDC", "BTC"})
 
-#: Alpaca limits client_order_id to 128 characters.
-CLIENT_ORDER_ID_MAX_LENGTH = 128
+#: Quantities, notionals and prices must be below this in magnitude (DESIGN 3).
+NUMBER_MAX = Decimal(10) ** 12
+#: ... and no finer than this: nothing past the ninth decimal place (the audit columns' scale).
+NUMBER_RESOLUTION = Decimal("1e-9")
+#: Longest numeric string considered (a longer one is not a number a producer means).
+NUMBER_MAX_CHARS = 100
+
+#: Firestore's limit on a document id: 1,500 bytes of UTF-8 (see `brokerops.intent.store`).
+DOCUMENT_ID_MAX_BYTES = 1500
+
+#: Prefix of the hashed form of a signal id in audit columns (see `audit_signal_id`).
+AUDIT_ID_HASH_PREFIX = "sha256:"
+#: Length of that form: the prefix and 64 hex digits.
+AUDIT_ID_HASHED_LENGTH = len(AUDIT_ID_HASH_PREFIX) + 64
 
 #: Fields a status transition may set besides `status`, `status_reason` and `updated_at`.
 TRANSITION_WRITABLE_FIELDS = frozenset({"client_order_id", "alpaca_order_id"})
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9./-]*$")
 _SYMBOL_MAX_LENGTH = 32
+# ASCII decimal notation only (`Decimal` also takes "1_000", Arabic-Indic digits and NaN payloads).
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE_RE = re.compile(r"[+-]?(?:s?nan[0-9]*|inf|infinity)", re.IGNORECASE)
+# Exact work on bounded numbers: with |x| < 1e12 quantizing to 1e-9 needs at most 21 digits.
+_EXACT = Context(prec=40, traps=[])
 
 
 normalize_symbol = symbol_key  # the schema's name for the shared comparison form
@@ -131,6 +160,9 @@ class Signal:
     created_at: datetime | None
     updated_at: datetime | None
     status_reason: str | None
+    version: str | None = None
+    """The stored document's version when read from a store (opaque: Firestore's update time,
+    the local store's revision); pass it as `Transition.expected_version`. None otherwise."""
 
     @property
     def signed_qty(self) -> Decimal | None:
@@ -156,11 +188,13 @@ class Signal:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class InvalidSignal:
-    """A document that does not parse. `reasons` lists every problem found; `raw` is a copy."""
+    """A document that does not parse. `reasons` lists every problem found; `raw` is a copy;
+    `version` as for `Signal`."""
 
     id: str
     reasons: tuple[str, ...]
     raw: dict[str, Any]
+    version: str | None = None
 
     @property
     def raw_status(self) -> str | None:
@@ -180,15 +214,52 @@ class InvalidSignal:
             "reasons": list(self.reasons),
             "status": self.raw_status,
             "symbol": self.raw_symbol,
+            "version": self.version,
         }
+
+
+def audit_signal_id(signal_id: str, max_length: int = SIGNAL_ID_MAX) -> str:
+    """The form of a signal id for an audit column of `max_length` characters.
+
+    Audit columns hold any id Firestore accepts whole (`SIGNAL_ID_MAX` characters), so this is
+    the id itself, searchable as written (a single space included), except where the column
+    cannot hold it: longer than `max_length`, or carrying a NUL (PostgreSQL text cannot store
+    one). Then it is ``"sha256:"`` followed by the 64 lower-case hex digits of the SHA-256 of
+    its UTF-8 bytes (71 characters); an id that itself starts with ``"sha256:"`` is hashed too,
+    so a plain id never looks like a hashed one. The full id belongs in the row's payload.
+    Pure; never raises for a string (a lone surrogate included). `max_length` must leave room
+    for the hashed form.
+    """
+    if not isinstance(signal_id, str):
+        raise TypeError(f"signal id must be a string, not {_type_name(signal_id)}")
+    if max_length < AUDIT_ID_HASHED_LENGTH:
+        raise ValueError(f"max_length must be at least {AUDIT_ID_HASHED_LENGTH}, not {max_length}")
+    if (
+        0 < len(signal_id) <= max_length
+        and "\x00" not in signal_id
+        and not signal_id.startswith(AUDIT_ID_HASH_PREFIX)
+        and signal_id.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == signal_id
+    ):
+        return signal_id
+    digest = hashlib.sha256(signal_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return AUDIT_ID_HASH_PREFIX + digest
 
 
 def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _shown(value: object) -> str:
+    """A short rendering of a value for a reason (never the whole of a huge input)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
-    """A positive, finite Decimal from int/float/Decimal/numeric str; appends a reason otherwise."""
+    """A bounded, positive Decimal from int/float/Decimal/numeric str (see the module docstring);
+    appends one reason naming the field otherwise."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -197,6 +268,12 @@ def _decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
     if isinstance(value, Decimal):
         number = value
     elif isinstance(value, int):
+        if value <= 0:
+            reasons.append(f"{name} must be positive, not {_shown(value)}")
+            return None
+        if value >= NUMBER_MAX:  # before Decimal(): a 5,000-digit int stays an int compare
+            reasons.append(f"{name} must be less than 1e12, not {_shown(value)}")
+            return None
         number = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
@@ -204,19 +281,38 @@ def _decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
             return None
         number = Decimal(str(value))
     elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > NUMBER_MAX_CHARS:
+            reasons.append(
+                f"{name} is too long to be a number ({len(text)} characters, "
+                f"at most {NUMBER_MAX_CHARS}): {_shown(text)}"
+            )
+            return None
+        if _NOT_FINITE_RE.fullmatch(text):
+            reasons.append(f"{name} must be finite, not {_shown(value)}")
+            return None
+        if not _NUMBER_RE.fullmatch(text):
+            reasons.append(f"{name} is not numeric: {_shown(value)}")
+            return None
         try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            reasons.append(f"{name} is not numeric: {value[:40]!r}")
+            number = Decimal(text)
+        except ArithmeticError:  # an exponent beyond what Decimal represents
+            reasons.append(f"{name} is out of range: {_shown(value)}")
             return None
     else:
         reasons.append(f"{name} must be a number, not {_type_name(value)}")
         return None
     if not number.is_finite():
-        reasons.append(f"{name} must be finite, not {value!r}")
+        reasons.append(f"{name} must be finite, not {_shown(value)}")
         return None
-    if number <= 0:
-        reasons.append(f"{name} must be positive, not {number}")
+    if number <= 0:  # an exact comparison: no context, no trap
+        reasons.append(f"{name} must be positive, not {_shown(number)}")
+        return None
+    if number.adjusted() >= 12:  # the exponent of the leading digit: exact, whatever the size
+        reasons.append(f"{name} must be less than 1e12, not {_shown(number)}")
+        return None
+    if number.quantize(NUMBER_RESOLUTION, context=_EXACT) != number:
+        reasons.append(f"{name} is finer than 1e-9: {_shown(number)}")
         return None
     return number
 
@@ -297,32 +393,43 @@ def _timeout_seconds(value: object, reasons: list[str]) -> int | None:
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():  # "²".isdigit() is true too
+            if len(text) > 12:
+                reasons.append(f"timeout_seconds must be less than 1e12, not {_shown(value)}")
+                return None
+            number = int(text)
     if number is None:
-        reasons.append(f"timeout_seconds must be a whole number of seconds, not {value!r}")
+        reasons.append(f"timeout_seconds must be a whole number of seconds, not {_shown(value)}")
         return None
     if number <= 0:
-        reasons.append(f"timeout_seconds must be positive, not {number}")
+        reasons.append(f"timeout_seconds must be positive, not {_shown(number)}")
+        return None
+    if number >= NUMBER_MAX:
+        reasons.append(f"timeout_seconds must be less than 1e12, not {_shown(number)}")
         return None
     return number
 
 
-def parse_signal(doc_id: object, data: object) -> Signal | InvalidSignal:
+def parse_signal(
+    doc_id: object, data: object, *, version: str | None = None
+) -> Signal | InvalidSignal:
     """Parse one stored document into a `Signal`, or an `InvalidSignal` listing every problem.
 
-    Never raises, whatever `doc_id` and `data` are (see the module docstring for the rules): one
-    broken document must not stop a run that reads thousands.
+    `version` is the stored document's version, carried as is (stores pass it; see
+    `Signal.version`). Never raises, whatever `doc_id` and `data` are (see the module docstring
+    for the rules): one broken document must not stop a run that reads thousands.
     """
     try:
-        return _parse(doc_id, data)
+        return _parse(doc_id, data, version)
     except Exception as exc:  # noqa: BLE001 - reported as an invalid document, not swallowed
         raw = dict(data) if isinstance(data, dict) else {}
-        reason = f"document could not be parsed ({type(exc).__name__}: {exc})"
-        return InvalidSignal(id=str(doc_id), reasons=(reason,), raw=raw)
+        reason = f"document could not be parsed ({type(exc).__name__}: {str(exc)[:200]})"
+        return InvalidSignal(id=str(doc_id), reasons=(reason,), raw=raw, version=version)
 
 
-def _parse(doc_id: object, data: object) -> Signal | InvalidSignal:
+def _parse(doc_id: object, data: object, version: str | None) -> Signal | InvalidSignal:
     reasons: list[str] = []
     if isinstance(doc_id, str) and doc_id:
         signal_id = doc_id
@@ -331,7 +438,7 @@ def _parse(doc_id: object, data: object) -> Signal | InvalidSignal:
         reasons.append(f"document id must be a non-empty string, not {doc_id!r}")
     if not isinstance(data, Mapping):
         reasons.append(f"document must be a map of fields, not {_type_name(data)}")
-        return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw={})
+        return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw={}, version=version)
     raw = dict(data)
 
     symbols = _symbol(raw.get("symbol"), reasons)
@@ -375,7 +482,7 @@ def _parse(doc_id: object, data: object) -> Signal | InvalidSignal:
         reasons.append(f"extended_hours must be true or false, not {extended_hours!r}")
 
     client_order_id = _optional_str(
-        "client_order_id", raw.get("client_order_id"), reasons, CLIENT_ORDER_ID_MAX_LENGTH
+        "client_order_id", raw.get("client_order_id"), reasons, CLIENT_ORDER_ID_MAX
     )
     alpaca_order_id = _optional_str("alpaca_order_id", raw.get("alpaca_order_id"), reasons)
     status_reason = _optional_str("status_reason", raw.get("status_reason"), reasons, 10_000)
@@ -383,7 +490,7 @@ def _parse(doc_id: object, data: object) -> Signal | InvalidSignal:
     updated_at = _datetime("updated_at", raw.get("updated_at"), reasons)
 
     if reasons:
-        return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw=raw)
+        return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw=raw, version=version)
     assert symbols is not None and side is not None and status is not None
     assert order_type is not None
     return Signal(
@@ -405,4 +512,5 @@ def _parse(doc_id: object, data: object) -> Signal | InvalidSignal:
         created_at=created_at,
         updated_at=updated_at,
         status_reason=status_reason,
+        version=version,
     )

@@ -7,6 +7,15 @@ implementations behave the same (one test suite runs against both):
 - `LocalSignalStore` (`brokerops.intent.local`): documents kept as raw JSON in the Django database,
   the embedded default.
 
+Document ids are Firestore's: any string of 1 to 1,500 bytes of UTF-8 (a single space, NUL,
+"#?&%" included) except those containing "/", "." and "..", and the reserved ``__.+__``
+(`check_document_id`). Both stores accept exactly those and refuse the rest with `ValueError`
+before anything is written. An id is data, never a path.
+
+Versions: every document read from a store (`Signal`, `InvalidSignal`) carries its opaque
+`version` (Firestore: the update time, ISO 8601 with nanoseconds; local: the revision). It changes
+on every write; compare versions only for equality.
+
 Concurrency contract: every status change is conditional. A store reads the document, checks that
 its status is still the one the caller expects, and writes only if the document has not changed
 since that read (Firestore: an update-time precondition; local: a revision check in the UPDATE's
@@ -14,7 +23,25 @@ WHERE clause). When the document did change, the store reads it again: if the st
 expected one (another field changed) the change is retried on the fresh copy, otherwise the result
 is `STATUS_MOVED` and the other writer's change stands untouched.
 
-Errors: outcomes of a transition (moved, not found, invalid) are results, never exceptions.
+A decision holds only for the document it was made on (DESIGN 4): a `Transition` with
+`expected_version` (the `version` of the document the caller decided on) is applied only to that
+very version. If the status moved the result is `STATUS_MOVED`; if the status is still the
+expected one but the document changed in any other way (before the store's read or between its
+read and its write) the result is `CHANGED` and nothing is retried: the caller re-evaluates its
+decision on `result.current` (the fresh document, with its version) and retries with
+``current.version``, or leaves it to the next run.
+
+A document that does not parse is never modified, with one exception (DESIGN 3): a
+`Transition(..., allow_invalid=True)` applies to a document that does not parse when its raw
+`status` string is exactly the expected status (a PENDING document whose order cannot be built
+is moved to REJECTED); it then writes only `status`, `status_reason` and `updated_at`, never
+`fields`. A document whose status cannot be read stays untouched (`INVALID`).
+
+Every result that was not applied carries `current`, the document as the store last read it
+(None when there is none: `NOT_FOUND`).
+
+Errors: outcomes of a transition (moved, changed, not found, invalid) are results, never
+exceptions.
 `SignalStoreUnavailable` means the backend could not be reached or timed out (retry later; a
 write whose outcome is unknown shows up as `STATUS_MOVED` with ``actual_status == new_status``
 on the retry); `SignalStoreError` is any other backend failure (configuration, permissions).
@@ -31,17 +58,15 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from brokerops.fields import CLIENT_ORDER_ID_MAX
 from brokerops.intent.schema import (
-    CLIENT_ORDER_ID_MAX_LENGTH,
+    DOCUMENT_ID_MAX_BYTES,
     TRANSITION_WRITABLE_FIELDS,
     InvalidSignal,
     Signal,
     SignalStatus,
     parse_signal,
 )
-
-#: Longest document id either store accepts (Firestore allows 1,500 bytes; ids are short).
-DOCUMENT_ID_MAX_LENGTH = 255
 
 #: How often a transition is retried when its document keeps changing under it (other fields).
 MAX_WRITE_ATTEMPTS = 5
@@ -62,6 +87,9 @@ class TransitionOutcome(enum.StrEnum):
     """The status (and fields) were written."""
     STATUS_MOVED = "STATUS_MOVED"
     """Skipped: the stored status is no longer the expected one (see `actual_status`)."""
+    CHANGED = "CHANGED"
+    """Skipped: the document changed since it was read (its version is not `expected_version`;
+    the status is still the expected one). Re-evaluate on `current` and retry with its version."""
     NOT_FOUND = "NOT_FOUND"
     """Skipped: no document with this id (deleted since it was read)."""
     INVALID = "INVALID"
@@ -70,13 +98,21 @@ class TransitionOutcome(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Transition:
-    """A requested status change. `fields` may only name `TRANSITION_WRITABLE_FIELDS`."""
+    """A requested status change. `fields` may only name `TRANSITION_WRITABLE_FIELDS`.
+
+    `expected_version`: apply only to this version of the document (a `Signal.version` or
+    `InvalidSignal.version`), else `CHANGED`; None: the status alone is checked.
+    `allow_invalid`: also apply to a document that does not parse when its raw status is
+    `expected_status`, writing only status, status_reason and updated_at (never `fields`).
+    """
 
     signal_id: str
     expected_status: SignalStatus
     new_status: SignalStatus
     reason: str
     fields: Mapping[str, Any] | None = None
+    expected_version: str | None = None
+    allow_invalid: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,7 +121,9 @@ class TransitionResult:
 
     `reason` is the status_reason that was (or would have been) written; `actual_status` is the
     stored status after the attempt (`new_status` when applied; the raw string when the document
-    is invalid; None when not found); `detail` explains a skip in words.
+    is invalid; None when not found); `detail` explains a skip in words; `current` is the
+    document as last read by the store, with its version, for every outcome but `APPLIED` and
+    `NOT_FOUND` (where it is None).
     """
 
     signal_id: str
@@ -95,6 +133,7 @@ class TransitionResult:
     actual_status: SignalStatus | str | None
     reason: str
     detail: str = ""
+    current: Signal | InvalidSignal | None = None
 
     @property
     def applied(self) -> bool:
@@ -135,7 +174,7 @@ class SignalStore(abc.ABC):
 
     @abc.abstractmethod
     def get(self, signal_id: str) -> Signal | InvalidSignal | None:
-        """One document, parsed; None when it does not exist."""
+        """One document, parsed (with its version); None when it does not exist."""
 
     def transition(
         self,
@@ -145,15 +184,29 @@ class SignalStore(abc.ABC):
         new_status: SignalStatus,
         reason: str,
         fields: Mapping[str, Any] | None = None,
+        expected_version: str | None = None,
+        allow_invalid: bool = False,
     ) -> TransitionResult:
-        """Set `status` to `new_status` only if it is still `expected_status`.
+        """Set `status` to `new_status` only if it is still `expected_status` (and, with
+        `expected_version`, only if the document is still that version).
 
         Also sets `status_reason` to `reason`, stamps `updated_at` with the server's clock and
         writes `fields` (only `TRANSITION_WRITABLE_FIELDS`). A document that does not parse is
-        never modified. Returns the outcome; raises only for infrastructure failures.
+        never modified, unless `allow_invalid` (see `Transition`). Returns the outcome; raises
+        only for infrastructure failures.
         """
         return self.transition_many(
-            [Transition(signal_id, expected_status, new_status, reason, fields)]
+            [
+                Transition(
+                    signal_id,
+                    expected_status,
+                    new_status,
+                    reason,
+                    fields,
+                    expected_version=expected_version,
+                    allow_invalid=allow_invalid,
+                )
+            ]
         )[0]
 
     @abc.abstractmethod
@@ -179,14 +232,29 @@ class SignalStore(abc.ABC):
 
 
 def check_document_id(doc_id: object) -> str:
-    """Raise `ValueError` unless `doc_id` is a valid id in both stores."""
-    if not isinstance(doc_id, str) or not doc_id.strip():
+    """Return `doc_id` if Firestore accepts it as a document id, else raise `ValueError`.
+
+    Firestore's rules as its emulator enforces them (each is checked in test_intent_ids.py):
+    a non-empty string of at most 1,500 bytes of UTF-8 (a lone surrogate is not UTF-8), without
+    "/", neither "." nor "..", and not reserved: ``__.+__``, with "." matching newlines too.
+    Firestore's documentation writes the reserved pattern ``__.*__``, but the emulator accepts
+    "____" (nothing between the underscores), so it is accepted here: this check must never
+    refuse an id that can exist in the store, or one such document would stop every transition
+    batch it is in. A single space, NUL, "#?&%", "__", "___" and "____" are ordinary ids.
+    """
+    if not isinstance(doc_id, str) or not doc_id:
         raise ValueError(f"document id must be a non-empty string, not {doc_id!r}")
-    if len(doc_id) > DOCUMENT_ID_MAX_LENGTH:
-        raise ValueError(f"document id longer than {DOCUMENT_ID_MAX_LENGTH} characters")
-    reserved = doc_id.startswith("__") and doc_id.endswith("__")
+    try:
+        size = len(doc_id.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"document id {doc_id[:40]!r} is not valid UTF-8: {exc.reason}") from exc
+    if size > DOCUMENT_ID_MAX_BYTES:
+        raise ValueError(
+            f"document id is {size} bytes of UTF-8, longer than {DOCUMENT_ID_MAX_BYTES}"
+        )
+    reserved = len(doc_id) >= 5 and doc_id.startswith("__") and doc_id.endswith("__")
     if "/" in doc_id or doc_id in {".", ".."} or reserved:
-        raise ValueError(f"document id {doc_id!r} is not allowed by Firestore")
+        raise ValueError(f"document id {doc_id[:40]!r} is not allowed by Firestore")
     return doc_id
 
 
@@ -215,6 +283,11 @@ def validate_transitions(transitions: Sequence[Transition]) -> list[Transition]:
         expected, new = SignalStatus(t.expected_status), SignalStatus(t.new_status)
         if not isinstance(t.reason, str):
             raise TypeError(f"reason must be a string, not {type(t.reason).__name__}")
+        if t.expected_version is not None and not isinstance(t.expected_version, str):
+            kind = type(t.expected_version).__name__
+            raise TypeError(f"expected_version must be a string or None, not {kind}")
+        if not isinstance(t.allow_invalid, bool):
+            raise TypeError(f"allow_invalid must be a bool, not {type(t.allow_invalid).__name__}")
         fields = dict(t.fields or {})
         unknown = set(fields) - TRANSITION_WRITABLE_FIELDS
         if unknown:
@@ -226,43 +299,73 @@ def validate_transitions(transitions: Sequence[Transition]) -> list[Transition]:
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
         coid = fields.get("client_order_id")
-        if coid is not None and len(coid) > CLIENT_ORDER_ID_MAX_LENGTH:
-            raise ValueError(f"client_order_id longer than {CLIENT_ORDER_ID_MAX_LENGTH}")
-        checked.append(Transition(t.signal_id, expected, new, t.reason, fields))
+        if coid is not None and len(coid) > CLIENT_ORDER_ID_MAX:
+            raise ValueError(f"client_order_id longer than {CLIENT_ORDER_ID_MAX}")
+        checked.append(
+            dataclasses.replace(t, expected_status=expected, new_status=new, fields=fields)
+        )
     return checked
 
 
-def classify(transition: Transition, data: Mapping[str, Any] | None) -> TransitionResult | None:
-    """The outcome of `transition` against the stored `data` (None: the document is missing),
-    or None when the write should go ahead."""
+_KNOWN_STATUSES = frozenset(s.value for s in SignalStatus)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """A transition that goes ahead on the document as read: what `classify` returns when the
+    write should be attempted. `with_fields` is False for a document that does not parse
+    (`allow_invalid`): only status, status_reason and updated_at are written then."""
+
+    transition: Transition
+    with_fields: bool
+
+    def payload(self, updated_at: Any) -> dict[str, Any]:
+        """The fields to write (`updated_at` is the store's server-time value)."""
+        t = self.transition
+        return {
+            **((t.fields or {}) if self.with_fields else {}),
+            "status": t.new_status.value,
+            "status_reason": t.reason,
+            "updated_at": updated_at,
+        }
+
+
+def classify(
+    transition: Transition, data: Mapping[str, Any] | None, version: str | None
+) -> TransitionResult | PlannedWrite:
+    """The outcome of `transition` against the stored `data` at `version` (`data` None: the
+    document is missing): a skipped result, or the write to attempt."""
     t = transition
     if data is None:
         return _result(t, TransitionOutcome.NOT_FOUND, None, "no such document")
-    parsed = parse_signal(t.signal_id, data)
+    parsed = parse_signal(t.signal_id, data, version=version)
     if isinstance(parsed, InvalidSignal):
-        return _result(t, TransitionOutcome.INVALID, parsed.raw_status, "; ".join(parsed.reasons))
-    if parsed.status is not t.expected_status:
-        detail = f"status is {parsed.status}, expected {t.expected_status}"
-        return _result(t, TransitionOutcome.STATUS_MOVED, parsed.status, detail)
-    return None
+        raw_status = parsed.raw_status
+        if not t.allow_invalid or raw_status not in _KNOWN_STATUSES:
+            detail = "; ".join(parsed.reasons)
+            return _result(t, TransitionOutcome.INVALID, raw_status, detail, parsed)
+        status = SignalStatus(raw_status)
+    else:
+        status = parsed.status
+    if status is not t.expected_status:
+        detail = f"status is {status}, expected {t.expected_status}"
+        return _result(t, TransitionOutcome.STATUS_MOVED, status, detail, parsed)
+    if t.expected_version is not None and version != t.expected_version:
+        detail = f"the document changed since it was read (version {t.expected_version})"
+        return _result(t, TransitionOutcome.CHANGED, status, detail, parsed)
+    return PlannedWrite(t, with_fields=isinstance(parsed, Signal))
 
 
 def applied(transition: Transition) -> TransitionResult:
     return _result(transition, TransitionOutcome.APPLIED, transition.new_status, "")
 
 
-def transition_payload(transition: Transition, updated_at: Any) -> dict[str, Any]:
-    """The fields a transition writes (`updated_at` is the store's server-time value)."""
-    return {
-        **(transition.fields or {}),
-        "status": transition.new_status.value,
-        "status_reason": transition.reason,
-        "updated_at": updated_at,
-    }
-
-
 def _result(
-    t: Transition, outcome: TransitionOutcome, actual: SignalStatus | str | None, detail: str
+    t: Transition,
+    outcome: TransitionOutcome,
+    actual: SignalStatus | str | None,
+    detail: str,
+    current: Signal | InvalidSignal | None = None,
 ) -> TransitionResult:
     return TransitionResult(
         signal_id=t.signal_id,
@@ -272,6 +375,7 @@ def _result(
         actual_status=actual,
         reason=t.reason,
         detail=detail,
+        current=current,
     )
 
 

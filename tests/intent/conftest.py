@@ -18,7 +18,7 @@ from django.db import connection
 
 from brokerops.intent.firestore import FirestoreSignalStore
 from brokerops.intent.local import LocalSignalStore
-from brokerops.intent.models import LocalSignal
+from brokerops.intent.models import LocalSignal, stored_document_id
 
 # The local param carries the django_db mark (not a dynamic request for `db`): pytest-django
 # creates only the test databases that the collected tests declare.
@@ -105,11 +105,12 @@ class LocalBackdoor(Backdoor):
         return execute(sql, params, many, context)
 
     def data(self, doc_id):
-        return LocalSignal.objects.filter(document_id=doc_id).values_list("data", flat=True).first()
+        rows = LocalSignal.objects.filter(document_id=stored_document_id(doc_id))
+        return rows.values_list("data", flat=True).first()
 
     def update(self, doc_id, fields):
         # What any other writer of the table must do: keep `status` and `revision` in step.
-        row = LocalSignal.objects.get(document_id=doc_id)
+        row = LocalSignal.objects.get(document_id=stored_document_id(doc_id))
         row.data = {**row.data, **fields}
         row.status = LocalSignal.status_column(row.data)
         row.revision = uuid.uuid4()

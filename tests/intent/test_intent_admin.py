@@ -49,3 +49,15 @@ def test_documents_are_read_only(admin_client):
     delete_url = reverse("admin:intent_localsignal_delete", args=[bad.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     assert LocalSignal.objects.filter(document_id="sig-bad").exists()
+
+
+def test_ids_that_would_not_show_are_quoted(admin_client):
+    LocalSignalStore().put_documents(
+        [(" ", {"status": "ACTIVE"}), ("a b", {"status": "ACTIVE"}), ("a\x00b", {})]
+    )
+    shown = {str(row) for row in LocalSignal.objects.all()}
+    assert shown == {"' '", "a b", "'a\\x00b'"}
+
+    page = admin_client.get(reverse("admin:intent_localsignal_changelist"))
+    assert page.status_code == 200
+    assert b"&#x27; &#x27;</a>" in page.content

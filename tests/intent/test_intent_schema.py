@@ -1,5 +1,7 @@
 """The signal schema: pure parsing, no database, no server."""
 
+import hashlib
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -12,6 +14,7 @@ from brokerops.intent.schema import (
     Side,
     Signal,
     SignalStatus,
+    audit_signal_id,
     normalize_symbol,
     parse_signal,
 )
@@ -207,3 +210,222 @@ def test_json_form_keeps_decimals_exact():
     assert data["qty"] == "0.000001"
     assert data["side"] == "buy"
     assert data["created_at"] == "2025-01-01T00:00:00+00:00"
+
+
+# --- number bounds (DESIGN 3): poison inputs never raise, never hang, and name their field ---
+
+#: (field, value, expected reason). Every value is one a hostile or broken producer could store.
+POISON_NUMBERS = [
+    ("qty", "1e20", "qty must be less than 1e12"),
+    ("qty", 1e20, "qty must be less than 1e12"),
+    ("qty", 10**12, "qty must be less than 1e12"),
+    ("qty", "1e12", "qty must be less than 1e12"),
+    ("qty", 1e12, "qty must be less than 1e12"),
+    ("qty", "1000000000000.5", "qty must be less than 1e12"),
+    ("qty", 1e308, "qty must be less than 1e12"),
+    ("qty", Decimal("1E+12"), "qty must be less than 1e12"),
+    ("qty", "1e999999999", "qty must be less than 1e12"),
+    ("qty", "1E+999999999999999999", "qty must be less than 1e12"),
+    ("qty", "1e99999999999999999999", "qty is out of range"),
+    ("qty", "1e-99999999999999999999", "qty is out of range"),
+    ("qty", 10**400, "qty must be less than 1e12"),
+    ("qty", -(10**5000), "qty must be positive"),
+    ("qty", "-1e20", "qty must be positive"),
+    ("qty", "-1e999999999", "qty must be positive"),
+    ("qty", "-0", "qty must be positive"),
+    ("qty", "1e-10", "qty is finer than 1e-9"),
+    ("qty", "0.0000000001", "qty is finer than 1e-9"),
+    ("qty", "1.0000000001", "qty is finer than 1e-9"),
+    ("qty", 1e-10, "qty is finer than 1e-9"),
+    ("qty", 5e-324, "qty is finer than 1e-9"),
+    ("qty", Decimal("1E-10"), "qty is finer than 1e-9"),
+    ("qty", "1e-999999999", "qty is finer than 1e-9"),
+    ("qty", "1E-999999999999999999", "qty is finer than 1e-9"),
+    ("qty", "1" * 5000, "qty is too long to be a number"),
+    ("qty", "0." + "0" * 200 + "1", "qty is too long to be a number"),
+    ("qty", "9" * 10_000_000, "qty is too long to be a number"),
+    ("qty", "NaN", "qty must be finite"),
+    ("qty", "-Infinity", "qty must be finite"),
+    ("qty", "inf", "qty must be finite"),
+    ("qty", "sNaN", "qty must be finite"),
+    ("qty", "nan123", "qty must be finite"),
+    ("qty", Decimal("sNaN"), "qty must be finite"),
+    ("qty", Decimal("-Infinity"), "qty must be finite"),
+    ("qty", float("inf"), "qty must be finite"),
+    ("qty", "", "qty is not numeric"),
+    ("qty", "   ", "qty is not numeric"),
+    ("qty", "1e", "qty is not numeric"),
+    ("qty", "1_000", "qty is not numeric"),
+    ("qty", "\u0661\u0662", "qty is not numeric"),  # Arabic-Indic digits: Decimal takes them
+    ("qty", "0x10", "qty is not numeric"),
+    ("qty", "1,5", "qty is not numeric"),
+    ("notional", "1e20", "notional must be less than 1e12"),
+    ("notional", "0.0000000001", "notional is finer than 1e-9"),
+    ("notional", "1e999999999", "notional must be less than 1e12"),
+    ("limit_price", "1e20", "limit_price must be less than 1e12"),
+    ("limit_price", "1e-10", "limit_price is finer than 1e-9"),
+    ("limit_price", "-1e999999999", "limit_price must be positive"),
+    ("stop_price", 1e12, "stop_price must be less than 1e12"),
+    ("stop_price", "1e-999999999", "stop_price is finer than 1e-9"),
+    ("timeout_seconds", "9" * 5000, "timeout_seconds must be"),
+    ("timeout_seconds", 1e300, "timeout_seconds must be less than 1e12"),
+    ("timeout_seconds", 10**12, "timeout_seconds must be less than 1e12"),
+    ("timeout_seconds", "\u00b2", "timeout_seconds must be a whole number"),
+]
+
+
+def _case_id(index, field, value):
+    shown = type(value).__name__ if isinstance(value, int) else str(value)[:24]
+    return f"{field}={shown}-{index}"
+
+
+def _document_with(field, value):
+    changes = {field: value}
+    if field == "notional":
+        changes["qty"] = ...
+    if field == "limit_price":
+        changes["order_type"] = "limit"
+    if field == "stop_price":
+        changes["order_type"] = "stop"
+    return changes
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    POISON_NUMBERS,
+    ids=[_case_id(i, f, v) for i, (f, v, _) in enumerate(POISON_NUMBERS)],
+)
+def test_out_of_range_and_poison_numbers_are_invalid_with_a_reason_naming_the_field(
+    field, value, expected
+):
+    started = time.perf_counter()
+    parsed = parse(**_document_with(field, value))
+    elapsed = time.perf_counter() - started
+
+    assert isinstance(parsed, InvalidSignal), parsed
+    assert expected in " | ".join(parsed.reasons)
+    assert all(len(r) < 300 for r in parsed.reasons), parsed.reasons  # never the whole input
+    assert elapsed < 0.5, f"parsing took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("qty", "0.000000001", Decimal("0.000000001")),
+        ("qty", 1e-9, Decimal("1e-9")),
+        ("qty", "999999999999.999999999", Decimal("999999999999.999999999")),
+        ("qty", 999_999_999_999, Decimal(999_999_999_999)),
+        ("qty", "1.0000000000", Decimal("1")),  # zeros past 1e-9 lose nothing
+        ("qty", " 2.5 ", Decimal("2.5")),
+        ("qty", "+3", Decimal(3)),
+        ("qty", ".5", Decimal("0.5")),
+        ("qty", "1E+3", Decimal(1000)),
+        ("notional", "0.01", Decimal("0.01")),
+        ("limit_price", "0.0001", Decimal("0.0001")),
+        ("stop_price", 123.45, Decimal("123.45")),
+    ],
+)
+def test_numbers_inside_the_bounds_parse(field, value, expected):
+    parsed = parse(**_document_with(field, value))
+    assert isinstance(parsed, Signal), parsed
+    assert getattr(parsed, field) == expected
+
+
+@pytest.mark.parametrize("timeout", [1, 60, "30", 3600.0, 999_999_999_999])
+def test_timeouts_inside_the_bounds_parse(timeout):
+    parsed = parse(timeout_seconds=timeout)
+    assert isinstance(parsed, Signal), parsed
+    assert parsed.timeout_seconds == int(timeout)
+
+
+def test_parse_signal_never_raises_on_any_poison_number_even_all_at_once():
+    document = {**VALID, "order_type": "stop_limit"}
+    document.update(qty="1e999999999", limit_price=-(10**5000), stop_price="9" * 100_000)
+    parsed = parse_signal("x", document)
+    assert isinstance(parsed, InvalidSignal)
+    joined = " | ".join(parsed.reasons)
+    assert "qty must be less than 1e12" in joined
+    assert "limit_price must be positive" in joined
+    assert "stop_price is too long to be a number" in joined
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+def test_a_parsed_document_carries_the_version_it_was_read_at():
+    assert parse().version is None
+    assert parse_signal("s", VALID, version="rev-1").version == "rev-1"
+    invalid = parse_signal("s", {**VALID, "qty": "x"}, version="rev-2")
+    assert isinstance(invalid, InvalidSignal)
+    assert invalid.version == "rev-2"
+    assert parse_signal("s", VALID, version="rev-1").as_json_dict()["version"] == "rev-1"
+
+
+# --- audit columns ----------------------------------------------------------------------------
+
+
+def _hashed(signal_id: str) -> str:
+    return "sha256:" + hashlib.sha256(signal_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "signal_id",
+    [
+        "sig-1",
+        "a b",
+        "#?&%",
+        " ",  # Firestore accepts it; searchable as written
+        " sig-1",
+        "sig\n1",
+        "a\u200bb",
+        "x" * 1500,
+        "\u00e9" * 750,  # 1,500 bytes
+        "\u65e5\u672c-\U0001f680",
+        ".",
+    ],
+)
+def test_audit_signal_id_keeps_any_id_the_column_holds_unchanged(signal_id):
+    assert audit_signal_id(signal_id) == signal_id
+
+
+@pytest.mark.parametrize(
+    "signal_id",
+    [
+        "x" * 1501,  # longer than any Firestore id: longer than the column
+        "a\x00b",  # PostgreSQL text cannot hold NUL
+        "\ud800",  # a lone surrogate (not UTF-8): must not raise
+        "",
+        "sha256:" + "0" * 64,  # looks like a hashed form: hashed too, so no two ids collide
+        "sha256:short",
+    ],
+)
+def test_audit_signal_id_hashes_what_a_column_cannot_hold(signal_id):
+    value = audit_signal_id(signal_id)
+    assert value == _hashed(signal_id)
+    assert len(value) == 71
+    assert audit_signal_id(signal_id) == value  # stable
+    assert audit_signal_id(value) != value  # a hashed form is never taken for a plain id
+
+
+def test_audit_signal_id_respects_the_column_length():
+    assert audit_signal_id("x" * 1500, max_length=1500) == "x" * 1500
+    assert audit_signal_id("x" * 72, max_length=71) == _hashed("x" * 72)
+    assert audit_signal_id("x" * 71, max_length=71) == "x" * 71
+    with pytest.raises(ValueError, match="at least 71"):
+        audit_signal_id("x", max_length=70)
+    with pytest.raises(TypeError):
+        audit_signal_id(7)
+
+
+def test_distinct_ids_give_distinct_audit_ids():
+    ids = ["x" * 1501, "x" * 1502, " ", "  ", "a ", "a", "sha256:a", "sha256:b", "a\x00", "a\x00\x00"]
+    assert len({audit_signal_id(i) for i in ids}) == len(ids)
+
+
+def test_client_order_id_limit_has_one_definition():
+    from brokerops import fields
+    from brokerops.intent import schema, store
+
+    assert not hasattr(schema, "CLIENT_ORDER_ID_MAX_LENGTH")
+    assert not hasattr(store, "CLIENT_ORDER_ID_MAX_LENGTH")
+    assert schema.CLIENT_ORDER_ID_MAX is fields.CLIENT_ORDER_ID_MAX == 128
