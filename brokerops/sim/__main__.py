@@ -1,8 +1,12 @@
 """Run the paper broker from the command line until interrupted.
 
-    python -m brokerops.sim --port 8765 --scenario demo --rate-limit-per-min 200 \\
+    python -m brokerops.sim --port 8765 --scenario demo --strict --fill-delay-s 0.05 \\
         --key test-key:test-secret --fault seed=7 --fault reset_after_rate=0.05
 
+Fidelity (see ``fidelity.py``): ``--strict`` or ``--lenient`` picks the profile (neither: the
+default profile), and each rule can be set on top: ``--fill-delay-s S``, ``--crypto-fee-bps N``,
+``--[no-]crypto-rules``, ``--crypto-min-cost USD``, ``--[no-]reserve-buying-power``,
+``--[no-]wash-trade-check``, ``--rate-limit-per-min N`` (0: off), ``--[no-]retry-after-header``.
 ``--fault`` takes any :class:`~brokerops.sim.faults.FaultConfig` field as ``name=value``
 (``routes``/``methods``/``status_5xx`` as comma lists). The broker prints its base URL on stdout and
 stops cleanly on SIGINT or SIGTERM.
@@ -16,9 +20,11 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from decimal import Decimal
 
 from .broker import PaperBroker
 from .faults import FaultConfig
+from .fidelity import LENIENT, PROFILE, STRICT
 from .scenarios import SCENARIOS
 
 
@@ -55,7 +61,7 @@ def _keys(pairs: Sequence[str]) -> dict[str, str] | None:
     return keys
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m brokerops.sim",
         description="Alpaca Trading API v2 compatible paper broker on loopback.",
@@ -63,26 +69,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="default")
-    parser.add_argument("--rate-limit-per-min", type=int, default=None)
+    profile = parser.add_mutually_exclusive_group()
+    profile.add_argument("--strict", dest="strict", action="store_const", const=True)
+    profile.add_argument("--lenient", dest="strict", action="store_const", const=False)
+    parser.add_argument("--fill-delay-s", type=float, default=PROFILE)
+    parser.add_argument("--crypto-fee-bps", type=Decimal, default=PROFILE)
+    parser.add_argument("--crypto-rules", action=argparse.BooleanOptionalAction, default=PROFILE)
+    parser.add_argument("--crypto-min-cost", type=Decimal, default=PROFILE)
+    parser.add_argument(
+        "--reserve-buying-power", action=argparse.BooleanOptionalAction, default=PROFILE
+    )
+    parser.add_argument(
+        "--wash-trade-check", action=argparse.BooleanOptionalAction, default=PROFILE
+    )
+    parser.add_argument(
+        "--rate-limit-per-min", type=int, default=PROFILE, help="requests per minute; 0: off"
+    )
+    parser.add_argument(
+        "--retry-after-header", action=argparse.BooleanOptionalAction, default=PROFILE
+    )
     parser.add_argument(
         "--key", action="append", default=[], help="KEY_ID:SECRET (default test-key:test-secret)"
     )
     parser.add_argument("--fault", action="append", default=[], help="FaultConfig NAME=VALUE")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def broker_from_args(argv: Sequence[str] | None = None) -> tuple[PaperBroker, str]:
+    """The (not yet started) broker the command line describes, with its scenario applied, and
+    the scenario's name."""
+    args = _parser().parse_args(argv)
+    rate = args.rate_limit_per_min
     broker = PaperBroker(
         keys=_keys(args.key),
         host=args.host,
         port=args.port,
-        rate_limit_per_min=args.rate_limit_per_min,
+        strict=args.strict,
+        fill_delay_s=args.fill_delay_s,
+        crypto_fee_bps=args.crypto_fee_bps,
+        crypto_rules=args.crypto_rules,
+        crypto_min_cost=args.crypto_min_cost,
+        reserve_buying_power=args.reserve_buying_power,
+        wash_trade_check=args.wash_trade_check,
+        rate_limit_per_min=None if rate == 0 else rate,
+        retry_after_header=args.retry_after_header,
         faults=_fault_config(args.fault),
     )
     SCENARIOS[args.scenario](broker)
+    return broker, args.scenario
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    broker, scenario = broker_from_args(argv)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
     broker.start()
-    print(f"brokerops.sim serving {broker.base_url} (scenario {args.scenario})", flush=True)
+    names = {STRICT: "strict", LENIENT: "lenient"}
+    strictness = names.get(broker.fidelity, "custom fidelity")
+    print(
+        f"brokerops.sim serving {broker.base_url} (scenario {scenario}, {strictness})", flush=True
+    )
     try:
         done.wait()
     finally:

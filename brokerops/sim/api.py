@@ -1,4 +1,5 @@
-"""Alpaca Trading API v2 routes: path templates, query parsing, and calls into the book.
+"""Alpaca Trading API v2 routes (and two market-data routes): path templates, query parsing,
+and calls into the book.
 
 Transport-free: :func:`match` maps a method and path to a :class:`Route` and its path parameters,
 and each handler takes the book, the path parameters, the query (last value per name) and the raw
@@ -12,14 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import unquote
 
+from . import marketdata
 from .book import Book
-from .errors import bad_request, unprocessable
+from .errors import MSG_INVALID_ORDER_ID, bad_request, invalid
 from .model import fmt_time, parse_time
 from .validation import parse_bool, to_decimal
 
@@ -94,33 +97,34 @@ def _submit_order(book: Book, params: dict[str, str], query: dict[str, str], bod
     return 200, book.submit_order(data)
 
 
-def _time_param(query: dict[str, str], name: str) -> datetime | None:
+def _time_param(query: dict[str, str], name: str) -> int | None:
+    """An RFC 3339 query parameter as nanoseconds (nine fractional digits are kept)."""
     text = query.get(name)
     if not text:
         return None
     try:
         return parse_time(text)
     except ValueError:
-        raise unprocessable(f"invalid {name}: {text}") from None
+        raise invalid(f"invalid {name}: {text}") from None
 
 
 def _list_orders(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
     status = (query.get("status") or "open").lower()
     if status not in ("open", "closed", "all"):
-        raise unprocessable(f"invalid status: {status}")
+        raise invalid(f"invalid status: {status}")
     limit_text = query.get("limit") or str(DEFAULT_ORDERS_LIMIT)
     try:
         limit = int(limit_text)
     except ValueError:
-        raise unprocessable(f"invalid limit: {limit_text}") from None
+        raise invalid(f"invalid limit: {limit_text}") from None
     if limit < 1:
-        raise unprocessable("limit must be > 0")
+        raise invalid("limit must be > 0")
     direction = (query.get("direction") or "desc").lower()
     if direction not in ("asc", "desc"):
-        raise unprocessable(f"invalid direction: {direction}")
+        raise invalid(f"invalid direction: {direction}")
     side = (query.get("side") or "").lower() or None
     if side is not None and side not in ("buy", "sell"):
-        raise unprocessable(f"invalid side: {side}")
+        raise invalid(f"invalid side: {side}")
     parse_bool(query.get("nested"), "nested")  # simple orders only: nothing to nest
     symbols_text = query.get("symbols") or ""
     symbols = [s.strip() for s in symbols_text.split(",") if s.strip()] or None
@@ -140,21 +144,42 @@ def _cancel_all_orders(book: Book, params: dict[str, str], query: dict[str, str]
     return 207, book.cancel_all_orders()
 
 
+def _order_id(params: dict[str, str]) -> str:
+    """The ``{id}`` path parameter; 422 ``40010001`` when it is not a UUID (as at Alpaca)."""
+    ref = params["ref"].strip()
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        raise invalid(MSG_INVALID_ORDER_ID) from None
+    return ref
+
+
 def _order(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
     parse_bool(query.get("nested"), "nested")
-    return 200, book.order_json(params["ref"])
+    return 200, book.order_json(_order_id(params))
 
 
 def _order_by_client_id(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
     client_order_id = query.get("client_order_id")
     if not client_order_id:
-        raise unprocessable("client_order_id is required")
+        raise invalid("client_order_id is required")
     return 200, book.order_by_client_id_json(client_order_id)
 
 
 def _cancel_order(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
-    book.cancel_order(params["ref"])
+    book.cancel_order(_order_id(params))
     return 204, None
+
+
+def _stock_trades(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
+    symbols = marketdata.parse_symbols(query.get("symbols"))
+    feed = marketdata.check_feed(query.get("feed"))
+    return 200, book.latest_trades_json(symbols, crypto=False, feed=feed)
+
+
+def _crypto_trades(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
+    symbols = marketdata.parse_symbols(query.get("symbols"))
+    return 200, book.latest_trades_json(symbols, crypto=True)
 
 
 _SEGMENT = r"(?P<ref>[^/]+)"
@@ -192,6 +217,13 @@ ROUTES: tuple[Route, ...] = tuple(
         ),
         ("GET", "/v2/orders/{id}", r"/v2/orders/" + _SEGMENT, _order),
         ("DELETE", "/v2/orders/{id}", r"/v2/orders/" + _SEGMENT, _cancel_order),
+        ("GET", "/v2/stocks/trades/latest", r"/v2/stocks/trades/latest", _stock_trades),
+        (
+            "GET",
+            "/v1beta3/crypto/{loc}/latest/trades",
+            r"/v1beta3/crypto/(?P<loc>[^/]+)/latest/trades",
+            _crypto_trades,
+        ),
     )
 )
 

@@ -7,51 +7,76 @@ code and message.
 
 Fill model (see ``PaperBroker`` for the caller's view):
 
-- a market order fills in full at the asset's current price when it is submitted;
+- a new order reaches the market when it is submitted, or, with ``fidelity.fill_delay_s`` > 0,
+  that many seconds later: until then it is ``pending_new`` with nothing filled and the fill
+  model leaves it alone (:meth:`Book.release_due` releases it; ``PaperBroker`` runs a thread that
+  does so on time, :meth:`Book.settle` waits for it);
+- on reaching the market a market order fills in full at the asset's current price;
 - a limit order fills at the current price once that price crosses the limit (buy: price <= limit,
-  sell: price >= limit), checked on submission and on every :meth:`Book.set_price`; ``ioc``/``fok``
-  limit orders that do not cross at once are canceled;
+  sell: price >= limit), checked when it reaches the market and on every :meth:`Book.set_price`;
+  ``ioc``/``fok`` limit orders that do not cross at once are canceled, others rest as ``new``;
 - a stop order triggers when the price reaches the stop (buy: price >= stop, sell: price <= stop)
   and then fills at market; a stop-limit order then rests as a limit order; trailing stops rest;
-- with ``auto_fill`` off nothing fills on its own: :meth:`Book.fill_order` fills by hand, in part or
-  in full, which is how tests make ``partially_filled`` orders and fills that lag.
+- with ``auto_fill`` off nothing fills on its own (new orders rest as ``accepted``):
+  :meth:`Book.fill_order` fills by hand, in part or in full, which is how tests make
+  ``partially_filled`` orders and fills that lag.
 
 Fills move the signed position (longs positive, shorts negative, a position at zero disappears,
-``avg_entry_price`` is the weighted average of the fills that opened it) and cash. One order never
-flips a position: selling more than a long (or buying more than a short) is refused with 403
-``insufficient qty available``, as Alpaca does.
+``avg_entry_price`` is the weighted average of the fills that opened it) and cash; a crypto fill
+pays ``fidelity.crypto_fee_bps`` (a buy in the coin received: the position grows by less than
+``filled_qty``; a sell in dollars). One order never flips a position: selling more than a long (or
+buying more than a short) is refused with 403 ``insufficient qty available``, as Alpaca does.
+
+The other :class:`~brokerops.sim.fidelity.Fidelity` rules are checked on submission: crypto
+minimums and cash (``crypto_rules``), buying power held by open orders
+(``reserve_buying_power``), wash trades (``wash_trade_check``); see ``rules.py``.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
+from . import marketdata, rules
 from .errors import (
     MSG_DUPLICATE_CLIENT_ORDER_ID,
+    MSG_INSUFFICIENT_BUYING_POWER,
     MSG_ORDER_NOT_FOUND,
     MSG_POSITION_NOT_FOUND,
     ApiError,
     forbidden,
+    invalid,
     not_found,
     unprocessable,
 )
+from .fidelity import LENIENT, Fidelity
 from .model import (
     CRYPTO,
     US_EQUITY,
     Asset,
     Order,
     Position,
+    Trade,
     asset_id_for,
     fmt_decimal,
     fmt_time,
+    from_nanos,
+    parse_time,
+    to_nanos,
 )
-from .validation import OrderRequest, check_order_rules, parse_order_request
+from .validation import (
+    OrderRequest,
+    check_crypto_minimums,
+    check_order_rules,
+    parse_order_request,
+)
 
 QTY_STEP = Decimal("0.000000001")
 PRICE_STEP = Decimal("0.000000001")
@@ -77,10 +102,17 @@ RESTING_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_fille
 ORDER_ATTRIBUTES = frozenset(
     {"status", "side", "type", "time_in_force", "order_class", "position_intent", "extended_hours"}
 )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+#: Crypto size rules served on assets unless ``add_asset`` says otherwise (BTC/USD and ETH/USD
+#: have Alpaca's own in ``scenarios.DEFAULT_ASSETS``).
+CRYPTO_MIN_ORDER_SIZE = Decimal("0.000000002")
+CRYPTO_MIN_TRADE_INCREMENT = Decimal("0.000000001")
+CRYPTO_PRICE_INCREMENT = Decimal("0.01")
+#: Sizes of the trades the market-data endpoints report.
+STOCK_TRADE_SIZE = Decimal(100)
+CRYPTO_TRADE_SIZE = Decimal("0.01")
+FIRST_TRADE_ID = 52_983_525_029_461
+#: ``submitted_at`` precedes ``created_at`` by 1 µs to about 1 ms (Alpaca: a few ms).
+SUBMIT_LEAD_NS = (1_000, 997_000)
 
 
 def _sign(value: Decimal) -> int:
@@ -97,14 +129,18 @@ class Book:
         multiplier: Decimal = DEFAULT_MULTIPLIER,
         enforce_buying_power: bool = True,
         auto_fill: bool = True,
-        clock: Callable[[], datetime] = _utcnow,
+        fidelity: Fidelity = LENIENT,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.lock = threading.RLock()
+        #: Notified whenever delayed orders are scheduled or released (see :meth:`settle`).
+        self.changed = threading.Condition(self.lock)
         self._clock = clock
         self.cash = Decimal(cash)
         self.multiplier = Decimal(multiplier)
         self.enforce_buying_power = enforce_buying_power
         self.auto_fill = auto_fill
+        self.fidelity = fidelity
         self.account_id = str(uuid.uuid4())
         self.account_number = "PA" + uuid.uuid4().hex[:10].upper()
         self.created_at = self._clock()
@@ -118,18 +154,35 @@ class Book:
         self._triggered: set[str] = set()
         self._long_value = ZERO
         self._short_value = ZERO
+        self._pending: dict[str, Order] = {}
         self._seq = 0
-        self._last_time = datetime.min.replace(tzinfo=UTC)
+        self._trade_seq = FIRST_TRADE_ID
+        self._last_time = 0
+        self._last_submitted = 0
 
     # ------------------------------------------------------------------ time and ids
 
-    def _now(self) -> datetime:
-        """A timestamp strictly later than every one handed out before (orders never tie)."""
+    def _now(self) -> int:
+        """Nanoseconds, strictly later than every stamp handed out before (orders never tie)."""
         now = self._clock()
         if now <= self._last_time:
-            now = self._last_time + timedelta(microseconds=1)
+            now = self._last_time + 1
         self._last_time = now
         return now
+
+    def _submission_stamps(self, seq: int) -> tuple[int, int]:
+        """``(submitted_at, created_at)`` of a new order: ``created_at`` is now, ``submitted_at``
+        a little (1 µs to 1 ms) before it, yet after every earlier order's ``submitted_at``."""
+        created = self._now()
+        low, span = SUBMIT_LEAD_NS
+        lead = low + (seq * 7_919 * 1_000) % span
+        submitted = max(created - lead, self._last_submitted + 1)
+        self._last_submitted = submitted
+        return submitted, created
+
+    def _next_trade_id(self) -> int:
+        self._trade_seq += 1
+        return self._trade_seq
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -153,8 +206,16 @@ class Book:
         price: Decimal = Decimal(100),
         lastday_price: Decimal | None = None,
         asset_id: str | None = None,
+        min_order_size: Decimal | None = None,
+        min_trade_increment: Decimal | None = None,
+        price_increment: Decimal | None = None,
     ) -> dict[str, object]:
-        """Add or replace an asset (crypto symbols are ``BASE/QUOTE``); returns its JSON."""
+        """Add or replace an asset (crypto symbols are ``BASE/QUOTE``); returns its JSON.
+
+        Crypto assets serve ``min_order_size``, ``min_trade_increment`` and ``price_increment``
+        (defaults 0.000000002, 0.000000001 and 0.01; enforced under ``fidelity.crypto_rules``).
+        The asset's price is also its latest trade for the market-data endpoints.
+        """
         with self.lock:
             if asset_class == CRYPTO and "/" not in symbol:
                 raise ValueError(f"crypto symbols are written BASE/QUOTE, got {symbol!r}")
@@ -179,6 +240,13 @@ class Book:
                 price=price,
                 lastday_price=Decimal(lastday_price) if lastday_price is not None else price,
             )
+            if asset.is_crypto:
+                asset.min_order_size = _decimal_or(min_order_size, CRYPTO_MIN_ORDER_SIZE)
+                asset.min_trade_increment = _decimal_or(
+                    min_trade_increment, CRYPTO_MIN_TRADE_INCREMENT
+                )
+                asset.price_increment = _decimal_or(price_increment, CRYPTO_PRICE_INCREMENT)
+            asset.last_trade = self._trade(asset, price)
             if existing is not None:
                 position = self._positions.get(existing.id)
                 if position is not None:
@@ -249,6 +317,7 @@ class Book:
                 asset.lastday_price = Decimal(lastday_price)
             if position is not None:
                 self._book_value(position)
+            asset.last_trade = self._trade(asset, price)
             if not self.auto_fill:
                 return []
             return [order.to_json() for order in self._match_resting(asset)]
@@ -257,6 +326,65 @@ class Book:
         """The asset's current price."""
         with self.lock:
             return self._asset(symbol).price
+
+    # ------------------------------------------------------------------ market data
+
+    def _trade(
+        self, asset: Asset, price: Decimal, size: Decimal | None = None, at: int | None = None
+    ) -> Trade:
+        default_size = CRYPTO_TRADE_SIZE if asset.is_crypto else STOCK_TRADE_SIZE
+        return Trade(
+            price=price,
+            size=default_size if size is None else size,
+            at=self._now() if at is None else at,
+            id=self._next_trade_id(),
+        )
+
+    def set_market_data(
+        self,
+        symbol: str,
+        price: Decimal | None,
+        *,
+        size: Decimal | None = None,
+        at: datetime | str | None = None,
+    ) -> dict[str, object] | None:
+        """Set the latest trade the market-data endpoints serve, without moving the book's price
+        (fills still use :meth:`price`); ``price`` None removes the symbol's market data (it is
+        then absent from their answers) until the next :meth:`set_price`. ``at`` defaults to now
+        (an old ``at`` makes stale data). Returns the trade's JSON, or None."""
+        with self.lock:
+            asset = self._asset(symbol)
+            if price is None:
+                asset.last_trade = None
+                return None
+            stamp = _stamp(at)
+            asset.last_trade = self._trade(
+                asset, Decimal(price), Decimal(size) if size is not None else None, stamp
+            )
+            return self._trade_json(asset)
+
+    def _trade_json(self, asset: Asset) -> dict[str, object] | None:
+        trades = (
+            marketdata.crypto_trades([asset])
+            if asset.is_crypto
+            else marketdata.stock_trades([asset], "sip")
+        )["trades"]
+        return trades.get(asset.symbol)  # type: ignore[union-attr, return-value]
+
+    def latest_trades_json(
+        self, symbols: Iterable[str], *, crypto: bool, feed: str = "sip"
+    ) -> dict[str, object]:
+        """The market-data latest trades of ``symbols`` (see ``marketdata.py``): symbols are
+        matched as the asset is written (``BTC/USD``, any case); unknown ones are left out."""
+        with self.lock:
+            assets = []
+            for symbol in symbols:
+                asset = self._asset_lookup.get(symbol.strip().upper())
+                if asset is not None and asset.symbol.upper() == symbol.strip().upper():
+                    assets.append(asset)
+            if crypto:
+                return marketdata.crypto_trades(assets)
+            return marketdata.stock_trades(assets, feed)
 
     def set_asset_fields(self, symbol: str, **fields: object) -> dict[str, object]:
         """Set raw values: plain attributes change the record, anything else overrides the JSON."""
@@ -290,10 +418,26 @@ class Book:
             return self.cash + self._long_value + self._short_value
 
     def buying_power(self) -> Decimal:
-        """Reg-T style: ``equity * multiplier - gross market value``, never below zero."""
+        """Reg-T style: ``equity * multiplier - gross market value``, less what open orders hold
+        under ``fidelity.reserve_buying_power``; never below zero."""
         with self.lock:
             gross = self._long_value - self._short_value
-            return max(ZERO, self.equity() * self.multiplier - gross)
+            return max(ZERO, self.equity() * self.multiplier - gross - self.reserved())
+
+    def non_marginable_buying_power(self) -> Decimal:
+        """Cash for what cannot be bought on margin (crypto), less what open orders hold under
+        ``fidelity.reserve_buying_power``; never below zero."""
+        with self.lock:
+            return max(ZERO, self.cash - self.reserved())
+
+    def reserved(self) -> Decimal:
+        """Buying power held by open opening orders (0 unless ``reserve_buying_power``)."""
+        with self.lock:
+            if not self.fidelity.reserve_buying_power:
+                return ZERO
+            return rules.reserved_value(
+                order for bucket in self._open_by_asset.values() for order in bucket.values()
+            )
 
     def set_cash(self, cash: Decimal) -> None:
         with self.lock:
@@ -304,6 +448,7 @@ class Book:
         with self.lock:
             equity = self.equity()
             buying_power = self.buying_power()
+            cash_power = self.non_marginable_buying_power()
             long_value, short_value = self._long_value, self._short_value
             gross = long_value - short_value
             margin = gross / 2
@@ -322,8 +467,8 @@ class Book:
                 "regt_buying_power": fmt_decimal(buying_power),
                 "daytrading_buying_power": fmt_decimal(buying_power * 2),
                 "effective_buying_power": fmt_decimal(buying_power),
-                "non_marginable_buying_power": fmt_decimal(max(ZERO, cash)),
-                "options_buying_power": fmt_decimal(max(ZERO, cash)),
+                "non_marginable_buying_power": fmt_decimal(cash_power),
+                "options_buying_power": fmt_decimal(cash_power),
                 "bod_dtbp": "0",
                 "cash": fmt_decimal(cash),
                 "accrued_fees": "0",
@@ -347,7 +492,7 @@ class Book:
                 "last_maintenance_margin": fmt_decimal(gross * Decimal("0.3")),
                 "sma": fmt_decimal(equity),
                 "daytrade_count": 0,
-                "balance_asof": self._clock().date().isoformat(),
+                "balance_asof": from_nanos(self._clock()).date().isoformat(),
                 "crypto_tier": 1,
                 "intraday_adjustments": "0",
                 "pending_reg_taf_fees": "0",
@@ -446,11 +591,15 @@ class Book:
         bucket = self._open_by_asset.get(order.asset.id)
         if order.is_open:
             self._open_by_asset.setdefault(order.asset.id, {})[order.id] = order
-        elif bucket is not None:
-            bucket.pop(order.id, None)
-            if not bucket:
-                del self._open_by_asset[order.asset.id]
+        else:
+            if bucket is not None:
+                bucket.pop(order.id, None)
+                if not bucket:
+                    del self._open_by_asset[order.asset.id]
             self._triggered.discard(order.id)
+            if self._pending.pop(order.id, None) is not None:
+                order.due = None
+                self.changed.notify_all()
 
     def _find_order(self, ref: str) -> Order:
         order = self._orders.get(ref.strip().lower()) or self._orders_by_client_id.get(ref)
@@ -461,24 +610,46 @@ class Book:
     # ------------------------------------------------------------------ orders: submission
 
     def submit_order(self, body: object) -> dict[str, object]:
-        """``POST /v2/orders``: validate like Alpaca, record, fill per the fill model."""
+        """``POST /v2/orders``: validate like Alpaca, record, then the fill model (at once, or
+        after ``fidelity.fill_delay_s``: the answer is then ``pending_new``)."""
         request = parse_order_request(body)
         with self.lock:
             asset = self.find_asset(request.symbol)
             if asset is None:
-                raise unprocessable(f'asset "{request.symbol}" not found')
+                raise invalid(f'asset "{request.symbol}" not found')
             if not asset.tradable or asset.status != "active":
                 raise unprocessable(f'asset "{asset.symbol}" is not tradable')
             check_order_rules(request, asset)
             if request.client_order_id is not None and (
                 request.client_order_id in self._orders_by_client_id
             ):
-                raise unprocessable(MSG_DUPLICATE_CLIENT_ORDER_ID)
+                raise invalid(MSG_DUPLICATE_CLIENT_ORDER_ID)
+            if asset.is_crypto and self.fidelity.crypto_rules:
+                position = self._positions.get(asset.id)
+                check_crypto_minimums(
+                    request,
+                    asset,
+                    price=self._estimated_price(request, asset),
+                    min_cost=self.fidelity.crypto_min_cost,
+                    whole_holding=(
+                        request.side == "sell"
+                        and position is not None
+                        and request.qty == position.qty
+                    ),
+                )
+            self._check_wash_trade(request, asset)
             intent = self._check_exposure(request, asset)
             order = self._record(request, asset, intent)
-            if self.auto_fill:
-                self._process_new(order)
+            self._launch(order)
             return order.to_json()
+
+    def _check_wash_trade(self, request: OrderRequest, asset: Asset) -> None:
+        if not self.fidelity.wash_trade_check:
+            return
+        bucket = self._open_by_asset.get(asset.id)
+        refusal = rules.wash_trade(request, bucket.values()) if bucket else None
+        if refusal is not None:
+            raise refusal
 
     def _estimated_qty(self, request: OrderRequest, asset: Asset) -> Decimal:
         if request.qty is not None:
@@ -502,37 +673,73 @@ class Book:
             request.side == "buy" and held_qty < 0
         )
         if closing:
-            available = abs(held_qty) - self._held(asset, request.side)
-            available = max(available, ZERO)
+            held_for_orders = self._held(asset, request.side)
+            available = max(abs(held_qty) - held_for_orders, ZERO)
             if qty > available:
-                raise self._insufficient(asset, qty, available)
+                raise self._insufficient(asset, qty, available, abs(held_qty), held_for_orders)
             return "sell_to_close" if request.side == "sell" else "buy_to_close"
         if request.side == "sell":
             if asset.is_crypto:
-                raise self._insufficient(asset, qty, ZERO)
+                raise self._insufficient(asset, qty, ZERO, abs(held_qty), ZERO)
             if not asset.shortable or not asset.easy_to_borrow:
-                raise forbidden(f'asset "{asset.symbol}" cannot be sold short')
+                raise unprocessable(f'asset "{asset.symbol}" cannot be sold short')
             if request.is_fractional:
-                raise forbidden("fractional orders cannot be sold short")
+                raise unprocessable("fractional orders cannot be sold short")
         if self.enforce_buying_power:
             cost = (
                 request.notional
                 if request.notional is not None
                 else qty * self._estimated_price(request, asset)
             )
-            if cost > self.buying_power():
-                raise forbidden("insufficient buying power")
+            if asset.is_crypto and self.fidelity.crypto_rules:
+                cash_power = self.non_marginable_buying_power()
+                if cost > cash_power:
+                    quote = asset.symbol.split("/")[1] if "/" in asset.symbol else "USD"
+                    shown = f"requested: {fmt_decimal(cost)}, available: {fmt_decimal(cash_power)}"
+                    raise forbidden(
+                        f"insufficient balance for {quote} ({shown})",
+                        available=fmt_decimal(cash_power),
+                        balance=fmt_decimal(max(self.cash, ZERO)),
+                    )
+            else:
+                buying_power = self.buying_power()
+                if cost > buying_power:
+                    raise forbidden(
+                        MSG_INSUFFICIENT_BUYING_POWER,
+                        buying_power=fmt_decimal(buying_power),
+                        cost_basis=fmt_decimal(cost),
+                    )
         return "buy_to_open" if request.side == "buy" else "sell_to_open"
 
     @staticmethod
-    def _insufficient(asset: Asset, qty: Decimal, available: Decimal) -> ApiError:
+    def _insufficient(
+        asset: Asset, qty: Decimal, available: Decimal, existing: Decimal, held: Decimal
+    ) -> ApiError:
+        """Alpaca's 403 for selling (or covering) more than is available, with its fields."""
         counts = f"(requested: {fmt_decimal(qty)}, available: {fmt_decimal(available)})"
         if asset.is_crypto:
-            return forbidden(f"insufficient balance for {asset.symbol.split('/')[0]} {counts}")
-        return forbidden(f"insufficient qty available for order {counts}")
+            return forbidden(
+                f"insufficient balance for {asset.symbol.split('/')[0]} {counts}",
+                available=fmt_decimal(available),
+                balance=fmt_decimal(existing),
+            )
+        return forbidden(
+            f"insufficient qty available for order {counts}",
+            available=fmt_decimal(available),
+            existing_qty=fmt_decimal(existing),
+            held_for_orders=fmt_decimal(held),
+            symbol=asset.symbol,
+        )
 
     def _record(self, request: OrderRequest, asset: Asset, intent: str) -> Order:
-        now = self._now()
+        seq = self._next_seq()
+        submitted, created = self._submission_stamps(seq)
+        if not self.auto_fill:
+            status = "accepted"
+        elif self.fidelity.fill_delay_s > 0:
+            status = "pending_new"
+        else:
+            status = "new"
         order = Order(
             id=str(uuid.uuid4()),
             client_order_id=request.client_order_id or str(uuid.uuid4()),
@@ -547,15 +754,89 @@ class Book:
             trail_price=request.trail_price,
             trail_percent=request.trail_percent,
             extended_hours=request.extended_hours,
-            status="new" if self.auto_fill else "accepted",
-            created_at=now,
-            submitted_at=now,
-            updated_at=now,
-            seq=self._next_seq(),
+            status=status,
+            created_at=created,
+            submitted_at=submitted,
+            updated_at=created,
+            seq=seq,
             position_intent=intent,
         )
         self._index_order(order)
         return order
+
+    def _launch(self, order: Order) -> None:
+        """Send a new order to the fill model now, or schedule it ``fill_delay_s`` from now."""
+        if not self.auto_fill:
+            return
+        delay = self.fidelity.fill_delay_s
+        if delay > 0:
+            order.due = time.monotonic() + delay
+            self._pending[order.id] = order
+            self.changed.notify_all()
+        else:
+            self._process_new(order)
+
+    # ------------------------------------------------------------------ orders: fill delay
+
+    def next_due(self) -> float | None:
+        """``time.monotonic()`` at which the next delayed order reaches the market, or None."""
+        with self.lock:
+            dues = [order.due for order in self._pending.values() if order.due is not None]
+            return min(dues) if dues else None
+
+    def pending_count(self) -> int:
+        """Orders still waiting out the fill delay."""
+        with self.lock:
+            return len(self._pending)
+
+    def release_due(self, now: float | None = None) -> list[dict[str, object]]:
+        """Send every delayed order whose time has come (``now``: ``time.monotonic()``) to the
+        fill model, oldest first; returns them as served afterwards."""
+        with self.lock:
+            now = time.monotonic() if now is None else now
+            due = sorted(
+                (o for o in self._pending.values() if o.due is not None and o.due <= now),
+                key=lambda o: o.seq,
+            )
+            for order in due:
+                self._pending.pop(order.id, None)
+                order.due = None
+                if not order.is_open:
+                    continue
+                if self.auto_fill:
+                    self._process_new(order)
+                elif order.status == "pending_new":
+                    self._set_status(order, "accepted")
+            if due:
+                self.changed.notify_all()
+            return [order.to_json() for order in due]
+
+    def release_pending(self) -> list[dict[str, object]]:
+        """Send every delayed order to the fill model now, whatever its time."""
+        return self.release_due(math.inf)
+
+    def settle(self, timeout: float | None = 5.0) -> bool:
+        """Wait until no order waits out the fill delay (releasing those due meanwhile, so it
+        works whether or not the broker's thread runs); False when ``timeout`` passes first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.changed:
+            while True:
+                self.release_due()
+                due = self.next_due()
+                if due is None:
+                    return True
+                now = time.monotonic()
+                wait = due - now
+                if deadline is not None:
+                    if now >= deadline:
+                        return False
+                    wait = min(wait, deadline - now)
+                self.changed.wait(max(wait, 0.0))
+
+    def _set_status(self, order: Order, status: str) -> None:
+        order.status = status
+        order.updated_at = self._now()
+        order.touch()
 
     # ------------------------------------------------------------------ orders: fill model
 
@@ -582,6 +863,9 @@ class Book:
         return False
 
     def _process_new(self, order: Order) -> None:
+        """The order reaches the market: fill, cancel (``ioc``/``fok``) or rest as ``new``."""
+        if order.status == "pending_new":
+            self._set_status(order, "new")
         price = order.asset.price
         if self._crosses(order, price):
             self._fill(order, order.remaining_qty(price), price)
@@ -594,7 +878,7 @@ class Book:
             return []
         filled: list[Order] = []
         for order in sorted(orders.values(), key=lambda o: o.seq):
-            if not order.fillable or order.status not in RESTING_STATUSES:
+            if not order.fillable or order.due is not None or order.status not in RESTING_STATUSES:
                 continue
             if self._crosses(order, asset.price):
                 remaining = order.remaining_qty(asset.price)
@@ -631,8 +915,15 @@ class Book:
             order.status = "partially_filled"
         self._reindex_open(order)
         signed = qty if order.side == "buy" else -qty
-        self._move_position(order.asset, signed, price)
-        self.cash -= signed * price
+        cash_delta = -signed * price
+        fee_bps = self.fidelity.crypto_fee_bps if order.asset.is_crypto else ZERO
+        if fee_bps and order.side == "buy":
+            signed -= rules.crypto_fee(qty, fee_bps)  # paid in the coin received
+        elif fee_bps:
+            cash_delta -= cash_delta * fee_bps / rules.BPS  # paid in the dollars received
+        if signed:
+            self._move_position(order.asset, signed, price)
+        self.cash += cash_delta
 
     def _cancel(self, order: Order) -> None:
         now = self._now()
@@ -704,8 +995,8 @@ class Book:
         *,
         status: str,
         limit: int,
-        after: datetime | None,
-        until: datetime | None,
+        after: int | None,
+        until: int | None,
         direction: str,
         symbols: Iterable[str] | None,
         side: str | None,
@@ -741,13 +1032,14 @@ class Book:
         *,
         status: str = "open",
         limit: int = 50,
-        after: datetime | None = None,
-        until: datetime | None = None,
+        after: datetime | str | int | None = None,
+        until: datetime | str | int | None = None,
         direction: str = "desc",
         symbols: Iterable[str] | None = None,
         side: str | None = None,
     ) -> list[dict[str, object]]:
-        """``GET /v2/orders``: ``after``/``until`` are exclusive bounds on ``submitted_at``.
+        """``GET /v2/orders``: ``after``/``until`` are exclusive bounds on ``submitted_at``,
+        compared to the nanosecond (datetimes, RFC 3339 text or integer nanoseconds).
 
         Orders are sorted by ``submitted_at`` (ties by arrival), newest first unless ``direction``
         is ``asc``; at most ``limit`` are returned. ``symbols`` match the order's symbol with or
@@ -757,8 +1049,8 @@ class Book:
             orders = self._select_orders(
                 status=status,
                 limit=limit,
-                after=after,
-                until=until,
+                after=_stamp(after),
+                until=_stamp(until),
                 direction=direction,
                 symbols=symbols,
                 side=side,
@@ -841,10 +1133,10 @@ class Book:
             position = self._find_position(ref)
             held = abs(position.qty)
             if qty is not None and percentage is not None:
-                raise unprocessable("only one of qty or percentage is allowed")
+                raise invalid("only one of qty or percentage is allowed")
             if percentage is not None:
                 if not ZERO < percentage <= 100:
-                    raise unprocessable("percentage must be between 0 and 100")
+                    raise invalid("percentage must be between 0 and 100")
                 close_qty = (held * percentage / 100).quantize(QTY_STEP, rounding=ROUND_DOWN)
                 if held == held.to_integral_value() and not position.asset.is_crypto:
                     close_qty = close_qty.to_integral_value(rounding=ROUND_DOWN)
@@ -853,12 +1145,12 @@ class Book:
             else:
                 close_qty = held
             if close_qty <= 0:
-                raise unprocessable("qty must be > 0")
+                raise invalid("qty must be > 0")
             request = self._close_request(position, close_qty)
+            self._check_wash_trade(request, position.asset)
             intent = self._check_exposure(request, position.asset)
             order = self._record(request, position.asset, intent)
-            if self.auto_fill:
-                self._process_new(order)
+            self._launch(order)
             return order.to_json()
 
     def close_all_positions(self, *, cancel_orders: bool = False) -> list[dict[str, object]]:
@@ -919,13 +1211,13 @@ class Book:
         status: str = "new",
         client_order_id: str | None = None,
         order_id: str | None = None,
-        submitted_at: datetime | None = None,
-        created_at: datetime | None = None,
-        updated_at: datetime | None = None,
+        submitted_at: datetime | str | None = None,
+        created_at: datetime | str | None = None,
+        updated_at: datetime | str | None = None,
         filled_qty: Decimal | None = None,
         filled_avg_price: Decimal | None = None,
-        filled_at: datetime | None = None,
-        canceled_at: datetime | None = None,
+        filled_at: datetime | str | None = None,
+        canceled_at: datetime | str | None = None,
         extended_hours: bool = False,
         position_intent: str | None = None,
         move_position: bool = False,
@@ -938,7 +1230,8 @@ class Book:
         ``canceled`` order defaults ``canceled_at``. Positions and cash stay as they are unless
         ``move_position`` applies the filled quantity. An open seeded order rests untouched by
         the fill model (``set_price`` never fills it) unless ``fillable``; :meth:`fill_order`
-        fills it on demand. Times default to now (strictly increasing); naive datetimes are UTC.
+        fills it on demand. Times default to now (strictly increasing); naive datetimes are UTC;
+        RFC 3339 text keeps up to nine fractional digits (nanoseconds).
         Orders sharing a ``submitted_at`` can straddle a page boundary and be skipped by exclusive
         ``after``/``until`` paging, as at Alpaca. Raises ``ValueError`` for a reused
         client_order_id.
@@ -949,8 +1242,11 @@ class Book:
                 raise ValueError(f"client_order_id {client_order_id!r} already used")
             if qty is None and notional is None:
                 raise ValueError("qty or notional is required")
-            submitted = _aware(submitted_at) or self._now()
-            created = _aware(created_at) or submitted
+            submitted = _stamp(submitted_at)
+            if submitted is None:
+                submitted = self._now()
+                self._last_submitted = max(self._last_submitted, submitted)
+            created = _stamp(created_at) or submitted
             qty_dec = Decimal(qty) if qty is not None else None
             notional_dec = Decimal(notional) if notional is not None else None
             if filled_qty is None and status == "filled":
@@ -966,7 +1262,9 @@ class Book:
                 canceled_at = submitted
             if position_intent is None:
                 position_intent = "buy_to_open" if side == "buy" else "sell_to_close"
-            stamps = [submitted, created, _aware(filled_at), _aware(canceled_at)]
+            filled_stamp = _stamp(filled_at)
+            canceled_stamp = _stamp(canceled_at)
+            stamps = [submitted, created, filled_stamp, canceled_stamp]
             order = Order(
                 id=(order_id or str(uuid.uuid4())).lower(),
                 client_order_id=client_order_id or str(uuid.uuid4()),
@@ -981,25 +1279,24 @@ class Book:
                 status=status,
                 created_at=created,
                 submitted_at=submitted,
-                updated_at=_aware(updated_at) or max(s for s in stamps if s is not None),
+                updated_at=_stamp(updated_at) or max(s for s in stamps if s is not None),
                 seq=self._next_seq(),
                 extended_hours=extended_hours,
                 filled_qty=filled_dec,
                 filled_avg_price=avg,
-                filled_at=_aware(filled_at),
-                canceled_at=_aware(canceled_at),
+                filled_at=filled_stamp,
+                canceled_at=canceled_stamp,
                 position_intent=position_intent,
                 fillable=fillable,
             )
             if order.id in self._orders:
                 raise ValueError(f"order id {order.id} already used")
             self._index_order(order)
-            order.raw_json()  # pay the encoding now, not in the first listing
             if move_position and filled_dec:
                 signed = filled_dec if side == "buy" else -filled_dec
                 self._move_position(asset, signed, avg or asset.price)
                 self.cash -= signed * (avg or asset.price)
-            return order.to_json()
+            return order.snapshot()  # pays the encoding now, not in the first listing
 
     def set_order_fields(self, ref: str, **fields: object) -> dict[str, object]:
         """Set raw values on an order (by id or client_order_id).
@@ -1049,9 +1346,16 @@ class Book:
             return len(self._orders)
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def _stamp(value: datetime | str | int | None) -> int | None:
+    """Nanoseconds since the epoch from a datetime (naive: UTC), RFC 3339 text or an int."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return parse_time(value)
+    return to_nanos(value)
+
+
+def _decimal_or(value: Decimal | str | None, default: Decimal) -> Decimal:
+    return default if value is None else Decimal(value)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 
 from .book import DEFAULT_CASH, DEFAULT_MULTIPLIER, Book
 from .faults import FaultConfig, FaultEvent, FaultInjector, FaultKind
+from .fidelity import PROFILE, Fidelity, FromProfile, resolve
 from .ratelimit import RateLimiter
 from .scenarios import add_default_assets
+from .scheduler import FillScheduler
 from .server import BrokerHTTPServer
 
 DEFAULT_KEYS: Mapping[str, str] = {"test-key": "test-secret"}
@@ -21,6 +24,11 @@ class PaperBroker:
 
     State lives in :attr:`book` and survives ``stop``/``start``; the server is only transport.
     Thread-safe: tests may seed and change state while clients call in.
+
+    How strictly it imitates Alpaca is :attr:`fidelity`: the profile named by ``fidelity`` or
+    ``strict`` (True: :data:`~brokerops.sim.fidelity.STRICT`, False:
+    :data:`~brokerops.sim.fidelity.LENIENT`, neither: :data:`~brokerops.sim.fidelity.DEFAULT`),
+    with every rule keyword that is given (not ``PROFILE``) applied on top.
     """
 
     def __init__(
@@ -29,7 +37,16 @@ class PaperBroker:
         keys: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        rate_limit_per_min: int | None = None,
+        strict: bool | None = None,
+        fidelity: Fidelity | None = None,
+        fill_delay_s: float | FromProfile = PROFILE,
+        crypto_fee_bps: Decimal | int | str | FromProfile = PROFILE,
+        crypto_rules: bool | FromProfile = PROFILE,
+        crypto_min_cost: Decimal | int | str | FromProfile = PROFILE,
+        reserve_buying_power: bool | FromProfile = PROFILE,
+        wash_trade_check: bool | FromProfile = PROFILE,
+        rate_limit_per_min: int | FromProfile | None = PROFILE,
+        retry_after_header: bool | FromProfile = PROFILE,
         rate_limit_window_s: float = 60.0,
         faults: FaultConfig | None = None,
         cash: Decimal = DEFAULT_CASH,
@@ -41,14 +58,28 @@ class PaperBroker:
         self._keys: dict[str, str] = dict(DEFAULT_KEYS if keys is None else keys)
         self.host = host
         self._port = port
+        self._fidelity = resolve(
+            strict,
+            fidelity,
+            fill_delay_s=fill_delay_s,
+            crypto_fee_bps=crypto_fee_bps,
+            crypto_rules=crypto_rules,
+            crypto_min_cost=crypto_min_cost,
+            reserve_buying_power=reserve_buying_power,
+            wash_trade_check=wash_trade_check,
+            rate_limit_per_min=rate_limit_per_min,
+            retry_after_header=retry_after_header,
+        )
         self.book = Book(
             cash=cash,
             multiplier=multiplier,
             enforce_buying_power=enforce_buying_power,
             auto_fill=auto_fill,
+            fidelity=self._fidelity,
         )
-        self.limiter = RateLimiter(rate_limit_per_min, rate_limit_window_s)
+        self.limiter = RateLimiter(self._fidelity.rate_limit_per_min, rate_limit_window_s)
         self.faults = FaultInjector(faults)
+        self._fills = FillScheduler(self.book)
         self._stopping = threading.Event()
         self._server: BrokerHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -77,6 +108,7 @@ class PaperBroker:
             )
             self._server, self._thread = server, thread
             thread.start()
+            self._fills.start()
             return self
 
     def stop(self) -> None:
@@ -91,6 +123,7 @@ class PaperBroker:
             server.server_close()
             server.join_handlers()
             thread.join()
+            self._fills.stop()
             self._server = self._thread = None
 
     def __enter__(self) -> PaperBroker:
@@ -125,6 +158,26 @@ class PaperBroker:
         """Accept another API key pair (each key has its own rate-limit window)."""
         self._keys[key_id] = secret
 
+    # ------------------------------------------------------------------ fidelity
+
+    @property
+    def fidelity(self) -> Fidelity:
+        """The rules in force (see :class:`~brokerops.sim.fidelity.Fidelity`)."""
+        return self._fidelity
+
+    def set_fidelity(self, fidelity: Fidelity | None = None, **changes: object) -> Fidelity:
+        """Change rules while running: a whole :class:`Fidelity` and/or single rules by name
+        (``set_fidelity(fill_delay_s=0)``). Orders already waiting keep their due time; a new
+        ``rate_limit_per_min`` restarts the rate-limit windows. Returns the rules now in force."""
+        current = self._fidelity if fidelity is None else fidelity
+        updated = current.replace(**changes)
+        with self.book.lock:
+            previous, self._fidelity = self._fidelity, updated
+            self.book.fidelity = updated
+        if updated.rate_limit_per_min != previous.rate_limit_per_min:
+            self.limiter.configure(updated.rate_limit_per_min, self.limiter.window_s)
+        return updated
+
     # ------------------------------------------------------------------ assets and prices
 
     def add_asset(self, symbol: str, **options: object) -> dict[str, object]:
@@ -146,6 +199,25 @@ class PaperBroker:
 
     def price(self, symbol: str) -> Decimal:
         return self.book.price(symbol)
+
+    def set_market_data(
+        self,
+        symbol: str,
+        price: Decimal | str | int | None,
+        *,
+        size: Decimal | str | int | None = None,
+        at: datetime | str | None = None,
+    ) -> dict[str, object] | None:
+        """Set the latest trade the market-data endpoints serve for ``symbol`` (the book's price,
+        used for fills, does not move); None removes the symbol's market data, so it is absent
+        from their answers until the next :meth:`set_price`. ``at`` (default now) can make it
+        stale. Returns the trade as served, or None."""
+        return self.book.set_market_data(
+            symbol,
+            Decimal(price) if price is not None else None,
+            size=Decimal(size) if size is not None else None,
+            at=at,
+        )
 
     # ------------------------------------------------------------------ positions, orders, account
 
@@ -181,6 +253,21 @@ class PaperBroker:
         """Off: new orders rest as ``accepted`` and nothing fills until :meth:`fill_order`."""
         with self.book.lock:
             self.book.auto_fill = enabled
+
+    def settle(self, timeout: float | None = 5.0) -> bool:
+        """Wait until every order placed under ``fill_delay_s`` has reached the fill model
+        (filled, or resting/canceled as its type says); False if ``timeout`` passes first.
+        Works whether or not the broker is running."""
+        return self.book.settle(timeout)
+
+    def release_pending(self) -> list[dict[str, object]]:
+        """Send every order still waiting out the fill delay to the fill model now (no waiting);
+        returns them as served afterwards."""
+        return self.book.release_pending()
+
+    def pending_count(self) -> int:
+        """Orders still waiting out the fill delay (``pending_new``)."""
+        return self.book.pending_count()
 
     def expire_day_orders(self) -> int:
         """End of day: open ``day`` orders become ``expired``."""
@@ -233,8 +320,12 @@ class PaperBroker:
     # ------------------------------------------------------------------ rate limit and faults
 
     def set_rate_limit(self, per_window: int | None, window_s: float = 60.0) -> None:
-        """Requests per key per window (60 s by default); None switches the limit off."""
+        """Requests per key per window (60 s by default); None switches the limit off. Also
+        what ``fidelity.rate_limit_per_min`` reports (then per ``window_s``)."""
         self.limiter.configure(per_window, window_s)
+        with self.book.lock:
+            self._fidelity = self._fidelity.replace(rate_limit_per_min=per_window)
+            self.book.fidelity = self._fidelity
 
     def set_faults(self, config: FaultConfig | None) -> None:
         """Replace the random faults (None: off); the seed's sequence starts over."""

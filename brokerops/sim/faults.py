@@ -15,7 +15,8 @@ Kinds (:class:`FaultKind`):
 ``5xx_after``        apply the request, then answer a JSON 5xx (504 by default when forced)
 ``non_json``         answer an HTML 502 page (as a proxy would); nothing applied
 ``non_json_after``   apply the request, then answer the HTML 502 page
-``429``              answer 429 with ``Retry-After``; nothing applied
+``429``              answer 429, the wait ``retry_after_s`` in ``Retry-After`` or, without
+                     ``retry_after_header``, in ``X-RateLimit-Reset``; nothing applied
 ===================  =================================================================
 
 A stall ends early when the broker stops; the request is then dropped without being applied

@@ -1,25 +1,33 @@
 """Records of the paper broker's book and their Alpaca JSON shapes.
 
 Money and quantities are ``Decimal`` inside and strings on the wire; ids are UUID strings;
-timestamps are aware UTC datetimes inside and ISO-8601 with a ``Z`` on the wire. Every record has an
-``extra`` dict of raw JSON overrides (set through ``PaperBroker.set_*_fields``): its keys replace
-or add keys of the served JSON, and the value :data:`DROP` removes a key. That is how tests serve
-values alpaca-py does not know (a new exchange, a new order status) or a malformed record.
+timestamps are integer nanoseconds since the Unix epoch inside and RFC 3339 in UTC on the wire,
+written as Alpaca (Go's ``RFC3339Nano``) writes them: up to nine fractional digits, trailing
+zeros dropped (``2026-11-25T18:38:26.123456789Z``, ``...:26.1Z``, ``...:26Z``). Every record has
+an ``extra`` dict of raw JSON overrides (set through ``PaperBroker.set_*_fields``): its keys
+replace or add keys of the served JSON, and the value :data:`DROP` removes a key. That is how tests
+serve values alpaca-py does not know (a new exchange, a new order status) or a malformed record.
+Market data (:class:`Trade`) is served with JSON numbers, as Alpaca's data API does.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 ASSET_NAMESPACE = uuid.UUID("5b1f3c1e-8f0a-4c55-9d1e-0a1ca9a0b5e7")
 
 US_EQUITY = "us_equity"
 CRYPTO = "crypto"
+
+NANOS_PER_SECOND = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Order statuses that ``status=closed`` selects; every other status (known or not) is open.
 CLOSED_STATUSES = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
@@ -52,35 +60,63 @@ def fmt_decimal(value: Decimal | None) -> str | None:
     return format(value.normalize(), "f")
 
 
-def fmt_time(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with microseconds and a ``Z`` (``2024-05-01T14:30:00.123456Z``)."""
+def to_nanos(value: datetime) -> int:
+    """Nanoseconds since the Unix epoch; a naive datetime is UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * NANOS_PER_SECOND + delta.microseconds * 1_000
+
+
+def from_nanos(nanos: int) -> datetime:
+    """The aware UTC datetime of ``nanos`` (truncated to microseconds)."""
+    return _EPOCH + timedelta(microseconds=nanos // 1_000)
+
+
+def fmt_time(value: datetime | int | None) -> str | None:
+    """RFC 3339 in UTC as Alpaca writes it: up to nine fractional digits, trailing zeros dropped.
+
+    ``value`` is a datetime or integer nanoseconds since the epoch.
+    """
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    nanos = value if isinstance(value, int) else to_nanos(value)
+    seconds, fraction = divmod(nanos, NANOS_PER_SECOND)
+    text = _whole_seconds(seconds)
+    if fraction:
+        return f"{text}.{fraction:09d}".rstrip("0") + "Z"
+    return text + "Z"
 
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
+@functools.lru_cache(maxsize=65_536)
+def _whole_seconds(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` in UTC (cached: listings format the same seconds again and again)."""
+    t = time.gmtime(seconds)
+    day = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    return f"{day}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
-def parse_time(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp or date as Alpaca's query strings carry it; naive means UTC.
+_STAMP = re.compile(r"(?P<head>.*T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?(?P<tail>.*)")
 
-    Accepts a ``Z`` suffix, a numeric offset, a ``+`` that URL decoding turned into a space, more
-    than six fractional digits (truncated) and a bare date (midnight UTC). Raises ``ValueError``.
+
+def parse_time(text: str) -> int:
+    """Parse an RFC 3339 timestamp or a date, as Alpaca's query strings carry it, to nanoseconds.
+
+    Accepts a ``Z`` suffix, a numeric offset, a ``+`` that URL decoding turned into a space, up to
+    nine fractional digits kept (more are truncated), no offset (UTC) and a bare date (midnight
+    UTC). Raises ``ValueError``.
     """
     text = text.strip()
     if " " in text and "T" in text:
         text = text.replace(" ", "+")
-    text = _FRACTION.sub(r"\1", text)
     if len(text) == 10:
-        parsed = datetime.combine(date.fromisoformat(text), time(0, 0))
-    else:
-        parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return to_nanos(datetime.combine(date.fromisoformat(text), datetime.min.time()))
+    found = _STAMP.fullmatch(text)
+    if found is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    parsed = datetime.fromisoformat(found["head"] + found["tail"])
+    fraction = int((found["fraction"] or "")[:9].ljust(9, "0"))
+    return to_nanos(parsed) + fraction
 
 
 def asset_id_for(symbol: str) -> str:
@@ -97,9 +133,52 @@ def _apply_extra(data: dict[str, object], extra: dict[str, object]) -> dict[str,
     return data
 
 
+def _number(value: Decimal) -> int | float:
+    """A JSON number for market data: an int when whole, else a float."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """The latest trade of a symbol as the market-data endpoints serve it (``at`` in nanoseconds,
+    ``id`` Alpaca's integer trade id)."""
+
+    price: Decimal
+    size: Decimal
+    at: int
+    id: int
+
+    def stock_json(self, exchange_code: str, tape: str) -> dict[str, object]:
+        """``GET /v2/stocks/trades/latest``: ``{"t", "x", "p", "s", "c", "i", "z"}``."""
+        return {
+            "t": fmt_time(self.at),
+            "x": exchange_code,
+            "p": _number(self.price),
+            "s": _number(self.size),
+            "c": ["@"],
+            "i": self.id,
+            "z": tape,
+        }
+
+    def crypto_json(self) -> dict[str, object]:
+        """``GET /v1beta3/crypto/us/latest/trades``: ``{"t", "p", "s", "tks", "i"}``."""
+        return {
+            "t": fmt_time(self.at),
+            "p": _number(self.price),
+            "s": _number(self.size),
+            "tks": "B",
+            "i": self.id,
+        }
+
+
 @dataclass(slots=True)
 class Asset:
-    """A tradable (or not) instrument; ``symbol`` is ``BTC/USD`` style for crypto."""
+    """A tradable (or not) instrument; ``symbol`` is ``BTC/USD`` style for crypto.
+
+    Crypto assets also carry ``min_order_size``, ``min_trade_increment`` and ``price_increment``
+    (served as strings). ``last_trade`` is what the market-data endpoints serve (None: the symbol
+    is absent from their answers).
+    """
 
     id: str
     symbol: str
@@ -114,6 +193,10 @@ class Asset:
     fractionable: bool
     price: Decimal
     lastday_price: Decimal
+    min_order_size: Decimal | None = None
+    min_trade_increment: Decimal | None = None
+    price_increment: Decimal | None = None
+    last_trade: Trade | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -144,9 +227,9 @@ class Asset:
             "attributes": [],
         }
         if self.is_crypto:
-            data["min_order_size"] = "0.000000002"
-            data["min_trade_increment"] = "0.000000001"
-            data["price_increment"] = "0.01"
+            data["min_order_size"] = fmt_decimal(self.min_order_size)
+            data["min_trade_increment"] = fmt_decimal(self.min_trade_increment)
+            data["price_increment"] = fmt_decimal(self.price_increment)
         return _apply_extra(data, self.extra) if self.extra else data
 
 
@@ -208,8 +291,9 @@ class Position:
 class Order:
     """An order; ``status`` is a plain string so tests can set values alpaca-py does not know.
 
-    ``fillable`` False keeps the fill model away from it (seeded orders); ``fill_order`` still
-    works.
+    Times are nanoseconds since the epoch. ``fillable`` False keeps the fill model away from it
+    (seeded orders); ``fill_order`` still works. ``due`` is set while the order waits out the fill
+    delay (``pending_new``): the fill model leaves it alone until the book releases it.
     """
 
     id: str
@@ -223,22 +307,23 @@ class Order:
     limit_price: Decimal | None
     stop_price: Decimal | None
     status: str
-    created_at: datetime
-    submitted_at: datetime
-    updated_at: datetime
+    created_at: int
+    submitted_at: int
+    updated_at: int
     seq: int
     extended_hours: bool = False
     filled_qty: Decimal = Decimal(0)
     filled_avg_price: Decimal | None = None
-    filled_at: datetime | None = None
-    canceled_at: datetime | None = None
-    expired_at: datetime | None = None
-    failed_at: datetime | None = None
+    filled_at: int | None = None
+    canceled_at: int | None = None
+    expired_at: int | None = None
+    failed_at: int | None = None
     trail_price: Decimal | None = None
     trail_percent: Decimal | None = None
     position_intent: str | None = None
     order_class: str = "simple"
     fillable: bool = True
+    due: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
     _raw: bytes | None = None
 
@@ -253,12 +338,19 @@ class Order:
             raw = self._raw = json.dumps(self.to_json(), separators=(",", ":")).encode()
         return raw
 
+    def snapshot(self) -> dict[str, object]:
+        """:meth:`to_json`, also filling the encoded cache (one build for both)."""
+        data = self.to_json()
+        if self._raw is None:
+            self._raw = json.dumps(data, separators=(",", ":")).encode()
+        return data
+
     @property
     def is_open(self) -> bool:
         return self.status not in CLOSED_STATUSES
 
     @property
-    def sort_key(self) -> tuple[datetime, int]:
+    def sort_key(self) -> tuple[int, int]:
         return (self.submitted_at, self.seq)
 
     def remaining_qty(self, price: Decimal) -> Decimal:

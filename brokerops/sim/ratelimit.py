@@ -3,7 +3,8 @@
 Fixed windows: a key's window opens with its first request and lasts ``window_s`` (60 s, i.e.
 requests per minute, unless a test shortens it). Within a window at most ``limit`` requests are
 answered; the rest get 429 until the window ends. ``X-RateLimit-Reset`` is the Unix time (whole
-seconds, rounded up) at which the window ends; ``Retry-After`` the whole seconds until then.
+seconds, rounded up) at which the window ends; ``Retry-After`` (sent only under
+``Fidelity.retry_after_header``) the whole seconds until then.
 """
 
 from __future__ import annotations

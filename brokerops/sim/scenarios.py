@@ -2,8 +2,10 @@
 
 ``DEFAULT_ASSETS`` covers the cases order validation must see: ordinary equities (AAPL, MSFT, SPY,
 TSLA), one that cannot be shorted (NOSHRT), one without fractional shares (WHOLE), one that cannot
-be traded (HALTD), one under a dollar for sub-penny rules (PENNY), and two crypto pairs. Prices are
-round figures, not market data. Add a scenario by adding a function to :data:`SCENARIOS`.
+be traded (HALTD), one under a dollar for sub-penny rules (PENNY), and two crypto pairs with
+Alpaca's size rules (BTC/USD: ``min_order_size`` 0.0001, ``min_trade_increment`` 0.000000001,
+``price_increment`` 1; ETH/USD: 0.001, 0.000000001, 0.1). Prices are round figures, not market
+data. Add a scenario by adding a function to :data:`SCENARIOS`.
 """
 
 from __future__ import annotations
@@ -51,12 +53,18 @@ DEFAULT_ASSETS: tuple[dict[str, object], ...] = (
         "asset_class": CRYPTO,
         "name": "Bitcoin / US Dollar",
         "price": Decimal("60000"),
+        "min_order_size": Decimal("0.0001"),
+        "min_trade_increment": Decimal("0.000000001"),
+        "price_increment": Decimal("1"),
     },
     {
         "symbol": "ETH/USD",
         "asset_class": CRYPTO,
         "name": "Ethereum / US Dollar",
         "price": Decimal("3000"),
+        "min_order_size": Decimal("0.001"),
+        "min_trade_increment": Decimal("0.000000001"),
+        "price_increment": Decimal("0.1"),
     },
 )
 

@@ -3,8 +3,11 @@
 Per request, in order: count it under its route template, apply fault latency, authenticate
 (``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``; 401 ``{"message": "unauthorized."}``), charge the
 key's rate limit (429 beyond it), answer unknown paths (404 ``404 page not found``, plain text, as
-Alpaca's router does), then apply a fault or the request itself. Every JSON answer of an
-authenticated request carries ``X-RateLimit-*`` when a limit is set.
+Alpaca's router does), then apply a fault or the request itself. Every answer of an authenticated
+request (but the HTML 502 page) carries ``X-RateLimit-*`` when a limit is set. A 429 carries
+``Retry-After`` only under ``fidelity.retry_after_header``; without it (Alpaca's way) the wait is
+in ``X-RateLimit-Reset`` (an injected 429 sets ``X-RateLimit-Remaining: 0`` and a reset
+``retry_after_s`` ahead).
 
 Connections are HTTP/1.1 keep-alive. ``stop`` ends promptly: it stops accepting, wakes stalled
 requests, shuts every open connection and joins all handler threads.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import struct
 import threading
@@ -163,7 +167,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         rate_headers = decision.headers() if decision is not None else []
         if decision is not None and not decision.allowed:
             broker._count_429()
-            self._send_429(rate_headers, decision.retry_after_s)
+            self._send_429(rate_headers, decision.retry_after_s, decision.reset_epoch)
             return
 
         if route is None:
@@ -214,7 +218,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send(502, HTML_502, "text/html")
         elif kind is FaultKind.RATE_429:
             self.server.broker._count_429()
-            self._send_429(rate_headers, action.retry_after_s)
+            reset = math.ceil(time.time() + action.retry_after_s)
+            self._send_429(rate_headers, action.retry_after_s, reset)
         return False
 
     def _fault_after(
@@ -252,9 +257,22 @@ class RequestHandler(BaseHTTPRequestHandler):
         body = _dumps({"code": status * 100000 + 10000, "message": message})
         self._send(status, body, JSON_TYPE, headers)
 
-    def _send_429(self, headers: list[tuple[str, str]], retry_after_s: int) -> None:
+    def _send_429(
+        self, headers: list[tuple[str, str]], retry_after_s: int, reset_epoch: int
+    ) -> None:
+        """429 ``rate limit exceeded``: with ``Retry-After`` under ``retry_after_header``, else
+        (Alpaca) the wait only in ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset``."""
         body = _dumps({"code": CODE_RATE_LIMITED, "message": "rate limit exceeded"})
-        self._send(429, body, JSON_TYPE, [*headers, ("Retry-After", str(retry_after_s))])
+        if self.server.broker.fidelity.retry_after_header:
+            headers = [*headers, ("Retry-After", str(retry_after_s))]
+        else:
+            kept = [(n, v) for n, v in headers if n == "X-RateLimit-Limit"]
+            headers = [
+                *kept,
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Reset", str(reset_epoch)),
+            ]
+        self._send(429, body, JSON_TYPE, headers)
 
     def _send(
         self,

@@ -1,10 +1,13 @@
-"""Stateless checks on an order request, with Alpaca's messages.
+"""Stateless checks on an order request, with Alpaca's messages and codes.
 
 :func:`parse_order_request` reads the JSON body of ``POST /v2/orders`` into an
 :class:`OrderRequest`; :func:`check_order_rules` applies the rules that depend only on the request
 and the asset (order types, time in force, sub-penny prices, fractional and notional orders,
-extended hours). Checks that need the book (duplicate ``client_order_id``, held quantity, shorting,
-buying power) live in ``book.py``. Every failure raises :class:`~brokerops.sim.errors.ApiError`.
+extended hours); :func:`check_crypto_minimums` the crypto size rules of
+``Fidelity.crypto_rules``. Checks that need the book (duplicate ``client_order_id``, held
+quantity, shorting, buying power, wash trades) live in ``book.py``. Every failure raises
+:class:`~brokerops.sim.errors.ApiError`: a missing or malformed parameter is 422 ``40010001``, a
+trading rule 422 ``42210000`` (Alpaca's split).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .errors import bad_request, unprocessable
-from .model import Asset
+from .errors import bad_request, forbidden, invalid, unprocessable
+from .model import Asset, fmt_decimal
 
 SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
@@ -58,13 +61,13 @@ def to_decimal(value: object, name: str) -> Decimal | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise unprocessable(f"invalid {name}")
+        raise invalid(f"invalid {name}")
     try:
         result = Decimal(str(value).strip())
     except InvalidOperation:
-        raise unprocessable(f"invalid {name}") from None
+        raise invalid(f"invalid {name}") from None
     if not result.is_finite():
-        raise unprocessable(f"invalid {name}")
+        raise invalid(f"invalid {name}")
     return result
 
 
@@ -79,7 +82,7 @@ def parse_bool(value: object, name: str) -> bool:
         return True
     if text == "false":
         return False
-    raise unprocessable(f"invalid {name}")
+    raise invalid(f"invalid {name}")
 
 
 def _text(body: dict[str, object], name: str) -> str | None:
@@ -87,7 +90,7 @@ def _text(body: dict[str, object], name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise unprocessable(f"invalid {name}")
+        raise invalid(f"invalid {name}")
     return value
 
 
@@ -97,32 +100,30 @@ def parse_order_request(body: object) -> OrderRequest:
         raise bad_request("request body format is invalid")
     symbol = _text(body, "symbol")
     if symbol is None:
-        raise unprocessable("symbol is required")
+        raise invalid("symbol is required")
     side = _text(body, "side")
     if side is None:
-        raise unprocessable("side is required")
+        raise invalid("side is required")
     side = side.lower()
     if side not in SIDES:
-        raise unprocessable(f"invalid side: {side}")
+        raise invalid("invalid side")
     order_type = _text(body, "type") or _text(body, "order_type")
     if order_type is None:
-        raise unprocessable("type is required")
+        raise invalid("type is required")
     order_type = order_type.lower()
     if order_type not in ORDER_TYPES:
-        raise unprocessable(f"invalid order type: {order_type}")
+        raise invalid("invalid order type")
     tif = _text(body, "time_in_force")
     if tif is None:
-        raise unprocessable("time_in_force is required")
+        raise invalid("time_in_force is required")
     tif = tif.lower()
     if tif not in TIMES_IN_FORCE:
-        raise unprocessable("invalid time_in_force")
+        raise invalid("invalid time_in_force")
     client_order_id = body.get("client_order_id")
     if client_order_id is not None and not isinstance(client_order_id, str):
-        raise unprocessable("invalid client_order_id")
+        raise invalid("invalid client_order_id")
     if client_order_id is not None and len(client_order_id) > MAX_CLIENT_ORDER_ID:
-        raise unprocessable(
-            f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters"
-        )
+        raise invalid(f"client_order_id must be no more than {MAX_CLIENT_ORDER_ID} characters")
     order_class = _text(body, "order_class") or "simple"
     raw_prices = {
         name: str(body[name]).strip()
@@ -156,10 +157,10 @@ def decimals_of(value: Decimal) -> int:
 def _check_price(request: OrderRequest, name: str, value: Decimal, asset: Asset) -> None:
     shown = request.raw_prices.get(name, str(value))
     if value <= 0:
-        raise unprocessable(f"invalid {name} {shown}. must be > 0")
+        raise invalid(f"invalid {name} {shown}. must be > 0")
     if asset.is_crypto:
         if decimals_of(value) > MAX_QTY_DECIMALS:
-            raise unprocessable(f"invalid {name} {shown}")
+            raise invalid(f"invalid {name} {shown}")
         return
     allowed = 2 if value >= 1 else 4
     if decimals_of(value) > allowed:
@@ -174,35 +175,35 @@ def check_order_rules(request: OrderRequest, asset: Asset) -> None:
         raise unprocessable(f'order_class "{request.order_class}" is not supported')
     qty, notional = request.qty, request.notional
     if qty is None and notional is None:
-        raise unprocessable("qty or notional is required")
+        raise invalid("qty or notional is required")
     if qty is not None and notional is not None:
-        raise unprocessable("only one of qty or notional is allowed")
+        raise invalid("only one of qty or notional is allowed")
     if qty is not None:
         if qty <= 0:
-            raise unprocessable("qty must be > 0")
+            raise invalid("qty must be > 0")
         if decimals_of(qty) > MAX_QTY_DECIMALS:
-            raise unprocessable("qty must have no more than 9 decimal places")
+            raise invalid("qty must have no more than 9 decimal places")
     if notional is not None:
         if notional <= 0:
-            raise unprocessable("notional must be > 0")
+            raise invalid("notional must be > 0")
         if decimals_of(notional) > 2:
-            raise unprocessable("notional must have no more than 2 decimal places")
+            raise invalid("notional must have no more than 2 decimal places")
 
     order_type = request.type
     needs_limit = order_type in ("limit", "stop_limit")
     needs_stop = order_type in ("stop", "stop_limit")
     if needs_limit and request.limit_price is None:
-        raise unprocessable("limit_price is required")
+        raise invalid("limit_price is required")
     if not needs_limit and request.limit_price is not None:
-        raise unprocessable(f"limit_price is not allowed for {order_type} orders")
+        raise invalid(f"limit_price is not allowed for {order_type} orders")
     if needs_stop and request.stop_price is None:
-        raise unprocessable("stop_price is required")
+        raise invalid("stop_price is required")
     if not needs_stop and request.stop_price is not None:
-        raise unprocessable(f"stop_price is not allowed for {order_type} orders")
+        raise invalid(f"stop_price is not allowed for {order_type} orders")
     if order_type == "trailing_stop" and (request.trail_price is None) == (
         request.trail_percent is None
     ):
-        raise unprocessable("exactly one of trail_price or trail_percent is required")
+        raise invalid("exactly one of trail_price or trail_percent is required")
     for name in ("limit_price", "stop_price"):
         value = getattr(request, name)
         if value is not None:
@@ -210,9 +211,9 @@ def check_order_rules(request: OrderRequest, asset: Asset) -> None:
 
     if asset.is_crypto:
         if request.time_in_force not in CRYPTO_TIMES_IN_FORCE:
-            raise unprocessable("invalid crypto time_in_force")
+            raise invalid("invalid crypto time_in_force")
         if order_type not in CRYPTO_ORDER_TYPES:
-            raise unprocessable(f"invalid order type for crypto order: {order_type}")
+            raise invalid("invalid order type for crypto order")
         return
 
     if request.is_fractional:
@@ -227,3 +228,26 @@ def check_order_rules(request: OrderRequest, asset: Asset) -> None:
             raise unprocessable('only type="limit" is allowed for extended hours orders')
         if request.time_in_force != "day":
             raise unprocessable("extended hours order must be DAY limit orders")
+
+
+def check_crypto_minimums(
+    request: OrderRequest, asset: Asset, *, price: Decimal, min_cost: Decimal, whole_holding: bool
+) -> None:
+    """``Fidelity.crypto_rules`` on a crypto order, priced at ``price`` (limit or current).
+
+    A ``qty`` order must be at least the asset's ``min_order_size`` (unless it sells the whole
+    holding: dust may always be sold) and a multiple of its ``min_trade_increment``: 422
+    ``40010001``. Every order must cost at least ``min_cost`` dollars: 403 ``cost basis must be >=
+    minimal amount of order 1`` (Alpaca's wording and code).
+    """
+    qty = request.qty
+    if qty is not None:
+        minimum = asset.min_order_size
+        if minimum and qty < minimum and not whole_holding:
+            raise invalid(f"qty must be >= {fmt_decimal(minimum)}")
+        step = asset.min_trade_increment
+        if step and qty % step:
+            raise invalid(f"qty must be a multiple of {fmt_decimal(step)}")
+    cost = request.notional if request.notional is not None else (qty or Decimal(0)) * price
+    if min_cost and cost < min_cost:
+        raise forbidden(f"cost basis must be >= minimal amount of order {fmt_decimal(min_cost)}")

@@ -47,3 +47,13 @@ def market(symbol: str, qty: object, side: str = "buy", **extra: object) -> dict
         "time_in_force": tif,
         **extra,
     }
+
+
+def limit(
+    symbol: str, qty: object, price: object, side: str = "buy", **extra: object
+) -> dict[str, object]:
+    """A ``POST /v2/orders`` body for a ``gtc`` limit order (``extra`` overrides any field)."""
+    body = market(symbol, qty, side)
+    body.update(type="limit", limit_price=str(price), time_in_force="gtc")
+    body.update(extra)
+    return body

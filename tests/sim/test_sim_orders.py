@@ -16,6 +16,7 @@ from alpaca.trading.requests import (
 )
 
 from brokerops.sim import PaperBroker
+from brokerops.sim.model import parse_time
 
 from .helpers import Raw, market
 
@@ -66,7 +67,10 @@ def test_order_json_has_alpaca_shapes(raw: Raw) -> None:
     assert order["limit_price"] == "101.5"
     assert order["filled_avg_price"] is None
     assert order["created_at"].endswith("Z")
-    assert order["submitted_at"] == order["created_at"]
+    # Alpaca: nanosecond stamps, submitted a little (microseconds to milliseconds) before created.
+    submitted, created = parse_time(order["submitted_at"]), parse_time(order["created_at"])
+    assert 0 < created - submitted <= 1_000_000
+    assert order["updated_at"] == order["created_at"]
     assert order["type"] == order["order_type"] == "limit"
     assert order["asset_class"] == "us_equity"
     assert order["position_intent"] == "buy_to_open"
@@ -77,7 +81,7 @@ def test_duplicate_client_order_id_is_422_also_after_cancel(raw: Raw) -> None:
     assert first.status_code == 200
     again = raw.post("/v2/orders", json=_limit("AAPL", 1, 100, client_order_id="dup-1"))
     assert again.status_code == 422
-    assert again.json() == {"code": 42210000, "message": "client_order_id must be unique"}
+    assert again.json() == {"code": 40010001, "message": "client_order_id must be unique"}
 
     assert raw.delete(f"/v2/orders/{first.json()['id']}").status_code == 204
     after_cancel = raw.post("/v2/orders", json=_limit("AAPL", 1, 100, client_order_id="dup-1"))
@@ -97,7 +101,7 @@ def test_duplicate_client_order_id_through_alpaca_py(trading_client: TradingClie
     with pytest.raises(APIError) as caught:
         trading_client.submit_order(request)
     assert caught.value.status_code == 422
-    assert caught.value.code == 42210000
+    assert caught.value.code == 40010001
 
 
 def test_client_order_id_longer_than_128_is_rejected(raw: Raw) -> None:
@@ -105,7 +109,7 @@ def test_client_order_id_longer_than_128_is_rejected(raw: Raw) -> None:
     assert ok.status_code == 200
     too_long = raw.post("/v2/orders", json=market("AAPL", 1, client_order_id="y" * 129))
     assert too_long.status_code == 422
-    assert too_long.json()["code"] == 42210000
+    assert too_long.json()["code"] == 40010001
 
 
 @pytest.mark.parametrize(
@@ -145,35 +149,65 @@ def test_sub_penny_message_quotes_the_number_alpaca_py_sent(trading_client: Trad
     assert caught.value.message.startswith("invalid limit_price 1.234. sub-penny increment")
 
 
+PARAMETER = 40010001  # a missing, malformed or disallowed parameter
+RULE = 42210000  # a trading rule
+
+
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "code", "message"),
     [
-        (market("BTC/USD", "0.1", time_in_force="day"), "invalid crypto time_in_force"),
-        (market("AAPL", "0.5", time_in_force="gtc"), "fractional orders must be DAY orders"),
+        (market("BTC/USD", "0.1", time_in_force="day"), PARAMETER, "invalid crypto time_in_force"),
+        (
+            {**market("BTC/USD", "0.1"), "type": "stop", "stop_price": "50000"},
+            PARAMETER,
+            "invalid order type for crypto order",
+        ),
+        (market("AAPL", "0.5", time_in_force="gtc"), RULE, "fractional orders must be DAY orders"),
         (
             {**market("AAPL", 1, time_in_force="gtc"), "qty": None, "notional": "100"},
+            RULE,
             "fractional orders must be DAY orders",
         ),
         (
             {**_limit("AAPL", 1, 100), "time_in_force": "gtc", "extended_hours": True},
+            RULE,
             "extended hours order must be DAY limit orders",
         ),
         (
             {**market("AAPL", 1), "extended_hours": True},
+            RULE,
             'only type="limit" is allowed for extended hours orders',
         ),
-        ({**market("AAPL", 1), "notional": "100"}, "only one of qty or notional is allowed"),
-        ({**market("AAPL", 1), "qty": None}, "qty or notional is required"),
-        (market("XYZ", 1), 'asset "XYZ" not found'),
-        (market("HALTD", 1), 'asset "HALTD" is not tradable'),
-        (market("WHOLE", "0.5"), 'asset "WHOLE" is not fractionable'),
-        ({**_limit("AAPL", 1, 100), "limit_price": None}, "limit_price is required"),
+        (
+            {**market("AAPL", 1), "notional": "100"},
+            PARAMETER,
+            "only one of qty or notional is allowed",
+        ),
+        ({**market("AAPL", 1), "qty": None}, PARAMETER, "qty or notional is required"),
+        ({**market("AAPL", 1), "qty": "ten"}, PARAMETER, "invalid qty"),
+        ({**market("AAPL", 1), "qty": True}, PARAMETER, "invalid qty"),
+        ({**market("AAPL", 1), "side": "hold"}, PARAMETER, "invalid side"),
+        ({**market("AAPL", 1), "side": None}, PARAMETER, "side is required"),
+        ({**market("AAPL", 1), "type": "iceberg"}, PARAMETER, "invalid order type"),
+        ({**market("AAPL", 1), "time_in_force": "week"}, PARAMETER, "invalid time_in_force"),
+        (market("XYZ", 1), PARAMETER, 'asset "XYZ" not found'),
+        (market("HALTD", 1), RULE, 'asset "HALTD" is not tradable'),
+        (market("WHOLE", "0.5"), RULE, 'asset "WHOLE" is not fractionable'),
+        ({**_limit("AAPL", 1, 100), "limit_price": None}, PARAMETER, "limit_price is required"),
+        ({**_limit("AAPL", 1, 100), "limit_price": "1e"}, PARAMETER, "invalid limit_price"),
     ],
 )
-def test_order_rules_are_422(raw: Raw, body: dict[str, object], message: str) -> None:
+def test_order_rules_are_422(raw: Raw, body: dict[str, object], code: int, message: str) -> None:
     response = raw.post("/v2/orders", json=body)
     assert response.status_code == 422, response.text
-    assert response.json() == {"code": 42210000, "message": message}
+    assert response.json() == {"code": code, "message": message}
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_a_non_uuid_order_id_is_422(raw: Raw, method: str) -> None:
+    response = raw.request(method, "/v2/orders/bo-sig-1-entry")
+    assert response.status_code == 422
+    assert response.json() == {"code": 40010001, "message": "invalid order id"}
 
 
 def test_extended_hours_day_limit_is_accepted(raw: Raw) -> None:
@@ -197,22 +231,40 @@ def test_body_that_is_not_json_is_400(raw: Raw) -> None:
 
 
 def test_short_sell_rules(raw: Raw, paper_broker: PaperBroker) -> None:
+    # Alpaca refuses a short it does not allow with 422/42210000, not 403.
     not_shortable = raw.post("/v2/orders", json=market("NOSHRT", 5, "sell"))
-    assert not_shortable.status_code == 403
+    assert not_shortable.status_code == 422
     assert not_shortable.json() == {
-        "code": 40310000,
+        "code": 42210000,
         "message": 'asset "NOSHRT" cannot be sold short',
+    }
+    fractional = raw.post("/v2/orders", json=market("AAPL", "0.5", "sell"))
+    assert fractional.status_code == 422
+    assert fractional.json() == {
+        "code": 42210000,
+        "message": "fractional orders cannot be sold short",
     }
     crypto = raw.post("/v2/orders", json=market("BTC/USD", "1", "sell"))
     assert crypto.status_code == 403
-    assert crypto.json()["message"].startswith("insufficient balance for BTC")
+    assert crypto.json() == {
+        "available": "0",
+        "balance": "0",
+        "code": 40310000,
+        "message": "insufficient balance for BTC (requested: 1, available: 0)",
+    }
 
     paper_broker.seed_position("MSFT", 5)
     too_many = raw.post("/v2/orders", json=market("MSFT", 6, "sell"))
     assert too_many.status_code == 403
-    assert too_many.json()["message"] == (
-        "insufficient qty available for order (requested: 6, available: 5)"
-    )
+    assert too_many.json() == {
+        "available": "5",
+        "code": 40310000,
+        "existing_qty": "5",
+        "held_for_orders": "0",
+        "message": "insufficient qty available for order (requested: 6, available: 5)",
+        "symbol": "MSFT",
+    }
+    assert list(too_many.json()) == sorted(too_many.json())  # Alpaca's keys come sorted
     assert raw.post("/v2/orders", json=market("MSFT", 5, "sell")).status_code == 200
 
 
@@ -223,14 +275,21 @@ def test_resting_sell_holds_quantity(raw: Raw, paper_broker: PaperBroker) -> Non
     assert raw.get("/v2/positions/AAPL").json()["qty_available"] == "2"
     response = raw.post("/v2/orders", json=market("AAPL", 3, "sell"))
     assert response.status_code == 403
-    assert "available: 2" in response.json()["message"]
+    body = response.json()
+    assert "available: 2" in body["message"]
+    assert (body["available"], body["existing_qty"], body["held_for_orders"]) == ("2", "10", "8")
 
 
 def test_insufficient_buying_power_is_403(raw: Raw, paper_broker: PaperBroker) -> None:
     paper_broker.set_cash(1000)
     response = raw.post("/v2/orders", json=market("AAPL", 100))
     assert response.status_code == 403
-    assert response.json() == {"code": 40310000, "message": "insufficient buying power"}
+    assert response.json() == {
+        "buying_power": "2000",
+        "code": 40310000,
+        "cost_basis": "19000",
+        "message": "insufficient buying power",
+    }
 
 
 def test_cancel_errors(raw: Raw) -> None:

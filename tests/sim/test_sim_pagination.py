@@ -145,4 +145,4 @@ def test_symbols_filter_through_alpaca_py(
 def test_bad_query_values_are_422(raw: Raw, params: dict) -> None:
     response = raw.get("/v2/orders", params=params)
     assert response.status_code == 422
-    assert response.json()["code"] == 42210000
+    assert response.json()["code"] == 40010001

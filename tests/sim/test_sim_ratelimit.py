@@ -1,4 +1,5 @@
-"""Per-key rate limit: X-RateLimit-* headers, 429 with Retry-After, counted, window resets."""
+"""Per-key rate limit: X-RateLimit-* headers, 429s (Alpaca's: without Retry-After), counted,
+window resets."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from alpaca.trading.client import TradingClient
 from brokerops.sim import PaperBroker
 from brokerops.sim.ratelimit import RateLimiter
 
-from .helpers import AUTH, Raw
+from .helpers import AUTH, Raw, market
 
 
 def test_headers_count_down_then_429(raw: Raw, paper_broker: PaperBroker) -> None:
@@ -96,3 +97,66 @@ def test_limiter_fixed_window_with_a_fake_clock() -> None:
     assert (denied.allowed, denied.retry_after_s) == (False, 60)
     now[0] += 60
     assert limiter.check("k").allowed  # type: ignore[union-attr]
+
+
+def test_strict_limit_is_200_a_minute_with_headers_on_every_answer(
+    strict_raw: Raw, strict_broker: PaperBroker
+) -> None:
+    before = time.time()
+    answers = [
+        strict_raw.get("/v2/account"),
+        strict_raw.get("/v2/watchlists"),  # 404
+        strict_raw.request("PATCH", "/v2/account"),  # 405
+        strict_raw.get("/v2/orders/not-a-uuid"),  # 422
+        strict_raw.post("/v2/orders", json=market("NOSHRT", 1, "sell")),  # 422
+        strict_raw.post("/v2/orders", json=market("AAPL", 100_000)),  # 403
+    ]
+    assert [a.status_code for a in answers] == [200, 404, 405, 422, 422, 403]
+    for n, answer in enumerate(answers):
+        assert answer.headers["X-RateLimit-Limit"] == "200"
+        assert answer.headers["X-RateLimit-Remaining"] == str(199 - n)
+        reset = answer.headers["X-RateLimit-Reset"]
+        assert reset.isdigit() and before <= int(reset) <= before + 61
+
+
+def test_strict_429_has_no_retry_after_only_the_reset(
+    strict_raw: Raw, strict_broker: PaperBroker, strict_client: TradingClient
+) -> None:
+    strict_broker.set_rate_limit(2)
+    assert [strict_raw.get("/v2/account").status_code for _ in range(2)] == [200, 200]
+    limited = strict_raw.get("/v2/positions")
+    assert limited.status_code == 429
+    assert limited.json() == {"code": 42910000, "message": "rate limit exceeded"}
+    assert "Retry-After" not in limited.headers
+    assert limited.headers["X-RateLimit-Limit"] == "2"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 <= int(limited.headers["X-RateLimit-Reset"]) - time.time() <= 61
+    with pytest.raises(APIError) as caught:
+        strict_client.get_account()
+    assert caught.value.status_code == 429
+
+
+def test_strict_injected_429_tells_the_wait_in_the_reset_header(
+    strict_raw: Raw, strict_broker: PaperBroker
+) -> None:
+    strict_broker.inject_next("GET /v2/orders", "429", retry_after_s=7)
+    before = time.time()
+    limited = strict_raw.get("/v2/orders")
+    assert limited.status_code == 429
+    assert "Retry-After" not in limited.headers
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert before + 7 <= int(limited.headers["X-RateLimit-Reset"]) <= time.time() + 8
+    assert strict_raw.get("/v2/orders").status_code == 200
+
+
+def test_retry_after_and_the_limit_are_options() -> None:
+    with PaperBroker(strict=True, retry_after_header=True) as broker:
+        broker.set_rate_limit(1)
+        raw = Raw(broker.base_url)
+        raw.get("/v2/account")
+        assert "Retry-After" in raw.get("/v2/account").headers
+        raw.close()
+    with PaperBroker(strict=True, rate_limit_per_min=None) as broker:
+        raw = Raw(broker.base_url)
+        assert "X-RateLimit-Limit" not in raw.get("/v2/account").headers
+        raw.close()
