@@ -418,7 +418,7 @@ def test_audit_signal_id_respects_the_column_length():
 
 
 def test_distinct_ids_give_distinct_audit_ids():
-    ids = ["x" * 1501, "x" * 1502, " ", "  ", "a ", "a", "sha256:a", "sha256:b", "a\x00", "a\x00\x00"]
+    ids = ["x" * 1501, "x" * 1502, " ", "  ", "a ", "a", "sha256:a", "sha256:b", "a\x00", "\x00"]
     assert len({audit_signal_id(i) for i in ids}) == len(ids)
 
 
