@@ -10,13 +10,20 @@ Public surface::
     gateway.submit_order(OrderRequest(...)) -> Order        # sent once, never retried
     gateway.cancel_order(order_id) -> None
     gateway.list_assets() / gateway.find_asset(symbol) / gateway.get_account()
+    gateway.latest_trade_prices(symbols) -> dict[symbol_key, Decimal]   # market data, in bulk
     gateway.api_calls; with gateway.count_calls() as calls: ...; calls.total
 
 Errors: BrokerError > BrokerNotFound, BrokerRateLimited, BrokerRejected, BrokerUnavailable,
 BrokerMalformedResponse (see :mod:`brokerops.alpaca.errors` for what a caller must do).
+``BrokerRejected.is_auth_error`` is 401 only; a 403 is ``is_business_refusal`` with Alpaca's
+figures in ``details``.
+
+Every broker figure is checked by :func:`bounded_decimal` (finite, under 1e12, no finer than
+1e-9); out of range fails the read as ``BrokerMalformedResponse``.
 """
 
 from .errors import (
+    DEFAULT_MAX_PAUSE_S,
     BrokerError,
     BrokerMalformedResponse,
     BrokerNotFound,
@@ -25,6 +32,8 @@ from .errors import (
     BrokerUnavailable,
 )
 from .gateway import (
+    DEFAULT_DATA_URL,
+    DEFAULT_MAX_ORDER_PAGES,
     PAPER_BROKER_KEYS,
     PAPER_BROKER_URL,
     AlpacaGateway,
@@ -32,10 +41,16 @@ from .gateway import (
     gateway_from_settings,
 )
 from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
+from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal
 from .retry import NO_RETRY, RetryPolicy
 from .types import Account, Asset, Order, OrderRequest, Position, symbol_key
 
 __all__ = [
+    "DEFAULT_DATA_URL",
+    "DEFAULT_MAX_ORDER_PAGES",
+    "DEFAULT_MAX_PAUSE_S",
+    "MAX_MAGNITUDE",
+    "MAX_PLACES",
     "NO_RETRY",
     "PAPER_BROKER_KEYS",
     "PAPER_BROKER_URL",
@@ -53,10 +68,12 @@ __all__ = [
     "NullLimiter",
     "Order",
     "OrderRequest",
+    "ParseError",
     "Position",
     "RateLimiter",
     "RedisLimiter",
     "RetryPolicy",
+    "bounded_decimal",
     "build_limiter",
     "gateway_from_settings",
     "symbol_key",

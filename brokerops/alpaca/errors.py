@@ -9,39 +9,78 @@ broker even though no usable answer came back (a POST or DELETE that timed out, 
 order up by ``client_order_id`` before doing anything else; it must never resend blindly.
 
 Messages never contain credentials: they are built from the method, the path, the HTTP status and
-the broker's own message, and any configured secret that still turns up is masked.
+the broker's own message, and any configured secret that still turns up is masked. Every message is
+one short line (an operator reads it on stderr): whitespace is collapsed, an HTML error page is
+reduced to its title, and the text is cut at :data:`MAX_ERROR_TEXT` characters.
 """
 
 from __future__ import annotations
 
 import email.utils
+import html
 import json
+import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from alpaca.common.exceptions import APIError
 
+#: Longest ``str()`` of any :class:`BrokerError`.
+MAX_ERROR_TEXT = 400
+#: Longest pause a 429 can impose (``ALPACA_MAX_PAUSE_S``): Alpaca's window is one minute.
+DEFAULT_MAX_PAUSE_S = 65.0
+#: The extra fields of Alpaca's 403 refusals, carried in :attr:`BrokerRejected.details`.
+REFUSAL_DETAIL_FIELDS = (
+    "buying_power",
+    "cost_basis",
+    "available",
+    "existing_qty",
+    "held_for_orders",
+    "symbol",
+)
 _MAX_MESSAGE = 300
+_MAX_EXCERPT = 120  # of a body that is not JSON (an HTML page)
+_MAX_DETAIL = 64
+_HTML_SCAN = 8192  # only the head of a body is searched for a title
+_HTML_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_HIDDEN = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
 _REDACTED = "[redacted]"
 _DUPLICATE_COID_MARKER = "client_order_id must be unique"
 # Methods whose effect cannot have happened twice or at all from the caller's point of view.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def one_line(text: object, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text`` as one line of at most ``limit`` characters (whitespace runs become one space)."""
+    flat = " ".join(str(text).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 3].rstrip() + "..."
+    return flat
+
+
 class BrokerError(Exception):
-    """Base of every broker failure. Catch this to mean "the broker did not give an answer"."""
+    """Base of every broker failure. Catch this to mean "the broker did not give an answer".
+
+    ``str(error)`` is one short line, fit for an operator's terminal (no HTML, no traceback)."""
 
     outcome_unknown: bool = False
 
     def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.message = message
         self.outcome_unknown = outcome_unknown
 
 
 class BrokerNotFound(BrokerError):
-    """404: the entity does not exist at the broker (no position, no order with that id).
+    """404 with Alpaca's own JSON error (``{"code": 40410000, ...}``): the entity does not exist
+    at the broker (no position, no order with that id). A 404 without that body (an HTML or empty
+    page from a proxy or load balancer) is :class:`BrokerUnavailable`, never this.
 
     Caller: treat as an answer ("none"), but confirm terminal decisions with a targeted look-up.
     """
@@ -51,6 +90,8 @@ class BrokerRateLimited(BrokerError):
     """429 (or the shared limiter could not grant a slot in time): nothing was applied.
 
     Caller: wait ``retry_after_s`` seconds (when known) and try again later; never hammer.
+    ``retry_after_s`` never exceeds the pause cap (``ALPACA_MAX_PAUSE_S``), whatever the broker's
+    ``Retry-After`` or ``X-RateLimit-Reset`` said.
     """
 
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
@@ -59,18 +100,33 @@ class BrokerRateLimited(BrokerError):
 
 
 class BrokerRejected(BrokerError):
-    """A 4xx other than 404/429: the broker refused the request (validation, permissions, auth).
+    """A 4xx other than 404/429: the broker refused the request (validation, refusal, auth).
 
-    Caller: do not retry the same request; record ``status``, ``code`` and ``message``. A 422
-    ``client_order_id must be unique`` (:attr:`is_duplicate_client_order_id`) means an earlier send
-    of this order landed: look it up by client_order_id and adopt it.
+    Caller: do not retry the same request; record ``status``, ``code`` and ``message``. Then:
+
+    - :attr:`is_auth_error` (401, bad keys): stop; nothing else will work until the keys are fixed.
+    - :attr:`is_business_refusal` (403: insufficient buying power or quantity, "potential wash
+      trade"): refuse this one request with Alpaca's message (the signal is ``REJECTED``) and go on
+      with the others. Alpaca's figures (``buying_power``, ``cost_basis``, ``available``,
+      ``existing_qty``, ``held_for_orders``, ``symbol``) are in :attr:`details`, as strings.
+    - :attr:`is_duplicate_client_order_id` (422 ``client_order_id must be unique``): an earlier
+      send of this order landed: look it up by client_order_id and adopt it.
     """
 
-    def __init__(self, message: str, *, status: int, code: int | None, broker_message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None,
+        broker_message: str,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message, outcome_unknown=False)
         self.status = status
         self.code = code
         self.broker_message = broker_message
+        self.details: dict[str, str] = dict(details or {})
 
     @property
     def is_duplicate_client_order_id(self) -> bool:
@@ -78,7 +134,13 @@ class BrokerRejected(BrokerError):
 
     @property
     def is_auth_error(self) -> bool:
-        return self.status in (401, 403)
+        """401: the keys are wrong or revoked (stop everything). A 403 is not this."""
+        return self.status == 401
+
+    @property
+    def is_business_refusal(self) -> bool:
+        """403: Alpaca refused this request for a business reason (stop only this one)."""
+        return self.status == 403
 
 
 class BrokerUnavailable(BrokerError):
@@ -87,6 +149,8 @@ class BrokerUnavailable(BrokerError):
     Caller: a read may be retried later. When ``outcome_unknown`` is true (a POST/DELETE that
     failed after it was sent) the request may have been applied: resolve it by looking it up
     (orders: by client_order_id), never by resending. ``status`` is the HTTP status or ``None``.
+    A 404 lands here when its body is not Alpaca's JSON error (a proxy's or load balancer's page):
+    that is no answer about the entity. A connection failure names the broker's ``host:port``.
     """
 
     def __init__(
@@ -105,54 +169,144 @@ class BrokerMalformedResponse(BrokerError):
 # --- mapping ---------------------------------------------------------------------------------
 
 
-def parse_retry_after(
-    headers: Mapping[str, str] | None, *, now: Callable[[], float] = time.time
-) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``
-    (Unix epoch seconds, as Alpaca sends it); ``None`` when neither is present or usable."""
+@dataclass(frozen=True)
+class RateLimitWait:
+    """How long a 429 asks everyone to wait, after the cap.
+
+    ``seconds``: the wait to honour (``None`` when no header gave a usable one); ``header``: the
+    header it came from; ``requested_s``: what that header asked for before the cap."""
+
+    seconds: float | None
+    header: str | None = None
+    requested_s: float | None = None
+
+    @property
+    def clamped(self) -> bool:
+        return (
+            self.seconds is not None
+            and self.requested_s is not None
+            and self.requested_s > self.seconds
+        )
+
+    def describe(self) -> str:
+        """``"X-RateLimit-Reset asked 86400s, clamped to 65s"`` (for logs and messages)."""
+        return f"{self.header} asked {self.requested_s:.0f}s, clamped to {self.seconds:g}s"
+
+
+def _raw_wait(
+    headers: Mapping[str, str] | None, now: Callable[[], float]
+) -> tuple[str, float] | None:
     if not headers:
         return None
     value = headers.get("Retry-After")
     if value:
+        seconds: float | None
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
             try:
                 parsed = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, IndexError, OverflowError):
                 parsed = None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - now())
+            seconds = parsed.timestamp() - now() if parsed is not None else None
+        if seconds is not None and not math.isnan(seconds):
+            return "Retry-After", max(0.0, seconds)
     value = headers.get("X-RateLimit-Reset")
     if value:
         try:
-            return max(0.0, float(value) - now())
+            seconds = float(value) - now()
         except ValueError:
             return None
+        if not math.isnan(seconds):
+            return "X-RateLimit-Reset", max(0.0, seconds)
     return None
 
 
-def _body_fields(text: str) -> tuple[int | None, str]:
-    """(code, message) from an error body, tolerant of HTML, empty and code-less bodies."""
+def rate_limit_wait(
+    headers: Mapping[str, str] | None,
+    *,
+    now: Callable[[], float] = time.time,
+    max_pause_s: float = DEFAULT_MAX_PAUSE_S,
+) -> RateLimitWait:
+    """The wait a 429 asks for, from ``Retry-After`` (seconds or HTTP date) or else
+    ``X-RateLimit-Reset`` (Unix epoch seconds: what Alpaca sends, with no ``Retry-After``), never
+    more than ``max_pause_s``: a ``Retry-After: 86400`` must not silence every worker for a day."""
+    found = _raw_wait(headers, now)
+    if found is None:
+        return RateLimitWait(None)
+    header, requested = found
+    return RateLimitWait(min(requested, max_pause_s), header, requested)
+
+
+def parse_retry_after(
+    headers: Mapping[str, str] | None,
+    *,
+    now: Callable[[], float] = time.time,
+    max_s: float | None = None,
+) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``X-RateLimit-Reset``
+    (Unix epoch seconds, as Alpaca sends it); ``None`` when neither is present or usable. Capped
+    at ``max_s`` when given (see :func:`rate_limit_wait`, which also says which header spoke)."""
+    found = _raw_wait(headers, now)
+    if found is None:
+        return None
+    return found[1] if max_s is None else min(found[1], max_s)
+
+
+@dataclass(frozen=True)
+class _ErrorBody:
+    code: int | None
+    message: str
+    is_alpaca: bool  # a JSON object with an integer "code": Alpaca's own error
+    details: dict[str, str]
+
+
+def _excerpt(text: str) -> str:
+    """A short, single-line excerpt of a body that is not JSON (an HTML page: its title)."""
+    head = text[:_HTML_SCAN]
+    if "<" in head and ">" in head:
+        title = _HTML_TITLE.search(head)
+        if title and title.group(1).strip():
+            head = title.group(1)
+        else:
+            head = _HTML_TAG.sub(" ", _HTML_HIDDEN.sub(" ", head))
+        head = html.unescape(head)
+    return one_line(head, _MAX_EXCERPT)
+
+
+def _detail_value(value: object, secrets: Iterable[str]) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    return one_line(_scrub(str(value), secrets), _MAX_DETAIL)
+
+
+def _error_body(text: str, secrets: Iterable[str] = ()) -> _ErrorBody:
+    """Code, message and refusal details of an error body; tolerant of HTML, empty and code-less
+    bodies (never raises)."""
     try:
         body = json.loads(text) if text else None
     except ValueError:
         body = None
+    if not isinstance(body, dict):
+        message = _excerpt(_scrub(text, secrets)) if text and body is None else ""
+        return _ErrorBody(None, message, False, {})
+    raw_code = body.get("code")
     code: int | None = None
+    is_alpaca = isinstance(raw_code, int) and not isinstance(raw_code, bool)
+    if is_alpaca:
+        code = raw_code
+    elif isinstance(raw_code, str) and raw_code.isdigit():
+        code = int(raw_code)
+    raw_message = body.get("message")
     message = ""
-    if isinstance(body, dict):
-        raw_code = body.get("code")
-        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
-            code = raw_code
-        elif isinstance(raw_code, str) and raw_code.isdigit():
-            code = int(raw_code)
-        raw_message = body.get("message")
-        if raw_message is not None:
-            message = str(raw_message)
-    elif text:
-        # Not JSON (an HTML 502 page): keep a short, single-line excerpt.
-        message = " ".join(text.split())
-    return code, message[:_MAX_MESSAGE]
+    if raw_message is not None:
+        message = one_line(_scrub(str(raw_message), secrets), _MAX_MESSAGE)
+    details = {}
+    for name in REFUSAL_DETAIL_FIELDS:
+        value = _detail_value(body.get(name), secrets)
+        if value is not None:
+            details[name] = value
+    return _ErrorBody(code, message, is_alpaca, details)
 
 
 def _scrub(text: str, secrets: Iterable[str]) -> str:
@@ -179,6 +333,23 @@ def _request_never_sent(exc: requests.RequestException) -> bool:
     return isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema)
 
 
+def _endpoint(exc: requests.RequestException) -> str | None:
+    """``host:port`` the failed request was going to (never the path, query or credentials)."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if not url:
+        return None
+    try:
+        parts = urlsplit(str(url))
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def map_http_error(
     *,
     method: str,
@@ -188,21 +359,38 @@ def map_http_error(
     headers: Mapping[str, str] | None,
     now: Callable[[], float] = time.time,
     secrets: Iterable[str] = (),
+    max_pause_s: float = DEFAULT_MAX_PAUSE_S,
 ) -> BrokerError:
     """Map an HTTP error status to the taxonomy."""
-    code, broker_message = _body_fields(body_text or "")
-    broker_message = _scrub(broker_message, secrets)
+    body = _error_body(body_text or "", secrets)
     where = f"{method.upper()} {path}"
-    detail = f"{where} -> HTTP {status}" + (f" ({code})" if code is not None else "")
-    if broker_message:
-        detail += f": {broker_message}"
+    detail = f"{where} -> HTTP {status}" + (f" ({body.code})" if body.code is not None else "")
+    if status == 404 and not body.is_alpaca:
+        # A proxy's or load balancer's page: no answer about the entity at all.
+        detail += ": not Alpaca's JSON error (a proxy or load balancer?)"
+        if body.message:
+            detail += f": {body.message}"
+        return BrokerUnavailable(detail, status=status, outcome_unknown=_may_have_applied(method))
+    if body.message:
+        detail += f": {body.message}"
     if status == 404:
         return BrokerNotFound(detail)
     if status == 429:
-        return BrokerRateLimited(detail, retry_after_s=parse_retry_after(headers, now=now))
+        wait = rate_limit_wait(headers, now=now, max_pause_s=max_pause_s)
+        if wait.clamped:
+            detail += f" ({wait.describe()})"
+        return BrokerRateLimited(detail, retry_after_s=wait.seconds)
     if status == 408 or status >= 500:
         return BrokerUnavailable(detail, status=status, outcome_unknown=_may_have_applied(method))
-    return BrokerRejected(detail, status=status, code=code, broker_message=broker_message)
+    if body.details:
+        detail += " (" + ", ".join(f"{k}={v}" for k, v in body.details.items()) + ")"
+    return BrokerRejected(
+        detail,
+        status=status,
+        code=body.code,
+        broker_message=body.message,
+        details=body.details,
+    )
 
 
 def map_exception(
@@ -212,6 +400,7 @@ def map_exception(
     path: str,
     now: Callable[[], float] = time.time,
     secrets: Iterable[str] = (),
+    max_pause_s: float = DEFAULT_MAX_PAUSE_S,
 ) -> BrokerError:
     """The one place that turns anything alpaca-py, ``requests`` or the parser raised into a
     :class:`BrokerError`. Never reads ``APIError.code``/``.message`` (they raise on HTML or
@@ -234,31 +423,35 @@ def map_exception(
             headers=response.headers,
             now=now,
             secrets=secrets,
+            max_pause_s=max_pause_s,
         )
     if isinstance(exc, requests.exceptions.JSONDecodeError):
         # A 2xx whose body is not JSON: the broker may well have applied a POST.
         return BrokerMalformedResponse(
             f"{where}: response body is not JSON", outcome_unknown=_may_have_applied(method)
         )
-    if isinstance(exc, requests.exceptions.Timeout):
-        kind = (
-            "connect timeout" if isinstance(exc, requests.exceptions.ConnectTimeout) else "timeout"
-        )
-        return BrokerUnavailable(
-            f"{where}: {kind}",
-            outcome_unknown=_may_have_applied(method) and not _request_never_sent(exc),
-        )
     if isinstance(exc, requests.RequestException):
-        reason = type(exc).__name__
-        if isinstance(exc, requests.exceptions.ConnectionError):
+        if isinstance(exc, requests.exceptions.Timeout):
+            reason = (
+                "connect timeout"
+                if isinstance(exc, requests.exceptions.ConnectTimeout)
+                else "timeout"
+            )
+        elif isinstance(exc, requests.exceptions.ConnectionError):
             reason = "connection refused" if _request_never_sent(exc) else "connection error/reset"
+        else:
+            reason = type(exc).__name__
+        endpoint = _endpoint(exc)
+        if endpoint:
+            reason += f" ({endpoint})"
         return BrokerUnavailable(
             f"{where}: {reason}",
             outcome_unknown=_may_have_applied(method) and not _request_never_sent(exc),
         )
-    if isinstance(exc, ValueError | KeyError | TypeError):
-        # The parser (or alpaca-py) could not make sense of a 2xx body.
-        text = _scrub(str(exc), secrets)[:_MAX_MESSAGE]
+    if isinstance(exc, ValueError | KeyError | TypeError | RecursionError):
+        # The parser, alpaca-py or the JSON decoder (a 5,000-digit number, nesting 100,000 deep)
+        # could not make sense of a 2xx body.
+        text = one_line(_scrub(str(exc), secrets), _MAX_MESSAGE)
         return BrokerMalformedResponse(
             f"{where}: malformed response: {text}", outcome_unknown=_may_have_applied(method)
         )

@@ -5,26 +5,30 @@ section 6):
 
 - every HTTP attempt goes through :class:`_GatewaySession`, which sets the per-request timeout
   (alpaca-py sets none), takes a token from the shared rate limiter, counts the attempt and, on a
-  429, pauses every worker until the broker's reset time;
+  429, pauses every worker until the broker's reset time (never longer than ``max_pause_s``);
 - alpaca-py's own blind retries (429/504, POST included, fixed 3 s) are switched off by setting the
   instance attributes after construction (its constructor ignores falsy values);
 - responses are read as plain dicts (``raw_data=True``) and parsed into our own frozen dataclasses
   with ``Decimal`` quantities, so an enum value alpaca-py does not know never breaks a read;
 - every failure is mapped once (:func:`errors.map_exception`) into the broker error taxonomy;
-- idempotent reads retry under :class:`RetryPolicy`; order submission and cancel never retry.
+- idempotent reads retry under :class:`RetryPolicy`; order submission and cancel never retry;
+- market data (latest trades, for the risk check) is read in bulk from ``data_url`` through the
+  same session, so it shares the timeout, the limiter, the counting, the retries and the mapping.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 import requests
@@ -34,14 +38,24 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
-from .errors import BrokerError, BrokerMalformedResponse, map_exception, parse_retry_after
+from .errors import (
+    DEFAULT_MAX_PAUSE_S,
+    BrokerError,
+    BrokerMalformedResponse,
+    BrokerUnavailable,
+    map_exception,
+    map_http_error,
+    rate_limit_wait,
+)
 from .limiter import NullLimiter, RateLimiter, build_limiter, key_scope
 from .parsing import (
     ParseError,
     parse_account,
     parse_asset,
+    parse_latest_trades,
     parse_order,
     parse_position,
+    parse_positions,
     require_list,
 )
 from .retry import RetryPolicy
@@ -52,14 +66,22 @@ T = TypeVar("T")
 
 PAPER_BROKER_KEYS = ("test-key", "test-secret")
 PAPER_BROKER_URL = "http://127.0.0.1:8765"
+DEFAULT_DATA_URL = "https://data.alpaca.markets"
 MAX_PAGE_SIZE = 500
+#: ``ALPACA_MAX_ORDER_PAGES``: a paged orders read longer than this fails (1,000,000 orders at 500).
+DEFAULT_MAX_ORDER_PAGES = 2000
+#: Symbols per market-data request (they travel in the query string).
+DATA_CHUNK = 100
+STOCK_TRADES_PATH = "/v2/stocks/trades/latest"
+CRYPTO_TRADES_PATH = "/v1beta3/crypto/us/latest/trades"
 DEFAULT_ASSETS_TTL_S = 300.0
 # A 429 without Retry-After / X-RateLimit-Reset still pauses everyone this long.
 DEFAULT_429_PAUSE_S = 1.0
 _ONE_MICROSECOND = timedelta(microseconds=1)
 # What the gateway catches around alpaca-py (with raw_data=True it raises nothing else on a
-# response); anything else is a bug and propagates unchanged.
-_MAPPED = (APIError, requests.RequestException, ParseError)
+# response); anything else is a bug and propagates unchanged. A plain ValueError or RecursionError
+# is the JSON decoder choking on a hostile body (a 5,000-digit number, nesting 100,000 deep).
+_MAPPED = (APIError, requests.RequestException, ParseError, ValueError, RecursionError)
 
 
 @dataclass(eq=False)  # identity, not value: nested scopes must not be confused
@@ -104,7 +126,8 @@ class _CallCounter:
 
 
 class _GatewaySession(requests.Session):
-    """The session alpaca-py sends through: timeout, rate limit, counting, 429 pause."""
+    """The session alpaca-py (and the market-data reads) send through: timeout, rate limit,
+    counting, 429 pause (capped at ``max_pause_s``)."""
 
     def __init__(
         self,
@@ -113,23 +136,37 @@ class _GatewaySession(requests.Session):
         limiter: RateLimiter,
         counter: _CallCounter,
         wall_clock: Callable[[], float],
+        max_pause_s: float = DEFAULT_MAX_PAUSE_S,
     ) -> None:
         super().__init__()
         self._timeout_s = timeout_s
         self._limiter = limiter
         self._counter = counter
         self._wall_clock = wall_clock
+        self._max_pause_s = max_pause_s
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout_s
+        # Alpaca does not redirect; following one would send the key headers wherever it points.
+        kwargs["allow_redirects"] = False
         self._limiter.acquire()
         self._counter.record(str(method).upper())
         response = super().request(method, url, *args, **kwargs)
         if response.status_code == 429:
-            wait = parse_retry_after(response.headers, now=self._wall_clock)
-            pause = wait if wait is not None else DEFAULT_429_PAUSE_S
-            logger.warning("broker rate limit hit (429); pausing all workers for %.2fs", pause)
+            wait = rate_limit_wait(
+                response.headers, now=self._wall_clock, max_pause_s=self._max_pause_s
+            )
+            pause = wait.seconds if wait.seconds is not None else DEFAULT_429_PAUSE_S
+            if wait.clamped:
+                logger.warning(
+                    "broker rate limit hit (429); %s (ALPACA_MAX_PAUSE_S); "
+                    "pausing all workers for %.2fs",
+                    wait.describe(),
+                    pause,
+                )
+            else:
+                logger.warning("broker rate limit hit (429); pausing all workers for %.2fs", pause)
             self._limiter.pause(pause)
         return response
 
@@ -176,7 +213,10 @@ class AlpacaGateway:
     """Typed, limited, counted access to the Alpaca Trading API. Thread-safe.
 
     ``limiter=None`` means no client-side limit; :func:`gateway_from_settings` always installs the
-    shared one. ``retry_policy`` governs idempotent reads only.
+    shared one. ``retry_policy`` governs idempotent reads only. ``max_pause_s`` caps the pause a
+    429 can impose (``Retry-After``/``X-RateLimit-Reset``); ``max_order_pages`` bounds a paged
+    orders read. ``data_url`` is the market-data API: by default ``base_url`` when that is given
+    (the paper broker serves both on one port), else ``https://data.alpaca.markets``.
     """
 
     def __init__(
@@ -192,12 +232,22 @@ class AlpacaGateway:
         assets_ttl_s: float = DEFAULT_ASSETS_TTL_S,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        data_url: str | None = None,
+        max_pause_s: float = DEFAULT_MAX_PAUSE_S,
+        max_order_pages: int = DEFAULT_MAX_ORDER_PAGES,
     ) -> None:
         if not api_key or not secret_key:
             raise ValueError("api_key and secret_key are required")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if not max_pause_s > 0:
+            raise ValueError("max_pause_s must be positive")
+        if max_order_pages < 1:
+            raise ValueError("max_order_pages must be at least 1")
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.data_url = (data_url or self.base_url or DEFAULT_DATA_URL).rstrip("/")
+        self.max_pause_s = float(max_pause_s)
+        self.max_order_pages = max_order_pages
         self.paper = paper
         self.timeout_s = timeout_s
         self.key_scope = key_scope(api_key)
@@ -226,8 +276,14 @@ class AlpacaGateway:
             limiter=self.limiter,
             counter=self._counter,
             wall_clock=wall_clock,
+            max_pause_s=self.max_pause_s,
         )
         self._client = client
+        self._data_headers = {
+            "APCA-API-KEY-ID": api_key,
+            "APCA-API-SECRET-KEY": secret_key,
+            "Accept": "application/json",
+        }
 
     def __repr__(self) -> str:
         return (
@@ -265,7 +321,12 @@ class AlpacaGateway:
         except _MAPPED as exc:
             # `from None`: the chained alpaca-py/requests frames hold the auth headers.
             raise map_exception(
-                exc, method=method, path=path, now=self._wall_clock, secrets=self._secrets
+                exc,
+                method=method,
+                path=path,
+                now=self._wall_clock,
+                secrets=self._secrets,
+                max_pause_s=self.max_pause_s,
             ) from None
 
     def _read(self, path: str, fn: Callable[[], T]) -> T:
@@ -274,13 +335,11 @@ class AlpacaGateway:
     # --- positions -------------------------------------------------------------------------
 
     def list_positions(self) -> list[Position]:
-        """All open positions: one ``GET /v2/positions``."""
-
-        def fetch() -> list[Position]:
-            rows = require_list(self._client.get_all_positions(), "positions")
-            return [parse_position(row) for row in rows]
-
-        return self._read("/v2/positions", fetch)
+        """All open positions: one ``GET /v2/positions``. Two positions for one symbol (by
+        symbol key) raise :class:`BrokerMalformedResponse`, never a sum."""
+        return self._read(
+            "/v2/positions", lambda: parse_positions(self._client.get_all_positions())
+        )
 
     def get_position(self, symbol_or_asset_id: str | uuid.UUID) -> Position:
         """One position by symbol (any form: ``BTC/USD`` is sent as ``BTCUSD``) or asset id.
@@ -323,7 +382,9 @@ class AlpacaGateway:
         )
 
     def cancel_order(self, order_id: str | uuid.UUID) -> None:
-        """``DELETE /v2/orders/{id}``, not retried. 404: no such order; 422: not cancelable."""
+        """``DELETE /v2/orders/{id}``, not retried. Alpaca's JSON 404: no such order
+        (:class:`BrokerNotFound`); a proxy's 404 is :class:`BrokerUnavailable` with the outcome
+        unknown; 422: not cancelable."""
         oid = _order_id(order_id)
         self._once("DELETE", f"/v2/orders/{oid}", lambda: self._client.cancel_order_by_id(oid))
 
@@ -342,9 +403,12 @@ class AlpacaGateway:
         earliest timestamp (``submitted_at``/``created_at``) of the previous page's last order, so
         orders sharing that timestamp across the page boundary are fetched again rather than
         skipped (Alpaca's ``after`` is exclusive); duplicates are dropped by id. Any failed or
-        malformed page fails the whole read (never a partial list). A full page that
-        brings nothing new (more than ``page_size`` orders on one timestamp) cannot be paged
-        past: that raises :class:`BrokerMalformedResponse` rather than returning a partial list.
+        malformed page fails the whole read (never a partial list). These raise
+        :class:`BrokerMalformedResponse` rather than return a partial list or loop forever: a
+        full page that brings nothing new (more than ``page_size`` orders on one timestamp); a
+        full page whose last order is not later than the previous page's (the cursor would not
+        advance: the broker ignores ``after`` or its pages go back in time); a list still going
+        after ``max_order_pages`` pages (``ALPACA_MAX_ORDER_PAGES``).
         """
         if status not in ("all", "open", "closed"):
             raise ValueError("status must be 'all', 'open' or 'closed'")
@@ -354,8 +418,14 @@ class AlpacaGateway:
         cursor = _aware(after)
         seen: dict[str, Order] = {}
         page_number = 0
+        previous_last: datetime | None = None
         while True:
             page_number += 1
+            if page_number > self.max_order_pages:
+                raise BrokerMalformedResponse(
+                    f"GET /v2/orders: the list has not ended after {self.max_order_pages} pages "
+                    f"of {page_size} (ALPACA_MAX_ORDER_PAGES); refusing an endless read"
+                )
             request = GetOrdersRequest(
                 status=QueryOrderStatus(status),
                 limit=page_size,
@@ -377,6 +447,14 @@ class AlpacaGateway:
                     f"GET /v2/orders: page {page_number} brought no new orders; more than "
                     f"{page_size} orders share one timestamp, the list cannot be completed"
                 )
+            last = _sort_stamp(page[-1])
+            if previous_last is not None and last <= previous_last:
+                raise BrokerMalformedResponse(
+                    f"GET /v2/orders: page {page_number} did not advance the cursor (its last "
+                    f"order, {last.isoformat()}, is not after the previous page's, "
+                    f"{previous_last.isoformat()}); the list cannot be completed"
+                )
+            previous_last = last
             cursor = _cursor_of(page[-1])
         return list(seen.values())
 
@@ -391,6 +469,73 @@ class AlpacaGateway:
                 raise ParseError("orders page is not in ascending time order")
             previous = stamp
         return page
+
+    # --- market data -----------------------------------------------------------------------
+
+    def latest_trade_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        """The latest trade price of each symbol, keyed by symbol key (``BTC/USD`` -> ``BTCUSD``),
+        read in bulk from the market-data API (for the risk check of market orders by quantity).
+
+        Equities: ``GET {data_url}/v2/stocks/trades/latest?symbols=A,B``; crypto (a symbol with
+        a ``/``, or one the asset list says is crypto, e.g. ``BTCUSD``): ``GET {data_url}/v1beta3/
+        crypto/us/latest/trades?symbols=BTC/USD``; at most :data:`DATA_CHUNK` symbols per request.
+        A symbol without a ``/`` is looked up in the cached asset list (read once if not cached,
+        as :meth:`find_asset` would). A symbol the broker has no trade for is absent from the
+        result. Prices are exact decimals from the JSON text, bounded like every broker figure and
+        positive, or the whole read is :class:`BrokerMalformedResponse`. An idempotent read:
+        retried like the others.
+        """
+        wanted = [(text, symbol_key(text)) for text in (str(s).strip().upper() for s in symbols)]
+        wanted = [(text, key) for text, key in wanted if key]
+        known = self._asset_cache(refresh=False)[1] if any("/" not in t for t, _ in wanted) else {}
+        stocks: dict[str, str] = {}  # symbol as sent -> symbol key
+        crypto: dict[str, str] = {}
+        for text, key in wanted:
+            asset = known.get(key)
+            if "/" in text:
+                crypto.setdefault(text, key)
+            elif asset is not None and asset.asset_class == "crypto" and "/" in asset.symbol:
+                crypto.setdefault(asset.symbol.strip().upper(), key)
+            else:
+                stocks.setdefault(key, key)
+        prices: dict[str, Decimal] = {}
+        for path, wanted in ((STOCK_TRADES_PATH, stocks), (CRYPTO_TRADES_PATH, crypto)):
+            sent = list(wanted)
+            for start in range(0, len(sent), DATA_CHUNK):
+                chunk = {s: wanted[s] for s in sent[start : start + DATA_CHUNK]}
+                prices.update(self._read(path, lambda p=path, c=chunk: self._trades(p, c)))
+        return prices
+
+    def _trades(self, path: str, wanted: dict[str, str]) -> dict[str, Decimal]:
+        response = self._client._session.get(
+            self.data_url + path,
+            params={"symbols": ",".join(wanted)},
+            headers=self._data_headers,
+            allow_redirects=False,  # the key headers must never follow a redirect elsewhere
+        )
+        status = response.status_code
+        if status >= 400:
+            raise map_http_error(
+                method="GET",
+                path=path,
+                status=status,
+                body_text=response.text,
+                headers=response.headers,
+                now=self._wall_clock,
+                secrets=self._secrets,
+                max_pause_s=self.max_pause_s,
+            )
+        if 300 <= status < 400:
+            raise BrokerUnavailable(
+                f"GET {path} -> HTTP {status}: no market data (redirects are not followed)",
+                status=status,
+            )
+        try:
+            # Prices from the JSON text itself: 187.12 stays 187.12, 1e308 stays out of range.
+            body = json.loads(response.text, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            raise BrokerMalformedResponse(f"GET {path}: response body is not JSON") from None
+        return parse_latest_trades(body, wanted)
 
     # --- assets, account -------------------------------------------------------------------
 
@@ -427,9 +572,12 @@ def gateway_from_settings(**overrides: Any) -> AlpacaGateway:
     """The gateway configured by Django settings (``ALPACA_*``, ``REDIS_URL``).
 
     No keys set: the built-in paper broker (keys ``test-key``/``test-secret`` at
-    ``ALPACA_BASE_URL`` or ``http://127.0.0.1:8765``). One key without the other is a
-    configuration error, never a silent fall-back to the paper broker. The rate limiter is shared
-    through Redis when ``REDIS_URL`` is set, else by every gateway of this process.
+    ``ALPACA_BASE_URL`` or ``http://127.0.0.1:8765``), which also serves the market data. One key
+    without the other is a configuration error, never a silent fall-back to the paper broker.
+    Market data: ``ALPACA_DATA_URL``, else ``https://data.alpaca.markets`` with real keys (even
+    when ``ALPACA_BASE_URL`` points the trading calls elsewhere), else the paper broker. The rate
+    limiter is shared through Redis when ``REDIS_URL`` is set, else by every gateway of this
+    process; a 429 pauses it at most ``ALPACA_MAX_PAUSE_S``.
     """
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
@@ -438,17 +586,23 @@ def gateway_from_settings(**overrides: Any) -> AlpacaGateway:
     secret_key = settings.ALPACA_SECRET_KEY
     if bool(api_key) != bool(secret_key):
         raise ImproperlyConfigured("set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither")
+    data_url = settings.ALPACA_DATA_URL
     if api_key:
         base_url, paper = settings.ALPACA_BASE_URL, settings.ALPACA_PAPER
+        data_url = data_url or DEFAULT_DATA_URL
     else:
         api_key, secret_key = PAPER_BROKER_KEYS
         base_url, paper = settings.ALPACA_BASE_URL or PAPER_BROKER_URL, True
+        data_url = data_url or base_url
     options: dict[str, Any] = {
         "api_key": api_key,
         "secret_key": secret_key,
         "base_url": base_url,
         "paper": paper,
         "timeout_s": settings.ALPACA_TIMEOUT_S,
+        "data_url": data_url,
+        "max_pause_s": settings.ALPACA_MAX_PAUSE_S,
+        "max_order_pages": settings.ALPACA_MAX_ORDER_PAGES,
     }
     options.update(overrides)
     if "limiter" not in options:
@@ -456,5 +610,6 @@ def gateway_from_settings(**overrides: Any) -> AlpacaGateway:
             redis_url=settings.REDIS_URL,
             api_key=options["api_key"],
             rate_per_min=settings.ALPACA_RATE_LIMIT_PER_MIN,
+            max_pause_s=options["max_pause_s"],
         )
     return AlpacaGateway(**options)

@@ -7,7 +7,13 @@ refills at ``(rate_per_min - burst) / 60`` per second, so no 60 s window ever se
 
 After a 429 the gateway calls :meth:`pause`: every worker then waits until the broker's reset time
 (a Redis key with an expiry, or a deadline in-process). Waiting is bounded: a token that cannot be
-had within ``max_wait_s`` raises :class:`BrokerRateLimited` instead of blocking a worker.
+had within ``max_wait_s`` raises :class:`BrokerRateLimited` instead of blocking a worker, and says
+why (``paused by a 429 until ...`` or ``no request slot within ...``).
+
+A pause never lasts longer than ``max_pause_s`` (``ALPACA_MAX_PAUSE_S``, default 65 s: Alpaca's
+window is one minute), whoever set it: a longer pause passed to :meth:`pause` is clamped, and a
+longer one already stored in Redis (left by an older version after a ``Retry-After: 86400``) is
+cut back to the cap the first time a worker sees it, with a warning.
 
 Redis keys are scoped by a hash of the API key, never the key itself. The Redis bucket uses the
 Redis server's clock (``TIME``), so workers on different machines agree on it.
@@ -20,11 +26,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import redis
 
-from .errors import BrokerRateLimited, BrokerUnavailable
+from .errors import DEFAULT_MAX_PAUSE_S, BrokerRateLimited, BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +71,12 @@ class NullLimiter:
 class _Bucket:
     """Shared arithmetic of both limiters; ``rate_per_min`` is the budget per 60 s window."""
 
-    def __init__(self, rate_per_min: int, burst: int | None) -> None:
+    def __init__(self, rate_per_min: int, burst: int | None, max_pause_s: float) -> None:
         if rate_per_min < 1:
             raise ValueError("rate_per_min must be at least 1")
+        if not max_pause_s > 0:
+            raise ValueError("max_pause_s must be positive")
+        self.max_pause_s = float(max_pause_s)
         self.rate_per_min = rate_per_min
         self.capacity = burst if burst is not None else default_burst(rate_per_min)
         if not 1 <= self.capacity <= rate_per_min:
@@ -85,10 +95,11 @@ class InProcessLimiter(_Bucket):
         *,
         burst: int | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        max_pause_s: float = DEFAULT_MAX_PAUSE_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(rate_per_min, burst)
+        super().__init__(rate_per_min, burst, max_pause_s)
         self.max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
@@ -97,27 +108,29 @@ class InProcessLimiter(_Bucket):
         self._stamp = clock()
         self._paused_until = 0.0
 
-    def _try(self) -> float:
-        """Take a token and return 0, or return the seconds to wait before trying again."""
+    def _try(self) -> tuple[float, bool]:
+        """Take a token and return ``(0, False)``, or return the seconds to wait before trying
+        again and whether that is a 429 pause."""
         with self._lock:
             now = self._clock()
             if now < self._paused_until:
-                return self._paused_until - now
+                return min(self._paused_until - now, self.max_pause_s), True
             self._tokens = min(
                 float(self.capacity), self._tokens + (now - self._stamp) * self.per_second
             )
             self._stamp = now
             if self._tokens >= 1.0 - _EPSILON:
                 self._tokens = max(0.0, self._tokens - 1.0)
-                return 0.0
-            return (1.0 - self._tokens) / self.per_second
+                return 0.0, False
+            return (1.0 - self._tokens) / self.per_second, False
 
     def acquire(self) -> None:
         _acquire(self._try, self.max_wait_s, self._clock, self._sleep)
 
     def pause(self, seconds: float) -> None:
-        if seconds <= 0:
+        if not seconds > 0:
             return
+        seconds = min(seconds, self.max_pause_s)
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
             # Refill only from the end of the pause: no burst when it lifts.
@@ -125,17 +138,30 @@ class InProcessLimiter(_Bucket):
             self._stamp = self._paused_until
 
 
-# KEYS[1] bucket hash, KEYS[2] pause key; ARGV[1] capacity, ARGV[2] tokens per second.
-# Returns 0 when a token was taken, else the milliseconds to wait.
+# KEYS[1] bucket hash, KEYS[2] pause key; ARGV[1] capacity, ARGV[2] tokens per second,
+# ARGV[3] longest pause in milliseconds. Returns {wait_ms, paused, clamped}: wait_ms 0 when a token
+# was taken; paused 1 when the wait is (the tail of) a 429 pause; clamped 1 when a stored pause
+# longer than the cap (left by an older version) was cut back to it, for every worker.
 _ACQUIRE_LUA = """
+local max_pause_ms = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local clamped = 0
 local pause_ms = redis.call('PTTL', KEYS[2])
 if pause_ms and pause_ms > 0 then
-  return pause_ms
+  if pause_ms > max_pause_ms then
+    redis.call('PEXPIRE', KEYS[2], max_pause_ms)
+    pause_ms = max_pause_ms
+    clamped = 1
+    local stamp = tonumber(redis.call('HGET', KEYS[1], 'ts'))
+    if stamp and stamp > now + max_pause_ms / 1000 then
+      redis.call('HSET', KEYS[1], 'ts', tostring(now + max_pause_ms / 1000))
+    end
+  end
+  return {pause_ms, 1, clamped}
 end
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
@@ -143,19 +169,28 @@ if tokens == nil or ts == nil then
   tokens = capacity
   ts = now
 end
+if ts > now + max_pause_ms / 1000 then
+  ts = now + max_pause_ms / 1000
+  clamped = 1
+end
 if now > ts then
   tokens = math.min(capacity, tokens + (now - ts) * rate)
   ts = now
 end
 local wait_ms = 0
+local paused = 0
 if tokens >= 0.999999 then
   tokens = math.max(0, tokens - 1)
 else
   wait_ms = math.ceil((1 - tokens) / rate * 1000)
+  if ts > now then
+    wait_ms = wait_ms + math.ceil((ts - now) * 1000)
+    paused = 1
+  end
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
-return wait_ms
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000 + max_pause_ms)
+return {wait_ms, paused, clamped}
 """
 
 # KEYS[1] bucket hash, KEYS[2] pause key; ARGV[1] pause milliseconds. Only ever extends a pause,
@@ -184,11 +219,12 @@ class RedisLimiter(_Bucket):
         api_key: str | None,
         burst: int | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        max_pause_s: float = DEFAULT_MAX_PAUSE_S,
         prefix: str = KEY_PREFIX,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(rate_per_min, burst)
+        super().__init__(rate_per_min, burst, max_pause_s)
         self._client = client
         scope = key_scope(api_key)
         self.bucket_key = f"{prefix}:{scope}:bucket"
@@ -204,23 +240,31 @@ class RedisLimiter(_Bucket):
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         return cls(client, rate_per_min, **kwargs)
 
-    def _try(self) -> float:
+    def _try(self) -> tuple[float, bool]:
+        max_pause_ms = max(1, int(self.max_pause_s * 1000))
         try:
-            wait_ms = self._acquire_script(
-                keys=[self.bucket_key, self.pause_key], args=[self.capacity, self.per_second]
+            wait_ms, paused, clamped = self._acquire_script(
+                keys=[self.bucket_key, self.pause_key],
+                args=[self.capacity, self.per_second, max_pause_ms],
             )
         except redis.RedisError as exc:
             raise BrokerUnavailable(
-                f"rate limiter unavailable ({type(exc).__name__}); request not sent"
+                f"rate limiter unavailable (Redis: {type(exc).__name__}); request not sent"
             ) from None
-        return int(wait_ms) / 1000.0
+        if int(clamped):
+            logger.warning(
+                "a stored rate-limit pause was longer than ALPACA_MAX_PAUSE_S; clamped to %gs",
+                self.max_pause_s,
+            )
+        return int(wait_ms) / 1000.0, bool(int(paused))
 
     def acquire(self) -> None:
         _acquire(self._try, self.max_wait_s, self._clock, self._sleep)
 
     def pause(self, seconds: float) -> None:
-        if seconds <= 0:
+        if not seconds > 0:
             return
+        seconds = min(seconds, self.max_pause_s)
         try:
             self._pause_script(
                 keys=[self.bucket_key, self.pause_key], args=[max(1, int(seconds * 1000))]
@@ -231,21 +275,27 @@ class RedisLimiter(_Bucket):
 
 
 def _acquire(
-    attempt: Callable[[], float],
+    attempt: Callable[[], tuple[float, bool]],
     max_wait_s: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> None:
     deadline = clock() + max_wait_s
     while True:
-        wait = attempt()
+        wait, paused = attempt()
         if wait <= 0:
             return
         remaining = deadline - clock()
         if wait > remaining:
-            raise BrokerRateLimited(
-                f"rate limiter: no request slot within {max_wait_s:g}s", retry_after_s=wait
-            )
+            if paused:
+                until = datetime.now(UTC) + timedelta(seconds=wait)
+                message = (
+                    f"rate limiter: paused by a 429 until {until:%Y-%m-%d %H:%M:%S} UTC "
+                    f"({wait:.0f}s; a request waits at most {max_wait_s:g}s)"
+                )
+            else:
+                message = f"rate limiter: no request slot within {max_wait_s:g}s"
+            raise BrokerRateLimited(message, retry_after_s=wait)
         sleep(wait)
 
 
@@ -260,17 +310,25 @@ def build_limiter(
     rate_per_min: int,
     burst: int | None = None,
     max_wait_s: float = DEFAULT_MAX_WAIT_S,
+    max_pause_s: float = DEFAULT_MAX_PAUSE_S,
 ) -> RateLimiter:
     """The limiter for these settings: Redis when ``redis_url`` is set, else one in-process
     limiter per (API key, budget) shared by every gateway of this process."""
     if redis_url:
         return RedisLimiter.from_url(
-            redis_url, rate_per_min, api_key=api_key, burst=burst, max_wait_s=max_wait_s
+            redis_url,
+            rate_per_min,
+            api_key=api_key,
+            burst=burst,
+            max_wait_s=max_wait_s,
+            max_pause_s=max_pause_s,
         )
-    key = (key_scope(api_key), rate_per_min, burst, max_wait_s)
+    key = (key_scope(api_key), rate_per_min, burst, max_wait_s, max_pause_s)
     with _process_limiters_lock:
         limiter = _process_limiters.get(key)
         if limiter is None:
-            limiter = InProcessLimiter(rate_per_min, burst=burst, max_wait_s=max_wait_s)
+            limiter = InProcessLimiter(
+                rate_per_min, burst=burst, max_wait_s=max_wait_s, max_pause_s=max_pause_s
+            )
             _process_limiters[key] = limiter
         return limiter

@@ -5,6 +5,10 @@ quantity is a malformed response), lenient about everything else: enumerated val
 and unknown fields are ignored, so a new exchange or order status never breaks a read.
 Every failure is a :class:`ParseError` (a ``ValueError``), mapped by the gateway to
 ``BrokerMalformedResponse``.
+
+Every quantity, price and money figure goes through :func:`bounded_decimal`: finite, less than
+``1e12`` in magnitude, no finer than ``1e-9``. A figure outside that range fails the read (it
+could not be stored without overflow or silent rounding); it is never clipped or rounded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from typing import Any
 from .types import Account, Asset, Order, Position, symbol_key
 
 _ZERO = timedelta(0)
+
+#: Figures must be strictly smaller than this in magnitude.
+MAX_MAGNITUDE = Decimal("1e12")
+#: Figures may carry at most this many decimal places (after dropping trailing zeros).
+MAX_PLACES = 9
+_MAX_SHOWN = 24  # characters of an offending value quoted in a message
 
 
 class ParseError(ValueError):
@@ -49,28 +59,76 @@ def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
     return str(value)
 
 
-def _decimal(value: Any, key: str, what: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise ParseError(f"{what}: missing or invalid {key!r}")
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def bounded_decimal(
+    value: Any,
+    key: str,
+    what: str,
+    *,
+    max_places: int | None = MAX_PLACES,
+) -> Decimal:
+    """``value`` (a string, int, float or Decimal from a broker body) as an exact ``Decimal``
+    within the project's bounds, or :class:`ParseError` naming ``what`` and ``key``.
+
+    In bounds: finite, ``abs(x) < 1e12``, and at most ``max_places`` (9) decimal places once
+    trailing zeros are dropped (``"1.500"`` is fine, ``"1e-10"`` is not). ``max_places=None``
+    skips the precision check (for derived totals such as qty x price). Floats (JSON numbers)
+    are read through ``str()`` so no binary digits leak in. Never rounds, never raises anything
+    but ``ParseError``, whatever the decimal context traps (``"1e999999999"`` is refused by
+    comparison, before any arithmetic could overflow). Reused by the intent schema's checks.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None:
+            raise ParseError(f"{what}: {key!r} is missing")
+        raise ParseError(f"{what}: {key!r} is not a decimal: {_shown(value)!r}")
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ParseError(f"{what}: {key!r} is not a decimal: {_shown(value)}")
     try:
         # Alpaca sends strings; a bare JSON number goes through str() so no float digits leak.
-        result = Decimal(value if isinstance(value, str | int) else str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        raise ParseError(f"{what}: {key!r} is not a decimal") from None
+        result = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(value if isinstance(value, str | int) else str(value))
+        )
+    except (InvalidOperation, TypeError, ValueError, ArithmeticError):
+        raise ParseError(f"{what}: {key!r} is not a decimal: {_shown(value)!r}") from None
     if not result.is_finite():
-        raise ParseError(f"{what}: {key!r} is not finite")
+        raise ParseError(f"{what}: {key!r} is not finite: {_shown(value)!r}")
+    # Comparisons and as_tuple() are exact and never trap, unlike normalize()/quantize().
+    if result.copy_abs() >= MAX_MAGNITUDE:
+        raise ParseError(f"{what}: {key!r} is at least 1e12 in magnitude: {_shown(value)!r}")
+    if not result:
+        return Decimal(0)
+    sign, digits, exponent = result.as_tuple()
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if max_places is not None and exponent + trailing < -max_places:
+        raise ParseError(f"{what}: {key!r} is finer than 1e-{max_places}: {_shown(value)!r}")
+    if trailing and exponent < 0:
+        # Drop trailing zeros below the point (1.500 -> 1.5): same value, no rounding.
+        kept = digits[: len(digits) - min(trailing, -exponent)]
+        result = Decimal((sign, kept, exponent + min(trailing, -exponent)))
     return result
+
+
+def _decimal(value: Any, key: str, what: str, *, max_places: int | None = MAX_PLACES) -> Decimal:
+    return bounded_decimal(value, key, what, max_places=max_places)
 
 
 def _req_decimal(data: Mapping[str, Any], key: str, what: str) -> Decimal:
     return _decimal(data.get(key), key, what)
 
 
-def _opt_decimal(data: Mapping[str, Any], key: str, what: str) -> Decimal | None:
+def _opt_decimal(
+    data: Mapping[str, Any], key: str, what: str, *, max_places: int | None = MAX_PLACES
+) -> Decimal | None:
     value = data.get(key)
     if value is None or value == "":
         return None
-    return _decimal(value, key, what)
+    return _decimal(value, key, what, max_places=max_places)
 
 
 def _bool(data: Mapping[str, Any], key: str, default: bool = False) -> bool:
@@ -119,6 +177,7 @@ def parse_position(data: Any) -> Position:
     what = "position"
     data = _require_mapping(data, what)
     symbol = _str(data, "symbol", what)
+    what = f"position {symbol}"
     qty = _req_decimal(data, "qty", what)
     side = str(data.get("side") or "").lower()
     # Alpaca reports a short as side "short" with a negative qty; accept a positive qty too.
@@ -126,7 +185,7 @@ def parse_position(data: Any) -> Position:
         signed = -abs(qty)
     elif side == "long":
         if qty < 0:
-            raise ParseError(f"{what} {symbol}: side 'long' with negative qty")
+            raise ParseError(f"{what}: side 'long' with negative qty")
         signed = qty
     else:
         signed = qty
@@ -137,7 +196,8 @@ def parse_position(data: Any) -> Position:
         qty=signed,
         side=side,
         avg_entry_price=_opt_decimal(data, "avg_entry_price", what),
-        market_value=_opt_decimal(data, "market_value", what),
+        # qty x price: carries the places of both (never stored); size still bounded.
+        market_value=_opt_decimal(data, "market_value", what, max_places=None),
         asset_id=_opt_str(data, "asset_id"),
         asset_class=_opt_str(data, "asset_class"),
     )
@@ -158,7 +218,8 @@ def parse_order(data: Any) -> Order:
         client_order_id=_str(data, "client_order_id", what),
         symbol=_str(data, "symbol", what),
         side=_str(data, "side", what),
-        order_type=str(data.get("order_type") or data.get("type") or ""),
+        # "order_type" is deprecated: "type" wins when both are present.
+        order_type=str(data.get("type") or data.get("order_type") or ""),
         time_in_force=str(data.get("time_in_force") or ""),
         status=_str(data, "status", what),
         qty=_opt_decimal(data, "qty", what),
@@ -207,9 +268,45 @@ def parse_account(data: Any) -> Account:
         account_number=_opt_str(data, "account_number"),
         status=str(data.get("status") or ""),
         currency=_opt_str(data, "currency"),
-        cash=_opt_decimal(data, "cash", what),
-        buying_power=_opt_decimal(data, "buying_power", what),
-        equity=_opt_decimal(data, "equity", what),
+        # Account totals are sums of qty x price: bounded in size, not in precision.
+        cash=_opt_decimal(data, "cash", what, max_places=None),
+        buying_power=_opt_decimal(data, "buying_power", what, max_places=None),
+        equity=_opt_decimal(data, "equity", what, max_places=None),
         trading_blocked=_bool(data, "trading_blocked"),
         shorting_enabled=_bool(data, "shorting_enabled"),
     )
+
+
+def parse_positions(rows: Any) -> list[Position]:
+    """``GET /v2/positions``: one position per symbol. Two for one symbol (``BTCUSD`` and
+    ``BTC/USD`` count as one) make the list malformed: summing them would hide a broker fault."""
+    positions = [parse_position(row) for row in require_list(rows, "positions")]
+    seen: set[str] = set()
+    for position in positions:
+        if position.symbol_key in seen:
+            raise ParseError(f"positions: more than one position for {position.symbol_key}")
+        seen.add(position.symbol_key)
+    return positions
+
+
+def parse_latest_trades(data: Any, wanted: Mapping[str, str]) -> dict[str, Decimal]:
+    """A market-data latest-trades body ``{"trades": {"AAPL": {"p": 187.12, ...}}}`` -> prices
+    keyed by symbol key, for the symbols in ``wanted`` (symbol as sent -> its symbol key) only.
+    A symbol missing from the map is absent from the result; a price that is not a positive
+    figure within :func:`bounded_decimal`'s range makes the whole body malformed."""
+    body = _require_mapping(data, "latest trades")
+    trades = body.get("trades")
+    if not isinstance(trades, Mapping):
+        raise ParseError("latest trades: missing or invalid 'trades'")
+    prices: dict[str, Decimal] = {}
+    for symbol, trade in trades.items():
+        key = wanted.get(str(symbol))
+        if key is None:
+            continue  # not asked for
+        what = f"trade {symbol}"
+        trade = _require_mapping(trade, what)
+        price = _req_decimal(trade, "p", what)
+        if price <= 0:
+            raise ParseError(f"{what}: 'p' is not a positive price: {price}")
+        prices[key] = price
+    return prices

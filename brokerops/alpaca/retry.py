@@ -5,8 +5,10 @@ Never retried: not found, rejected, malformed. Order submission never goes throu
 
 Wait before attempt *n+1*: exponential backoff ``min(max_backoff_s, base_s * 2**(n-1))`` with
 "equal jitter" (half fixed, half random), but never less than the broker's ``Retry-After`` /
-``X-RateLimit-Reset`` hint. Stops after ``max_attempts`` attempts or when the next wait would end
-past ``max_total_s`` since the first attempt (then the last error is raised as it was).
+``X-RateLimit-Reset`` hint (already capped at ``ALPACA_MAX_PAUSE_S`` by the error mapping, so a
+``Retry-After: 86400`` hands the caller 65 s, not a day). Stops after ``max_attempts`` attempts
+or when the next wait would end past ``max_total_s`` since the first attempt (then the last error
+is raised as it was).
 """
 
 from __future__ import annotations

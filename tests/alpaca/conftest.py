@@ -68,3 +68,85 @@ def make_gateway(broker, clock):
 @pytest.fixture
 def gateway(make_gateway):
     return make_gateway()
+
+
+class ScriptedServer:
+    """A tiny local HTTP server for answers the paper broker does not give (hostile proxies,
+    Alpaca's real 429 headers, market data). ``answer(method, path, *replies)`` queues replies
+    for a route; the last one repeats. A reply is ``(status, body, headers)`` (``body``: bytes,
+    str, or any JSON-able value) or a callable ``(query) -> reply``. ``hits`` records
+    ``(method, path, query, headers)`` of every request."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.routes: dict[tuple[str, str], list] = {}
+        self.hits: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                from urllib.parse import parse_qsl, urlsplit
+
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                split = urlsplit(self.path)
+                query = dict(parse_qsl(split.query, keep_blank_values=True))
+                server.hits.append((self.command, split.path, query, dict(self.headers)))
+                status, body, headers = server._reply(self.command, split.path, query)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def answer(self, method: str, path: str, *replies) -> None:
+        self.routes[(method.upper(), path)] = list(replies)
+
+    def calls(self, method: str, path: str) -> list[dict[str, str]]:
+        """The query strings of the requests made to one route."""
+        return [q for m, p, q, _ in self.hits if (m, p) == (method.upper(), path)]
+
+    def _reply(self, method: str, path: str, query: dict[str, str]):
+        import json
+
+        replies = self.routes.get((method, path))
+        if not replies:
+            return 404, b'{"code": 40410000, "message": "no route in the scripted server"}', {}
+        reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        if callable(reply):
+            reply = reply(query)
+        status, body, *rest = reply
+        headers = dict(rest[0]) if rest else {}
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        return status, body, headers
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def scripted():
+    server = ScriptedServer()
+    yield server
+    server.close()

@@ -152,3 +152,182 @@ def test_secrets_are_scrubbed_from_messages():
 def test_unrelated_exceptions_are_not_swallowed():
     with pytest.raises(TypeError):
         map_exception(RuntimeError("bug"), method="GET", path="/x")
+
+
+# --- only Alpaca's JSON 404 means "absent" (issue 9 item 8) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1></body></html>",
+        "404 page not found",
+        "",
+        '{"message": "Not Found"}',  # JSON, but no integer code: not Alpaca's error
+        '{"code": "40410000", "message": "position does not exist"}',
+        "[]",
+    ],
+)
+def test_a_404_that_is_not_alpacas_json_error_is_unavailable(body):
+    err = map_exception(_api_error(404, body), method="GET", path="/v2/positions/AAPL")
+    assert isinstance(err, BrokerUnavailable) and not isinstance(err, BrokerNotFound)
+    assert err.status == 404 and not err.outcome_unknown
+    assert "not Alpaca" in str(err)
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_a_proxy_404_on_a_write_leaves_the_outcome_unknown(method):
+    err = map_exception(_api_error(404, "<html>nope</html>"), method=method, path="/v2/orders/x")
+    assert isinstance(err, BrokerUnavailable) and err.outcome_unknown
+
+
+def test_alpacas_json_404_on_delete_is_not_found():
+    body = '{"code": 40410000, "message": "order not found"}'
+    err = map_exception(_api_error(404, body), method="DELETE", path="/v2/orders/x")
+    assert isinstance(err, BrokerNotFound) and not err.outcome_unknown
+
+
+# --- 429 waits are capped (issue 9 item 6) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Retry-After": "86400"}, {"X-RateLimit-Reset": str(1000 + 86400)}],
+)
+def test_a_429_wait_hint_is_capped(headers):
+    body = '{"code": 42910000, "message": "rate limit exceeded"}'
+    err = map_http_error(
+        method="GET",
+        path="/v2/orders",
+        status=429,
+        body_text=body,
+        headers=headers,
+        now=lambda: 1000.0,
+    )
+    assert isinstance(err, BrokerRateLimited) and err.retry_after_s == 65.0
+    err = map_http_error(
+        method="GET",
+        path="/v2/orders",
+        status=429,
+        body_text=body,
+        headers=headers,
+        now=lambda: 1000.0,
+        max_pause_s=10.0,
+    )
+    assert err.retry_after_s == 10.0
+    assert "clamped" in str(err)
+
+
+def test_rate_limit_wait_names_the_header_it_used():
+    from brokerops.alpaca.errors import rate_limit_wait
+
+    wait = rate_limit_wait({"X-RateLimit-Reset": "1100"}, now=lambda: 1000.0, max_pause_s=65)
+    assert (wait.seconds, wait.header, wait.requested_s, wait.clamped) == (
+        65.0,
+        "X-RateLimit-Reset",
+        100.0,
+        True,
+    )
+    wait = rate_limit_wait({"Retry-After": "3"}, now=lambda: 1000.0, max_pause_s=65)
+    assert (wait.seconds, wait.header, wait.clamped) == (3.0, "Retry-After", False)
+    wait = rate_limit_wait({}, now=lambda: 1000.0, max_pause_s=65)
+    assert wait.seconds is None and wait.header is None
+
+
+# --- 403 is a business refusal, 401 is bad keys (issue 10) --------------------------------------
+
+
+def test_403_is_a_business_refusal_with_alpacas_details():
+    body = json.dumps(
+        {
+            "code": 40310000,
+            "message": "insufficient buying power",
+            "buying_power": "12.5",
+            "cost_basis": 190.0,
+            "unrelated": "dropped",
+        }
+    )
+    err = map_exception(_api_error(403, body), method="POST", path="/v2/orders")
+    assert isinstance(err, BrokerRejected)
+    assert err.is_business_refusal and not err.is_auth_error
+    assert err.details == {"buying_power": "12.5", "cost_basis": "190.0"}
+    assert err.broker_message == "insufficient buying power"
+
+
+def test_403_insufficient_qty_details():
+    body = json.dumps(
+        {
+            "code": 40310000,
+            "message": "insufficient qty available for order (requested: 5, available: 2)",
+            "available": "2",
+            "existing_qty": "3",
+            "held_for_orders": "1",
+            "symbol": "AAPL",
+        }
+    )
+    err = map_exception(_api_error(403, body), method="POST", path="/v2/orders")
+    assert err.details == {
+        "available": "2",
+        "existing_qty": "3",
+        "held_for_orders": "1",
+        "symbol": "AAPL",
+    }
+    assert "available=2" in str(err)
+
+
+def test_401_is_auth_not_business():
+    err = map_exception(_api_error(401, '{"message": "unauthorized."}'), method="GET", path="/x")
+    assert err.is_auth_error and not err.is_business_refusal and err.details == {}
+
+
+def test_details_never_carry_secrets_or_walls():
+    body = json.dumps({"code": 40310000, "message": "no", "symbol": f"{SECRET}\n" + "x" * 500})
+    err = map_exception(_api_error(403, body), method="POST", path="/v2/orders", secrets=(SECRET,))
+    assert SECRET not in err.details["symbol"] and "\n" not in err.details["symbol"]
+    assert len(err.details["symbol"]) <= 64
+
+
+# --- one clear line (issue 9 item 12) -----------------------------------------------------------
+
+
+def test_an_html_wall_becomes_one_short_line():
+    wall = (
+        "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title>\n<style>body{}</style>"
+        "<script>var x = 1;\n</script></head>\n<body>\n"
+        + "<p>Something went wrong.</p>\n" * 400
+        + "</body></html>"
+    )
+    err = map_exception(_api_error(502, wall), method="GET", path="/v2/positions")
+    text = str(err)
+    assert "\n" not in text and len(text) <= 200
+    assert "502 Bad Gateway" in text and "<" not in text and "var x" not in text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BrokerUnavailable("line one\nline two\r\n" + "y" * 2000),
+        BrokerMalformedResponse("a\nb"),
+        BrokerRateLimited("c\n\nd", retry_after_s=1),
+        BrokerRejected("e\nf", status=422, code=1, broker_message="m"),
+        BrokerNotFound("g\th"),
+    ],
+)
+def test_every_broker_error_message_is_one_short_line(error):
+    assert "\n" not in str(error) and "\r" not in str(error) and "\t" not in str(error)
+    assert len(str(error)) <= 400 and str(error) == error.message
+
+
+def test_parse_error_text_is_flattened():
+    err = map_exception(ValueError("bad\nqty " + "z" * 1000), method="GET", path="/v2/positions")
+    assert "\n" not in str(err) and len(str(err)) <= 400
+
+
+def test_connection_refused_names_host_and_port():
+    session = requests.Session()
+    try:
+        session.get("http://127.0.0.1:9/v2/account", timeout=2)
+    except requests.RequestException as exc:
+        err = map_exception(exc, method="GET", path="/v2/account")
+    assert isinstance(err, BrokerUnavailable)
+    assert str(err) == "GET /v2/account: connection refused (127.0.0.1:9)"

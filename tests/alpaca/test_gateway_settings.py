@@ -16,6 +16,7 @@ def no_keys(settings):
     settings.ALPACA_API_KEY = None
     settings.ALPACA_SECRET_KEY = None
     settings.ALPACA_BASE_URL = None
+    settings.ALPACA_DATA_URL = None
     settings.REDIS_URL = None
     return settings
 
@@ -57,3 +58,36 @@ def test_redis_url_gives_the_shared_redis_limiter(no_keys, redis_url):
     no_keys.REDIS_URL = redis_url
     gateway = gateway_from_settings()
     assert isinstance(gateway.limiter, RedisLimiter)
+
+
+def test_new_settings_have_their_documented_defaults(no_keys):
+    assert no_keys.ALPACA_MAX_PAUSE_S == 65
+    assert no_keys.ALPACA_MAX_ORDER_PAGES == 2000
+    assert no_keys.ALPACA_DATA_URL is None
+    gateway = gateway_from_settings()
+    assert gateway.max_pause_s == 65 and gateway.limiter.max_pause_s == 65
+    assert gateway.max_order_pages == 2000
+
+
+def test_the_paper_broker_serves_market_data_on_its_own_port(no_keys, broker):
+    no_keys.ALPACA_BASE_URL = broker.base_url
+    assert gateway_from_settings().data_url == broker.base_url
+    no_keys.ALPACA_BASE_URL = None
+    assert gateway_from_settings().data_url == PAPER_BROKER_URL
+
+
+def test_real_keys_read_market_data_from_alpaca(no_keys):
+    no_keys.ALPACA_API_KEY, no_keys.ALPACA_SECRET_KEY = "AKID", "shh"
+    assert gateway_from_settings().data_url == "https://data.alpaca.markets"
+    no_keys.ALPACA_BASE_URL = "https://proxy.example:8443"  # a trading proxy is not a data proxy
+    assert gateway_from_settings().data_url == "https://data.alpaca.markets"
+    no_keys.ALPACA_DATA_URL = "https://data-proxy.example/"
+    assert gateway_from_settings().data_url == "https://data-proxy.example"
+
+
+def test_the_caps_come_from_settings(no_keys):
+    no_keys.ALPACA_MAX_PAUSE_S = 30
+    no_keys.ALPACA_MAX_ORDER_PAGES = 7
+    gateway = gateway_from_settings()
+    assert gateway.max_pause_s == 30 and gateway.max_order_pages == 7
+    assert gateway.limiter.max_pause_s == 30

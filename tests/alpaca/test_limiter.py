@@ -163,3 +163,78 @@ def test_two_processes_share_one_budget(redis_url, prefix):
     assert len(stamps) <= allowed + 1
     # Together they used most of the budget (each alone would have taken it all).
     assert len(stamps) >= 0.8 * (rate - burst) / 60.0 * span
+
+
+# --- a 429 pause never blocks longer than ALPACA_MAX_PAUSE_S (issue 9 item 6) --------------------
+
+
+def test_in_process_pause_is_capped_and_says_why(clock):
+    limiter = InProcessLimiter(600, burst=5, clock=clock, sleep=clock.sleep, max_pause_s=65)
+    limiter.pause(86400.0)
+    with pytest.raises(BrokerRateLimited, match="paused by a 429 until") as info:
+        limiter.acquire()  # max_wait_s 60 < 65: told at once, with the reason
+    assert info.value.retry_after_s == pytest.approx(65.0)
+    clock.now += 65.0
+    limiter.acquire()  # the pause is over: one refill slot, no day-long wait
+    assert clock.sleeps == [pytest.approx(60 / 595)]
+
+
+def test_a_slot_shortage_is_not_reported_as_a_pause(clock):
+    limiter = InProcessLimiter(60, burst=1, max_wait_s=0.5, clock=clock, sleep=clock.sleep)
+    limiter.acquire()
+    with pytest.raises(BrokerRateLimited, match="no request slot within") as info:
+        limiter.acquire()
+    assert "paused" not in str(info.value)
+
+
+def _old_version_pause(redis_url, limiter, seconds):
+    """What an older brokerops left behind after a ``Retry-After: 86400``: a day-long pause key
+    and a bucket whose refill starts a day from now."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    server_now = float(client.time()[0])
+    client.set(limiter.pause_key, "1", px=int(seconds * 1000))
+    client.hset(limiter.bucket_key, mapping={"tokens": "0", "ts": str(server_now + seconds)})
+
+
+@pytest.mark.redis
+def test_redis_pause_left_by_an_older_version_cannot_block(redis_url, prefix):
+    limiter = _redis_limiter(redis_url, prefix, 6000, 50, max_wait_s=5.0, max_pause_s=1.0)
+    _old_version_pause(redis_url, limiter, 86400)
+    start = time.monotonic()
+    limiter.acquire()  # clamped to 1 s, bucket refill no later than the cap either
+    assert time.monotonic() - start <= 3.0
+
+
+@pytest.mark.redis
+def test_redis_stale_pause_is_reported_with_its_reason(redis_url, prefix, caplog):
+    import redis
+
+    limiter = _redis_limiter(redis_url, prefix, 6000, 50, max_wait_s=0.1, max_pause_s=65.0)
+    _old_version_pause(redis_url, limiter, 86400)
+    with (
+        caplog.at_level("WARNING", logger="brokerops.alpaca"),
+        pytest.raises(BrokerRateLimited) as info,
+    ):
+        limiter.acquire()
+    assert "paused by a 429 until" in str(info.value)
+    assert 60.0 < info.value.retry_after_s <= 65.0
+    # Healed for everyone: the stored pause now ends within the cap.
+    assert 0 < redis.Redis.from_url(redis_url).pttl(limiter.pause_key) <= 65_000
+    assert any("65" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.redis
+def test_redis_pause_is_capped_when_set(redis_url, prefix):
+    import redis
+
+    limiter = _redis_limiter(redis_url, prefix, 6000, 50, max_pause_s=2.0)
+    limiter.pause(86400)
+    assert 0 < redis.Redis.from_url(redis_url).pttl(limiter.pause_key) <= 2000
+
+
+def test_build_limiter_passes_the_cap():
+    limiter = build_limiter(redis_url=None, api_key="k-cap", rate_per_min=200, max_pause_s=7)
+    assert limiter.max_pause_s == 7
+    assert build_limiter(redis_url=None, api_key="k-cap", rate_per_min=200).max_pause_s == 65

@@ -168,3 +168,121 @@ def test_order_request_rejects_bad_shapes(kwargs):
     kwargs = {"symbol": "AAPL", "side": "buy", **kwargs}
     with pytest.raises((ValueError, TypeError)):
         OrderRequest(**kwargs)
+
+
+# --- type over the deprecated order_type (issue 10) ---------------------------------------------
+
+
+def test_type_wins_over_the_deprecated_order_type():
+    assert parse_order({**ORDER, "type": "stop_limit", "order_type": "limit"}).order_type == (
+        "stop_limit"
+    )
+    assert parse_order({**ORDER, "type": None, "order_type": "limit"}).order_type == "limit"
+    without = {k: v for k, v in ORDER.items() if k != "order_type"}
+    assert parse_order({**without, "type": "market"}).order_type == "market"
+
+
+# --- one bound for every broker figure (issue 9 items 1 and 10) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", Decimal(0)),
+        ("0E-20", Decimal(0)),
+        ("-0", Decimal(0)),
+        ("1e-9", Decimal("1e-9")),
+        ("0.000000001", Decimal("0.000000001")),
+        ("0.000199499", Decimal("0.000199499")),
+        ("1.500000000000000", Decimal("1.5")),  # trailing zeros are not precision
+        ("999999999999.999999999", Decimal("999999999999.999999999")),
+        ("-999999999999", Decimal("-999999999999")),
+        ("1E+5", Decimal(100000)),
+        (187.12, Decimal("187.12")),  # a JSON number: via str(), no float digits
+        (42, Decimal(42)),
+        (Decimal("3.25"), Decimal("3.25")),
+    ],
+)
+def test_bounded_decimal_accepts_figures_in_range_exactly(value, expected):
+    from brokerops.alpaca.parsing import bounded_decimal
+
+    result = bounded_decimal(value, "qty", "position AAPL")
+    assert result == expected and isinstance(result, Decimal)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("1e12", "at least 1e12"),
+        ("-1e12", "at least 1e12"),
+        ("1e20", "at least 1e12"),
+        ("1e25", "at least 1e12"),
+        (1e308, "at least 1e12"),
+        (10**400, "at least 1e12"),
+        ("1e999999999", "at least 1e12"),
+        ("-1e999999999", "at least 1e12"),
+        ("1e-10", "finer than 1e-9"),
+        ("0.0000000001", "finer than 1e-9"),
+        ("1.0000000001", "finer than 1e-9"),
+        ("1e-999999999", "finer than 1e-9"),
+        (0.30000000000000004, "finer than 1e-9"),
+        ("NaN", "not finite"),
+        ("sNaN", "not finite"),
+        ("Infinity", "not finite"),
+        (float("inf"), "not finite"),
+        (float("nan"), "not finite"),
+        ("1e9999999999999999999", "not a decimal"),
+        ("lots", "not a decimal"),
+        ("", "not a decimal"),
+        (True, "not a decimal"),
+        (None, "missing"),
+        ([1], "not a decimal"),
+    ],
+)
+def test_bounded_decimal_refuses_out_of_range_figures(value, reason):
+    from brokerops.alpaca.parsing import bounded_decimal
+
+    with pytest.raises(ParseError) as info:
+        bounded_decimal(value, "qty", "position AAPL")
+    message = str(info.value)
+    assert message.startswith("position AAPL: 'qty' ") and reason in message
+    assert len(message) < 160
+
+
+def test_bounded_decimal_is_safe_under_a_trapping_context():
+    import decimal
+
+    from brokerops.alpaca.parsing import bounded_decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 5
+        ctx.traps[decimal.Inexact] = True
+        ctx.traps[decimal.Rounded] = True
+        assert bounded_decimal("123456789012.123456789", "qty", "x") == Decimal(
+            "123456789012.123456789"
+        )
+        with pytest.raises(ParseError):
+            bounded_decimal("1e999999999", "qty", "x")
+
+
+def test_parsers_apply_the_bound_to_every_figure():
+    with pytest.raises(ParseError, match="position AAPL: 'avg_entry_price'"):
+        parse_position({"symbol": "AAPL", "qty": "1", "avg_entry_price": "1e-10"})
+    with pytest.raises(ParseError, match="'limit_price'"):
+        parse_order({**ORDER, "limit_price": "1e13"})
+    with pytest.raises(ParseError, match="asset BTC/USD: 'min_trade_increment'"):
+        parse_asset(
+            {"id": "x", "symbol": "BTC/USD", "class": "crypto", "min_trade_increment": "1e-12"}
+        )
+    with pytest.raises(ParseError, match="account: 'cash'"):
+        parse_account({"id": "acc", "cash": "1e15"})
+
+
+def test_market_value_is_bounded_in_size_not_precision():
+    # qty x price: a derived figure (never stored) that carries the places of both factors.
+    pos = parse_position(
+        {"symbol": "BTCUSD", "qty": "0.000199499", "market_value": "11.96996001497"}
+    )
+    assert pos.market_value == Decimal("11.96996001497")
+    with pytest.raises(ParseError, match="'market_value'"):
+        parse_position({"symbol": "AAPL", "qty": "1", "market_value": "1e13"})
