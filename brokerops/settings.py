@@ -15,6 +15,20 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+
+
+def _env_decimal(name: str, default: str, *, low: Decimal, high: Decimal) -> Decimal:
+    """A decimal setting within [low, high]; a bad value fails at start, naming the variable."""
+    raw = env.str(name, default=default)
+    try:
+        value = Decimal(raw.strip())
+    except ArithmeticError:
+        value = None
+    if value is None or not value.is_finite() or not low <= value <= high:
+        raise ImproperlyConfigured(f"{name} must be a number from {low} to {high}, not {raw!r}")
+    return value
+
+
 environ.Env.read_env(BASE_DIR / ".env")
 
 # A key that only ever signs development sessions. Its "django-insecure-" prefix makes
@@ -119,6 +133,10 @@ X_FRAME_OPTIONS = "DENY"
 # calling process, and the rate limiter and locks are in-process.
 REDIS_URL = env.str("REDIS_URL", default="") or None
 
+# Single-flight locks (brokerops.locks) are Redis leases this long, renewed every third of it
+# while the holder runs: a killed worker frees its lock within one lease.
+LOCK_LEASE_S = env.float("LOCK_LEASE_S", default=60.0)
+
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=REDIS_URL is None)
@@ -143,6 +161,13 @@ ALPACA_PAPER = env.bool("ALPACA_PAPER", default=True)
 ALPACA_BASE_URL = env.str("ALPACA_BASE_URL", default="") or None
 ALPACA_RATE_LIMIT_PER_MIN = env.int("ALPACA_RATE_LIMIT_PER_MIN", default=200)
 ALPACA_TIMEOUT_S = env.float("ALPACA_TIMEOUT_S", default=10.0)
+# Longest pause a 429 can impose on every worker (Retry-After / X-RateLimit-Reset are clamped).
+ALPACA_MAX_PAUSE_S = env.float("ALPACA_MAX_PAUSE_S", default=65.0)
+# A paged read of orders still going after this many pages fails as malformed (500 per page).
+ALPACA_MAX_ORDER_PAGES = env.int("ALPACA_MAX_ORDER_PAGES", default=2000)
+# Market-data API (latest trades for the risk check). Unset: https://data.alpaca.markets with
+# real keys, the paper broker's own URL without them.
+ALPACA_DATA_URL = env.str("ALPACA_DATA_URL", default="") or None
 
 # --- Intent (signals) --------------------------------------------------------------------------
 SIGNAL_STORE = env.str("SIGNAL_STORE", default="local")
@@ -153,7 +178,9 @@ FIRESTORE_SIGNALS_COLLECTION = env.str("FIRESTORE_SIGNALS_COLLECTION", default="
 # --- Orders ------------------------------------------------------------------------------------
 CLIENT_ORDER_ID_PREFIX = env.str("CLIENT_ORDER_ID_PREFIX", default="bo")
 # Risk limit: the largest order value (qty x price, or notional) sent; 0 turns the check off.
-ORDER_MAX_NOTIONAL = Decimal(env.str("ORDER_MAX_NOTIONAL", default="100000"))
+ORDER_MAX_NOTIONAL = _env_decimal(
+    "ORDER_MAX_NOTIONAL", "100000", low=Decimal(0), high=Decimal("1e12")
+)
 # PENDING signals taken per order cycle.
 ORDER_BATCH_SIZE = env.int("ORDER_BATCH_SIZE", default=200)
 # An order younger than this may not show in the broker's bulk list yet: it is left alone.
@@ -166,16 +193,31 @@ ORDER_CLAIM_TIMEOUT_S = env.int("ORDER_CLAIM_TIMEOUT_S", default=120)
 RECONCILE_ORDER_LOOKBACK_HOURS = env.int("RECONCILE_ORDER_LOOKBACK_HOURS", default=168)
 # Targeted look-ups per run to confirm an orphan or a missing order before acting on it.
 RECONCILE_MAX_CONFIRMATIONS = env.int("RECONCILE_MAX_CONFIRMATIONS", default=50)
+# Alpaca takes a crypto buy's fee in the coin received (25 bps taker): a holding short of the
+# filled quantity by at most this many basis points of it is not a QTY_MISMATCH.
+CRYPTO_FEE_TOLERANCE_BPS = _env_decimal(
+    "CRYPTO_FEE_TOLERANCE_BPS", "40", low=Decimal(0), high=Decimal(10_000)
+)
 
+# One line per event on stderr. The operator commands (reconcile, submit_orders, sync_orders)
+# keep this "console" handler to CRITICAL while they run, so an error an operator can act on is
+# one line; `-v 2` shows the log at LOG_LEVEL, and LOG_LEVEL=DEBUG adds the tracebacks.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
 
 if SIGNAL_STORE not in {"local", "firestore"}:
     raise ImproperlyConfigured(f"SIGNAL_STORE must be 'local' or 'firestore', not {SIGNAL_STORE!r}")
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}"
+    )
+if not LOCK_LEASE_S > 0:
+    raise ImproperlyConfigured("LOCK_LEASE_S must be a positive number of seconds")
 if not CLIENT_ORDER_ID_PREFIX.isalnum() or len(CLIENT_ORDER_ID_PREFIX) > 16:
     raise ImproperlyConfigured("CLIENT_ORDER_ID_PREFIX must be 1-16 letters or digits")

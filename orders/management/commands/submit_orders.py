@@ -1,10 +1,17 @@
-"""`python manage.py submit_orders [--json]`: one order cycle for PENDING signals."""
+"""`python manage.py submit_orders [--json]`: one order cycle for PENDING signals.
+
+An error an operator can act on (broker down, Redis down, bad keys) is one line on stderr and exit
+status 1; with ``--json`` the JSON object is printed too, with the failure in ``error``.
+"""
 
 import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from brokerops.locks import check_redis
 from orders.services import orders_submit_pending
+
+from ._operator import fail, operator_console, operator_error
 
 
 class Command(BaseCommand):
@@ -14,8 +21,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument("--limit", type=int, default=None, help="signals in this cycle")
 
-    def handle(self, *args, json: bool, limit: int | None, **options) -> None:
-        result = orders_submit_pending(limit=limit, actor="submit_orders command")
+    def handle(self, *args, json: bool, limit: int | None, verbosity: int = 1, **options) -> None:
+        with operator_console(verbosity):
+            try:
+                check_redis()
+                result = orders_submit_pending(limit=limit, actor="submit_orders command")
+            except Exception as exc:
+                line = operator_error(exc)
+                if line is None:
+                    raise
+                if json:
+                    self.stdout.write(jsonlib.dumps({"error": line, "signals": []}))
+                raise fail(line, stderr=self.stderr, exc=exc) from exc
         if json:
             self.stdout.write(
                 jsonlib.dumps(

@@ -1,10 +1,17 @@
-"""`python manage.py sync_orders [--json]`: refresh open order attempts from the broker."""
+"""`python manage.py sync_orders [--json]`: refresh open order attempts from the broker.
+
+An error an operator can act on (broker down, Redis down, bad keys) is one line on stderr and exit
+status 1; with ``--json`` the JSON object is printed too, with the failure in ``error``.
+"""
 
 import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from brokerops.locks import check_redis
 from orders.services import order_attempts_sync
+
+from ._operator import fail, operator_console, operator_error
 
 
 class Command(BaseCommand):
@@ -13,8 +20,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, json: bool, **options) -> None:
-        counts = order_attempts_sync(actor="sync_orders command").counts()
+    def handle(self, *args, json: bool, verbosity: int = 1, **options) -> None:
+        with operator_console(verbosity):
+            try:
+                check_redis()
+                counts = order_attempts_sync(actor="sync_orders command").counts()
+            except Exception as exc:
+                line = operator_error(exc)
+                if line is None:
+                    raise
+                if json:
+                    self.stdout.write(jsonlib.dumps({"error": line}))
+                raise fail(line, stderr=self.stderr, exc=exc) from exc
         self.stdout.write(
             jsonlib.dumps(counts) if json else " ".join(f"{k}={v}" for k, v in counts.items())
         )

@@ -1,11 +1,20 @@
-"""`python manage.py reconcile [--dry-run] [--json]`: one reconciliation run, now, here."""
+"""`python manage.py reconcile [--dry-run] [--json]`: one reconciliation run, now, here.
+
+Exit status 0 when the run completed, 1 when it failed (one line on stderr naming the cause),
+2 when another run held the lock; the run is recorded either way. With ``--json`` the run's JSON
+object is printed on stdout in every case.
+"""
 
 import json
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from brokerops.alpaca import PAPER_BROKER_URL
+from orders.management.commands._operator import (
+    fail,
+    operator_console,
+    operator_error,
+    run_error_hint,
+)
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import reconciliation_run, run_as_json
 
@@ -17,22 +26,27 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="report without repairing")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, dry_run: bool, json: bool, **options) -> None:
-        run = reconciliation_run(trigger=ReconciliationRun.Trigger.COMMAND, dry_run=dry_run)
-        report = run_as_json(run)
+    def handle(self, *args, dry_run: bool, json: bool, verbosity: int = 1, **options) -> None:
+        with operator_console(verbosity):
+            try:
+                run = reconciliation_run(trigger=ReconciliationRun.Trigger.COMMAND, dry_run=dry_run)
+            except Exception as exc:
+                # No run could be recorded (Redis down before the lock, the database down).
+                line = operator_error(exc)
+                if line is None:
+                    raise
+                if json:
+                    self.stdout.write(_dumps(_unrecorded_failure(line, dry_run=dry_run)))
+                raise fail(f"reconciliation failed: {line}", stderr=self.stderr, exc=exc) from exc
+            report = run_as_json(run)
         if json:
             self.stdout.write(_dumps(report))
         else:
             self._print(report)
         if run.status == ReconciliationRun.Status.FAILED:
-            hint = ""
-            if not settings.ALPACA_API_KEY and "BrokerUnavailable" in run.error:
-                hint = (
-                    f" (no ALPACA_API_KEY set: the built-in paper broker is expected at "
-                    f"{settings.ALPACA_BASE_URL or PAPER_BROKER_URL}; start one with "
-                    "`python -m brokerops.sim --scenario demo`, or run `./dev demo`)"
-                )
-            raise CommandError(f"run {run.pk} failed: {run.error}{hint}", returncode=1)
+            raise fail(
+                f"run {run.pk} failed: {run.error}{run_error_hint(run.error)}", stderr=self.stderr
+            )
         if run.status == ReconciliationRun.Status.SKIPPED:
             raise CommandError(f"run {run.pk} skipped: {run.error}", returncode=2)
 
@@ -52,6 +66,22 @@ class Command(BaseCommand):
             )
         if not report["mismatches"]:
             self.stdout.write("  no mismatches")
+
+
+def _unrecorded_failure(error: str, *, dry_run: bool) -> dict:
+    """The JSON object of a run that could not even be recorded: the same keys, nothing seen."""
+    return {
+        "run_id": None,
+        "status": ReconciliationRun.Status.FAILED,
+        "dry_run": dry_run,
+        "positions_seen": 0,
+        "signals_seen": 0,
+        "orders_seen": 0,
+        "api_calls": 0,
+        "duration_s": 0.0,
+        "error": error,
+        "mismatches": [],
+    }
 
 
 def _dumps(report: dict) -> str:

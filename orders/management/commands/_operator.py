@@ -1,0 +1,127 @@
+"""What the operator commands (``reconcile``, ``submit_orders``, ``sync_orders``) share.
+
+DESIGN.md section 10: an error an operator can act on (broker down, Redis down, bad keys, the
+database or the signal store unreachable, a bad setting) is one clear line on stderr and a
+non-zero exit status; tracebacks only at ``LOG_LEVEL=DEBUG``. Anything else (a bug) keeps its
+traceback.
+
+While a command runs, the ``console`` log handler (settings ``LOGGING``) shows CRITICAL records
+only: the command's own output says what happened, and the run and attempt rows hold the detail
+(retries, per-signal errors). ``-v 2`` shows the log at ``LOG_LEVEL``; ``LOG_LEVEL=DEBUG`` shows
+everything, tracebacks included. (Django skips modules starting with ``_`` when it lists
+commands, so this one is not a command.)
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError
+
+CONSOLE_HANDLER = "console"
+
+
+def debugging() -> bool:
+    """``LOG_LEVEL=DEBUG``: show the log and the tracebacks."""
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+@contextmanager
+def operator_console(verbosity: int = 1) -> Iterator[None]:
+    """Keep the console log to CRITICAL records while the command runs (see the module doc)."""
+    if verbosity >= 2 or debugging():
+        yield
+        return
+    handlers = [h for h in logging.getLogger().handlers if h.get_name() == CONSOLE_HANDLER]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.CRITICAL))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
+def operator_error(exc: BaseException) -> str | None:
+    """One line saying what failed and what to do, for a failure an operator can act on;
+    ``None`` for anything else (a bug keeps its traceback)."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    from brokerops.alpaca import (
+        BrokerError,
+        BrokerMalformedResponse,
+        BrokerRateLimited,
+        BrokerRejected,
+    )
+    from brokerops.intent.store import SignalStoreError
+    from brokerops.locks import LockUnavailable, redis_unreachable
+
+    if isinstance(exc, LockUnavailable):
+        line = str(exc)
+    elif isinstance(exc, redis.RedisError) and settings.REDIS_URL:
+        line = str(redis_unreachable(settings.REDIS_URL, exc))
+    elif isinstance(exc, BrokerRejected) and exc.status == 401:
+        line = f"the broker refused the API keys: {exc}{keys_hint()}"
+    elif isinstance(exc, BrokerRejected):
+        line = f"the broker refused the request: {exc}"
+    elif isinstance(exc, BrokerRateLimited):
+        line = f"the broker is rate limiting this account: {exc}"
+    elif isinstance(exc, BrokerMalformedResponse):
+        line = f"the broker's answer is malformed: {exc}"
+    elif isinstance(exc, BrokerError):
+        line = f"the broker is unavailable: {exc}{paper_broker_hint()}"
+    elif isinstance(exc, SignalStoreError):
+        line = f"the signal store is unavailable: {exc}"
+    elif isinstance(exc, OperationalError | InterfaceError):
+        line = f"the database is unavailable: {exc}"
+    elif isinstance(exc, ImproperlyConfigured):
+        line = f"configuration: {exc}"
+    else:
+        return None
+    return one_line(line)
+
+
+def run_error_hint(error: str) -> str:
+    """What to do about a failed reconciliation run, from its recorded error."""
+    if error.startswith("BrokerRejected") and "HTTP 401" in error:
+        return keys_hint()
+    if error.startswith("BrokerUnavailable"):
+        return paper_broker_hint()
+    return ""
+
+
+def keys_hint() -> str:
+    if not settings.ALPACA_API_KEY:
+        return " (no ALPACA_API_KEY set: the built-in paper broker's keys were sent)"
+    return " (check ALPACA_API_KEY and ALPACA_SECRET_KEY)"
+
+
+def paper_broker_hint() -> str:
+    from brokerops.alpaca import PAPER_BROKER_URL
+
+    if settings.ALPACA_API_KEY:
+        return ""
+    return (
+        f" (no ALPACA_API_KEY set: the built-in paper broker is expected at "
+        f"{settings.ALPACA_BASE_URL or PAPER_BROKER_URL}; start one with "
+        "`python -m brokerops.sim --scenario demo`, or run `./dev demo`)"
+    )
+
+
+def fail(line: str, *, stderr, exc: BaseException | None = None) -> CommandError:
+    """The ``CommandError`` to raise for ``line`` (Django prints it as one line on stderr, exit
+    status 1); at ``LOG_LEVEL=DEBUG`` the traceback of ``exc`` is written first."""
+    if exc is not None and debugging():
+        stderr.write("".join(traceback.format_exception(exc)).rstrip("\n"))
+    return CommandError(one_line(line), returncode=1)
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
