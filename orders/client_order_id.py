@@ -7,7 +7,8 @@ order service adopts the earlier order) and what lets reconciliation recognise o
 import hashlib
 import re
 
-MAX_LENGTH = 128  # Alpaca's limit
+from brokerops.fields import CLIENT_ORDER_ID_MAX as MAX_LENGTH  # Alpaca's limit
+
 LEGS = frozenset({"entry", "exit"})
 _READABLE = re.compile(r"[A-Za-z0-9_.:-]+")
 

@@ -7,7 +7,7 @@ order service resolves by ``client_order_id``; it is never resent blindly.
 from django.db import models
 from django.utils import timezone
 
-from brokerops.fields import CLIENT_ORDER_ID_MAX, price_field, qty_field
+from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
 
 
 class OrderAttempt(models.Model):
@@ -38,7 +38,7 @@ class OrderAttempt(models.Model):
     )
 
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, unique=True)
-    signal_id = models.CharField(max_length=255, blank=True, db_index=True)
+    signal_id = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, db_index=True)
     leg = models.CharField(max_length=16, default="entry")
     alpaca_order_id = models.CharField(max_length=64, blank=True, db_index=True)
 
@@ -91,6 +91,7 @@ class OrderEvent(models.Model):
     class Kind(models.TextChoices):
         CREATED = "created", "Attempt recorded"
         VALIDATION_FAILED = "validation_failed", "Validation failed (nothing sent)"
+        DEFERRED = "deferred", "Deferred (a check could not be made: nothing sent)"
         REQUEST_SENT = "request_sent", "Request sent"
         RESPONSE = "response", "Broker response"
         ERROR = "error", "Broker error"

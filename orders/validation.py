@@ -26,11 +26,13 @@ class RiskLimits:
 
 @dataclass(frozen=True)
 class OrderPlan:
-    """Either ``request`` (send it) or ``reasons`` (reject the signal, send nothing)."""
+    """``request`` (send it), ``reasons`` (reject the signal, send nothing), or ``deferred``
+    (send nothing now, the signal stays PENDING: a check could not be made, e.g. no price)."""
 
     request: OrderRequest | None
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    deferred: str = ""
 
     @property
     def ok(self) -> bool:
@@ -49,8 +51,9 @@ def order_plan(
     """Validate ``signal`` against ``asset`` and the limits.
 
     ``held_qty`` is the signed position Alpaca reports for the symbol (a sell beyond a long
-    holding opens a short); ``reference_price`` (e.g. the position's current price) lets the
-    notional limit be checked for market orders by quantity.
+    holding opens a short); ``reference_price`` (the latest trade from Alpaca's market data)
+    prices orders by quantity that carry no price of their own. Risk checks fail closed: with a
+    max notional set and no price to check it against, the plan is ``deferred``, never sent.
     """
     reasons: list[str] = []
     notes: list[str] = []
@@ -77,6 +80,8 @@ def order_plan(
             reasons.append(f"{price_name} is required for {order_type} orders")
         elif (problem := _increment_problem(price_name, price, asset, crypto)) is not None:
             reasons.append(problem)
+    if crypto:
+        reasons += _crypto_size_problems(signal, asset, reference_price)
 
     tif, tif_problem = _time_in_force(signal, crypto=crypto, fractional=fractional)
     if tif_problem:
@@ -90,15 +95,18 @@ def order_plan(
             reasons.append(f"{signal.symbol} is not shortable (sell exceeds the long holding)")
 
     estimate = _notional_estimate(signal, reference_price)
+    deferred = ""
     if limits.max_notional is not None:
         if estimate is None:
-            notes.append("max notional not checked: no reference price for this market order")
+            deferred = "no market price to check the max notional against: not sent"
         elif estimate > limits.max_notional:
             reasons.append(
                 f"order value {estimate} exceeds the max notional per order {limits.max_notional}"
             )
     if reasons:
         return OrderPlan(None, tuple(reasons), tuple(notes))
+    if deferred:
+        return OrderPlan(None, (), tuple(notes), deferred=deferred)
     request = OrderRequest(
         symbol=signal.symbol,
         side=str(signal.side),
@@ -127,6 +135,29 @@ def _increment_problem(name: str, price: Decimal, asset: Asset, crypto: bool) ->
             f"{'at or above' if places == 2 else 'below'} $1.00"
         )
     return None
+
+
+CRYPTO_MIN_COST = Decimal(1)  # Alpaca's minimum crypto order value, in USD
+
+
+def _crypto_size_problems(
+    signal: Signal, asset: Asset, reference_price: Decimal | None
+) -> list[str]:
+    """Alpaca's crypto minimums: ``min_order_size``, ``min_trade_increment``, $1 of cost."""
+    problems = []
+    qty = signal.qty
+    if qty is not None:
+        if asset.min_order_size and qty < asset.min_order_size:
+            problems.append(
+                f"qty {qty} is below {signal.symbol}'s minimum order size {asset.min_order_size}"
+            )
+        step = asset.min_trade_increment
+        if step and qty % step != 0:
+            problems.append(f"qty {qty} is not a multiple of the trade increment {step}")
+    cost = _notional_estimate(signal, reference_price)
+    if cost is not None and cost < CRYPTO_MIN_COST:
+        problems.append(f"order value {cost} is below the ${CRYPTO_MIN_COST} crypto minimum")
+    return problems
 
 
 def _time_in_force(signal: Signal, *, crypto: bool, fractional: bool) -> tuple[str, str | None]:

@@ -11,10 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from brokerops.alpaca import AlpacaGateway, BrokerNotFound, CallCount, Order
+from orders.services.lookups import PARALLEL_LOOKUPS, order_or_none
 
 from .diff import Finding, ReconciliationErrors
-
-PARALLEL_LOOKUPS = 4
 
 
 @dataclass
@@ -50,18 +49,15 @@ def confirm_findings(
             return True
         return False
 
-    def order_or_none(client_order_id: str) -> Order | None:
-        try:
-            return gateway.get_order_by_client_id(client_order_id)
-        except BrokerNotFound:
-            return None
+    def order_look_up(client_order_id: str) -> Order | None:
+        return order_or_none(gateway, client_order_id)
 
     lookups = Lookups()
     if not symbols and not client_ids:
         return lookups
     with ThreadPoolExecutor(PARALLEL_LOOKUPS, initializer=calls.include_current_thread) as pool:
         absent = _map(pool, position_absent, symbols)
-        found = _map(pool, order_or_none, client_ids)
+        found = _map(pool, order_look_up, client_ids)
         lookups.position_absent = dict(zip(symbols, absent(), strict=True))
         lookups.orders = dict(zip(client_ids, found(), strict=True))
     return lookups

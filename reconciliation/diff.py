@@ -13,11 +13,12 @@ never as an orphan.
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from orders.broker_status import attempt_status_for
+from orders.pairing import pair_attempts_with_orders
 
 
 class ReconciliationErrors(StrEnum):
@@ -43,6 +44,7 @@ class Severity(StrEnum):
 class PositionFact:
     symbol_key: str
     qty: Decimal  # signed: negative for a short
+    crypto: bool = False  # Alpaca takes a crypto buy's fee in the coin received
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ class DiffInput:
     open_attempt_statuses: frozenset[str] = field(
         default_factory=lambda: frozenset({"open", "partially_filled"})
     )
+    # A crypto holding short of the expected quantity by at most this many basis points of it
+    # is the buy's fee, not a mismatch (DESIGN 4, CRYPTO_FEE_TOLERANCE_BPS).
+    crypto_fee_tolerance_bps: Decimal = Decimal(0)
 
 
 ACTIVE = "ACTIVE"
@@ -125,7 +130,9 @@ def diff(data: DiffInput) -> list[Finding]:
     """Every mismatch between the broker's facts and the intent, in a stable order."""
     in_flight = _symbols_with_orders_in_flight(data)
     findings: list[Finding] = []
-    findings += position_findings(data.positions, data.signals, in_flight)
+    findings += position_findings(
+        data.positions, data.signals, in_flight, fee_tolerance_bps=data.crypto_fee_tolerance_bps
+    )
     findings += order_findings(data)
     findings += [
         Finding(
@@ -143,11 +150,16 @@ def position_findings(
     positions: Iterable[PositionFact],
     signals: Iterable[SignalFact],
     in_flight: frozenset[str] = frozenset(),
+    *,
+    fee_tolerance_bps: Decimal = Decimal(0),
 ) -> list[Finding]:
     """Holdings against ACTIVE intent, per symbol."""
     held: dict[str, Decimal] = defaultdict(Decimal)
+    crypto: set[str] = set()
     for position in positions:
         held[position.symbol_key] += position.qty
+        if position.crypto:
+            crypto.add(position.symbol_key)
     active: dict[str, list[SignalFact]] = defaultdict(list)
     for signal in signals:
         if signal.status == ACTIVE:
@@ -157,12 +169,24 @@ def position_findings(
     for symbol in sorted(active.keys() | {s for s, q in held.items() if q != 0}):
         expecting = active.get(symbol, [])
         actual = held.get(symbol, Decimal(0))
-        findings += _symbol_findings(symbol, expecting, actual, symbol in in_flight)
+        tolerance = fee_tolerance_bps if symbol in crypto else Decimal(0)
+        findings += _symbol_findings(symbol, expecting, actual, symbol in in_flight, tolerance)
     return findings
 
 
+def _within_fee(expected: Decimal, actual: Decimal, tolerance_bps: Decimal) -> bool:
+    """A long crypto holding short of a buy's quantity by at most the fee tolerance."""
+    if not tolerance_bps or expected <= 0 or not 0 < actual <= expected:
+        return False
+    return expected - actual <= expected * tolerance_bps / 10_000
+
+
 def _symbol_findings(
-    symbol: str, expecting: list[SignalFact], actual: Decimal, order_in_flight: bool
+    symbol: str,
+    expecting: list[SignalFact],
+    actual: Decimal,
+    order_in_flight: bool,
+    fee_tolerance_bps: Decimal = Decimal(0),
 ) -> list[Finding]:
     lag_note = "an order is in flight on this symbol: the position may lag the fill"
     if not expecting:
@@ -229,6 +253,8 @@ def _symbol_findings(
             )
         ]
     if expected is not None and expected != actual:
+        if _within_fee(expected, actual, fee_tolerance_bps):
+            return []  # the coin Alpaca kept as the buy's fee
         return [
             Finding(
                 kind=ReconciliationErrors.QTY_MISMATCH,
@@ -253,29 +279,30 @@ def _expected_sign(expecting: list[SignalFact], expected: Decimal | None) -> int
 
 def order_findings(data: DiffInput) -> list[Finding]:
     """Our order attempts against the broker's order list; orders of ours we never recorded."""
-    by_client_id = {order.client_order_id: order for order in data.orders}
     recorded = {attempt.client_order_id for attempt in data.attempts}
-    findings: list[Finding] = []
-    for attempt in data.attempts:
-        if attempt.status not in data.open_attempt_statuses:
-            continue
-        order = by_client_id.get(attempt.client_order_id)
-        if order is None:
-            if data.now is not None and data.now - attempt.created_at < data.grace:
-                continue  # placed moments ago: the bulk list may not show it yet
-            findings.append(
-                Finding(
-                    kind=ReconciliationErrors.ORDER_NOT_FOUND,
-                    severity=Severity.WARNING,
-                    symbol=attempt.symbol_key,
-                    signal_id=attempt.signal_id,
-                    client_order_id=attempt.client_order_id,
-                    alpaca_order_id=attempt.alpaca_order_id,
-                    detail="open attempt absent from Alpaca's order list",
-                    needs_confirmation=True,
-                )
-            )
-        elif (
+    open_attempts = [a for a in data.attempts if a.status in data.open_attempt_statuses]
+    # Without a clock every absent attempt is old enough to report.
+    pairing = pair_attempts_with_orders(
+        open_attempts,
+        data.orders,
+        now=data.now or datetime.max.replace(tzinfo=UTC),
+        grace=data.grace if data.now is not None else timedelta(0),
+    )
+    findings: list[Finding] = [
+        Finding(
+            kind=ReconciliationErrors.ORDER_NOT_FOUND,
+            severity=Severity.WARNING,
+            symbol=attempt.symbol_key,
+            signal_id=attempt.signal_id,
+            client_order_id=attempt.client_order_id,
+            alpaca_order_id=attempt.alpaca_order_id,
+            detail="open attempt absent from Alpaca's order list",
+            needs_confirmation=True,
+        )
+        for attempt in pairing.absent
+    ]
+    for attempt, order in pairing.paired:
+        if (
             order.status != attempt.broker_status
             or attempt_status_for(order.status) != attempt.status
         ):
@@ -292,6 +319,8 @@ def order_findings(data: DiffInput) -> list[Finding]:
                     f"Alpaca {order.status}",
                 )
             )
+    position = {a.client_order_id: i for i, a in enumerate(open_attempts)}
+    findings.sort(key=lambda f: position[f.client_order_id])  # the attempts' order, as given
     prefix = f"{data.client_order_id_prefix}-"
     for order in data.orders:
         if order.client_order_id.startswith(prefix) and order.client_order_id not in recorded:

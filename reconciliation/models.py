@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from brokerops.fields import CLIENT_ORDER_ID_MAX, qty_field
+from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, qty_field
 
 
 class ReconciliationRun(models.Model):
@@ -91,6 +91,7 @@ class Mismatch(models.Model):
         ATTEMPT_MARKED_MISSING = "attempt_marked_missing", "Order attempt marked missing"
         ATTEMPT_STATUS_UPDATED = "attempt_status_updated", "Order attempt updated to broker status"
         ORDER_ADOPTED = "order_adopted", "Order adopted into the audit trail"
+        REPAIR_STARTED = "repair_started", "Repair started (no outcome recorded: it stopped)"
         DRY_RUN = "dry_run", "None (dry run)"
         REPAIR_SKIPPED = "repair_skipped", "Repair skipped (state moved since the read)"
         REPAIR_FAILED = "repair_failed", "Repair failed"
@@ -99,7 +100,7 @@ class Mismatch(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     severity = models.CharField(max_length=16, choices=Severity.choices)
     symbol = models.CharField(max_length=32, blank=True, db_index=True)
-    signal_id = models.CharField(max_length=255, blank=True, db_index=True)
+    signal_id = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, db_index=True)
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, blank=True, db_index=True)
     alpaca_order_id = models.CharField(max_length=64, blank=True, db_index=True)
     expected_qty = qty_field()

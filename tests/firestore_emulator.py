@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,20 +92,22 @@ def _wait_until_ready(process: subprocess.Popen, host: str, log_path: Path) -> N
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
     log = log_path.read_text(errors="replace")[-4000:]
-    pytest.fail(
+    raise EmulatorFailed(
         f"the Firestore emulator did not start on {host} "
-        f"(exit code {process.poll()}); its log:\n{log}",
-        pytrace=False,
+        f"(exit code {process.poll()}); its log:\n{log}"
     )
 
 
-@pytest.fixture(scope="session")
-def firestore_emulator(tmp_path_factory) -> FirestoreEmulator:
-    """A Firestore emulator for the whole session. Not installed: skipped, or failed on CI
-    (``BROKEROPS_REQUIRE_SERVICES=1``); installed but not starting: always a failure."""
+class EmulatorFailed(Exception):
+    """The emulator is installed but could not be started."""
+
+
+@contextlib.contextmanager
+def running_emulator(log_path: Path) -> Iterator[FirestoreEmulator]:
+    """Start an emulator on a free port (its log in ``log_path``), stop it on exit. Raises
+    :class:`EmulatorFailed`; a missing installation goes through ``require_service``."""
     port = _free_port()
     host = f"127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
     with log_path.open("wb") as log:
         try:
             process = subprocess.Popen(
@@ -115,12 +118,24 @@ def firestore_emulator(tmp_path_factory) -> FirestoreEmulator:
                 start_new_session=True,
             )
         except OSError as exc:
-            pytest.fail(f"cannot start the Firestore emulator: {exc}", pytrace=False)
+            raise EmulatorFailed(f"cannot start the Firestore emulator: {exc}") from exc
         try:
             _wait_until_ready(process, host, log_path)
             yield FirestoreEmulator(host=host, project=EMULATOR_PROJECT)
         finally:
             _stop_process_group(process)
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(tmp_path_factory) -> Iterator[FirestoreEmulator]:
+    """A Firestore emulator for the whole session. Not installed: skipped, or failed on CI
+    (``BROKEROPS_REQUIRE_SERVICES=1``); installed but not starting: always a failure."""
+    log_path = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
+    try:
+        with running_emulator(log_path) as emulator:
+            yield emulator
+    except EmulatorFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _stop_process_group(process: subprocess.Popen) -> None:

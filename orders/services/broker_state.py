@@ -256,7 +256,7 @@ def signals_follow_attempts(
                 kind=OrderEvent.Kind.SIGNAL_TRANSITION,
                 status_from=str(result.expected_status),
                 status_to=str(result.new_status if result.applied else result.actual_status or ""),
-                message=f"signal {result.signal_id}: {result.outcome}"
+                message=f"signal {result.signal_id!r}: {result.outcome}"
                 + (f" ({result.detail})" if result.detail else ""),
                 actor=actor,
             )

@@ -11,8 +11,8 @@ The rules (DESIGN.md section 5):
 
 import hashlib
 import logging
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -30,61 +30,21 @@ from brokerops.alpaca import (
     Position,
 )
 from brokerops.boundaries import broker_gateway, signal_store
-from brokerops.intent.schema import Signal, SignalStatus
-from brokerops.intent.store import SignalStore
+from brokerops.intent.schema import OrderType, Signal, SignalStatus, audit_signal_id
+from brokerops.intent.store import SignalStore, SignalStoreError
 from orders.client_order_id import client_order_id_for
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
 from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
 from .events import order_event_record
+from .invalid import reject_invalid_signal
+from .outcomes import Outcome, SignalOutcome, SubmitResult
 
 logger = logging.getLogger(__name__)
 Status = OrderAttempt.Status
-
-
-class Outcome:
-    SUBMITTED = "submitted"  # accepted by Alpaca now
-    ADOPTED = "adopted"  # an earlier send had landed: that order is ours
-    REJECTED = "rejected"  # by validation or by Alpaca; the signal is REJECTED
-    UNKNOWN = "unknown"  # outcome unknown: resolved by client_order_id next cycle
-    DEFERRED = "deferred"  # not sent now (rate limited, broker unavailable before sending)
-    BUSY = "busy"  # another worker holds this signal's attempt
-    ALREADY = "already"  # the attempt had reached the broker before this cycle
-
-
-@dataclass
-class SignalOutcome:
-    signal_id: str
-    client_order_id: str
-    outcome: str
-    reason: str = ""
-    alpaca_order_id: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "signal_id": self.signal_id,
-            "client_order_id": self.client_order_id,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "alpaca_order_id": self.alpaca_order_id,
-        }
-
-
-@dataclass
-class SubmitResult:
-    outcomes: list[SignalOutcome] = field(default_factory=list)
-    invalid_signals: int = 0
-    api_calls: int = 0
-
-    def counts(self) -> dict[str, int]:
-        counts = Counter(o.outcome for o in self.outcomes)
-        return {
-            "signals": len(self.outcomes),
-            "invalid_signals": self.invalid_signals,
-            "api_calls": self.api_calls,
-            **dict(sorted(counts.items())),
-        }
+# Orders that carry no price of their own: the risk check prices them from market data.
+_UNPRICED_TYPES = frozenset({OrderType.MARKET})
 
 
 @dataclass
@@ -94,6 +54,37 @@ class _Cycle:
     actor: str
     positions: dict[str, Position]
     limits: RiskLimits
+    prices: dict[str, Decimal]  # symbol_key -> latest trade price (Alpaca's market data)
+    prices_error: str = ""  # why prices could not be read (orders needing one are deferred)
+
+
+def _open_cycle(
+    signals: list[Signal], *, gateway: AlpacaGateway, store: SignalStore, actor: str
+) -> _Cycle:
+    """What every order of a cycle is checked against, read in bulk: positions (a 401 or an
+    unavailable broker raises: nothing can be sent) and the latest trade of every symbol."""
+    positions = {p.symbol_key: p for p in gateway.list_positions()}
+    prices: dict[str, Decimal] = {}
+    prices_error = ""
+    symbols = sorted({s.symbol for s in signals if s.order_type in _UNPRICED_TYPES})
+    if symbols:
+        try:
+            prices = gateway.latest_trade_prices(symbols)
+        except BrokerRejected as exc:
+            if exc.is_auth_error:
+                raise
+            prices_error = f"market data refused: {exc}"
+        except BrokerError as exc:  # orders that need a price are deferred with this reason
+            prices_error = f"market data unavailable: {exc}"
+    return _Cycle(
+        gateway=gateway,
+        store=store,
+        actor=actor,
+        positions=positions,
+        limits=RiskLimits(max_notional=settings.ORDER_MAX_NOTIONAL or None),
+        prices=prices,
+        prices_error=prices_error,
+    )
 
 
 def orders_submit_pending(
@@ -106,39 +97,64 @@ def orders_submit_pending(
 ) -> SubmitResult:
     """One order cycle: every PENDING signal (up to ``limit``, default ``ORDER_BATCH_SIZE``).
 
-    Reads signals, assets and positions in bulk, then sends one order per signal. A 429 stops
-    the cycle (the gateway's limiter pauses every worker); what was not sent waits for the next
-    cycle. Invalid signal documents are counted and left alone. ``shard=(index, count)`` takes
-    only the signals whose id hashes to ``index`` (of ``count``), so parallel workers split the
-    work instead of contending for the same signals.
+    Reads signals, assets, positions and latest prices in bulk, then sends one order per
+    signal. A 429 stops the cycle (the gateway's limiter pauses every worker); what was not
+    sent waits for the next cycle. A failure on one signal is recorded on it and the cycle goes
+    on; only a 401 (bad keys) stops it (raised). A PENDING document whose status reads PENDING
+    but that does not parse is REJECTED with the reasons (nothing is sent); one whose status
+    cannot be read is never touched. ``shard=(index, count)`` takes only the signals whose id
+    hashes to ``index`` (of ``count``), so parallel workers split the work instead of
+    contending for the same signals.
     """
     gateway = gateway or broker_gateway()
     store = store or signal_store()
     limit = limit or settings.ORDER_BATCH_SIZE
     read = store.read(statuses=[SignalStatus.PENDING])
     result = SubmitResult(invalid_signals=len(read.invalid))
-    signals = read.signals
+    signals, invalid = read.signals, read.invalid
     if shard is not None:
         index, count = shard
         signals = [s for s in signals if _shard_of(s.id, count) == index]
+        invalid = [s for s in invalid if _shard_of(s.id, count) == index]
+    result.outcomes += [
+        _guarded(doc.id, lambda doc=doc: reject_invalid_signal(doc, store=store, actor=actor))
+        for doc in invalid[:limit]
+    ]
     signals = signals[:limit]
     if not signals:
         return result
     with gateway.count_calls(current_thread_only=True) as calls:
-        cycle = _Cycle(
-            gateway=gateway,
-            store=store,
-            actor=actor,
-            positions={p.symbol_key: p for p in gateway.list_positions()},
-            limits=RiskLimits(max_notional=settings.ORDER_MAX_NOTIONAL or None),
-        )
+        cycle = _open_cycle(signals, gateway=gateway, store=store, actor=actor)
         for signal in signals:
-            outcome = _submit_one(signal, cycle)
+            outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
             result.outcomes.append(outcome)
-            if outcome.outcome == Outcome.DEFERRED and "rate limited" in outcome.reason:
+            if outcome.halts_cycle:
                 break
     result.api_calls = calls.total
     return result
+
+
+def _guarded(signal_id: str, submit: Callable[[], SignalOutcome]) -> SignalOutcome:
+    """One signal never stops the cycle: an error is recorded on its attempt (when there is
+    one) and returned as FAILED. Bad keys (401) are everybody's problem: they propagate."""
+    try:
+        return submit()
+    except BrokerRejected as exc:
+        if exc.is_auth_error:
+            raise
+        failure: Exception = exc
+    except Exception as exc:  # noqa: BLE001 - recorded on the signal's attempt and logged
+        failure = exc
+    coid = client_order_id_for(signal_id=signal_id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+    reason = f"{type(failure).__name__}: {failure}"
+    logger.error("order cycle: signal %r failed: %s", signal_id, reason)
+    # A broker or store failure is an operator's one line; anything else is a bug: traceback.
+    expected = isinstance(failure, BrokerError | SignalStoreError)
+    logger.log(logging.DEBUG if expected else logging.ERROR, "traceback", exc_info=failure)
+    attempt = OrderAttempt.objects.filter(client_order_id=coid).first()
+    if attempt is not None:
+        order_event_record(attempt=attempt, kind=OrderEvent.Kind.ERROR, message=reason[:2000])
+    return SignalOutcome(signal_id, coid, Outcome.FAILED, reason)
 
 
 def _shard_of(signal_id: str, count: int) -> int:
@@ -155,15 +171,8 @@ def order_submit(
     """Submit one PENDING signal (see :func:`orders_submit_pending` for the rules)."""
     gateway = gateway or broker_gateway()
     store = store or signal_store()
-    positions = {p.symbol_key: p for p in gateway.list_positions()}
-    cycle = _Cycle(
-        gateway,
-        store,
-        actor,
-        positions,
-        RiskLimits(max_notional=settings.ORDER_MAX_NOTIONAL or None),
-    )
-    return _submit_one(signal, cycle)
+    cycle = _open_cycle([signal], gateway=gateway, store=store, actor=actor)
+    return _guarded(signal.id, lambda: _submit_one(signal, cycle))
 
 
 def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
@@ -190,6 +199,12 @@ def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
         plan = _plan(signal, coid, cycle)
     except BrokerError as exc:  # the asset list could not be read: not the signal's fault
         return _deferred(signal, attempt, f"assets unavailable: {exc}")
+    if plan.deferred:
+        why = f"{plan.deferred} ({cycle.prices_error})" if cycle.prices_error else plan.deferred
+        order_event_record(
+            attempt=attempt, kind=OrderEvent.Kind.DEFERRED, message=why, actor=cycle.actor
+        )
+        return _deferred(signal, attempt, why)
     if not plan.ok:
         return _reject(signal, attempt, cycle, "; ".join(plan.reasons), by_validation=True)
     return _send(signal, attempt, plan, cycle)
@@ -205,7 +220,7 @@ def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
         with transaction.atomic():
             attempt = OrderAttempt.objects.create(
                 client_order_id=coid,
-                signal_id=signal.id,
+                signal_id=audit_signal_id(signal.id),
                 leg="entry",
                 symbol=signal.symbol,
                 side=str(signal.side),
@@ -221,7 +236,7 @@ def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
             order_event_record(
                 attempt=attempt,
                 kind=OrderEvent.Kind.CREATED,
-                message=f"attempt for signal {signal.id}",
+                message=f"attempt for signal {signal.id!r}",
                 status_to=Status.CREATED,
             )
         return attempt
@@ -282,9 +297,9 @@ def _look_up(attempt: OrderAttempt, cycle: _Cycle) -> _LookUp:
 
 def _plan(signal: Signal, coid: str, cycle: _Cycle) -> OrderPlan:
     position = cycle.positions.get(signal.symbol_key)
-    reference = None
-    if position is not None and position.market_value is not None and position.qty:
-        reference = abs(position.market_value / position.qty)
+    reference = cycle.prices.get(signal.symbol_key)
+    if reference is None and position is not None and position.market_value and position.qty:
+        reference = abs(position.market_value / position.qty)  # Alpaca's own mark
     asset = cycle.gateway.find_asset(signal.symbol)  # BrokerError: the caller defers
     return order_plan(
         signal=signal,
@@ -317,8 +332,12 @@ def _send(signal: Signal, attempt: OrderAttempt, plan: OrderPlan, cycle: _Cycle)
             kind=OrderEvent.Kind.ERROR,
             http_status=exc.status,
             message=str(exc),
+            payload={"broker": exc.details} if getattr(exc, "details", None) else None,
             actor=cycle.actor,
         )
+        if exc.is_auth_error:  # bad keys: nothing was applied; stop the whole cycle
+            _deferred(signal, attempt, "broker refused the credentials (401)")
+            raise
         if exc.is_duplicate_client_order_id:
             # An earlier send landed: that order is this signal's order.
             look = _look_up(attempt, cycle)
@@ -334,7 +353,9 @@ def _send(signal: Signal, attempt: OrderAttempt, plan: OrderPlan, cycle: _Cycle)
             message=f"rate limited; retry after {exc.retry_after_s}s",
             actor=cycle.actor,
         )
-        return _deferred(signal, attempt, "rate limited: not applied, next cycle")
+        deferred = _deferred(signal, attempt, "rate limited: not applied, next cycle")
+        deferred.halts_cycle = True
+        return deferred
     except BrokerError as exc:
         outcome_unknown = getattr(exc, "outcome_unknown", True)
         order_event_record(
@@ -504,7 +525,7 @@ def _move_signal(
         kind=OrderEvent.Kind.SIGNAL_TRANSITION,
         status_from=str(expected),
         status_to=str(new if result.applied else result.actual_status or ""),
-        message=f"signal {signal.id}: {result.outcome}"
+        message=f"signal {signal.id!r}: {result.outcome}"
         + (f" ({result.detail})" if result.detail else ""),
         actor=cycle.actor,
     )

@@ -9,12 +9,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from brokerops.alpaca import AlpacaGateway, BrokerNotFound
+from brokerops.alpaca import AlpacaGateway
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore
 from orders.models import OrderAttempt
+from orders.pairing import MISSING_REASON, orders_read_after, pair_attempts_with_orders
 
 from .broker_state import order_attempts_apply_broker_orders, order_attempts_mark_missing
+from .lookups import orders_confirm_absent
 
 logger = logging.getLogger(__name__)
 
@@ -71,34 +73,26 @@ def order_attempts_sync(
         return result
     now = timezone.now()
     with gateway.count_calls(current_thread_only=True) as calls:
-        after = attempts[0].created_at - timedelta(minutes=5)
+        after = orders_read_after(oldest_attempt_at=attempts[0].created_at, now=now)
         orders = gateway.list_orders(status="all", after=after)
         result.orders_listed = len(orders)
-        by_client_id = {o.client_order_id: o for o in orders}
-        pairs, absent = [], []
-        for attempt in attempts:
-            order = by_client_id.get(attempt.client_order_id)
-            if order is not None:
-                pairs.append((attempt, order))
-            elif now - attempt.created_at >= timedelta(seconds=settings.ORDER_GRACE_S):
-                absent.append(attempt)
-        missing = []
-        budget = settings.RECONCILE_MAX_CONFIRMATIONS
-        for attempt in absent[:budget]:
-            try:
-                pairs.append((attempt, gateway.get_order_by_client_id(attempt.client_order_id)))
-            except BrokerNotFound:
-                missing.append(attempt)
-        result.unconfirmed = max(0, len(absent) - budget)
+        pairing = pair_attempts_with_orders(
+            attempts, orders, now=now, grace=timedelta(seconds=settings.ORDER_GRACE_S)
+        )
+        check = orders_confirm_absent(
+            pairing.absent,
+            gateway=gateway,
+            calls=calls,
+            budget=settings.RECONCILE_MAX_CONFIRMATIONS,
+        )
+        result.unconfirmed = len(check.unconfirmed)
     result.api_calls = calls.total
+    pairs = pairing.paired + check.found
     for change in order_attempts_apply_broker_orders(pairs=pairs, store=store, actor=actor):
         result.changes[change.status_to] += 1
-    if missing:
+    if check.missing:
         order_attempts_mark_missing(
-            attempts=missing,
-            store=store,
-            actor=actor,
-            why="order not found at Alpaca (404 by client_order_id): canceled by hand?",
+            attempts=check.missing, store=store, actor=actor, why=MISSING_REASON
         )
-        result.missing = len(missing)
+        result.missing = len(check.missing)
     return result

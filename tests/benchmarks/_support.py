@@ -3,6 +3,7 @@ child process (so the benchmark's own memory is measured alone), query counting.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import resource
@@ -21,8 +22,10 @@ def setup_django(label: str) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokerops.settings")
     if "DATABASE_URL" not in os.environ:
-        path = Path(tempfile.gettempdir()) / f"brokerops-bench-{label}.sqlite3"
+        # One file per process: two benchmarks at once must not share (and delete) a database.
+        path = Path(tempfile.gettempdir()) / f"brokerops-bench-{label}-{os.getpid()}.sqlite3"
         path.unlink(missing_ok=True)
+        atexit.register(path.unlink, missing_ok=True)
         os.environ["DATABASE_URL"] = f"sqlite:///{path}"
     _create_postgres_database(os.environ["DATABASE_URL"])
     import django

@@ -150,7 +150,8 @@ def test_max_notional_per_order():
     p = plan(signal(qty="20"), limits=limits, reference_price=D("60"))
     assert not p.ok
     p = plan(signal(qty="20"), limits=limits)
-    assert p.ok and "not checked" in p.notes[0]
+    # Risk checks fail closed: no price, no order (deferred, not rejected).
+    assert not p.ok and not p.reasons and "no market price" in p.deferred
 
 
 def test_every_reason_is_listed():
@@ -179,3 +180,31 @@ def test_client_order_id_is_deterministic_and_bounded():
     assert client_order_id_for(signal_id="a b", prefix="bo").startswith("bo-h")
     with pytest.raises(ValueError, match="leg"):
         client_order_id_for(signal_id="s", leg="hedge", prefix="bo")
+
+
+def test_a_market_order_by_quantity_is_sent_without_a_price_only_when_no_limit_is_set():
+    assert plan(signal(qty="1000000"), limits=RiskLimits(max_notional=None)).ok
+    p = plan(signal(qty="1000000"), limits=RiskLimits(max_notional=D("100000")))
+    assert p.deferred and not p.ok
+
+
+def test_crypto_minimums_are_checked_before_sending():
+    limits = RiskLimits(max_notional=D("100000"))
+    btc = asset(
+        "BTC/USD",
+        asset_class="crypto",
+        exchange="CRYPTO",
+        shortable=False,
+        min_order_size=D("0.0001"),
+        min_trade_increment=D("0.00001"),
+    )
+
+    def crypto_plan(qty: str, price: str):
+        sig = signal(symbol="BTC/USD", qty=qty)
+        return plan(sig, btc, limits=limits, reference_price=D(price))
+
+    assert any("minimum order size" in r for r in crypto_plan("0.00001", "60000").reasons)
+    assert any("trade increment" in r for r in crypto_plan("0.000105", "60000").reasons)
+    assert any("crypto minimum" in r for r in crypto_plan("0.0001", "5000").reasons)
+    fine = crypto_plan("0.0002", "60000")
+    assert fine.ok, fine.reasons

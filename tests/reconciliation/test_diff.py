@@ -211,3 +211,30 @@ def test_findings_come_in_a_stable_order():
         (K.ORPHAN_POSITION, "MSFT"),
         (K.UNTRACKED_POSITION, "ZM"),
     ]
+
+
+def fee_run(held, expected, *, crypto=True, bps="40"):
+    return diff(
+        DiffInput(
+            positions=[PositionFact("BTCUSD", D(held), crypto=crypto)],
+            orders=[],
+            signals=[sig("s-btc", "BTCUSD", expected)],
+            now=NOW,
+            crypto_fee_tolerance_bps=D(bps),
+        )
+    )
+
+
+def test_a_crypto_holding_short_by_the_buy_fee_is_not_a_mismatch():
+    """Alpaca's own example: 0.0002 BTC bought holds 0.000199499 (25 bps taker fee)."""
+    assert fee_run("0.000199499", "0.0002") == []
+
+
+def test_a_crypto_holding_short_by_more_than_the_tolerance_is_a_qty_mismatch():
+    [finding] = fee_run("0.000199", "0.0002", bps="20")
+    assert finding.kind is K.QTY_MISMATCH
+
+
+def test_the_fee_tolerance_never_covers_equities_or_a_surplus():
+    assert [f.kind for f in fee_run("0.000199499", "0.0002", crypto=False)] == [K.QTY_MISMATCH]
+    assert [f.kind for f in fee_run("0.0002001", "0.0002")] == [K.QTY_MISMATCH]

@@ -1,0 +1,83 @@
+"""PENDING documents that do not parse: REJECTED with the reasons, nothing sent (DESIGN 3).
+
+A document whose status reads PENDING but whose order cannot be built (a limit order without
+``limit_price``, a quantity out of range) would otherwise wait forever. It gets an attempt row
+(so compliance finds it by signal id or client_order_id) with the validation failure, and the
+document moves PENDING -> REJECTED, conditionally, writing only its status fields. A document
+whose status cannot be read is never read as PENDING and never touched.
+"""
+
+from django.conf import settings
+from django.db import transaction
+
+from brokerops.intent.schema import InvalidSignal, SignalStatus, audit_signal_id
+from brokerops.intent.store import SignalStore
+from orders.client_order_id import client_order_id_for
+from orders.models import OrderAttempt, OrderEvent
+
+from .events import order_event_record
+from .outcomes import Outcome, SignalOutcome
+
+Status = OrderAttempt.Status
+
+
+def reject_invalid_signal(doc: InvalidSignal, *, store: SignalStore, actor: str) -> SignalOutcome:
+    """Reject one unparseable PENDING document (idempotent: a second call finds the attempt)."""
+    coid = client_order_id_for(signal_id=doc.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+    reason = "invalid signal: " + "; ".join(doc.reasons)
+    attempt, created = _rejected_attempt(doc, coid, reason)
+    if not created and attempt.status != Status.REJECTED:
+        # Its order reached the broker before the document broke: that is not ours to undo.
+        why = f"document does not parse but its order is {attempt.status}: fix the document"
+        return SignalOutcome(doc.id, coid, Outcome.ALREADY, why, attempt.alpaca_order_id)
+    result = store.transition(
+        signal_id=doc.id,
+        expected_status=SignalStatus.PENDING,
+        new_status=SignalStatus.REJECTED,
+        reason=reason[:500],
+        allow_invalid=True,
+    )
+    order_event_record(
+        attempt=attempt,
+        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
+        status_from=SignalStatus.PENDING,
+        status_to=str(SignalStatus.REJECTED if result.applied else result.actual_status or ""),
+        message=f"signal {doc.id!r}: {result.outcome}"
+        + (f" ({result.detail})" if result.detail else ""),
+        actor=actor,
+    )
+    return SignalOutcome(doc.id, coid, Outcome.REJECTED, reason)
+
+
+def _rejected_attempt(doc: InvalidSignal, coid: str, reason: str) -> tuple[OrderAttempt, bool]:
+    raw = doc.raw
+    with transaction.atomic():
+        attempt, created = OrderAttempt.objects.get_or_create(
+            client_order_id=coid,
+            defaults=dict(
+                signal_id=audit_signal_id(doc.id),
+                symbol=(doc.raw_symbol or "")[:32],
+                side=_text(raw.get("side"), 8),
+                order_type=_text(raw.get("order_type"), 16),
+                status=Status.REJECTED,
+                reason=reason,
+                request_payload={"signal_id": repr(doc.id), "document": _printable(raw)},
+            ),
+        )
+        if created:
+            order_event_record(
+                attempt=attempt,
+                kind=OrderEvent.Kind.VALIDATION_FAILED,
+                status_to=Status.REJECTED,
+                message=reason,
+            )
+    return attempt, created
+
+
+def _text(value: object, length: int) -> str:
+    return value.strip().lower()[:length] if isinstance(value, str) else ""
+
+
+def _printable(raw: dict) -> dict:
+    """The document as JSON can hold it (timestamps and decimals as text)."""
+    return {str(k): v if isinstance(v, str | int | bool | None) else str(v) for k, v in raw.items()}

@@ -1,0 +1,91 @@
+"""The one writer of ``Mismatch`` rows: stored before any repair, completed after it.
+
+A figure the audit column cannot hold (the bounds of ``brokerops.fields.QTY_DIGITS``) is never
+allowed to lose the row: the column stays empty and the figure goes into the detail, whole.
+"""
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from brokerops.fields import QTY_DIGITS
+from brokerops.intent.schema import audit_signal_id
+
+from .models import Mismatch, ReconciliationRun
+from .plan import PlannedRepair, Verdict
+
+Action = Mismatch.Action
+_QTY_LIMIT = Decimal(10) ** (QTY_DIGITS["max_digits"] - QTY_DIGITS["decimal_places"])
+_QTY_STEP = Decimal(1).scaleb(-QTY_DIGITS["decimal_places"])
+_BATCH = 1000
+
+
+def storable_qty(value: Decimal | None) -> tuple[Decimal | None, str]:
+    """``(value, "")`` when the quantity column holds it exactly, else ``(None, note)``."""
+    if value is None:
+        return None, ""
+    if value.is_finite() and abs(value) < _QTY_LIMIT and value == value.quantize(_QTY_STEP):
+        return value, ""
+    return None, f"{value} does not fit the audit column"
+
+
+def mismatches_record(
+    *, run: ReconciliationRun, planned: Sequence[PlannedRepair], dry_run: bool
+) -> list[Mismatch]:
+    """Store one row per planned finding, in bulk; a planned repair is ``repair_started``
+    (``dry_run`` on a dry run) until :func:`mismatches_complete` records its outcome."""
+    now = timezone.now()
+    rows = []
+    for item in planned:
+        finding = item.finding
+        expected, expected_note = storable_qty(finding.expected_qty)
+        actual, actual_note = storable_qty(finding.actual_qty)
+        signal_id = audit_signal_id(finding.signal_id) if finding.signal_id else ""
+        notes = [finding.detail, item.detail]
+        notes += [f"signal id {finding.signal_id!r}"] if signal_id != finding.signal_id else []
+        notes += [f"expected qty {expected_note}"] if expected_note else []
+        notes += [f"actual qty {actual_note}"] if actual_note else []
+        rows.append(
+            Mismatch(
+                run=run,
+                kind=finding.kind.value,
+                severity=finding.severity.value,
+                symbol=finding.symbol[:32],
+                signal_id=signal_id,
+                client_order_id=finding.client_order_id,
+                alpaca_order_id=finding.alpaca_order_id,
+                expected_qty=expected,
+                actual_qty=actual,
+                action=initial_action(item, dry_run=dry_run),
+                detail="; ".join(n for n in notes if n),
+                created_at=now,
+            )
+        )
+    with transaction.atomic():
+        Mismatch.objects.bulk_create(rows, batch_size=_BATCH)
+    return rows
+
+
+def initial_action(item: PlannedRepair, *, dry_run: bool) -> str:
+    """The action a row is stored with, before any repair ran."""
+    if item.verdict is Verdict.FLAG:
+        return Action.FLAGGED
+    if item.verdict is Verdict.SKIP:
+        return Action.REPAIR_SKIPPED
+    return Action.DRY_RUN if dry_run else Action.REPAIR_STARTED
+
+
+def mismatches_complete(
+    *, rows: Sequence[Mismatch], outcomes: Mapping[int, tuple[str, str]]
+) -> None:
+    """Record each repair's outcome: ``outcomes`` maps a row's index to (action, detail)."""
+    changed = []
+    for index, (action, detail) in outcomes.items():
+        row = rows[index]
+        row.action = action
+        row.detail = "; ".join(x for x in (row.detail, detail) if x)
+        changed.append(row)
+    with transaction.atomic():
+        Mismatch.objects.bulk_update(changed, ["action", "detail"], batch_size=_BATCH)
