@@ -5,7 +5,7 @@ The real alpaca-py client talks to it unchanged::
     from alpaca.trading.client import TradingClient
     from brokerops.sim import PaperBroker
 
-    with PaperBroker(default_assets=True, strict=True) as broker:
+    with PaperBroker(default_assets=True) as broker:  # as strict as Alpaca by default
         client = TradingClient("test-key", "test-secret", paper=True, url_override=broker.base_url)
         client.get_all_positions()
 
@@ -15,13 +15,15 @@ Command line: ``python -m brokerops.sim --port 8765 [--scenario empty|default|de
 [--rate-limit-per-min N (0: off)] [--[no-]retry-after-header] [--key ID:SECRET]
 [--fault NAME=VALUE]`` (see ``__main__.py``).
 
-Fidelity: strict like Alpaca, or lenient
-----------------------------------------
-A fake broker more lenient than the real one hides bugs, so each of Alpaca's behaviours is a rule
-of :class:`~brokerops.sim.fidelity.Fidelity` (``fidelity.py``), one keyword each:
+Fidelity: strict like Alpaca (the default), or lenient
+------------------------------------------------------
+A fake broker more lenient than the real one hides bugs, so by default the paper broker behaves
+like Alpaca (DESIGN section 9). Each of Alpaca's behaviours is a rule of
+:class:`~brokerops.sim.fidelity.Fidelity` (``fidelity.py``), one keyword each, and every lenient
+value stays available as an option for the tests that need it:
 
 =========================  =============  ====================================================
-rule (keyword)             ``LENIENT``    ``STRICT`` (Alpaca)
+rule (keyword)             ``LENIENT``    ``STRICT`` (Alpaca; the default)
 =========================  =============  ====================================================
 ``fill_delay_s``           0 (instant)    0.1: orders answer ``pending_new``, fill later
 ``crypto_fee_bps``         0              25, paid in the coin received on buys
@@ -34,9 +36,10 @@ rule (keyword)             ``LENIENT``    ``STRICT`` (Alpaca)
 =========================  =============  ====================================================
 
 ``PaperBroker(strict=True)`` takes ``STRICT``, ``strict=False`` ``LENIENT``, ``fidelity=`` any
-``Fidelity``; with none of them, ``fidelity.DEFAULT`` (``LENIENT`` today; the one place to flip).
-Any rule keyword overrides the profile (``PaperBroker(strict=True, fill_delay_s=0)``); an
-omitted keyword (``PROFILE``) keeps the profile's value, so ``rate_limit_per_min=None`` means off.
+``Fidelity``; with none of them, ``fidelity.DEFAULT``, which is ``STRICT``. Any rule keyword
+overrides the profile (``PaperBroker(fill_delay_s=0)``: Alpaca in every way but instant fills;
+``PaperBroker(strict=False, crypto_fee_bps=25)``: lenient but for the fee); an omitted keyword
+(``PROFILE``) keeps the profile's value, so ``rate_limit_per_min=None`` means off.
 ``fidelity`` (property) is the rules in force; ``set_fidelity(fidelity=None, **rules)`` changes
 them while running (``set_fidelity(fill_delay_s=0.5)``); ``STRICT.replace(**rules)`` builds one.
 
@@ -45,6 +48,12 @@ the market-data routes, the crypto size fields on assets, shorts refused with 42
 
 Lifecycle
 ---------
+``PaperBroker()`` is as strict as Alpaca unless told otherwise: a new order is answered
+``pending_new`` with ``filled_qty`` "0" and fills 0.1 s later (wait with ``settle()`` or by
+polling the order, as a client would), a key gets 200 requests a minute, crypto buys pay the fee
+in the coin, open buys hold buying power and wash trades are refused. ``strict=False`` (or one
+rule keyword, e.g. ``fill_delay_s=0``) brings back the lenient behaviour.
+
 ``PaperBroker(*, keys={"test-key": "test-secret"}, host="127.0.0.1", port=0, strict=None,
 fidelity=None, fill_delay_s=PROFILE, crypto_fee_bps=PROFILE, crypto_rules=PROFILE,
 crypto_min_cost=PROFILE, reserve_buying_power=PROFILE, wash_trade_check=PROFILE,
@@ -91,9 +100,10 @@ State (all thread-safe; JSON-shaped snapshots are exactly what the API serves)
 - ``fill_order(ref, qty=None, price=None)``, ``set_auto_fill(enabled)``,
   ``match_orders(symbol=None)``, ``expire_day_orders()``: drive fills by hand (partial fills,
   fills that lag).
-- Delayed fills (``fill_delay_s`` > 0): ``settle(timeout=5.0) -> bool`` waits until every
-  pending order has reached the fill model (False on timeout; works with or without the
-  server running); ``release_pending() -> list[dict]`` sends them all now; ``pending_count()``.
+- Delayed fills (``fill_delay_s`` > 0, the default): ``settle(timeout=5.0) -> bool`` waits
+  until every pending order has reached the fill model (False on timeout; works with or without
+  the server running); ``release_pending() -> list[dict]`` sends them all now;
+  ``pending_count()``.
 - ``cancel_order_manually(ref) -> dict`` (ref = order id or client_order_id);
   ``close_position_manually(symbol, *, with_order=True) -> dict | None`` (fills at once).
 - ``orders() -> list[dict]`` (oldest first), ``order(ref) -> dict | None``,
@@ -107,28 +117,28 @@ State (all thread-safe; JSON-shaped snapshots are exactly what the API serves)
 
 Fill model and money
 --------------------
-Market orders fill in full at the current price when they reach the market (at once, or
-``fill_delay_s`` after submission: until then ``pending_new``, ``filled_qty`` "0", the position
-not yet moved, and a crossing ``set_price`` does not fill them early). Limit orders fill when a
-settable price crosses; stops trigger at the stop; ``ioc``/``fok`` limits that do not cross are
-canceled; with ``auto_fill`` off orders rest as ``accepted``. Buying power is ``equity *
-multiplier - gross market value`` (minus what open opening orders hold under
-``reserve_buying_power``: unfilled quantity times limit, stop or current price; also shown in
-``buying_power`` and ``non_marginable_buying_power``). A crypto buy under ``crypto_fee_bps``
-holds less than it bought: the fee is truncated to 1e-9 coin plus one 1e-9 step (0.0002 BTC at
-25 bps holds 0.000199499, Alpaca's example); ``filled_qty`` stays the ordered quantity; a crypto
-sale pays the fee in dollars. Under ``crypto_rules`` crypto buys are checked against
-``non_marginable_buying_power`` (cash).
+Market orders fill in full at the current price when they reach the market: ``fill_delay_s`` after
+submission (0.1 s by default; until then ``pending_new``, ``filled_qty`` "0", the position not yet
+moved, and a crossing ``set_price`` does not fill them early), or at once, in the answer itself,
+with ``fill_delay_s=0``. Limit orders fill when a settable price crosses; stops trigger at the stop;
+``ioc``/``fok`` limits that do not cross are canceled; with ``auto_fill`` off orders rest as
+``accepted``. Buying power is ``equity * multiplier - gross market value`` (minus what open opening
+orders hold under ``reserve_buying_power``: unfilled quantity times limit, stop or current price;
+also shown in ``buying_power`` and ``non_marginable_buying_power``). A crypto buy under
+``crypto_fee_bps`` holds less than it bought: the fee is truncated to 1e-9 coin plus one 1e-9 step
+(0.0002 BTC at 25 bps holds 0.000199499, Alpaca's example); ``filled_qty`` stays the ordered
+quantity; a crypto sale pays the fee in dollars. Under ``crypto_rules`` crypto buys are checked
+against ``non_marginable_buying_power`` (cash).
 
 Rate limit, faults, counters
 ----------------------------
 - ``set_rate_limit(per_window, window_s=60.0)`` (None: off; also what
-  ``fidelity.rate_limit_per_min`` reports). Per API key, fixed window; with a limit every answer
-  to an authenticated request (but the HTML 502 page) carries ``X-RateLimit-Limit``,
-  ``-Remaining`` and ``-Reset`` (Unix seconds, integer); beyond the limit 429 ``{"code":
-  42910000, "message": "rate limit exceeded"}``, with ``Retry-After`` only under
-  ``retry_after_header`` (Alpaca sends none: ``X-RateLimit-Remaining: 0`` and the reset say the
-  wait). Market-data requests count like the rest.
+  ``fidelity.rate_limit_per_min`` reports; by default 200 a minute, Alpaca's). Per API key,
+  fixed window; with a limit every answer to an authenticated request (but the HTML 502 page)
+  carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (Unix seconds, integer); beyond
+  the limit 429 ``{"code": 42910000, "message": "rate limit exceeded"}``, with ``Retry-After``
+  only under ``retry_after_header`` (Alpaca sends none: ``X-RateLimit-Remaining: 0`` and the
+  reset say the wait). Market-data requests count like the rest.
 - ``set_faults(FaultConfig(seed=1, latency_s=0, latency_jitter_s=0, stall_rate=0,
   stall_after_rate=0, stall_s=30, reset_before_rate=0, reset_after_rate=0, error_5xx_rate=0,
   error_5xx_after_rate=0, status_5xx=(500, 502, 503, 504), non_json_rate=0,
@@ -191,7 +201,9 @@ a new order's ``submitted_at`` is 1 µs to 1 ms before its ``created_at``; ``aft
 
 Knowingly simplified
 --------------------
-No market hours (the clock is always open; ``day`` orders expire only via
+The lenient rules (instant fills, no crypto fee or minimums, no reserved buying power, no
+wash-trade check, no rate limit, ``Retry-After`` on 429s) are options, never the default. Beyond
+them: no market hours (the clock is always open; ``day`` orders expire only via
 ``expire_day_orders()``); simple orders only (bracket/OCO/OTO get 422, ``PATCH`` replace 405);
 trailing stops rest forever; fills happen in full at the current price (no spread, no partial
 fills unless ``fill_order`` makes them); one order never flips a position (Alpaca's

@@ -4,9 +4,10 @@
         --key test-key:test-secret --fault seed=7 --fault reset_after_rate=0.05
 
 Fidelity (see ``fidelity.py``): ``--strict`` or ``--lenient`` picks the profile (neither: the
-default profile), and each rule can be set on top: ``--fill-delay-s S``, ``--crypto-fee-bps N``,
-``--[no-]crypto-rules``, ``--crypto-min-cost USD``, ``--[no-]reserve-buying-power``,
-``--[no-]wash-trade-check``, ``--rate-limit-per-min N`` (0: off), ``--[no-]retry-after-header``.
+default profile, which is strict like Alpaca), and each rule can be set on top:
+``--fill-delay-s S``, ``--crypto-fee-bps N``, ``--[no-]crypto-rules``, ``--crypto-min-cost USD``,
+``--[no-]reserve-buying-power``, ``--[no-]wash-trade-check``, ``--rate-limit-per-min N`` (0: off),
+``--[no-]retry-after-header``.
 ``--fault`` takes any :class:`~brokerops.sim.faults.FaultConfig` field as ``name=value``
 (``routes``/``methods``/``status_5xx`` as comma lists). The broker prints its base URL on stdout and
 stops cleanly on SIGINT or SIGTERM.

@@ -2,12 +2,15 @@
 
 A fake broker more lenient than the real one hides bugs (DESIGN section 9), so each of Alpaca's
 behaviours that the project must cope with is a rule here, with two values: the lenient one (what
-the paper broker did before these rules existed) and Alpaca's own (:data:`STRICT`).
+the paper broker did before these rules existed, :data:`LENIENT`) and Alpaca's own
+(:data:`STRICT`).
 
 Where the defaults live: :data:`DEFAULT` is the profile ``PaperBroker()`` uses when the caller
-names neither ``strict`` nor ``fidelity``. It is :data:`LENIENT` for now; flipping it to
-:data:`STRICT` is a one-line change here. Every lenient value stays available as an option, e.g.
-``PaperBroker(strict=True, fill_delay_s=0)`` for Alpaca in every way but instant fills.
+names neither ``strict`` nor ``fidelity``. It is :data:`STRICT`: by default the paper broker
+behaves like Alpaca. Every lenient value stays available as an option for the tests that need it:
+``PaperBroker(strict=False)`` for all of them, or one keyword on top of the default, e.g.
+``PaperBroker(fill_delay_s=0)`` for Alpaca in every way but instant fills or
+``PaperBroker(rate_limit_per_min=None)`` for no rate limit.
 
 Rules that are not options (always as Alpaca): error bodies and codes, timestamps with up to nine
 fractional digits, the market-data endpoints, ``min_order_size``/``min_trade_increment`` served on
@@ -37,7 +40,8 @@ FromProfile = Literal[_Profile.PROFILE]
 
 @dataclass(frozen=True, slots=True)
 class Fidelity:
-    """One value per rule; the defaults are the lenient ones (see :data:`STRICT` for Alpaca's).
+    """One value per rule. The field defaults are the lenient values (``Fidelity()`` is
+    :data:`LENIENT`); the paper broker's default profile is :data:`STRICT`, Alpaca's.
 
     - ``fill_delay_s``: a new order is answered ``pending_new`` with nothing filled and reaches
       the fill model this many seconds later (market orders fill then, limit orders fill or
@@ -99,7 +103,8 @@ class Fidelity:
         )
 
 
-#: Today's behaviour: instant fills, no fee, no reservation, no wash-trade check, no rate limit.
+#: Every rule off (``strict=False``): instant fills, no fee, no crypto minimums, no reservation,
+#: no wash-trade check, no rate limit, ``Retry-After`` on 429s.
 LENIENT = Fidelity()
 
 #: Alpaca's behaviour, every rule on with Alpaca's defaults.
@@ -114,8 +119,8 @@ STRICT = Fidelity(
     retry_after_header=False,
 )
 
-#: The profile of ``PaperBroker()`` without ``strict``/``fidelity``. Flip to STRICT here.
-DEFAULT = LENIENT
+#: The profile of ``PaperBroker()`` without ``strict``/``fidelity``: Alpaca's (DESIGN section 9).
+DEFAULT = STRICT
 
 
 def resolve(strict: bool | None, fidelity: Fidelity | None, **overrides: object) -> Fidelity:

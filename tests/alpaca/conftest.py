@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 import pytest
 
@@ -24,14 +26,51 @@ class FakeClock:
             self.now += seconds
 
 
+class FrozenWallClock:
+    """Unix time read once (``time.time()``) and then frozen: a gateway's ``wall_clock`` for 429s
+    from the paper broker. The broker states the wait as Alpaca does, ``X-RateLimit-Reset`` in
+    whole epoch seconds from its own real clock; a gateway whose wall clock stopped just before the
+    request derives exactly ``reset - at`` from it, for the pause and for the retry alike (a
+    running clock would make the two differ by microseconds), and never less than the broker
+    asked for."""
+
+    def __init__(self) -> None:
+        self.at = time.time()
+
+    def __call__(self) -> float:
+        return self.at
+
+    def assert_waits_until_reset(self, wait: float | None, ahead_s: int) -> None:
+        """``wait`` is the gateway's reading of a 429 the paper broker injected with
+        ``retry_after_s=ahead_s`` (``X-RateLimit-Reset`` = ceil(broker's now + ahead_s), no
+        ``Retry-After``): it must end on that whole-second reset, not earlier and at most the
+        header's one-second rounding later."""
+        assert wait is not None
+        reset = self.at + wait
+        # A whole epoch second: the wait came from X-RateLimit-Reset (a Retry-After would have
+        # given exactly ahead_s, ending at a fraction of a second).
+        assert reset == pytest.approx(round(reset), abs=1e-6)
+        # The broker stamped the reset between the freeze and now.
+        assert math.ceil(self.at + ahead_s) <= round(reset) <= math.ceil(time.time() + ahead_s)
+        assert ahead_s - 1e-6 <= wait <= ahead_s + 1 + (time.time() - self.at)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
 
 @pytest.fixture
+def frozen_wall() -> FrozenWallClock:
+    return FrozenWallClock()
+
+
+@pytest.fixture
 def broker():
-    """The paper broker on loopback with the default assets (AAPL, TSLA, BTC/USD, ...)."""
+    """The paper broker on loopback with the default assets (AAPL, TSLA, BTC/USD, ...), in its
+    default profile: strict, as Alpaca (orders answered ``pending_new`` and filled about 0.1 s
+    later, 200 requests/min per key, 429s with ``X-RateLimit-*`` and no ``Retry-After``, ...).
+    A test that needs a lenient rule sets it explicitly and says why."""
     from brokerops.sim import PaperBroker
 
     with PaperBroker(default_assets=True) as paper:

@@ -33,8 +33,14 @@ def test_504_on_post_is_sent_once_and_outcome_unknown(broker, gateway, clock):
     assert info.value.status == 504 and info.value.outcome_unknown
     assert broker.counters()[POST_ORDERS] == 1  # alpaca-py alone would have sent it 4 times
     assert clock.sleeps == []
-    # The order did land: the caller resolves it by client_order_id.
-    assert gateway.get_order_by_client_id("bo-sig-1").status == "filled"
+    # The order did land: the caller resolves it by client_order_id. As on Alpaca it is not
+    # filled yet (accepted, nothing filled); once the broker's fill delay has run, it is.
+    landed = gateway.get_order_by_client_id("bo-sig-1")
+    assert landed.status in ("pending_new", "accepted") and landed.filled_qty == 0
+    assert broker.settle(timeout=5.0)
+    filled = gateway.get_order_by_client_id("bo-sig-1")
+    assert (filled.id, filled.status, filled.filled_qty) == (landed.id, "filled", Decimal(1))
+    assert broker.counters()[POST_ORDERS] == 1  # resolving it sent nothing again
 
 
 def test_504_before_apply_is_also_sent_once(broker, gateway):
@@ -46,12 +52,17 @@ def test_504_before_apply_is_also_sent_once(broker, gateway):
     assert broker.order("bo-sig-1") is None
 
 
-def test_429_on_post_is_sent_once_and_not_applied(broker, gateway):
+def test_429_on_post_is_sent_once_and_not_applied(broker, make_gateway, frozen_wall, clock):
+    # Alpaca's 429: X-RateLimit-Reset 3 s ahead (whole epoch seconds), no Retry-After.
+    assert not broker.fidelity.retry_after_header
+    gateway = make_gateway(wall_clock=frozen_wall)
     broker.inject_next("POST /v2/orders", "429", retry_after_s=3)
     with pytest.raises(BrokerRateLimited) as info:
         gateway.submit_order(_buy())
-    assert info.value.retry_after_s == 3.0 and not info.value.outcome_unknown
-    assert broker.counters()[POST_ORDERS] == 1
+    assert not info.value.outcome_unknown
+    frozen_wall.assert_waits_until_reset(info.value.retry_after_s, 3)  # handed to the caller
+    assert broker.counters()[POST_ORDERS] == 1 and clock.sleeps == []  # not retried
+    assert broker.order("bo-sig-1") is None
 
 
 def test_reset_after_apply_on_post_is_outcome_unknown(broker, gateway):
@@ -104,22 +115,43 @@ def test_business_rejection_carries_code_and_message(broker, gateway):
 # --- reads retry on 429/5xx/timeouts/resets, bounded --------------------------------------------
 
 
-def test_429_on_read_waits_retry_after_then_succeeds(broker, gateway, clock):
+@pytest.mark.parametrize("path", ["x-ratelimit-reset", "retry-after"])
+def test_429_on_read_waits_retry_after_then_succeeds(
+    broker, make_gateway, frozen_wall, clock, path
+):
+    """The read waits what the 429 asks, not the 0.375 s backoff: Alpaca's way (the strict
+    default: ``X-RateLimit-Reset``, whole epoch seconds, no ``Retry-After``) and, explicitly, a
+    ``Retry-After`` (exact seconds, taking precedence over the ``X-RateLimit-*`` headers)."""
+    if path == "retry-after":
+        # Lenient on purpose: the Retry-After path itself is under test. Alpaca sends none, but
+        # a proxy in front of it may, and DESIGN section 6 says it is honoured.
+        broker.set_fidelity(retry_after_header=True)
+    assert broker.fidelity.retry_after_header == (path == "retry-after")
+    gateway = make_gateway(wall_clock=frozen_wall)
     broker.inject_next("GET /v2/positions", "429", retry_after_s=3)
     assert gateway.list_positions() == []
     assert broker.counters()[GET_POSITIONS] == 2
-    assert clock.sleeps == [3.0]  # at least Retry-After, not the 0.375 s backoff
+    assert broker.rate_limited_count() == 1
+    assert len(clock.sleeps) == 1
+    if path == "retry-after":
+        assert clock.sleeps == [3.0]
+    else:
+        frozen_wall.assert_waits_until_reset(clock.sleeps[0], 3)
     assert gateway.api_calls == 2  # every attempt counted
 
 
-def test_429_pauses_the_shared_limiter_until_reset(broker, make_gateway, clock):
+def test_429_pauses_the_shared_limiter_until_reset(broker, make_gateway, frozen_wall, clock):
+    assert not broker.fidelity.retry_after_header  # Alpaca's 429: X-RateLimit-Reset only
     limiter = InProcessLimiter(600, burst=5, clock=clock, sleep=clock.sleep)
-    gateway = make_gateway(limiter=limiter)
+    gateway = make_gateway(limiter=limiter, wall_clock=frozen_wall)
     broker.inject_next("GET /v2/account", "429", retry_after_s=4)
     gateway.get_account()
-    # The retry waited 4 s; the limiter's pause (4 s) had run out by then, plus one refill slot.
-    assert clock.sleeps[0] == 4.0
-    assert sum(clock.sleeps) == pytest.approx(4.0 + 1 / (595 / 60), abs=1e-6)
+    # The retry waited until the broker's reset; the limiter's pause (the same wait, set by the
+    # 429) had run out by then, and the bucket, emptied by the pause, needed one refill slot.
+    wait = clock.sleeps[0]
+    frozen_wall.assert_waits_until_reset(wait, 4)
+    assert sum(clock.sleeps) == pytest.approx(wait + 1 / (595 / 60), abs=1e-6)
+    assert broker.counters()[("GET", "/v2/account")] == 2
 
 
 @pytest.mark.parametrize("kind", ["5xx", "non_json", "reset_before"])

@@ -158,15 +158,20 @@ class RecordingLimiter:
         self.pauses.append(seconds)
 
 
-def test_every_attempt_takes_a_token_retries_included(broker, make_gateway):
+def test_every_attempt_takes_a_token_retries_included(broker, make_gateway, frozen_wall):
     limiter = RecordingLimiter()
-    gateway = make_gateway(limiter=limiter)
+    gateway = make_gateway(limiter=limiter, wall_clock=frozen_wall)
     broker.inject_next("GET /v2/positions", "5xx", count=2)
     broker.inject_next("GET /v2/account", "429", retry_after_s=2)
     gateway.list_positions()
     gateway.get_account()
     assert limiter.acquired == 5 == broker.total_requests() == gateway.api_calls
-    assert limiter.pauses == [2.0]
+    assert broker.status_counts() == {500: 2, 429: 1, 200: 2}
+    # One pause, only for the 429 (never for a 5xx), until the reset the broker sent in Alpaca's
+    # way: X-RateLimit-Reset 2 s ahead in whole epoch seconds, no Retry-After.
+    assert not broker.fidelity.retry_after_header
+    assert len(limiter.pauses) == 1
+    frozen_wall.assert_waits_until_reset(limiter.pauses[0], 2)
 
 
 def test_nested_count_scopes_are_independent(gateway):

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from brokerops.alpaca import BrokerError, RetryPolicy
+from brokerops.alpaca import BrokerError, InProcessLimiter, RetryPolicy
 from brokerops.intent.schema import SignalStatus
 from brokerops.sim.faults import chaos_faults
 from orders.models import OrderAttempt
@@ -35,8 +35,12 @@ def test_chaos_gives_no_duplicates_no_lost_attempts_and_agreeing_statuses(broker
         ]
     )
     broker.set_faults(chaos_faults(7))
+    # The strict broker's rate limit stays on; its budget is scaled to a test's minute, and the
+    # gateway paces itself under it as production does (its own limiter, below the broker's).
+    broker.set_rate_limit(3000)
     gw = gateway_for(
         broker,
+        limiter=InProcessLimiter(rate_per_min=2700),
         timeout_s=0.3,
         retry_policy=RetryPolicy(
             max_attempts=3, base_s=0.0, max_backoff_s=0.0, sleep=lambda s: None
@@ -56,6 +60,7 @@ def test_chaos_gives_no_duplicates_no_lost_attempts_and_agreeing_statuses(broker
         ):
             break
     broker.set_faults(None)
+    assert broker.settle(timeout=10)  # fills are delayed, as at Alpaca
     order_attempts_sync(gateway=gw, store=store)
     print(f"chaos: {cycles} cycles ({failed_cycles} failed a bulk read)")
 

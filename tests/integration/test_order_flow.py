@@ -29,6 +29,12 @@ def pending(symbol="AAPL", qty="5", **extra):
     }
 
 
+def settle_and_sync(broker, gateway, store):
+    """What the beat does after a cycle: the broker fills (delayed, as Alpaca), the sync sees it."""
+    assert broker.settle(timeout=5)
+    return order_attempts_sync(gateway=gateway, store=store)
+
+
 def attempt_of(signal_id):
     return OrderAttempt.objects.get(signal_id=signal_id)
 
@@ -43,12 +49,18 @@ def test_a_market_order_is_sent_once_fills_and_activates_its_signal(broker, gate
     assert result.counts()["submitted"] == 1
     attempt = attempt_of("s1")
     assert attempt.client_order_id == "bo-s1-entry"
+    # Alpaca answers a market order before it fills: accepted, nothing filled, signal SUBMITTED.
+    assert attempt.status == "open" and attempt.broker_status in ("pending_new", "accepted")
+    assert not attempt.filled_qty
+    assert kinds_of(attempt)[:3] == ["created", "request_sent", "response"]
+    assert store.get("s1").status is SignalStatus.SUBMITTED
+    settle_and_sync(broker, gateway, store)
+    attempt.refresh_from_db()
     assert (attempt.status, attempt.broker_status, attempt.filled_qty) == (
         "filled",
         "filled",
         D("5"),
     )
-    assert kinds_of(attempt)[:3] == ["created", "request_sent", "response"]
     signal = store.get("s1")
     assert signal.status is SignalStatus.ACTIVE
     assert (signal.client_order_id, signal.alpaca_order_id) == (
@@ -102,9 +114,10 @@ def test_an_order_that_landed_despite_an_error_is_adopted_not_resent(broker, gat
     assert outcome.outcome == "adopted"
     assert broker.counters()[POST] == 1
     assert len(broker.orders()) == 1
-    attempt = attempt_of("s1")
-    assert attempt.status == "filled"
-    assert "lookup" in kinds_of(attempt)
+    assert "lookup" in kinds_of(attempt_of("s1"))
+    assert store.get("s1").status is SignalStatus.SUBMITTED
+    settle_and_sync(broker, gateway, store)
+    assert attempt_of("s1").status == "filled"
     assert store.get("s1").status is SignalStatus.ACTIVE
 
 
@@ -118,6 +131,7 @@ def test_an_order_that_never_landed_is_looked_up_then_sent_next_cycle(broker, ga
     [outcome] = orders_submit_pending(gateway=gateway, store=store).outcomes
     assert outcome.outcome == "submitted"
     assert broker.counters()[POST] == 2 and len(broker.orders()) == 1
+    settle_and_sync(broker, gateway, store)
     assert store.get("s1").status is SignalStatus.ACTIVE
 
 

@@ -1,9 +1,13 @@
 """Fixtures for the paper broker tests: a running broker, the real alpaca-py client, raw HTTP.
 
-``paper_broker``/``trading_client``/``raw`` use the lenient profile the rest of the repository's
-tests rely on; ``strict_broker``/``strict_client``/``strict_raw`` turn every fidelity rule on
-(``PaperBroker(strict=True)``: delayed fills, crypto fee and minimums, reserved buying power,
-wash-trade check, 200 requests a minute, 429s without ``Retry-After``).
+``paper_broker``/``trading_client``/``raw`` use the default profile, which is Alpaca's
+(``fidelity.DEFAULT`` is ``STRICT``: delayed fills, crypto fee and minimums, reserved buying power,
+wash-trade check, 200 requests a minute, 429s without ``Retry-After``), so a test there sees an
+order answered ``pending_new`` and waits for its fill (``broker.settle()`` or polling) as a client
+would. ``strict_broker``/``strict_client``/``strict_raw`` name the profile explicitly
+(``PaperBroker(strict=True)``), for the tests that pin Alpaca's rules whatever the default is.
+``lenient_broker``/``lenient_raw`` (``PaperBroker(strict=False)``: instant fills, no fee, no
+reservation, no wash-trade check, no rate limit) are for the tests about the lenient options.
 
 Nothing here needs Django or a database: the paper broker is plain Python and a loopback server.
 """
@@ -22,7 +26,7 @@ from .helpers import KEY_ID, SECRET, Raw
 
 @pytest.fixture
 def paper_broker() -> Iterator[PaperBroker]:
-    """A running paper broker with the default assets, stopped after the test."""
+    """A running paper broker with the default profile and assets, stopped after the test."""
     broker = PaperBroker(default_assets=True)
     with broker:
         yield broker
@@ -46,7 +50,7 @@ def raw(paper_broker: PaperBroker) -> Iterator[Raw]:
 
 @pytest.fixture
 def strict_broker() -> Iterator[PaperBroker]:
-    """A running paper broker as strict as Alpaca, with the default assets."""
+    """A running paper broker explicitly as strict as Alpaca, with the default assets."""
     broker = PaperBroker(default_assets=True, strict=True)
     with broker:
         yield broker
@@ -64,5 +68,21 @@ def strict_client(strict_broker: PaperBroker) -> TradingClient:
 def strict_raw(strict_broker: PaperBroker) -> Iterator[Raw]:
     """Plain HTTP to the strict broker."""
     client = Raw(strict_broker.base_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def lenient_broker() -> Iterator[PaperBroker]:
+    """A running paper broker with every lenient rule (``strict=False``), default assets."""
+    broker = PaperBroker(default_assets=True, strict=False)
+    with broker:
+        yield broker
+
+
+@pytest.fixture
+def lenient_raw(lenient_broker: PaperBroker) -> Iterator[Raw]:
+    """Plain HTTP to the lenient broker."""
+    client = Raw(lenient_broker.base_url)
     yield client
     client.close()

@@ -1,10 +1,14 @@
-"""Helpers for the paper broker tests: raw HTTP with the test key, order bodies."""
+"""Helpers for the paper broker tests: raw HTTP with the test key, order bodies, and waiting
+for delayed fills as a client would."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
+
+from brokerops.sim import PaperBroker
 
 KEY_ID = "test-key"
 SECRET = "test-secret"
@@ -57,3 +61,37 @@ def limit(
     body.update(type="limit", limit_price=str(price), time_in_force="gtc")
     body.update(extra)
     return body
+
+
+def assert_in_flight(order: dict[str, Any]) -> None:
+    """Alpaca's answer to a new order: ``pending_new`` with nothing filled yet."""
+    assert order["status"] == "pending_new", order
+    assert order["filled_qty"] == "0"
+    assert order["filled_avg_price"] is None
+    assert order["filled_at"] is None
+
+
+def submit_and_settle(raw: Raw, broker: PaperBroker, body: dict[str, object]) -> dict[str, Any]:
+    """``POST /v2/orders`` on a broker with delayed fills: the answer must be in flight
+    (:func:`assert_in_flight`); waits until the order reaches the fill model, then returns it as
+    ``GET /v2/orders/{id}`` serves it."""
+    response = raw.post("/v2/orders", json=body)
+    assert response.status_code == 200, response.text
+    placed = response.json()
+    assert_in_flight(placed)
+    assert broker.settle(timeout=5)
+    return raw.get(f"/v2/orders/{placed['id']}").json()
+
+
+def wait_for_status(
+    raw: Raw, order_id: str, status: str, timeout: float = 5.0, every: float = 0.02
+) -> dict[str, Any]:
+    """Poll ``GET /v2/orders/{id}`` until the order has ``status`` (what a client does without
+    the broker's Python handle); returns the order as served then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        order = raw.get(f"/v2/orders/{order_id}").json()
+        if order["status"] == status:
+            return order
+        assert time.monotonic() < deadline, f"still {order['status']} after {timeout} s"
+        time.sleep(every)

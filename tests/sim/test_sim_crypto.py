@@ -1,4 +1,8 @@
-"""Strict crypto: the fee is paid in the coin received, minimums, cash-only buying power."""
+"""Strict crypto: the fee is paid in the coin received, minimums, cash-only buying power.
+
+Each rule is on by default (Alpaca's profile); the ``lenient_*`` tests pin that the lenient values
+stay reachable, with ``strict=False`` or the single rule.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from alpaca.trading.client import TradingClient
 
 from brokerops.sim import PaperBroker
 
-from .helpers import Raw, market
+from .helpers import Raw, market, submit_and_settle
 
 
 def _buy(raw: Raw, broker: PaperBroker, symbol: str, qty: str) -> dict[str, object]:
@@ -74,12 +78,21 @@ def test_the_whole_holding_may_be_sold_below_the_minimum(
     assert strict_raw.post("/v2/orders", json=market("BTC/USD", held, "sell")).status_code == 200
 
 
-def test_the_fee_is_its_own_option(raw: Raw, paper_broker: PaperBroker) -> None:
-    raw.post("/v2/orders", json=market("ETH/USD", "2"))
+def test_the_fee_is_its_own_option(lenient_raw: Raw, lenient_broker: PaperBroker) -> None:
+    """On the lenient broker (instant fills, no fee) the fee alone can be switched on."""
+    lenient_raw.post("/v2/orders", json=market("ETH/USD", "2"))
+    assert lenient_broker.position("ETH/USD")["qty"] == "2"  # type: ignore[index]
+    lenient_broker.set_fidelity(crypto_fee_bps=25)
+    assert not lenient_broker.fidelity.crypto_rules and lenient_broker.fidelity.fill_delay_s == 0
+    lenient_raw.post("/v2/orders", json=market("ETH/USD", "2"))
+    assert lenient_broker.position("ETH/USD")["qty"] == "3.994999999"  # type: ignore[index]
+
+
+def test_the_default_broker_can_drop_the_fee_alone(raw: Raw, paper_broker: PaperBroker) -> None:
+    """And the reverse: the default (Alpaca's) profile with ``crypto_fee_bps=0``."""
+    paper_broker.set_fidelity(crypto_fee_bps=0)
+    assert submit_and_settle(raw, paper_broker, market("ETH/USD", "2"))["status"] == "filled"
     assert paper_broker.position("ETH/USD")["qty"] == "2"  # type: ignore[index]
-    paper_broker.set_fidelity(crypto_fee_bps=25)
-    raw.post("/v2/orders", json=market("ETH/USD", "2"))
-    assert paper_broker.position("ETH/USD")["qty"] == "3.994999999"  # type: ignore[index]
 
 
 def test_crypto_assets_serve_alpaca_size_rules(
@@ -129,8 +142,10 @@ def test_one_dollar_minimum(strict_raw: Raw, strict_broker: PaperBroker) -> None
     assert strict_raw.post("/v2/orders", json={**body, "notional": "1"}).status_code == 200
 
 
-def test_lenient_broker_skips_crypto_minimums(raw: Raw) -> None:
-    assert raw.post("/v2/orders", json=market("BTC/USD", "0.00005")).status_code == 200
+def test_lenient_broker_skips_crypto_minimums(lenient_raw: Raw) -> None:
+    # Under min_order_size (0.0001), then under the $1 minimum cost ($0.60).
+    assert lenient_raw.post("/v2/orders", json=market("BTC/USD", "0.00005")).status_code == 200
+    assert lenient_raw.post("/v2/orders", json=market("BTC/USD", "0.00001")).status_code == 200
 
 
 def test_crypto_buys_use_cash_not_margin(strict_raw: Raw, strict_broker: PaperBroker) -> None:
@@ -148,6 +163,16 @@ def test_crypto_buys_use_cash_not_margin(strict_raw: Raw, strict_broker: PaperBr
     assert strict_raw.post("/v2/orders", json=market("AAPL", 6)).status_code == 200  # on margin
 
 
-def test_lenient_crypto_buys_may_use_margin(raw: Raw, paper_broker: PaperBroker) -> None:
-    paper_broker.set_cash(1000)
-    assert raw.post("/v2/orders", json=market("BTC/USD", "0.02")).status_code == 200
+def test_lenient_crypto_buys_may_use_margin(lenient_raw: Raw, lenient_broker: PaperBroker) -> None:
+    lenient_broker.set_cash(1000)
+    assert lenient_raw.post("/v2/orders", json=market("BTC/USD", "0.02")).status_code == 200
+
+
+def test_crypto_rules_off_alone_skips_minimums_and_allows_margin(
+    raw: Raw, paper_broker: PaperBroker
+) -> None:
+    """The default profile with ``crypto_rules=False`` only: sizes and cash are not checked."""
+    paper_broker.set_fidelity(crypto_rules=False)
+    paper_broker.set_cash(1000)  # buying power 2,000 on margin, 1,000 in cash
+    assert raw.post("/v2/orders", json=market("BTC/USD", "0.00005")).status_code == 200
+    assert raw.post("/v2/orders", json=market("BTC/USD", "0.02")).status_code == 200  # $1,200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from decimal import Decimal
 
@@ -15,9 +16,15 @@ from brokerops.sim.__main__ import broker_from_args
 from .helpers import AUTH, Raw, market
 
 
-def test_the_default_profile_is_lenient_and_every_lenient_value_is_explicit() -> None:
-    assert fidelity_module.DEFAULT is LENIENT
-    assert PaperBroker().fidelity == LENIENT
+def test_the_default_profile_is_strict_and_every_lenient_value_is_reachable() -> None:
+    # By default the paper broker behaves like Alpaca (DESIGN section 9).
+    assert fidelity_module.DEFAULT is STRICT
+    assert PaperBroker().fidelity == STRICT
+    assert PaperBroker().fidelity.is_strict
+    assert PaperBroker().limiter.limit == 200
+    # The whole lenient profile, by name and by its values ...
+    assert PaperBroker(strict=False).fidelity == LENIENT
+    assert PaperBroker(fidelity=LENIENT).fidelity == LENIENT
     assert (
         Fidelity(
             fill_delay_s=0,
@@ -32,6 +39,17 @@ def test_the_default_profile_is_lenient_and_every_lenient_value_is_explicit() ->
         == LENIENT
     )
     assert not LENIENT.is_strict
+    # ... each lenient value alone on top of the default ...
+    lenient_values = {f.name: getattr(LENIENT, f.name) for f in dataclasses.fields(Fidelity)}
+    differing = {name for name, value in lenient_values.items() if getattr(STRICT, name) != value}
+    assert differing == set(lenient_values) - {"crypto_min_cost"}  # $1 in both
+    for name, value in lenient_values.items():
+        one = PaperBroker(**{name: value})
+        assert one.fidelity == STRICT.replace(**{name: value}), name
+        assert one.fidelity.is_strict == (name not in differing), name
+    assert PaperBroker(rate_limit_per_min=None).limiter.limit is None
+    # ... and all of them as keywords make the lenient profile.
+    assert PaperBroker(**lenient_values).fidelity == LENIENT
 
 
 def test_strict_switch_turns_every_rule_on_with_alpaca_values() -> None:
@@ -56,9 +74,12 @@ def test_single_rules_override_the_profile() -> None:
     assert instant.fidelity == STRICT.replace(fill_delay_s=0, rate_limit_per_min=None)
     assert instant.limiter.limit is None
     assert not instant.fidelity.is_strict
-    fee_only = PaperBroker(crypto_fee_bps=25)
+    fee_only = PaperBroker(strict=False, crypto_fee_bps=25)
     assert fee_only.fidelity == LENIENT.replace(crypto_fee_bps=Decimal(25))
+    instant_default = PaperBroker(fill_delay_s=0)
+    assert instant_default.fidelity == STRICT.replace(fill_delay_s=0)
     limited = PaperBroker(rate_limit_per_min=50)
+    assert limited.fidelity == STRICT.replace(rate_limit_per_min=50)
     assert limited.limiter.limit == 50
 
 
@@ -74,19 +95,28 @@ def test_profiles_and_values_are_checked() -> None:
 
 
 def test_rules_change_while_running(paper_broker: PaperBroker, raw: Raw) -> None:
+    assert paper_broker.fidelity == STRICT  # the default
+    assert raw.post("/v2/orders", json=market("AAPL", 1)).json()["status"] == "pending_new"
+    assert paper_broker.settle(timeout=5)
+    paper_broker.set_fidelity(fill_delay_s=0)
     assert raw.post("/v2/orders", json=market("AAPL", 1)).json()["status"] == "filled"
+    assert paper_broker.position("AAPL")["qty"] == "2"  # type: ignore[index]
     paper_broker.set_fidelity(fill_delay_s=0.05)
     assert raw.post("/v2/orders", json=market("AAPL", 1)).json()["status"] == "pending_new"
     assert paper_broker.settle(timeout=5)
-    assert paper_broker.position("AAPL")["qty"] == "2"  # type: ignore[index]
+    assert paper_broker.position("AAPL")["qty"] == "3"  # type: ignore[index]
 
-    paper_broker.set_fidelity(STRICT, rate_limit_per_min=None, fill_delay_s=0)
-    assert paper_broker.fidelity.wash_trade_check
+    assert raw.get("/v2/account").headers["X-RateLimit-Limit"] == "200"
+    paper_broker.set_fidelity(LENIENT, wash_trade_check=True)
+    assert paper_broker.fidelity == LENIENT.replace(wash_trade_check=True)
     assert "X-RateLimit-Limit" not in raw.get("/v2/account").headers
     paper_broker.set_fidelity(rate_limit_per_min=5)
     assert raw.get("/v2/account").headers["X-RateLimit-Limit"] == "5"
     paper_broker.set_rate_limit(7)
     assert paper_broker.fidelity.rate_limit_per_min == 7
+    paper_broker.set_fidelity(STRICT)
+    assert paper_broker.fidelity == STRICT
+    assert raw.get("/v2/account").headers["X-RateLimit-Limit"] == "200"
 
 
 def test_strict_broker_restarts_without_leaking_its_fill_thread() -> None:
@@ -124,6 +154,7 @@ def test_command_line_profile_and_rule_flags() -> None:
     )
     broker, _ = broker_from_args(["--strict", "--rate-limit-per-min", "0", "--no-crypto-rules"])
     assert broker.fidelity == STRICT.replace(rate_limit_per_min=None, crypto_rules=False)
-    assert broker_from_args([])[0].fidelity == fidelity_module.DEFAULT
+    assert broker_from_args([])[0].fidelity == fidelity_module.DEFAULT == STRICT
+    assert broker_from_args(["--lenient"])[0].fidelity == LENIENT
     with pytest.raises(SystemExit):
         broker_from_args(["--strict", "--lenient"])

@@ -1,4 +1,12 @@
-"""The fill model moves positions; positions, crypto symbols and raw fields as Alpaca has them."""
+"""The fill model moves positions; positions, crypto symbols and raw fields as Alpaca has them.
+
+The broker has the default profile (Alpaca's): a new order is answered ``pending_new`` with
+nothing filled and reaches the fill model ``fill_delay_s`` later, so each test checks that answer
+and then waits for the fill (``settle()``, or polling the order as a client does). Tests that
+also look at the account or positions while an order is in flight lengthen the delay to 0.5 s so
+a busy machine cannot fill it first. The instant path (``fill_delay_s=0``) has its own test at the
+end.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ from pydantic import ValidationError
 
 from brokerops.sim import DROP, PaperBroker
 
-from .helpers import Raw, market
+from .helpers import Raw, assert_in_flight, market, submit_and_settle, wait_for_status
 
 
 def _limit(symbol: str, qty: object, price: object, side: str = "buy", tif: str = "gtc"):
@@ -22,9 +30,14 @@ def _limit(symbol: str, qty: object, price: object, side: str = "buy", tif: str 
     return body
 
 
-def test_market_buy_fills_and_opens_a_long(raw: Raw, trading_client: TradingClient) -> None:
-    order = raw.post("/v2/orders", json=market("AAPL", 10)).json()
-    assert order["status"] == "filled"
+def test_market_buy_fills_and_opens_a_long(
+    raw: Raw, trading_client: TradingClient, paper_broker: PaperBroker
+) -> None:
+    paper_broker.set_fidelity(fill_delay_s=0.5)  # time to look while in flight, even when busy
+    placed = raw.post("/v2/orders", json=market("AAPL", 10)).json()
+    assert_in_flight(placed)
+    assert trading_client.get_all_positions() == []  # the position lags the order
+    order = wait_for_status(raw, placed["id"], "filled")  # as a client would
     assert order["filled_qty"] == "10"
     assert order["filled_avg_price"] == "190"
     assert order["filled_at"] is not None
@@ -38,26 +51,29 @@ def test_market_buy_fills_and_opens_a_long(raw: Raw, trading_client: TradingClie
 
 
 def test_average_entry_price_and_reduction(raw: Raw, paper_broker: PaperBroker) -> None:
-    raw.post("/v2/orders", json=market("AAPL", 10))
+    assert submit_and_settle(raw, paper_broker, market("AAPL", 10))["status"] == "filled"
     paper_broker.set_price("AAPL", "200")
-    raw.post("/v2/orders", json=market("AAPL", 10))
+    assert submit_and_settle(raw, paper_broker, market("AAPL", 10))["status"] == "filled"
     position = raw.get("/v2/positions/AAPL").json()
     assert position["qty"] == "20"
     assert position["avg_entry_price"] == "195"
     assert position["unrealized_pl"] == "100"
 
-    raw.post("/v2/orders", json=market("AAPL", 5, "sell"))
+    assert submit_and_settle(raw, paper_broker, market("AAPL", 5, "sell"))["status"] == "filled"
     position = raw.get("/v2/positions/AAPL").json()
     assert position["qty"] == "15"
     assert position["avg_entry_price"] == "195"
 
-    raw.post("/v2/orders", json=market("AAPL", 15, "sell"))
+    assert submit_and_settle(raw, paper_broker, market("AAPL", 15, "sell"))["status"] == "filled"
     assert raw.get("/v2/positions/AAPL").status_code == 404
     assert raw.get("/v2/positions").json() == []
 
 
-def test_short_sell_opens_a_negative_position(raw: Raw, trading_client: TradingClient) -> None:
-    order = raw.post("/v2/orders", json=market("TSLA", 4, "sell")).json()
+def test_short_sell_opens_a_negative_position(
+    raw: Raw, trading_client: TradingClient, paper_broker: PaperBroker
+) -> None:
+    order = submit_and_settle(raw, paper_broker, market("TSLA", 4, "sell"))
+    assert order["status"] == "filled"
     assert order["position_intent"] == "sell_to_open"
     position = trading_client.get_open_position("TSLA")
     assert position.qty == "-4"
@@ -65,14 +81,15 @@ def test_short_sell_opens_a_negative_position(raw: Raw, trading_client: TradingC
     assert position.market_value == "-1000"
     assert position.qty_available == "-4"
 
-    cover = raw.post("/v2/orders", json=market("TSLA", 4, "buy")).json()
+    cover = submit_and_settle(raw, paper_broker, market("TSLA", 4, "buy"))
+    assert cover["status"] == "filled"
     assert cover["position_intent"] == "buy_to_close"
     assert trading_client.get_all_positions() == []
 
 
 def test_limit_order_rests_until_the_price_crosses(raw: Raw, paper_broker: PaperBroker) -> None:
-    buy = raw.post("/v2/orders", json=_limit("AAPL", 2, "180")).json()
-    assert buy["status"] == "new"
+    buy = submit_and_settle(raw, paper_broker, _limit("AAPL", 2, "180"))
+    assert buy["status"] == "new"  # reached the market, does not cross: rests
     assert paper_broker.set_price("AAPL", "185") == []
     assert raw.get(f"/v2/orders/{buy['id']}").json()["status"] == "new"
 
@@ -83,21 +100,23 @@ def test_limit_order_rests_until_the_price_crosses(raw: Raw, paper_broker: Paper
     assert order["filled_avg_price"] == "179.5"
     assert raw.get("/v2/positions/AAPL").json()["qty"] == "2"
 
-    sell = raw.post("/v2/orders", json=_limit("AAPL", 2, "200", "sell")).json()
+    sell = submit_and_settle(raw, paper_broker, _limit("AAPL", 2, "200", "sell"))
     assert sell["status"] == "new"
     paper_broker.set_price("AAPL", "201")
     assert raw.get(f"/v2/orders/{sell['id']}").json()["status"] == "filled"
     assert raw.get("/v2/positions").json() == []
 
 
-def test_marketable_limit_fills_at_once(raw: Raw) -> None:
-    order = raw.post("/v2/orders", json=_limit("MSFT", 1, "500")).json()
+def test_marketable_limit_fills_when_it_reaches_the_market(
+    raw: Raw, paper_broker: PaperBroker
+) -> None:
+    order = submit_and_settle(raw, paper_broker, _limit("MSFT", 1, "500"))
     assert order["status"] == "filled"
     assert order["filled_avg_price"] == "420"
 
 
-def test_ioc_limit_that_does_not_cross_is_canceled(raw: Raw) -> None:
-    order = raw.post("/v2/orders", json=_limit("AAPL", 1, "100", tif="ioc")).json()
+def test_ioc_limit_that_does_not_cross_is_canceled(raw: Raw, paper_broker: PaperBroker) -> None:
+    order = submit_and_settle(raw, paper_broker, _limit("AAPL", 1, "100", tif="ioc"))
     assert order["status"] == "canceled"
     assert order["canceled_at"] is not None
     assert raw.get("/v2/positions").json() == []
@@ -106,7 +125,7 @@ def test_ioc_limit_that_does_not_cross_is_canceled(raw: Raw) -> None:
 def test_stop_order_triggers_on_the_stop_price(raw: Raw, paper_broker: PaperBroker) -> None:
     paper_broker.seed_position("SPY", 3)
     body = {**market("SPY", 3, "sell"), "type": "stop", "stop_price": "500"}
-    order = raw.post("/v2/orders", json=body).json()
+    order = submit_and_settle(raw, paper_broker, body)
     assert order["status"] == "new"
     paper_broker.set_price("SPY", "499")
     assert raw.get(f"/v2/orders/{order['id']}").json()["status"] == "filled"
@@ -133,14 +152,16 @@ def test_manual_fills_make_partially_filled_orders(raw: Raw, paper_broker: Paper
 def test_crypto_order_says_slash_position_says_no_slash(
     raw: Raw, trading_client: TradingClient, paper_broker: PaperBroker
 ) -> None:
-    order = raw.post("/v2/orders", json=market("BTC/USD", "0.25")).json()
+    order = submit_and_settle(raw, paper_broker, market("BTC/USD", "0.25"))
+    assert order["status"] == "filled"
     assert order["symbol"] == "BTC/USD"
     assert order["asset_class"] == "crypto"
 
     positions = trading_client.get_all_positions()
     assert [p.symbol for p in positions] == ["BTCUSD"]
     assert positions[0].asset_class == AssetClass.CRYPTO
-    assert trading_client.get_open_position("BTCUSD").qty == "0.25"
+    # The 25 bps fee is paid in the coin: 0.25 bought, 0.000625001 of it kept as the fee.
+    assert trading_client.get_open_position("BTCUSD").qty == "0.249374999"
     assert trading_client.get_open_position(positions[0].asset_id).symbol == "BTCUSD"
 
     with pytest.raises(APIError) as caught:
@@ -161,22 +182,33 @@ def test_close_position_places_an_opposite_market_order(
     trading_client: TradingClient, paper_broker: PaperBroker
 ) -> None:
     paper_broker.seed_position("MSFT", 6, "400")
+    paper_broker.set_fidelity(fill_delay_s=0.5)  # time to look while in flight, even when busy
     half = trading_client.close_position("MSFT", ClosePositionRequest(percentage="50"))
     assert half.side == "sell"
     assert half.qty == "3"
+    assert (half.status, half.filled_qty) == (OrderStatus.PENDING_NEW, "0")
+    assert trading_client.get_open_position("MSFT").qty == "6"  # not sold yet
+    assert paper_broker.settle(timeout=5)
+    assert trading_client.get_order_by_id(half.id).status == OrderStatus.FILLED
     assert trading_client.get_open_position("MSFT").qty == "3"
 
     rest = trading_client.close_position("MSFT")
-    assert rest.status == OrderStatus.FILLED
+    assert (rest.status, rest.qty, rest.filled_qty) == (OrderStatus.PENDING_NEW, "3", "0")
+    assert paper_broker.settle(timeout=5)
+    assert trading_client.get_order_by_id(rest.id).status == OrderStatus.FILLED
     assert trading_client.get_all_positions() == []
 
 
 def test_close_all_positions(trading_client: TradingClient, paper_broker: PaperBroker) -> None:
     paper_broker.seed_position("AAPL", 2)
     paper_broker.seed_position("TSLA", -1)
+    paper_broker.set_fidelity(fill_delay_s=0.5)  # time to look while in flight, even when busy
     results = trading_client.close_all_positions(cancel_orders=True)
     assert sorted(r.symbol for r in results) == ["AAPL", "TSLA"]
     assert {r.status for r in results} == {200}
+    assert {r.body.status for r in results} == {OrderStatus.PENDING_NEW}  # type: ignore[union-attr]
+    assert len(trading_client.get_all_positions()) == 2  # the closing orders are in flight
+    assert paper_broker.settle(timeout=5)
     assert trading_client.get_all_positions() == []
 
 
@@ -193,8 +225,17 @@ def test_close_position_manually_leaves_a_foreign_order(paper_broker: PaperBroke
 
 
 def test_account_tracks_cash_and_market_value(raw: Raw, paper_broker: PaperBroker) -> None:
-    start = Decimal(raw.get("/v2/account").json()["cash"])
-    raw.post("/v2/orders", json=market("AAPL", 10))
+    paper_broker.set_fidelity(fill_delay_s=0.5)  # time to look while in flight, even when busy
+    before = raw.get("/v2/account").json()
+    start = Decimal(before["cash"])
+    placed = raw.post("/v2/orders", json=market("AAPL", 10)).json()
+    assert_in_flight(placed)
+    # In flight: no money moved yet, but the open buy holds 1900 of buying power.
+    pending = raw.get("/v2/account").json()
+    assert Decimal(pending["cash"]) == start
+    assert Decimal(pending["long_market_value"]) == 0
+    assert Decimal(pending["buying_power"]) == Decimal(before["buying_power"]) - 1900
+    assert paper_broker.settle(timeout=5)
     account = raw.get("/v2/account").json()
     assert Decimal(account["cash"]) == start - 1900
     assert Decimal(account["long_market_value"]) == 1900
@@ -260,3 +301,24 @@ def test_seeded_open_orders_rest_unless_fillable(paper_broker: PaperBroker) -> N
     assert paper_broker.position("AAPL")["qty"] == "2"  # type: ignore[index]
     assert paper_broker.fill_order(inert["id"])["status"] == "filled"
     assert paper_broker.position("AAPL")["qty"] == "3"  # type: ignore[index]
+
+
+def test_instant_fills_answer_the_outcome_itself() -> None:
+    """``fill_delay_s=0`` (the lenient option, the rest of the profile kept): the order is matched
+    while the request is answered, so the answer already says filled, canceled or resting."""
+    with PaperBroker(default_assets=True, fill_delay_s=0) as broker:
+        raw = Raw(broker.base_url)
+        try:
+            bought = raw.post("/v2/orders", json=market("AAPL", 10)).json()
+            assert (bought["status"], bought["filled_qty"]) == ("filled", "10")
+            assert (bought["filled_avg_price"], bought["filled_at"] is not None) == ("190", True)
+            assert raw.get("/v2/positions/AAPL").json()["qty"] == "10"
+            marketable = raw.post("/v2/orders", json=_limit("MSFT", 1, "500")).json()
+            assert (marketable["status"], marketable["filled_avg_price"]) == ("filled", "420")
+            ioc = raw.post("/v2/orders", json=_limit("TSLA", 1, "100", tif="ioc")).json()
+            assert ioc["status"] == "canceled" and ioc["canceled_at"] is not None
+            resting = raw.post("/v2/orders", json=_limit("SPY", 1, "100")).json()
+            assert (resting["status"], resting["filled_qty"]) == ("new", "0")
+            assert broker.pending_count() == 0
+        finally:
+            raw.close()

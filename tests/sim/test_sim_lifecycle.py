@@ -81,19 +81,25 @@ def test_concurrent_clients(paper_broker: PaperBroker) -> None:
                     "time_in_force": "day",
                     "client_order_id": f"w{n}-{i}",
                 }
-                assert raw.post("/v2/orders", json=body).status_code == 200
+                response = raw.post("/v2/orders", json=body)
+                assert response.status_code == 200, response.text
+                assert response.json()["status"] == "pending_new"
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             errors.append(error)
         finally:
             raw.close()
 
+    # 8 x 25 = 200 orders: exactly the default limit of 200 requests a minute for the one key,
+    # so nothing else here goes over HTTP.
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+    assert paper_broker.settle(timeout=5)
     assert paper_broker.position("AAPL")["qty"] == "200"  # type: ignore[index]
+    assert {o["status"] for o in paper_broker.orders()} == {"filled"}
     assert len({o["client_order_id"] for o in paper_broker.orders()}) == 200
 
 

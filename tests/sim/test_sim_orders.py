@@ -1,4 +1,8 @@
-"""Orders through the real alpaca-py client and raw HTTP: round trips and Alpaca's rejections."""
+"""Orders through the real alpaca-py client and raw HTTP: round trips and Alpaca's rejections.
+
+The broker has the default profile (Alpaca's): a new order is answered ``pending_new`` and reaches
+the market ``fill_delay_s`` later, so lifecycle tests wait for it as a client would.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from alpaca.trading.requests import (
 from brokerops.sim import PaperBroker
 from brokerops.sim.model import parse_time
 
-from .helpers import Raw, market
+from .helpers import Raw, assert_in_flight, market, submit_and_settle, wait_for_status
 
 
 def _limit(symbol: str, qty: object, price: object, **extra: object) -> dict[str, object]:
@@ -27,7 +31,9 @@ def _limit(symbol: str, qty: object, price: object, **extra: object) -> dict[str
     return body
 
 
-def test_submit_get_list_cancel_round_trip(trading_client: TradingClient) -> None:
+def test_submit_get_list_cancel_round_trip(
+    trading_client: TradingClient, paper_broker: PaperBroker
+) -> None:
     placed = trading_client.submit_order(
         LimitOrderRequest(
             symbol="AAPL",
@@ -38,12 +44,13 @@ def test_submit_get_list_cancel_round_trip(trading_client: TradingClient) -> Non
             client_order_id="bo-sig-1",
         )
     )
-    assert placed.status == OrderStatus.NEW
+    assert placed.status == OrderStatus.PENDING_NEW
     assert placed.client_order_id == "bo-sig-1"
     assert placed.qty == "3"
     assert placed.filled_qty == "0"
+    assert paper_broker.settle(timeout=5)  # reaches the market; 150 is below 190: it rests
 
-    assert trading_client.get_order_by_id(placed.id).id == placed.id
+    assert trading_client.get_order_by_id(placed.id).status == OrderStatus.NEW
     assert trading_client.get_order_by_client_id("bo-sig-1").id == placed.id
     open_orders = trading_client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN))
     assert [o.id for o in open_orders] == [placed.id]
@@ -293,7 +300,9 @@ def test_insufficient_buying_power_is_403(raw: Raw, paper_broker: PaperBroker) -
 
 
 def test_cancel_errors(raw: Raw) -> None:
-    filled = raw.post("/v2/orders", json=market("AAPL", 1)).json()
+    placed = raw.post("/v2/orders", json=market("AAPL", 1)).json()
+    assert_in_flight(placed)  # still cancelable (test_sim_delayed_fills cancels one in flight)
+    filled = wait_for_status(raw, placed["id"], "filled")
     not_cancelable = raw.delete(f"/v2/orders/{filled['id']}")
     assert not_cancelable.status_code == 422
     assert not_cancelable.json()["code"] == 42210000
@@ -328,9 +337,9 @@ def test_manual_cancel_by_client_order_id(raw: Raw, paper_broker: PaperBroker) -
     assert retry.status_code == 422
 
 
-def test_notional_market_order_fills_fractional_qty(raw: Raw) -> None:
+def test_notional_market_order_fills_fractional_qty(raw: Raw, paper_broker: PaperBroker) -> None:
     body = {**market("AAPL", 1), "qty": None, "notional": "95"}
-    order = raw.post("/v2/orders", json=body).json()
+    order = submit_and_settle(raw, paper_broker, body)
     assert order["notional"] == "95"
     assert order["qty"] is None
     assert Decimal(order["filled_qty"]) == Decimal("0.5")

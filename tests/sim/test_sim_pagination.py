@@ -69,7 +69,9 @@ def test_paging_forward_with_after_returns_each_order_once(
     assert seen == ids
 
 
-def test_orders_placed_over_http_page_exactly_once(raw: Raw) -> None:
+def test_orders_placed_over_http_page_exactly_once(raw: Raw, paper_broker: PaperBroker) -> None:
+    # 1,200 orders plus the pages: far more than the default's 200 requests a minute.
+    paper_broker.set_rate_limit(2_000)
     placed = []
     for i in range(1200):
         body = {
@@ -81,8 +83,12 @@ def test_orders_placed_over_http_page_exactly_once(raw: Raw) -> None:
             "time_in_force": "gtc",
             "client_order_id": f"http-{i}",
         }
-        placed.append(raw.post("/v2/orders", json=body).json()["id"])
+        response = raw.post("/v2/orders", json=body)
+        assert response.status_code == 200, response.text
+        placed.append(response.json()["id"])
+    assert paper_broker.settle(timeout=5)  # all reached the market: they rest as "new" (open)
     seen = _page_until(raw, "open")
+    assert {o["status"] for o in seen} == {"new"}
     assert len(seen) == 1200
     assert {o["id"] for o in seen} == set(placed)
 

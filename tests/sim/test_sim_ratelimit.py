@@ -1,5 +1,6 @@
 """Per-key rate limit: X-RateLimit-* headers, 429s (Alpaca's: without Retry-After), counted,
-window resets."""
+window resets. The default profile has Alpaca's limit (200 a minute, no ``Retry-After``); the
+lenient values (no limit, ``Retry-After`` on 429s) are options."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ from brokerops.sim.ratelimit import RateLimiter
 from .helpers import AUTH, Raw, market
 
 
-def test_headers_count_down_then_429(raw: Raw, paper_broker: PaperBroker) -> None:
+def test_headers_count_down_then_429_with_the_retry_after_option(
+    raw: Raw, paper_broker: PaperBroker
+) -> None:
+    """A small limit counts down to a 429; ``retry_after_header`` (a lenient option, Alpaca sends
+    none: see test_strict_429_has_no_retry_after_only_the_reset) adds ``Retry-After``."""
+    paper_broker.set_fidelity(retry_after_header=True)
     paper_broker.set_rate_limit(3)
     before = time.time()
     remaining = []
@@ -55,8 +61,13 @@ def test_limit_is_per_api_key(paper_broker: PaperBroker) -> None:
     assert requests.get(url, headers=other, timeout=5).status_code == 200
 
 
-def test_no_headers_when_limit_is_off(raw: Raw) -> None:
+def test_no_headers_when_the_limit_is_off(
+    raw: Raw, paper_broker: PaperBroker, lenient_raw: Raw
+) -> None:
+    assert raw.get("/v2/account").headers["X-RateLimit-Limit"] == "200"  # the default: Alpaca's
+    paper_broker.set_rate_limit(None)  # the single option
     assert "X-RateLimit-Limit" not in raw.get("/v2/account").headers
+    assert "X-RateLimit-Limit" not in lenient_raw.get("/v2/account").headers  # strict=False
 
 
 def test_alpaca_py_sees_429_as_api_error(

@@ -1,4 +1,8 @@
-"""Strict order checks: open orders hold buying power; opposite-side orders are wash trades."""
+"""Strict order checks: open orders hold buying power; opposite-side orders are wash trades.
+
+Both rules are on by default (Alpaca's profile); the ``lenient_*`` tests pin that they can be
+switched off, with ``strict=False`` or the single rule.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +39,16 @@ def test_open_buys_hold_buying_power(strict_raw: Raw, strict_broker: PaperBroker
     assert strict_raw.post("/v2/orders", json=limit("MSFT", 30, "400")).status_code == 200
 
 
-def test_lenient_broker_reserves_nothing(raw: Raw, paper_broker: PaperBroker) -> None:
+def test_lenient_broker_reserves_nothing(lenient_raw: Raw, lenient_broker: PaperBroker) -> None:
+    lenient_broker.set_cash(10_000)
+    assert lenient_raw.post("/v2/orders", json=limit("AAPL", 80, "150")).status_code == 200
+    assert lenient_raw.get("/v2/account").json()["buying_power"] == "20000"
+    assert lenient_raw.post("/v2/orders", json=limit("MSFT", 30, "400")).status_code == 200
+
+
+def test_reservation_off_alone(raw: Raw, paper_broker: PaperBroker) -> None:
+    """The default profile with ``reserve_buying_power=False`` only."""
+    paper_broker.set_fidelity(reserve_buying_power=False)
     paper_broker.set_cash(10_000)
     assert raw.post("/v2/orders", json=limit("AAPL", 80, "150")).status_code == 200
     assert raw.post("/v2/orders", json=limit("MSFT", 30, "400")).status_code == 200
@@ -125,7 +138,17 @@ def test_alpaca_py_raises_the_wash_trade_refusal(
     assert (caught.value.code, caught.value.message) == (40310000, WASH)
 
 
-def test_lenient_broker_has_no_wash_trade_check(raw: Raw, paper_broker: PaperBroker) -> None:
+def test_lenient_broker_has_no_wash_trade_check(
+    lenient_raw: Raw, lenient_broker: PaperBroker
+) -> None:
+    lenient_broker.seed_position("AAPL", 10, "190")
+    assert lenient_raw.post("/v2/orders", json=limit("AAPL", 5, "200", "sell")).status_code == 200
+    assert lenient_raw.post("/v2/orders", json=market("AAPL", 1)).status_code == 200
+
+
+def test_wash_trade_check_off_alone(raw: Raw, paper_broker: PaperBroker) -> None:
+    """The default profile with ``wash_trade_check=False`` only."""
+    paper_broker.set_fidelity(wash_trade_check=False)
     paper_broker.seed_position("AAPL", 10, "190")
     assert raw.post("/v2/orders", json=limit("AAPL", 5, "200", "sell")).status_code == 200
     assert raw.post("/v2/orders", json=market("AAPL", 1)).status_code == 200
