@@ -111,7 +111,7 @@ AUDIT_ID_HASH_PREFIX = "sha256:"
 AUDIT_ID_HASHED_LENGTH = len(AUDIT_ID_HASH_PREFIX) + 64
 
 #: Fields a status transition may set besides `status`, `status_reason` and `updated_at`.
-TRANSITION_WRITABLE_FIELDS = frozenset({"client_order_id", "alpaca_order_id"})
+TRANSITION_WRITABLE_FIELDS = frozenset({"client_order_id", "alpaca_order_id", "filled_qty"})
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9./-]*$")
 _SYMBOL_MAX_LENGTH = 32
@@ -163,13 +163,18 @@ class Signal:
     version: str | None = None
     """The stored document's version when read from a store (opaque: Firestore's update time,
     the local store's revision); pass it as `Transition.expected_version`. None otherwise."""
+    filled_qty: Decimal | None = None
+    """What the signal's order received, written by brokerops when the fill moves it to ACTIVE
+    (a partial fill that ended, a notional order); None until then."""
 
     @property
     def signed_qty(self) -> Decimal | None:
-        """`qty`, negative for a sell; None for a notional signal (its quantity is unknown)."""
-        if self.qty is None:
+        """The holding this signal stands for, negative for a sell: what its order received
+        (`filled_qty`) once recorded, else `qty`; None for a notional signal not filled yet."""
+        qty = self.filled_qty if self.filled_qty is not None else self.qty
+        if qty is None:
             return None
-        return -self.qty if self.side is Side.SELL else self.qty
+        return -qty if self.side is Side.SELL else qty
 
     def as_json_dict(self) -> dict[str, Any]:
         """JSON-ready dict: decimals as strings, datetimes as ISO 8601, enums as their values."""
@@ -456,6 +461,7 @@ def _parse(doc_id: object, data: object, version: str | None) -> Signal | Invali
 
     limit_price = _decimal("limit_price", raw.get("limit_price"), reasons)
     stop_price = _decimal("stop_price", raw.get("stop_price"), reasons)
+    filled_qty = _decimal("filled_qty", raw.get("filled_qty"), reasons)
     if order_type is not None:
         needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
@@ -513,4 +519,5 @@ def _parse(doc_id: object, data: object, version: str | None) -> Signal | Invali
         updated_at=updated_at,
         status_reason=status_reason,
         version=version,
+        filled_qty=filled_qty,
     )

@@ -220,6 +220,15 @@ def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttemp
     return attempt
 
 
+def _fields_for(attempt: OrderAttempt, target: SignalStatus) -> dict[str, str] | None:
+    """What the signal learns from its order: the order id, and on a fill what it received
+    (the quantity an ACTIVE signal stands for from then on)."""
+    fields = {"alpaca_order_id": attempt.alpaca_order_id} if attempt.alpaca_order_id else {}
+    if target is SignalStatus.ACTIVE and attempt.filled_qty:
+        fields["filled_qty"] = format(attempt.filled_qty.normalize(), "f")
+    return fields or None
+
+
 def signals_follow_attempts(
     attempts: Sequence[OrderAttempt], *, store: SignalStore, actor: str
 ) -> dict[str, str]:
@@ -239,9 +248,7 @@ def signals_follow_attempts(
                 new_status=target,
                 reason=f"order {attempt.client_order_id} is "
                 f"{attempt.broker_status or attempt.status} at Alpaca",
-                fields={"alpaca_order_id": attempt.alpaca_order_id}
-                if attempt.alpaca_order_id
-                else None,
+                fields=_fields_for(attempt, target),
             )
         )
     if not transitions:
