@@ -179,14 +179,15 @@ class FaultInjector:
         """Force ``kind`` on the next ``count`` requests of ``route`` (``"POST /v2/orders"``).
 
         ``route`` is ``"METHOD /template"`` as in ``PaperBroker.counters()``, or ``"*"`` for any
-        request. ``status`` picks the 5xx code (default 500 before, 504 after).
+        request. ``status`` picks the 5xx code (default 500 before, 504 after), or the status of
+        a ``non_json`` page (default 502; e.g. 404 for a proxy's HTML "not found").
         """
         kind = FaultKind(kind)
         if kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
             default = 504 if kind is FaultKind.ERROR_5XX_AFTER else 500
             status = status or default
         elif kind in (FaultKind.NON_JSON, FaultKind.NON_JSON_AFTER):
-            status = 502
+            status = status or 502
         elif kind is FaultKind.RATE_429:
             status = 429
         action = FaultAction(kind, status or 0, retry_after_s, stall_s)
@@ -233,7 +234,7 @@ class FaultInjector:
         if kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
             status = config.status_5xx[int(self._rng.random() * len(config.status_5xx))]
         elif kind in (FaultKind.NON_JSON, FaultKind.NON_JSON_AFTER):
-            status = 502
+            status = status or 502
         elif kind is FaultKind.RATE_429:
             status = 429
         self._events.append(FaultEvent(method, template, kind, status, draw))

@@ -38,6 +38,19 @@ logger = logging.getLogger(__name__)
 
 UNMATCHED = "<unmatched>"
 JSON_TYPE = "application/json; charset=utf-8"
+
+
+def _html_page(status: int) -> bytes:
+    """A proxy's error page (nginx's shape), as a load balancer answers for a sick backend."""
+    if status == 502:
+        return HTML_502
+    title = f"{status} {HTTPStatus(status).phrase}".encode()
+    return (
+        b"<html>\r\n<head><title>" + title + b"</title></head>\r\n<body>\r\n"
+        b"<center><h1>" + title + b"</h1></center>\r\n</body>\r\n</html>\r\n"
+    )
+
+
 HTML_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
@@ -215,7 +228,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         elif kind is FaultKind.ERROR_5XX:
             self._send_5xx(action.status, rate_headers)
         elif kind is FaultKind.NON_JSON:
-            self._send(502, HTML_502, "text/html")
+            self._send(action.status or 502, _html_page(action.status or 502), "text/html")
         elif kind is FaultKind.RATE_429:
             self.server.broker._count_429()
             reset = math.ceil(time.time() + action.retry_after_s)
@@ -240,7 +253,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         elif kind is FaultKind.ERROR_5XX_AFTER:
             self._send_5xx(action.status, rate_headers)
         elif kind is FaultKind.NON_JSON_AFTER:
-            self._send(502, HTML_502, "text/html")
+            self._send(action.status or 502, _html_page(action.status or 502), "text/html")
 
     # ------------------------------------------------------------------ writing
 

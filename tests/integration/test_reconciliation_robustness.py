@@ -177,3 +177,42 @@ def test_a_bad_broker_setting_fails_the_run_instead_of_leaving_it_running(store,
     assert run.status == ReconciliationRun.Status.FAILED
     assert run.error and run.finished_at is not None
     assert ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).count() == 0
+
+
+def test_a_proxys_html_404_on_the_confirming_look_up_closes_nothing(broker, gateway, store):
+    """Only Alpaca's JSON 404 means "no such position"; a load balancer's page is an outage."""
+    store.put_documents([("orphan", active("MSFT", 3))])
+    broker.inject_next("GET /v2/positions/{symbol_or_asset_id}", "non_json", count=10, status=404)
+    run = run_once(gateway, store)
+
+    assert run.status == ReconciliationRun.Status.FAILED
+    assert "404" in run.error
+    assert status_of(store, "orphan") == SignalStatus.ACTIVE
+    assert not run.mismatches.filter(action=Mismatch.Action.SIGNAL_CLOSED_MANUAL).exists()
+
+
+def test_a_broker_figure_out_of_range_fails_the_run_before_any_repair(broker, gateway, store):
+    broker.seed_position("AAPL", 1)
+    broker.set_position_fields("AAPL", qty="1e25")
+    store.put_documents([("orphan", active("MSFT", 3))])
+    run = run_once(gateway, store)
+
+    assert run.status == ReconciliationRun.Status.FAILED
+    assert "qty" in run.error and "BrokerMalformedResponse" in run.error
+    assert run.mismatches.count() == 0
+    assert status_of(store, "orphan") == SignalStatus.ACTIVE
+
+
+def test_an_order_read_past_the_page_bound_fails_the_run_before_any_repair(
+    broker, gateway, store, settings
+):
+    """A broker whose pages keep coming: bounded, malformed, nothing repaired."""
+    gateway.max_order_pages = 3
+    for i in range(4 * 500):
+        broker.seed_order("AAPL", 1, client_order_id=f"manual-{i}", status="filled")
+    store.put_documents([("orphan", active("MSFT", 3))])
+    run = run_once(gateway, store)
+
+    assert run.status == ReconciliationRun.Status.FAILED
+    assert "ALPACA_MAX_ORDER_PAGES" in run.error
+    assert status_of(store, "orphan") == SignalStatus.ACTIVE
