@@ -133,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_django("reconcile")
     # One CRITICAL line per orphan is the product's behaviour; here it would bury the figures.
-    logging.getLogger("reconciliation.repairs").setLevel(logging.ERROR)
+    logging.getLogger("reconciliation.repairs").setLevel(logging.CRITICAL + 1)
     with contextlib.ExitStack() as stack:
         store = open_store(args.store, stack)
         bench(args, store)

@@ -1,0 +1,116 @@
+"""Decoding of raw Firestore ``Document`` protobufs for the store's bulk reads.
+
+The client library turns every streamed document into a ``DocumentSnapshot``: proto-plus wrappers
+around each value, its own decoder, and two deep copies of the data (one when the snapshot is
+built, one in ``to_dict()``). For a bulk read of thousands of signals that costs more than the
+read itself, so `FirestoreSignalStore.read` decodes the raw protobufs here instead.
+
+`decode_fields` gives what ``DocumentSnapshot.to_dict()`` gives for the same document (equal
+values of the same types; checked document by document in
+``tests/intent/test_intent_firestore_fast_read.py``): strings, integers, doubles (NaN and
+infinities included), booleans and nulls are taken as they are; maps and arrays are walked here.
+Everything else goes through the library's own decoder (``_helpers.decode_value`` /
+``decode_dict``): references (which need the client), bytes, geo points, and any map with a key
+starting with ``__`` (the library turns ``__type__`` maps into vectors and single-key ``__oid__``,
+``__int__``... maps into BSON values).
+
+Timestamps are the library's ``DatetimeWithNanoseconds``, built by the library's own function,
+nanoseconds kept (``to_dict()`` loses the attribute: its deep copy of a ``DatetimeWithNanoseconds``
+drops it; the value, to the microsecond, is equal. Firestore stores microseconds anyway).
+
+`VersionFormatter` formats an update time the way `brokerops.intent.firestore.snapshot_version`
+does (``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``), straight from the protobuf's seconds and nanos.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+from google.cloud.firestore_v1 import _helpers
+
+__all__ = ["VersionFormatter", "decode_fields"]
+
+_library_value = _helpers.decode_value
+_library_dict = _helpers.decode_dict
+_from_timestamp_pb = DatetimeWithNanoseconds.from_timestamp_pb
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def decode_fields(fields: Any, client: Any) -> Any:
+    """The Python form of a protobuf map of ``Value`` (a document's ``fields`` or a map value's),
+    as the library decodes it (see the module docstring). `client` resolves references."""
+    out: dict[str, Any] = {}
+    for key in fields:  # (a map container's items() is a Python-level generator: slower)
+        if key.startswith("__"):
+            # Maybe a vector or a BSON value: the library decides, for the whole map.
+            return _library_dict(fields, client)
+        value = fields[key]
+        kind = value.WhichOneof("value_type")
+        if kind == "string_value":
+            out[key] = value.string_value
+        elif kind == "integer_value":
+            out[key] = value.integer_value
+        elif kind == "double_value":
+            out[key] = value.double_value
+        elif kind == "boolean_value":
+            out[key] = value.boolean_value
+        elif kind == "null_value":
+            out[key] = None
+        elif kind == "timestamp_value":
+            out[key] = _from_timestamp_pb(value.timestamp_value)
+        elif kind == "map_value":
+            out[key] = decode_fields(value.map_value.fields, client)
+        elif kind == "array_value":
+            out[key] = _decode_array(value.array_value.values, client)
+        else:
+            out[key] = _library_value(value, client)
+    return out
+
+
+def _decode_array(values: Any, client: Any) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    for value in values:
+        kind = value.WhichOneof("value_type")
+        if kind == "string_value":
+            append(value.string_value)
+        elif kind == "integer_value":
+            append(value.integer_value)
+        elif kind == "double_value":
+            append(value.double_value)
+        elif kind == "boolean_value":
+            append(value.boolean_value)
+        elif kind == "null_value":
+            append(None)
+        elif kind == "timestamp_value":
+            append(_from_timestamp_pb(value.timestamp_value))
+        elif kind == "map_value":
+            append(decode_fields(value.map_value.fields, client))
+        elif kind == "array_value":
+            append(_decode_array(value.array_value.values, client))
+        else:
+            append(_library_value(value, client))
+    return out
+
+
+class VersionFormatter:
+    """Update-time protobufs to version strings; the date-and-time part is cached per second
+    (the documents of one bulk read were mostly written in a few batches)."""
+
+    __slots__ = ("_seconds",)
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+
+    def __call__(self, stamp: Any) -> str:
+        seconds = stamp.seconds
+        prefix = self._seconds.get(seconds)
+        if prefix is None:
+            # What `snapshot_version` makes of the snapshot's update_time. The library computes
+            # it as int(seconds * 1e6) microseconds after the epoch: exact in a float for every
+            # time Firestore holds (years 1 to 9999), so equal to this.
+            moment = _EPOCH + timedelta(seconds=seconds)
+            prefix = self._seconds[seconds] = f"{moment:%Y-%m-%dT%H:%M:%S}"
+        return f"{prefix}.{stamp.nanos:09d}Z"
