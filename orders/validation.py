@@ -22,6 +22,9 @@ CRYPTO_TIF = frozenset({"gtc", "ioc"})
 @dataclass(frozen=True)
 class RiskLimits:
     max_notional: Decimal | None = None  # per order; None: no limit
+    # A crypto sell of a long holding short of the signal's quantity by at most this many basis
+    # points (the buy's fee, kept in the coin) sells what is held.
+    crypto_fee_tolerance_bps: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,16 @@ def order_plan(
     if tif_problem:
         reasons.append(tif_problem)
 
+    qty = signal.qty
+    if crypto and (exit_qty := _crypto_exit_qty(signal, held_qty, limits)) is not None:
+        notes.append(
+            f"exit sells what is held: {exit_qty} of {qty} (the buy's fee was kept in the coin)"
+        )
+        qty = exit_qty
     if str(signal.side) == "sell":
         opening_short = signal.notional is not None and held_qty <= 0
-        if signal.qty is not None:
-            opening_short = signal.qty > max(held_qty, Decimal(0))
+        if qty is not None:
+            opening_short = qty > max(held_qty, Decimal(0))
         if opening_short and (crypto or not asset.shortable):
             reasons.append(f"{signal.symbol} is not shortable (sell exceeds the long holding)")
 
@@ -112,7 +121,7 @@ def order_plan(
         side=str(signal.side),
         type=order_type,
         time_in_force=tif,
-        qty=signal.qty,
+        qty=qty,
         notional=signal.notional,
         limit_price=signal.limit_price,
         stop_price=signal.stop_price,
@@ -135,6 +144,17 @@ def _increment_problem(name: str, price: Decimal, asset: Asset, crypto: bool) ->
             f"{'at or above' if places == 2 else 'below'} $1.00"
         )
     return None
+
+
+def _crypto_exit_qty(signal: Signal, held_qty: Decimal, limits: RiskLimits) -> Decimal | None:
+    """The held quantity when a crypto sell asks for a little more than a long holding has
+    (the fee of the buy, within the tolerance); None when the signal's quantity stands."""
+    qty = signal.qty
+    if str(signal.side) != "sell" or qty is None or not 0 < held_qty < qty:
+        return None
+    if qty - held_qty > qty * limits.crypto_fee_tolerance_bps / 10_000:
+        return None
+    return held_qty
 
 
 CRYPTO_MIN_COST = Decimal(1)  # Alpaca's minimum crypto order value, in USD

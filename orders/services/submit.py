@@ -81,7 +81,10 @@ def _open_cycle(
         store=store,
         actor=actor,
         positions=positions,
-        limits=RiskLimits(max_notional=settings.ORDER_MAX_NOTIONAL or None),
+        limits=RiskLimits(
+            max_notional=settings.ORDER_MAX_NOTIONAL or None,
+            crypto_fee_tolerance_bps=settings.CRYPTO_FEE_TOLERANCE_BPS,
+        ),
         prices=prices,
         prices_error=prices_error,
     )

@@ -113,3 +113,22 @@ def test_a_crypto_buy_holds_less_than_it_filled_and_reconciles_clean(broker, gat
         run.mismatches.values_list("kind", "detail")
     )
     assert not Mismatch.objects.filter(kind=Mismatch.Kind.QTY_MISMATCH).exists()
+
+
+def test_a_crypto_exit_sells_what_is_held_and_alpaca_accepts_it(broker, gateway, store):
+    broker.set_price("BTC/USD", D("60000"))
+    store.put_documents([("btc-in", pending("BTC/USD", qty="0.5", time_in_force="gtc"))])
+    orders_submit_pending(gateway=gateway, store=store)
+    assert broker.settle(timeout=5)
+    held = D(broker.position("BTCUSD")["qty"])
+
+    exit_doc = {**pending("BTC/USD", qty="0.5", time_in_force="gtc"), "side": "sell"}
+    store.put_documents([("btc-out", exit_doc)])
+    result = orders_submit_pending(gateway=gateway, store=store)
+
+    [outcome] = result.outcomes
+    assert str(outcome.outcome) == "submitted", outcome.reason
+    sent = OrderAttempt.objects.get(signal_id="btc-out")
+    assert D(sent.request_payload["qty"]) == held
+    assert broker.settle(timeout=5)
+    assert broker.position("BTCUSD") is None  # all of it sold, nothing short

@@ -208,3 +208,27 @@ def test_crypto_minimums_are_checked_before_sending():
     assert any("crypto minimum" in r for r in crypto_plan("0.0001", "5000").reasons)
     fine = crypto_plan("0.0002", "60000")
     assert fine.ok, fine.reasons
+
+
+def test_a_crypto_exit_sells_what_is_held_when_the_buy_fee_kept_a_little():
+    """0.5 BTC bought holds 0.498749999: selling the signal's 0.5 would be refused."""
+    limits = RiskLimits(crypto_fee_tolerance_bps=D("40"))
+    sell = signal(symbol="BTC/USD", side="sell", qty="0.5")
+    p = plan(sell, CRYPTO, held_qty=D("0.498749999"), limits=limits)
+    assert p.ok and p.request.qty == D("0.498749999")
+    assert "exit sells what is held" in p.notes[0]
+
+
+def test_a_crypto_sell_beyond_the_fee_tolerance_is_not_clamped():
+    limits = RiskLimits(crypto_fee_tolerance_bps=D("40"))
+    sell = signal(symbol="BTC/USD", side="sell", qty="0.5")
+    p = plan(sell, CRYPTO, held_qty=D("0.4"), limits=limits)
+    assert not p.ok and "not shortable" in p.reasons[0]
+    untolerant = plan(sell, CRYPTO, held_qty=D("0.498749999"))
+    assert not untolerant.ok
+
+
+def test_an_equity_sell_is_never_clamped_to_the_holding():
+    limits = RiskLimits(crypto_fee_tolerance_bps=D("40"))
+    p = plan(signal(side="sell", qty="10"), held_qty=D("9.99"), limits=limits)
+    assert p.ok and p.request.qty == D("10")  # the rest opens a short, as asked
