@@ -83,7 +83,7 @@ def main() -> None:
         cycles += 1
         try:
             result = orders_submit_pending(gateway=gateway, store=store, limit=args.signals)
-            outcomes.update(o.outcome for o in result.outcomes)
+            outcomes.update(str(o.outcome) for o in result.outcomes)
             order_attempts_sync(gateway=gateway, store=store)
         except BrokerError:
             failed += 1

@@ -62,7 +62,7 @@ def worker(index: int, count: int, base_url: str, rate: int, seconds: float, rea
             shard=(index, count),
             actor=f"bench-worker-{index}",
         )
-        outcomes.update(o.outcome for o in result.outcomes)
+        outcomes.update(str(o.outcome) for o in result.outcomes)
         if not result.outcomes:
             break
     out.put((index, dict(outcomes), gateway.api_calls))
