@@ -54,6 +54,7 @@ from .parsing import (
     parse_asset,
     parse_latest_trades,
     parse_order,
+    parse_orders,
     parse_position,
     parse_positions,
     require_list,
@@ -459,8 +460,7 @@ class AlpacaGateway:
         return list(seen.values())
 
     def _orders_page(self, request: GetOrdersRequest) -> list[Order]:
-        rows = require_list(self._client.get_orders(request), "orders")
-        page = [parse_order(row) for row in rows]
+        page = parse_orders(self._client.get_orders(request))
         # A server that ignored direction=asc would make the cursor skip orders: refuse.
         previous: datetime | None = None
         for order in page:

@@ -13,6 +13,7 @@ could not be stored without overflow or silent rounding); it is never clipped or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,12 +22,22 @@ from typing import Any
 from .types import Account, Asset, Order, Position, symbol_key
 
 _ZERO = timedelta(0)
+_fromisoformat = datetime.fromisoformat
 
 #: Figures must be strictly smaller than this in magnitude.
 MAX_MAGNITUDE = Decimal("1e12")
 #: Figures may carry at most this many decimal places (after dropping trailing zeros).
 MAX_PLACES = 9
 _MAX_SHOWN = 24  # characters of an offending value quoted in a message
+_DECIMAL_ZERO = Decimal(0)
+# Plain decimal text already inside the bounds and already in its final form: at most 12 integer
+# digits (so below 1e12), at most 9 decimal places, no trailing zero after the point. Such a
+# string is exactly the Decimal it spells; everything else takes the general path.
+_FINAL_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,11})(?:\.[0-9]{0,8}[1-9])?").fullmatch
+# Strings seen by the fast path -> their Decimal (immutable, so shared). Broker bodies repeat
+# the same figures (quantities, "0") thousands of times; the cache stops growing when full.
+_DECIMAL_CACHE: dict[str, Decimal] = {}
+_DECIMAL_CACHE_MAX = 50_000
 
 
 class ParseError(ValueError):
@@ -81,6 +92,19 @@ def bounded_decimal(
     but ``ParseError``, whatever the decimal context traps (``"1e999999999"`` is refused by
     comparison, before any arithmetic could overflow). Reused by the intent schema's checks.
     """
+    if type(value) is str and (max_places is None or max_places >= MAX_PLACES):
+        cached = _DECIMAL_CACHE.get(value)
+        if cached is not None:
+            return cached
+        if _FINAL_DECIMAL(value):  # in bounds and final (the common case): exact as is
+            result = Decimal(value) or _DECIMAL_ZERO  # "-0" -> 0, as below
+            if len(_DECIMAL_CACHE) < _DECIMAL_CACHE_MAX:
+                _DECIMAL_CACHE[value] = result
+            return result
+    return _bounded_decimal(value, key, what, max_places=max_places)
+
+
+def _bounded_decimal(value: Any, key: str, what: str, *, max_places: int | None) -> Decimal:
     if value is None or (isinstance(value, str) and not value.strip()):
         if value is None:
             raise ParseError(f"{what}: {key!r} is missing")
@@ -204,37 +228,84 @@ def parse_position(data: Any) -> Position:
 
 
 def parse_order(data: Any) -> Order:
-    what = "order"
-    data = _require_mapping(data, what)
-    order_id = _str(data, "id", what)
+    """One order object -> :class:`Order` (``raw`` is a copy of ``data``)."""
+    return _parse_order(data, owned=False)
+
+
+def parse_orders(rows: Any) -> list[Order]:
+    """A list of order objects freshly decoded from a body (nobody else holds them: each becomes
+    its order's ``raw`` as it is, without a copy)."""
+    return [_parse_order(row, owned=True) for row in require_list(rows, "orders")]
+
+
+def _parse_order(data: Any, *, owned: bool) -> Order:
+    if type(data) is not dict:
+        data = dict(_require_mapping(data, "order"))
+    elif not owned:
+        data = dict(data)
+    get = data.get
+    order_id = get("id")
+    if not isinstance(order_id, str) or not order_id:
+        raise ParseError("order: missing or invalid 'id'")
     what = f"order {order_id}"
-
-    def ts(key: str) -> datetime | None:
-        return parse_timestamp(data.get(key), key, what)
-
-    filled_qty = _opt_decimal(data, "filled_qty", what)
+    client_order_id, symbol, side, status = (
+        get("client_order_id"),
+        get("symbol"),
+        get("side"),
+        get("status"),
+    )
+    for key, value in (
+        ("client_order_id", client_order_id),
+        ("symbol", symbol),
+        ("side", side),
+        ("status", status),
+    ):
+        if not isinstance(value, str) or not value:
+            raise ParseError(f"{what}: missing or invalid {key!r}")
+    figures = []
+    for key in ("qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price"):
+        value = get(key)
+        figures.append(None if value is None or value == "" else bounded_decimal(value, key, what))
+    qty, notional, filled_qty, filled_avg_price, limit_price, stop_price = figures
+    stamps = []
+    for key in ("created_at", "submitted_at", "updated_at", "filled_at", "canceled_at"):
+        value = get(key)
+        if value is None or value == "":
+            stamps.append(None)
+            continue
+        if type(value) is str:
+            try:
+                parsed = _fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                if parsed.tzinfo is UTC:  # "Z" or +00:00: already what parse_timestamp returns
+                    stamps.append(parsed)
+                    continue
+        stamps.append(parse_timestamp(value, key, what))
+    created_at, submitted_at, updated_at, filled_at, canceled_at = stamps
     return Order(
         id=order_id,
-        client_order_id=_str(data, "client_order_id", what),
-        symbol=_str(data, "symbol", what),
-        side=_str(data, "side", what),
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=side,
         # "order_type" is deprecated: "type" wins when both are present.
-        order_type=str(data.get("type") or data.get("order_type") or ""),
-        time_in_force=str(data.get("time_in_force") or ""),
-        status=_str(data, "status", what),
-        qty=_opt_decimal(data, "qty", what),
-        notional=_opt_decimal(data, "notional", what),
-        filled_qty=filled_qty if filled_qty is not None else Decimal(0),
-        filled_avg_price=_opt_decimal(data, "filled_avg_price", what),
-        limit_price=_opt_decimal(data, "limit_price", what),
-        stop_price=_opt_decimal(data, "stop_price", what),
+        order_type=str(get("type") or get("order_type") or ""),
+        time_in_force=str(get("time_in_force") or ""),
+        status=status,
+        qty=qty,
+        notional=notional,
+        filled_qty=filled_qty if filled_qty is not None else _DECIMAL_ZERO,
+        filled_avg_price=filled_avg_price,
+        limit_price=limit_price,
+        stop_price=stop_price,
         extended_hours=_bool(data, "extended_hours"),
-        created_at=ts("created_at"),
-        submitted_at=ts("submitted_at"),
-        updated_at=ts("updated_at"),
-        filled_at=ts("filled_at"),
-        canceled_at=ts("canceled_at"),
-        raw=dict(data),
+        created_at=created_at,
+        submitted_at=submitted_at,
+        updated_at=updated_at,
+        filled_at=filled_at,
+        canceled_at=canceled_at,
+        raw=data,
     )
 
 

@@ -163,9 +163,9 @@ class SignalStore(abc.ABC):
         Documents with one of those statuses that do not parse otherwise come back in
         `.invalid`. With `include_unknown_status`, documents whose `status` is present but not a
         known status (a typo, a number, a list) are added to `.invalid` too (Firestore: the
-        query becomes ``status not-in`` the known statuses not asked for). Documents with no `status` at all (missing or null) cannot be
-        found by an indexed query in Firestore, so neither store returns them here: use
-        `read_all()` (a full scan) for those.
+        query becomes ``status not-in`` the statuses not asked for). Documents with no `status`
+        at all (missing or null) cannot be found by an indexed query in Firestore, so neither
+        store returns them here: use `read_all()` (a full scan) for those.
         """
 
     @abc.abstractmethod

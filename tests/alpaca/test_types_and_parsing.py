@@ -8,6 +8,7 @@ import pytest
 from brokerops.alpaca import OrderRequest, symbol_key
 from brokerops.alpaca.parsing import (
     ParseError,
+    bounded_decimal,
     parse_account,
     parse_asset,
     parse_order,
@@ -286,3 +287,56 @@ def test_market_value_is_bounded_in_size_not_precision():
     assert pos.market_value == Decimal("11.96996001497")
     with pytest.raises(ParseError, match="'market_value'"):
         parse_position({"symbol": "AAPL", "qty": "1", "market_value": "1e13"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0", "-0", "10", "-10", "0.5", "1.5", "999999999999", "999999999999.999999999", "0.000000001"],
+)
+def test_bounded_decimal_fast_path_gives_what_the_general_path_gives(text):
+    from brokerops.alpaca.parsing import _bounded_decimal
+
+    for _ in range(2):  # the second call is answered from the cache
+        fast = bounded_decimal(text, "qty", "order")
+        slow = _bounded_decimal(text, "qty", "order", max_places=9)
+        assert (fast, str(fast)) == (slow, str(slow))
+
+
+@pytest.mark.parametrize(
+    "text", ["1e12", "1000000000000", "-1000000000000", "0.0000000001", "1e-10", "NaN"]
+)
+def test_bounded_decimal_fast_path_never_admits_what_the_bounds_refuse(text):
+    with pytest.raises(ParseError):
+        bounded_decimal(text, "qty", "order")
+
+
+def test_bounded_decimal_honours_a_smaller_max_places_for_cached_figures():
+    assert bounded_decimal("1.25", "qty", "order") == Decimal("1.25")  # now cached
+    with pytest.raises(ParseError):
+        bounded_decimal("1.25", "qty", "order", max_places=1)
+
+
+def test_parse_orders_keeps_each_decoded_row_as_raw_and_parse_order_copies():
+    from brokerops.alpaca.parsing import parse_orders
+
+    row = {
+        "id": "o1",
+        "client_order_id": "c1",
+        "symbol": "AAPL",
+        "side": "buy",
+        "status": "new",
+        "qty": "2",
+        "submitted_at": "2024-01-02T03:04:05.123456789Z",
+        "created_at": "2024-01-02T03:04:05+02:00",
+    }
+    (listed,) = parse_orders([row])
+    single = parse_order(row)
+    assert listed == single
+    assert listed.raw is row and single.raw is not row and single.raw == row
+    assert listed.submitted_at == datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+    assert listed.created_at == datetime(2024, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert listed.created_at.tzinfo is UTC and listed.filled_qty == 0
+    with pytest.raises(ParseError):
+        parse_orders([{**row, "qty": "1e12"}])
+    with pytest.raises(ParseError):
+        parse_orders({"not": "a list"})
