@@ -20,11 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import redis
 
 from brokerops.sim import PaperBroker
 from brokerops.sim.faults import FaultConfig
-from tests.conftest import require_service
+from tests.own_redis import start_own_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_VARS = (
@@ -186,34 +185,10 @@ def database(template_db, tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def stopped_redis_url(tmp_path_factory) -> str:
     """The URL of a Redis server of our own that ran, then was stopped."""
-    if shutil.which("redis-server") is None:
-        require_service("redis-server", "not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for_redis(url, proc)
+    url, proc = start_own_redis(tmp_path_factory.mktemp("redis"))
     proc.terminate()
     proc.wait(timeout=10)
     return url
-
-
-def wait_for_redis(url: str, proc: subprocess.Popen) -> None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.05)
 
 
 # Each failure: the environment it takes, and what the one line must say.
@@ -292,18 +267,8 @@ def test_commands_that_succeed_write_nothing_on_stderr(database, paper_broker, t
 def test_redis_dying_during_a_run_leaves_the_run_succeeded_and_one_warning(
     database, paper_broker, tmp_path
 ):
-    if shutil.which("redis-server") is None:
-        require_service("redis-server", "not installed (apt-get install redis-server)")
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
+    url, server = start_own_redis(tmp_path)
     try:
-        wait_for_redis(url, server)
         # The bulk reads are slow: Redis dies while the run holds the lock.
         paper_broker.set_faults(
             FaultConfig(latency_s=3, routes=("GET /v2/positions", "GET /v2/orders"))

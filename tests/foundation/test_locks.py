@@ -12,7 +12,6 @@ Contention and kills are tested between real OS processes.
 
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ import pytest
 import redis
 
 from brokerops.locks import LockUnavailable, single_flight
-from tests.conftest import require_service
+from tests.own_redis import start_own_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_VARS = ("DATABASE_URL", "REDIS_URL", "LOCK_LEASE_S", "LOG_LEVEL", "CELERY_TASK_ALWAYS_EAGER")
@@ -161,27 +160,7 @@ def lock_database_url(postgres_url) -> Iterator[str]:
 @pytest.fixture
 def own_redis(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
     """A redis-server of this test's own (the test may stop it); its URL and process."""
-    if shutil.which("redis-server") is None:
-        require_service("redis-server", "not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.05)
+    url, proc = start_own_redis(tmp_path)
     try:
         yield url, proc
     finally:
