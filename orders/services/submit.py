@@ -97,8 +97,13 @@ def orders_submit_pending(
     limit: int | None = None,
     shard: tuple[int, int] | None = None,
     actor: str = "order-cycle",
+    result: SubmitResult | None = None,
 ) -> SubmitResult:
     """One order cycle: every PENDING signal (up to ``limit``, default ``ORDER_BATCH_SIZE``).
+
+    ``result``, when given, is filled as the cycle goes (and returned), so a caller still has
+    the outcomes of the signals handled before an error that stopped the cycle (a 401, the
+    broker down).
 
     Reads signals, assets, positions and latest prices in bulk, then sends one order per
     signal. A 429 stops the cycle (the gateway's limiter pauses every worker); what was not
@@ -113,16 +118,17 @@ def orders_submit_pending(
     store = store or signal_store()
     limit = limit or settings.ORDER_BATCH_SIZE
     read = store.read(statuses=[SignalStatus.PENDING])
-    result = SubmitResult(invalid_signals=len(read.invalid))
+    result = result if result is not None else SubmitResult()
+    result.invalid_signals = len(read.invalid)
     signals, invalid = read.signals, read.invalid
     if shard is not None:
         index, count = shard
         signals = [s for s in signals if _shard_of(s.id, count) == index]
         invalid = [s for s in invalid if _shard_of(s.id, count) == index]
-    result.outcomes += [
-        _guarded(doc.id, lambda doc=doc: reject_invalid_signal(doc, store=store, actor=actor))
-        for doc in invalid[:limit]
-    ]
+    for doc in invalid[:limit]:
+        result.outcomes.append(
+            _guarded(doc.id, lambda doc=doc: reject_invalid_signal(doc, store=store, actor=actor))
+        )
     signals = signals[:limit]
     if not signals:
         return result

@@ -157,3 +157,22 @@ def test_bad_keys_stop_the_cycle_and_reject_nothing(broker, store):
     assert raised.value.status == 401
     assert status_of(store, "s1") == status_of(store, "s2") == SignalStatus.PENDING
     assert not OrderAttempt.objects.filter(status=OrderAttempt.Status.REJECTED).exists()
+
+
+def test_outcomes_before_a_stopping_error_are_kept_for_the_caller(broker, store):
+    """The broker is down: the cycle stops, but the invalid document it already rejected is
+    reported (the command prints it in its JSON beside the error)."""
+    from brokerops.alpaca import AlpacaGateway, BrokerUnavailable
+    from orders.services import SubmitResult
+
+    store.put_documents([("broken", pending(order_type="limit")), ("fine", pending())])
+    down = AlpacaGateway(
+        api_key="test-key", secret_key="test-secret", base_url="http://127.0.0.1:9", limiter=None
+    )
+    result = SubmitResult()
+    with pytest.raises(BrokerUnavailable):
+        orders_submit_pending(gateway=down, store=store, result=result)
+    assert outcomes(result) == {
+        "broken": ("rejected", "invalid signal: limit_price is required for a limit order")
+    }
+    assert status_of(store, "fine") == SignalStatus.PENDING

@@ -9,7 +9,7 @@ import json as jsonlib
 from django.core.management.base import BaseCommand, CommandParser
 
 from brokerops.locks import check_redis
-from orders.services import orders_submit_pending
+from orders.services import SubmitResult, orders_submit_pending
 
 from ._operator import fail, operator_console, operator_error
 
@@ -22,29 +22,27 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="signals in this cycle")
 
     def handle(self, *args, json: bool, limit: int | None, verbosity: int = 1, **options) -> None:
+        result = SubmitResult()  # filled as the cycle goes: kept when an error stops it
         with operator_console(verbosity):
             try:
                 check_redis()
-                result = orders_submit_pending(limit=limit, actor="submit_orders command")
+                orders_submit_pending(limit=limit, actor="submit_orders command", result=result)
             except Exception as exc:
                 line = operator_error(exc)
                 if line is None:
                     raise
                 if json:
-                    self.stdout.write(jsonlib.dumps({"error": line, "signals": []}))
+                    self.stdout.write(jsonlib.dumps({**_as_json(result), "error": line}))
                 raise fail(line, stderr=self.stderr, exc=exc) from exc
         if json:
-            self.stdout.write(
-                jsonlib.dumps(
-                    {
-                        **result.counts(),
-                        "signals": [o.as_dict() for o in result.outcomes],
-                    }
-                )
-            )
+            self.stdout.write(jsonlib.dumps(_as_json(result)))
             return
         for o in result.outcomes:
             self.stdout.write(
                 f"{o.signal_id:<24} {o.client_order_id:<40} {o.outcome:<10} {o.reason}"
             )
         self.stdout.write(f"{result.counts()}")
+
+
+def _as_json(result: SubmitResult) -> dict:
+    return {**result.counts(), "signals": [o.as_dict() for o in result.outcomes]}
