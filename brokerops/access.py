@@ -11,7 +11,8 @@ from typing import Any
 from django.contrib.auth.management import create_permissions
 
 VIEW_ONLY = {
-    "reconciliation": ["view_reconciliationrun", "view_mismatch"],
+    "reconciliation": ["view_reconciliationrun", "view_mismatch", "view_runevent"],
+    "audit": ["view_chainhead", "view_auditverification"],
     "orders": ["view_orderattempt", "view_orderevent"],
     "intent": ["view_localsignal"],
     "django_celery_beat": [

@@ -1,8 +1,9 @@
 """The Celery app and the beat schedule.
 
-Tasks live in the Django apps (``reconciliation.tasks``, ``orders.tasks``) and are thin wrappers
-over services. The schedule below is the code default; django-celery-beat's DatabaseScheduler
-copies it into the database on start, where operators see it (and can pause it) in the admin.
+Tasks live in the Django apps (``reconciliation.tasks``, ``orders.tasks``, ``audit.tasks``) and
+are thin wrappers over services. The schedule below is the code default; django-celery-beat's
+DatabaseScheduler copies it into the database on start, where operators see it (and can pause
+it) in the admin.
 """
 
 import os
@@ -23,6 +24,7 @@ ORDERS_QUEUE = "orders"
 
 app.conf.task_routes = {
     "reconciliation.*": {"queue": RECONCILIATION_QUEUE},
+    "audit.*": {"queue": RECONCILIATION_QUEUE},
     "orders.*": {"queue": ORDERS_QUEUE},
 }
 app.conf.task_default_queue = "default"
@@ -41,6 +43,11 @@ def beat_schedule() -> dict[str, dict]:
             "task": "orders.submit_pending",
             "schedule": float(settings.ORDER_SUBMIT_INTERVAL_S),
             "options": {"queue": ORDERS_QUEUE, "expires": settings.ORDER_SUBMIT_INTERVAL_S},
+        },
+        "verify-audit": {
+            "task": "audit.verify",
+            "schedule": float(settings.AUDIT_VERIFY_INTERVAL_S),
+            "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.AUDIT_VERIFY_INTERVAL_S},
         },
         "sync-orders": {
             "task": "orders.sync_open",

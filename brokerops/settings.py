@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "brokerops.intent",
+    "audit",
     "reconciliation",
     "orders",
 ]
@@ -70,7 +71,9 @@ WSGI_APPLICATION = "brokerops.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide overrides of the admin's own templates (the index); app templates live
+        # in the apps.
+        "DIRS": [BASE_DIR / "brokerops" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -91,6 +94,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # a write lock instead of failing, and take it at the start of each transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    )
+    # Tests use a file too: an in-memory test database shares one cache between threads, where
+    # a lock conflict fails at once ("database table is locked") instead of waiting its turn.
+    DATABASES["default"].setdefault("TEST", {}).setdefault(
+        "NAME", str(BASE_DIR / "test_brokerops.sqlite3")
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -153,6 +161,15 @@ CELERY_TIMEZONE = TIME_ZONE
 RECONCILE_INTERVAL_S = env.int("RECONCILE_INTERVAL_S", default=300)
 ORDER_SUBMIT_INTERVAL_S = env.int("ORDER_SUBMIT_INTERVAL_S", default=30)
 ORDER_SYNC_INTERVAL_S = env.int("ORDER_SYNC_INTERVAL_S", default=60)
+AUDIT_VERIFY_INTERVAL_S = env.int("AUDIT_VERIFY_INTERVAL_S", default=86400)
+
+# --- Audit integrity (DESIGN.md section 12) ----------------------------------------------------
+# Signs the chain heads every finished run records: rewriting the chains then needs this key.
+# Keep it out of the database's reach (a secret store); unset, heads are recorded unsigned.
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="") or None
+# Processes verify_audit recomputes the chains with (0: one per core). Celery workers, whose
+# processes cannot fork children, verify in their own process.
+AUDIT_VERIFY_PROCESSES = env.int("AUDIT_VERIFY_PROCESSES", default=0)
 
 # --- Broker (Alpaca) ---------------------------------------------------------------------------
 ALPACA_API_KEY = env.str("ALPACA_API_KEY", default="") or None

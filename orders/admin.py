@@ -67,15 +67,20 @@ class OrderAttemptAdmin(AuditTrailAdmin):
 
     @admin.display(description="Reconciliation mismatches naming this order")
     def related_mismatches(self, attempt: OrderAttempt) -> str:
-        rows = Mismatch.objects.filter(client_order_id=attempt.client_order_id).order_by(
-            "created_at", "id"
+        rows = (
+            Mismatch.objects.filter(client_order_id=attempt.client_order_id)
+            .select_related("outcome")
+            .order_by("created_at", "id")
         )
         if not rows:
             return "none"
         return format_html_join(
             "",
             "<div>{} &middot; run #{} &middot; {} &middot; {}</div>",
-            ((m.created_at, m.run_id, m.kind, m.get_action_display()) for m in rows),
+            (
+                (m.created_at, m.run_id, m.kind, Mismatch.Action(m.outcome_action).label)
+                for m in rows
+            ),
         )
 
 

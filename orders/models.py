@@ -1,5 +1,8 @@
 """The order audit trail: one OrderAttempt per (signal, leg), an OrderEvent for everything after.
 
+An attempt changes only through the order services, and each change of what it records (status,
+fills, order id, request) comes with its event.
+
 An attempt is written before any HTTP call, so a crash mid-send leaves a row whose outcome the
 order service resolves by ``client_order_id``; it is never resent blindly.
 """
@@ -7,6 +10,7 @@ order service resolves by ``client_order_id``; it is never resent blindly.
 from django.db import models
 from django.utils import timezone
 
+from audit.models import ChainedRow
 from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
 
 
@@ -85,8 +89,12 @@ class OrderAttempt(models.Model):
         return self.client_order_id
 
 
-class OrderEvent(models.Model):
-    """Everything that happened to an attempt, in order: requests, responses, errors, changes."""
+class OrderEvent(ChainedRow):
+    """Everything that happened to an attempt, in order: requests, responses, errors, changes.
+
+    Append-only (database triggers) and hash-chained: written only by
+    :func:`orders.services.events.order_events_append`.
+    """
 
     class Kind(models.TextChoices):
         CREATED = "created", "Attempt recorded"

@@ -8,7 +8,7 @@ from django.urls import path, reverse
 
 from brokerops.admin import AuditTrailAdmin, AuditTrailInline
 
-from .models import Mismatch, ReconciliationRun
+from .models import Mismatch, ReconciliationRun, RunEvent
 from .services import reconciliation_request_rerun
 
 # Exact lookups on indexed columns, so a search over millions of rows uses the indexes.
@@ -31,8 +31,36 @@ class MismatchInline(AuditTrailInline):
         "expected_qty",
         "actual_qty",
         "action",
+        "outcome_display",
     )
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("outcome")
+
+    @admin.display(description="outcome")
+    def outcome_display(self, mismatch: Mismatch) -> str:
+        return _outcome(mismatch)
+
+
+class RunEventInline(AuditTrailInline):
+    """What happened to the run, in order (repair outcomes show on their mismatches)."""
+
+    model = RunEvent
+    fields = ("created_at", "kind", "status", "message", "actor")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    show_change_link = False
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).exclude(kind=RunEvent.Kind.REPAIR_OUTCOME)
+
+
+def _outcome(mismatch: Mismatch) -> str:
+    outcome = getattr(mismatch, "outcome", None)
+    if outcome is None:
+        return "-" if mismatch.action != Mismatch.Action.REPAIR_STARTED else "none recorded"
+    return outcome.get_action_display()
 
 
 @admin.register(ReconciliationRun)
@@ -56,7 +84,7 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
     date_hierarchy = "started_at"
     search_fields = ("=id", "requested_by_username")
     readonly_fields = ("duration_display",)
-    inlines = (MismatchInline,)
+    inlines = (RunEventInline, MismatchInline)
     actions = ("rerun",)
     change_form_template = "admin/reconciliation/reconciliationrun/change_form.html"
 
@@ -111,8 +139,13 @@ class MismatchAdmin(AuditTrailAdmin):
         "expected_qty",
         "actual_qty",
         "action",
+        "outcome_display",
         "run",
     )
     list_filter = ("kind", "severity", "action", "created_at")
-    list_select_related = ("run",)
+    list_select_related = ("run", "outcome")
     search_fields = EXACT_SEARCH
+
+    @admin.display(description="outcome")
+    def outcome_display(self, mismatch: Mismatch) -> str:
+        return _outcome(mismatch)

@@ -1,12 +1,16 @@
-"""The reconciliation audit trail: one row per run, one row per mismatch it found.
+"""The reconciliation audit trail: one row per run, one row per mismatch it found, an event for
+everything that happened to a run.
 
-Rows are append-mostly: services create them and close a run; nobody edits them in the admin.
+``Mismatch`` and ``RunEvent`` are append-only (database triggers) and hash-chained
+(:mod:`audit.chain`); a run row changes only through :mod:`reconciliation.services`, and each
+change is also a ``RunEvent``. A repair's outcome is the ``RunEvent`` of its mismatch.
 """
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from audit.models import ChainedQuerySet, ChainedRow
 from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, qty_field
 
 
@@ -23,15 +27,17 @@ class ReconciliationRun(models.Model):
         SKIPPED = "skipped", "Skipped (another run held the lock)"
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    # Deleting the user changes nothing here (no cascade, no SET NULL: no constraint at all); the
+    # id may then name nobody, the username still says who asked.
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
         help_text="Operator who asked for the run (admin reruns).",
     )
-    # Kept as text too, so the trail survives the user's deletion.
     requested_by_username = models.CharField(max_length=150, blank=True)
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
@@ -67,8 +73,21 @@ class ReconciliationRun(models.Model):
         return (self.finished_at - self.started_at).total_seconds()
 
 
-class Mismatch(models.Model):
-    """One disagreement between the broker (holdings) and the signal store (intent)."""
+class MismatchQuerySet(ChainedQuerySet):
+    def ended_as(self, action: str) -> "MismatchQuerySet":
+        """Mismatches whose final action (the repair's outcome, else the stored one) is
+        ``action``."""
+        return self.filter(
+            models.Q(outcome__action=action) | models.Q(outcome__isnull=True, action=action)
+        )
+
+
+class Mismatch(ChainedRow):
+    """One disagreement between the broker (holdings) and the signal store (intent).
+
+    ``action`` is what the row was stored with, before any repair (``repair_started`` for a
+    repair); the repair's outcome is its ``RunEvent`` (``outcome``), see :attr:`outcome_action`.
+    """
 
     class Kind(models.TextChoices):
         ORPHAN_POSITION = "ORPHAN_POSITION", "Orphan position"
@@ -109,6 +128,8 @@ class Mismatch(models.Model):
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    objects = MismatchQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "mismatches"
@@ -116,3 +137,53 @@ class Mismatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.symbol or self.client_order_id or self.signal_id}"
+
+    @property
+    def outcome_action(self) -> str:
+        """The action as it ended: the repair's outcome when one was recorded, else ``action``."""
+        outcome = getattr(self, "outcome", None)
+        return outcome.action if outcome is not None else self.action
+
+    @property
+    def outcome_detail(self) -> str:
+        outcome = getattr(self, "outcome", None)
+        details = (self.detail, outcome.message if outcome is not None else "")
+        return "; ".join(d for d in details if d)
+
+
+class RunEvent(ChainedRow):
+    """Everything that happened to a run: started, finished, abandoned, each repair's outcome."""
+
+    class Kind(models.TextChoices):
+        STARTED = "started", "Run started"
+        FINISHED = "finished", "Run finished"
+        ABANDONED = "abandoned", "Run found abandoned"
+        REPAIR_OUTCOME = "repair_outcome", "Repair outcome"
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    status = models.CharField(
+        max_length=16,
+        choices=ReconciliationRun.Status.choices,
+        blank=True,
+        help_text="The run's status after this event.",
+    )
+    mismatch = models.OneToOneField(
+        Mismatch,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="outcome",
+        help_text="The mismatch whose repair this is the outcome of.",
+    )
+    action = models.CharField(max_length=32, choices=Mismatch.Action.choices, blank=True)
+    message = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.kind}"

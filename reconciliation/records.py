@@ -1,4 +1,7 @@
-"""The one writer of ``Mismatch`` rows: stored before any repair, completed after it.
+"""The one writer of ``Mismatch`` and ``RunEvent`` rows (append-only, hash-chained).
+
+A mismatch is stored before any repair; the repair's outcome is appended after it as the
+mismatch's ``RunEvent`` (rows are never updated).
 
 A figure the audit column cannot hold (the bounds of ``brokerops.fields.QTY_DIGITS``) is never
 allowed to lose the row: the column stays empty and the figure goes into the detail, whole.
@@ -6,14 +9,15 @@ allowed to lose the row: the column stays empty and the figure goes into the det
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
+from audit.chain import chain_append
 from brokerops.fields import QTY_DIGITS
 from brokerops.intent.schema import audit_signal_id
 
-from .models import Mismatch, ReconciliationRun
+from .models import Mismatch, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, Verdict
 
 Action = Mismatch.Action
@@ -63,9 +67,7 @@ def mismatches_record(
                 created_at=now,
             )
         )
-    with transaction.atomic():
-        Mismatch.objects.bulk_create(rows, batch_size=_BATCH)
-    return rows
+    return chain_append(rows, batch_size=_BATCH)
 
 
 def initial_action(item: PlannedRepair, *, dry_run: bool) -> str:
@@ -78,14 +80,56 @@ def initial_action(item: PlannedRepair, *, dry_run: bool) -> str:
 
 
 def mismatches_complete(
-    *, rows: Sequence[Mismatch], outcomes: Mapping[int, tuple[str, str]]
-) -> None:
+    *, rows: Sequence[Mismatch], outcomes: Mapping[int, tuple[str, str]], actor: str
+) -> list[RunEvent]:
     """Record each repair's outcome: ``outcomes`` maps a row's index to (action, detail)."""
-    changed = []
-    for index, (action, detail) in outcomes.items():
-        row = rows[index]
-        row.action = action
-        row.detail = "; ".join(x for x in (row.detail, detail) if x)
-        changed.append(row)
-    with transaction.atomic():
-        Mismatch.objects.bulk_update(changed, ["action", "detail"], batch_size=_BATCH)
+    now = timezone.now()
+    return chain_append(
+        (
+            RunEvent(
+                run_id=rows[index].run_id,
+                kind=RunEvent.Kind.REPAIR_OUTCOME,
+                mismatch=rows[index],
+                action=action,
+                message=detail,
+                actor=actor,
+                created_at=now,
+            )
+            for index, (action, detail) in sorted(outcomes.items())
+        ),
+        batch_size=_BATCH,
+    )
+
+
+def run_event_record(
+    *,
+    run: ReconciliationRun,
+    kind: str,
+    message: str = "",
+    payload: dict[str, Any] | None = None,
+    actor: str = "",
+) -> RunEvent:
+    """Append one event of ``run`` (its status as it is now) to the run events' chain."""
+    (event,) = chain_append(
+        [
+            RunEvent(
+                run=run,
+                kind=kind,
+                status=run.status,
+                message=message,
+                payload=payload or {},
+                actor=actor[:150],
+            )
+        ]
+    )
+    return event
+
+
+def run_events_record_many(
+    *, runs: Sequence[ReconciliationRun], kind: str, message: str, actor: str
+) -> list[RunEvent]:
+    """One event per run, in one append."""
+    return chain_append(
+        RunEvent(run=run, kind=kind, status=run.status, message=message, actor=actor[:150])
+        for run in runs
+    )

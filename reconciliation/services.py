@@ -1,13 +1,15 @@
 """The reconciliation run: read, diff, confirm, plan, record, repair, complete.
 
-The steps live in their own modules; this one orders them and keeps the run's row:
+The steps live in their own modules; this one orders them and keeps the run's row, which changes
+only here and each time with a ``RunEvent`` (started, abandoned, finished). Every finished run
+records the heads of the audit chains (:func:`audit.services.chain_heads_record`).
 - :mod:`reconciliation.facts` reads both sides in bulk (a failed read fails the run before
   anything is repaired: it is never taken for "no positions" or "no orders");
 - :mod:`reconciliation.diff` finds the mismatches (pure);
 - :mod:`reconciliation.confirm` confirms terminal findings by bounded targeted look-ups;
 - :mod:`reconciliation.plan` decides what to do about each finding (pure);
-- :mod:`reconciliation.records` stores every ``Mismatch`` row *before* any repair, and completes
-  it after, so no repair ever happens without its audit row;
+- :mod:`reconciliation.records` stores every ``Mismatch`` row *before* any repair, and appends
+  the repair's outcome after, so no repair ever happens without its audit row;
 - :mod:`reconciliation.repairs` applies the repairs, one handler per kind.
 """
 
@@ -24,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import chain_heads_record
 from brokerops.alpaca import AlpacaGateway, BrokerError
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore, SignalStoreError
@@ -32,9 +35,15 @@ from brokerops.locks import LockUnavailable, single_flight
 from .confirm import confirm_findings
 from .diff import diff
 from .facts import reconciliation_facts_read
-from .models import Mismatch, ReconciliationRun
+from .models import Mismatch, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, Repair, Verdict, repair_plan
-from .records import initial_action, mismatches_complete, mismatches_record
+from .records import (
+    initial_action,
+    mismatches_complete,
+    mismatches_record,
+    run_event_record,
+    run_events_record_many,
+)
 from .repairs import HANDLERS, RepairContext
 
 logger = logging.getLogger(__name__)
@@ -83,9 +92,13 @@ def reconciliation_run(
                     "another reconciliation run holds the lock",
                 )
             _fail_abandoned_runs()
-            run = ReconciliationRun.objects.create(
-                **fields, status=ReconciliationRun.Status.RUNNING
-            )
+            with transaction.atomic():
+                run = ReconciliationRun.objects.create(
+                    **fields, status=ReconciliationRun.Status.RUNNING
+                )
+                run_event_record(
+                    run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
+                )
             _execute(run, gateway=gateway, store=store)
             return run
     except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
@@ -93,21 +106,78 @@ def reconciliation_run(
         return _closed_run(fields, ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}")
 
 
+ACTOR = "reconciliation"
+
+
+def _started_payload(run: ReconciliationRun) -> dict:
+    return {
+        "trigger": run.trigger,
+        "dry_run": run.dry_run,
+        "requested_by": run.requested_by_username,
+        "rerun_of": run.rerun_of_id,
+        "worker": run.worker,
+    }
+
+
+def _finished_payload(run: ReconciliationRun) -> dict:
+    return {
+        "status": run.status,
+        "error": run.error,
+        "positions_seen": run.positions_seen,
+        "orders_seen": run.orders_seen,
+        "signals_seen": run.signals_seen,
+        "mismatches_found": run.mismatches_found,
+        "repairs_applied": run.repairs_applied,
+        "api_calls": run.api_calls,
+        "summary": run.summary,
+    }
+
+
 def _closed_run(fields: dict, status: str, error: str) -> ReconciliationRun:
     """A run that never started (skipped, or no lock service): recorded all the same."""
     now = timezone.now()
-    return ReconciliationRun.objects.create(
-        **fields, status=status, started_at=now, finished_at=now, error=error
-    )
+    with transaction.atomic():
+        run = ReconciliationRun.objects.create(
+            **fields, status=status, started_at=now, finished_at=now, error=error
+        )
+        run_event_record(
+            run=run,
+            kind=RunEvent.Kind.FINISHED,
+            message=error,
+            payload={**_started_payload(run), **_finished_payload(run)},
+            actor=ACTOR,
+        )
+    _record_heads(run)
+    return run
 
 
 def _fail_abandoned_runs() -> None:
     """We hold the lock, so any run still RUNNING belongs to a worker that died."""
-    ReconciliationRun.objects.filter(status=ReconciliationRun.Status.RUNNING).update(
-        status=ReconciliationRun.Status.FAILED,
-        finished_at=timezone.now(),
-        error="abandoned: its worker stopped before finishing (found by the next run)",
-    )
+    error = "abandoned: its worker stopped before finishing (found by the next run)"
+    with transaction.atomic():
+        runs = list(
+            ReconciliationRun.objects.select_for_update().filter(
+                status=ReconciliationRun.Status.RUNNING
+            )
+        )
+        if not runs:
+            return
+        now = timezone.now()
+        for run in runs:
+            run.status = ReconciliationRun.Status.FAILED
+            run.finished_at = now
+            run.error = error
+        ReconciliationRun.objects.bulk_update(runs, ["status", "finished_at", "error"])
+        run_events_record_many(runs=runs, kind=RunEvent.Kind.ABANDONED, message=error, actor=ACTOR)
+
+
+def _record_heads(run: ReconciliationRun) -> None:
+    """The audit chains' heads as this run leaves them (a failure here is logged: the run's
+    own rows are stored; the next run records heads again)."""
+    try:
+        chain_heads_record(run=run, recorded_by=f"reconciliation run #{run.pk}")
+    except Exception:  # the run is recorded; a missing set of heads is logged
+        logger.exception("reconciliation run %s: chain heads not recorded", run.pk)
 
 
 def _execute(
@@ -158,7 +228,7 @@ def _execute(
                 )
                 with _phase(timings, "repair_s"):
                     outcomes = _repair(planned, context)
-                mismatches_complete(rows=rows, outcomes=outcomes)
+                mismatches_complete(rows=rows, outcomes=outcomes, actor=context.actor)
         except Exception as exc:  # noqa: BLE001 - recorded on the run (the row is the result), logged
             _mark_failed(run, exc)
         else:
@@ -237,7 +307,16 @@ def _finish(
         "by_kind": _count(item.finding.kind.value for item in planned),
         "by_action": _count(actions),
     }
-    run.save()
+    with transaction.atomic():
+        run.save()
+        run_event_record(
+            run=run,
+            kind=RunEvent.Kind.FINISHED,
+            message=run.error,
+            payload=_finished_payload(run),
+            actor=ACTOR,
+        )
+    _record_heads(run)
 
 
 _NOT_APPLIED = frozenset(
@@ -278,9 +357,9 @@ def run_as_json(run: ReconciliationRun) -> dict:
                 "client_order_id": m.client_order_id,
                 "expected_qty": None if m.expected_qty is None else _plain(m.expected_qty),
                 "actual_qty": None if m.actual_qty is None else _plain(m.actual_qty),
-                "action": m.action,
+                "action": m.outcome_action,
             }
-            for m in run.mismatches.order_by("id")
+            for m in run.mismatches.select_related("outcome").order_by("id")
         ],
     }
 

@@ -71,3 +71,22 @@ def _celery_tasks_run_in_the_test_process():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = eager
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_may_empty_the_audit_tables():
+    """Transactional tests end with Django's ``flush``, which empties tables with DELETE on
+    SQLite: let it through the append-only triggers (PostgreSQL's TRUNCATE does not fire them)."""
+    from django.test import TransactionTestCase
+
+    from audit.triggers import audit_maintenance
+
+    teardown = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self):
+        with audit_maintenance("test database reset"):
+            return teardown(self)
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown
+    yield
+    TransactionTestCase._fixture_teardown = teardown

@@ -5,6 +5,7 @@ from itertools import count
 
 from django.contrib.auth.models import Group, User
 
+from audit.chain import chain_append
 from brokerops.access import assign_group_permissions
 from orders.models import OrderAttempt, OrderEvent
 from reconciliation.models import Mismatch, ReconciliationRun
@@ -49,7 +50,8 @@ def mismatch(*, run: ReconciliationRun | None = None, **fields) -> Mismatch:
     fields.setdefault("kind", Mismatch.Kind.ORPHAN_POSITION)
     fields.setdefault("severity", Mismatch.Severity.CRITICAL)
     fields.setdefault("symbol", "AAPL")
-    return Mismatch.objects.create(run=run or reconciliation_run(), **fields)
+    (row,) = chain_append([Mismatch(run=run or reconciliation_run(), **fields)])
+    return row
 
 
 def order_attempt(**fields) -> OrderAttempt:
@@ -64,5 +66,7 @@ def order_attempt(**fields) -> OrderAttempt:
 
 
 def order_event(*, attempt: OrderAttempt, **fields) -> OrderEvent:
+    from orders.services.events import order_event_record
+
     fields.setdefault("kind", OrderEvent.Kind.CREATED)
-    return OrderEvent.objects.create(attempt=attempt, **fields)
+    return order_event_record(attempt=attempt, **fields)

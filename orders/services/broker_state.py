@@ -20,7 +20,7 @@ from orders.broker_status import attempt_status_for
 from orders.client_order_id import parse_client_order_id
 from orders.models import OrderAttempt, OrderEvent
 
-from .events import order_event_build
+from .events import order_event_build, order_events_append
 
 logger = logging.getLogger(__name__)
 
@@ -122,13 +122,13 @@ def order_attempts_apply_broker_orders(
             ],
             batch_size=500,
         )
-        OrderEvent.objects.bulk_create(events, batch_size=500)
         changed_pks = {a.pk for a in changed}
         synced = [a.pk for a, _ in pairs if a.pk not in changed_pks]
         for start in range(0, len(synced), 5000):
             OrderAttempt.objects.filter(pk__in=synced[start : start + 5000]).update(
                 last_synced_at=now
             )
+        order_events_append(events)  # last: the chain's lock is held until the commit
     outcomes = signals_follow_attempts(changed, store=store, actor=actor) if move_signals else {}
     return [
         AttemptChange(
@@ -168,7 +168,7 @@ def order_attempts_mark_missing(
         OrderAttempt.objects.bulk_update(
             attempts, ["status", "reason", "updated_at", "last_synced_at"], batch_size=500
         )
-        OrderEvent.objects.bulk_create(events, batch_size=500)
+        order_events_append(events)
     outcomes = signals_follow_attempts(list(attempts), store=store, actor=actor)
     return [
         AttemptChange(
@@ -187,36 +187,42 @@ def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttemp
     signal_id, leg = parsed if parsed else ("", "entry")
     if signal_id and OrderAttempt.objects.filter(signal_id=signal_id, leg=leg).exists():
         signal_id = ""  # the id pattern matched by accident: keep the one row per signal-leg
-    attempt, created = OrderAttempt.objects.get_or_create(
-        client_order_id=order.client_order_id,
-        defaults=dict(
-            signal_id=signal_id,
-            leg=leg,
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
-            time_in_force=order.time_in_force,
-            qty=order.qty,
-            notional=order.notional,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            extended_hours=order.extended_hours,
-            adopted=True,
-            reason="found at Alpaca with our prefix; not recorded by brokerops",
-        ),
-    )
-    if created:
-        _take_broker_order(attempt, order)
-        attempt.last_synced_at = timezone.now()
-        attempt.save()
-        order_event_build(
-            attempt=attempt,
-            kind=OrderEvent.Kind.ADOPTED,
-            status_to=attempt.status,
-            message="adopted into the audit trail",
-            payload=order.raw,
-            actor=actor,
-        ).save()
+    # One transaction: the adopted attempt and its ADOPTED event exist together or not at all.
+    with transaction.atomic():
+        attempt, created = OrderAttempt.objects.get_or_create(
+            client_order_id=order.client_order_id,
+            defaults=dict(
+                signal_id=signal_id,
+                leg=leg,
+                symbol=order.symbol,
+                side=order.side,
+                order_type=order.order_type,
+                time_in_force=order.time_in_force,
+                qty=order.qty,
+                notional=order.notional,
+                limit_price=order.limit_price,
+                stop_price=order.stop_price,
+                extended_hours=order.extended_hours,
+                adopted=True,
+                reason="found at Alpaca with our prefix; not recorded by brokerops",
+            ),
+        )
+        if created:
+            _take_broker_order(attempt, order)
+            attempt.last_synced_at = timezone.now()
+            attempt.save()
+            order_events_append(
+                [
+                    order_event_build(
+                        attempt=attempt,
+                        kind=OrderEvent.Kind.ADOPTED,
+                        status_to=attempt.status,
+                        message="adopted into the audit trail",
+                        payload=order.raw,
+                        actor=actor,
+                    )
+                ]
+            )
     return attempt
 
 
@@ -272,5 +278,5 @@ def signals_follow_attempts(
             logger.info(
                 "signal %s not moved: %s %s", result.signal_id, result.outcome, result.detail
             )
-    OrderEvent.objects.bulk_create(events, batch_size=500)
+    order_events_append(events)
     return {by_signal[r.signal_id].client_order_id: str(r.outcome) for r in results}

@@ -1,9 +1,17 @@
-"""Audit events of order attempts. Every payload is redacted before it is stored."""
+"""The one writer of ``OrderEvent`` rows: redacted, chained, append-only.
 
+Services build events with :func:`order_event_build` and store them with
+:func:`order_events_append` (or both at once with :func:`order_event_record`); nothing else
+creates events, so every event is redacted and takes its place in the hash chain
+(:mod:`audit.chain`). Append events last in a transaction: the chain stays locked until it ends.
+"""
+
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 
+from audit.chain import chain_append
 from brokerops.redaction import redact
 from orders.models import OrderAttempt, OrderEvent
 
@@ -23,7 +31,7 @@ def order_event_build(
     status_to: str = "",
     actor: str = "",
 ) -> OrderEvent:
-    """An unsaved event (for ``bulk_create``), its payload and message redacted."""
+    """An unsaved event (for :func:`order_events_append`), its payload and message redacted."""
     secrets = _secrets()
     return OrderEvent(
         attempt=attempt,
@@ -37,8 +45,12 @@ def order_event_build(
     )
 
 
+def order_events_append(events: Iterable[OrderEvent]) -> list[OrderEvent]:
+    """Store built events at the end of the chain, in one transaction (the caller's, if any)."""
+    return chain_append(events)
+
+
 def order_event_record(**fields: Any) -> OrderEvent:
-    """Build and save one event (see :func:`order_event_build`)."""
-    event = order_event_build(**fields)
-    event.save()
+    """Build and store one event (see :func:`order_event_build`)."""
+    (event,) = order_events_append([order_event_build(**fields)])
     return event

@@ -6,7 +6,7 @@ from django.db import transaction
 
 from orders.models import OrderAttempt, OrderEvent
 
-from .events import order_event_build
+from .events import order_event_build, order_events_append
 
 
 def order_attempts_request_resync(*, attempt_ids: Sequence[int], actor: str) -> int:
@@ -15,7 +15,7 @@ def order_attempts_request_resync(*, attempt_ids: Sequence[int], actor: str) -> 
 
     attempts = list(OrderAttempt.objects.filter(pk__in=list(attempt_ids)))
     with transaction.atomic():
-        OrderEvent.objects.bulk_create(
+        order_events_append(
             order_event_build(
                 attempt=a,
                 kind=OrderEvent.Kind.RESYNC_REQUESTED,

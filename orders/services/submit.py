@@ -325,14 +325,15 @@ def _send(signal: Signal, attempt: OrderAttempt, plan: OrderPlan, cycle: _Cycle)
     payload = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(request).items()}
     attempt.time_in_force = request.time_in_force
     attempt.request_payload = payload
-    attempt.save(update_fields=["time_in_force", "request_payload"])
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.REQUEST_SENT,
-        message="POST /v2/orders",
-        payload={"request": payload, "notes": list(plan.notes)},
-        actor=cycle.actor,
-    )
+    with transaction.atomic():  # the attempt's change and its event, together
+        attempt.save(update_fields=["time_in_force", "request_payload"])
+        order_event_record(
+            attempt=attempt,
+            kind=OrderEvent.Kind.REQUEST_SENT,
+            message="POST /v2/orders",
+            payload={"request": payload, "notes": list(plan.notes)},
+            actor=cycle.actor,
+        )
     try:
         order = cycle.gateway.submit_order(request)
     except BrokerRejected as exc:
@@ -428,33 +429,38 @@ def _reject(
     attempt.status = Status.REJECTED
     attempt.reason = reason
     attempt.updated_at = timezone.now()
-    attempt.save(update_fields=["status", "reason", "updated_at"])
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.VALIDATION_FAILED if by_validation else OrderEvent.Kind.STATUS_CHANGED,
-        status_from=status_from,
-        status_to=Status.REJECTED,
-        message=reason,
-        actor=cycle.actor,
-    )
+    with transaction.atomic():
+        attempt.save(update_fields=["status", "reason", "updated_at"])
+        order_event_record(
+            attempt=attempt,
+            kind=OrderEvent.Kind.VALIDATION_FAILED
+            if by_validation
+            else OrderEvent.Kind.STATUS_CHANGED,
+            status_from=status_from,
+            status_to=Status.REJECTED,
+            message=reason,
+            actor=cycle.actor,
+        )
     _move_signal(signal, attempt, SignalStatus.PENDING, SignalStatus.REJECTED, reason, cycle)
     return SignalOutcome(signal.id, attempt.client_order_id, Outcome.REJECTED, reason)
 
 
 def _unknown(signal: Signal, attempt: OrderAttempt, cycle: _Cycle, reason: str) -> SignalOutcome:
-    if attempt.status != Status.UNKNOWN:
-        order_event_record(
-            attempt=attempt,
-            kind=OrderEvent.Kind.STATUS_CHANGED,
-            status_from=attempt.status,
-            status_to=Status.UNKNOWN,
-            message=reason,
-            actor=cycle.actor,
-        )
+    status_from = attempt.status
     attempt.status = Status.UNKNOWN
     attempt.reason = reason
     attempt.updated_at = timezone.now()
-    attempt.save(update_fields=["status", "reason", "updated_at"])
+    with transaction.atomic():
+        attempt.save(update_fields=["status", "reason", "updated_at"])
+        if status_from != Status.UNKNOWN:
+            order_event_record(
+                attempt=attempt,
+                kind=OrderEvent.Kind.STATUS_CHANGED,
+                status_from=status_from,
+                status_to=Status.UNKNOWN,
+                message=reason,
+                actor=cycle.actor,
+            )
     return SignalOutcome(signal.id, attempt.client_order_id, Outcome.UNKNOWN, reason)
 
 

@@ -21,6 +21,9 @@ def test_beat_schedules_reconciliation_and_order_jobs_on_their_queues():
     assert schedule["submit-orders"]["task"] == "orders.submit_pending"
     assert schedule["sync-orders"]["task"] == "orders.sync_open"
     assert schedule["sync-orders"]["options"]["queue"] == ORDERS_QUEUE
+    assert schedule["verify-audit"]["task"] == "audit.verify"
+    assert schedule["verify-audit"]["schedule"] == 86400.0
+    assert schedule["verify-audit"]["options"]["queue"] == RECONCILIATION_QUEUE
     assert app.conf.beat_schedule.keys() == schedule.keys()
 
 

@@ -101,3 +101,19 @@ def test_compliance_cannot_resync(client, wired):
         {"action": "resync", "_selected_action": [attempt.pk]},
     )
     assert not OrderAttempt.objects.get(pk=attempt.pk).events.exists()
+
+
+def test_deleting_the_operator_changes_no_audit_row(client, wired):
+    operator = login(client, "operations")
+    earlier = factories.reconciliation_run()
+    client.post(reverse("admin:reconciliation_reconciliationrun_rerun", args=[earlier.pk]))
+    rerun = ReconciliationRun.objects.exclude(pk=earlier.pk).get()
+    before = ReconciliationRun.objects.filter(pk=rerun.pk).values().get()
+
+    operator.delete()
+
+    assert ReconciliationRun.objects.filter(pk=rerun.pk).values().get() == before
+    assert before["requested_by_username"] == operator.username
+    from audit.services import audit_verify
+
+    assert audit_verify(trigger="command", processes=1).ok

@@ -46,7 +46,7 @@ def test_an_out_of_range_quantity_is_an_invalid_signal_and_the_orphan_beside_it_
     rows = {m.signal_id: m for m in run.mismatches.all()}
     assert rows["poison"].kind == Mismatch.Kind.INVALID_SIGNAL
     assert "qty" in rows["poison"].detail
-    assert rows["orphan"].action == Mismatch.Action.SIGNAL_CLOSED_MANUAL
+    assert rows["orphan"].outcome_action == Mismatch.Action.SIGNAL_CLOSED_MANUAL
     assert status_of(store, "poison") == "ACTIVE"  # an invalid document is never modified
     assert status_of(store, "orphan") == SignalStatus.CLOSED_MANUAL
 
@@ -59,7 +59,7 @@ def test_any_id_firestore_accepts_is_reconciled_and_recorded_whole(
     run = run_once(gateway, store)
 
     assert run.status == ReconciliationRun.Status.SUCCEEDED, run.error
-    closed = run.mismatches.filter(action=Mismatch.Action.SIGNAL_CLOSED_MANUAL)
+    closed = run.mismatches.ended_as(Mismatch.Action.SIGNAL_CLOSED_MANUAL)
     assert sorted(closed.values_list("signal_id", flat=True)) == sorted([signal_id, "plain"])
     assert status_of(store, signal_id) == SignalStatus.CLOSED_MANUAL
     assert Mismatch.objects.filter(signal_id__exact=signal_id).count() == 1
@@ -84,7 +84,7 @@ def test_the_mismatch_row_is_stored_before_the_signal_moves(broker, gateway, sto
     assert run.status == ReconciliationRun.Status.SUCCEEDED, run.error
     assert seen_before_move == [("orphan", Mismatch.Action.REPAIR_STARTED)]
     row = run.mismatches.get(signal_id="orphan")
-    assert row.action == Mismatch.Action.SIGNAL_CLOSED_MANUAL
+    assert row.outcome_action == Mismatch.Action.SIGNAL_CLOSED_MANUAL
 
 
 def test_a_repair_that_fails_keeps_its_row_and_fails_the_run_without_stopping_others(
@@ -104,10 +104,10 @@ def test_a_repair_that_fails_keeps_its_row_and_fails_the_run_without_stopping_ot
     assert run.status == ReconciliationRun.Status.FAILED
     assert "close_signal failed" in run.error and "store went away" in run.error
     orphan = run.mismatches.get(kind=Mismatch.Kind.ORPHAN_POSITION)
-    assert orphan.action == Mismatch.Action.REPAIR_FAILED
-    assert "store went away" in orphan.detail
+    assert orphan.outcome_action == Mismatch.Action.REPAIR_FAILED
+    assert "store went away" in orphan.outcome_detail
     adopted = run.mismatches.get(kind=Mismatch.Kind.UNKNOWN_ORDER)
-    assert adopted.action == Mismatch.Action.ORDER_ADOPTED
+    assert adopted.outcome_action == Mismatch.Action.ORDER_ADOPTED
     assert run.finished_at is not None
 
 
@@ -127,8 +127,8 @@ def test_a_signal_whose_symbol_changed_after_the_read_is_not_closed(broker, gate
 
     assert run.status == ReconciliationRun.Status.SUCCEEDED, run.error
     moving = run.mismatches.get(signal_id="moving")
-    assert moving.action == Mismatch.Action.REPAIR_SKIPPED
-    assert "changed since the read" in moving.detail
+    assert moving.outcome_action == Mismatch.Action.REPAIR_SKIPPED
+    assert "changed since the read" in moving.outcome_detail
     assert status_of(store, "moving") == SignalStatus.ACTIVE
     assert status_of(store, "still") == SignalStatus.CLOSED_MANUAL
 
@@ -147,7 +147,10 @@ def test_a_signal_touched_but_unchanged_in_substance_is_still_closed(broker, gat
     run = run_once(gateway, store)
 
     assert run.status == ReconciliationRun.Status.SUCCEEDED, run.error
-    assert run.mismatches.get(signal_id="touched").action == Mismatch.Action.SIGNAL_CLOSED_MANUAL
+    assert (
+        run.mismatches.get(signal_id="touched").outcome_action
+        == Mismatch.Action.SIGNAL_CLOSED_MANUAL
+    )
     assert status_of(store, "touched") == SignalStatus.CLOSED_MANUAL
 
 
@@ -188,7 +191,7 @@ def test_a_proxys_html_404_on_the_confirming_look_up_closes_nothing(broker, gate
     assert run.status == ReconciliationRun.Status.FAILED
     assert "404" in run.error
     assert status_of(store, "orphan") == SignalStatus.ACTIVE
-    assert not run.mismatches.filter(action=Mismatch.Action.SIGNAL_CLOSED_MANUAL).exists()
+    assert not run.mismatches.ended_as(Mismatch.Action.SIGNAL_CLOSED_MANUAL).exists()
 
 
 def test_a_broker_figure_out_of_range_fails_the_run_before_any_repair(broker, gateway, store):

@@ -92,7 +92,7 @@ def scenario(broker, store):
 
 
 def kinds(run):
-    return sorted(run.mismatches.values_list("kind", "action"))
+    return sorted((m.kind, m.outcome_action) for m in run.mismatches.select_related("outcome"))
 
 
 def test_every_mismatch_kind_is_found_repaired_and_recorded(scenario, gateway, store, caplog):
@@ -136,6 +136,38 @@ def test_every_mismatch_kind_is_found_repaired_and_recorded(scenario, gateway, s
     assert counters[("GET", "/v2/orders:by_client_order_id")] == 1
     assert run.api_calls == scenario.total_requests() == 4
     assert run.finished_at is not None and run.duration_s >= 0
+
+
+def test_a_run_records_its_events_the_repair_outcomes_and_the_chain_heads(
+    scenario, gateway, store, settings
+):
+    settings.AUDIT_HMAC_KEY = "run-test-key"
+    run = reconciliation_run(trigger="command", gateway=gateway, store=store)
+
+    events = list(run.events.order_by("pk"))
+    assert [e.kind for e in events if e.kind != "repair_outcome"] == ["started", "finished"]
+    assert (events[0].status, events[-1].status) == ("running", "succeeded")
+    assert events[-1].payload["mismatches_found"] == 8
+    # Every repair's outcome is its own event, appended after the row it completes.
+    outcomes = [e for e in events if e.kind == "repair_outcome"]
+    assert sorted(e.action for e in outcomes) == sorted(a for _, a in kinds(run) if a != "flagged")
+    assert all(
+        e.mismatch.run_id == run.pk and e.created_at >= e.mismatch.created_at for e in outcomes
+    )
+    # The mismatch rows themselves were never updated: they say what was stored first.
+    assert set(run.mismatches.values_list("action", flat=True)) == {"repair_started", "flagged"}
+    heads = {h.chain: h for h in run.chain_heads.all()}
+    assert set(heads) == {"order_events", "mismatches", "run_events"}
+    assert heads["run_events"].row_id == events[-1].pk and all(h.signature for h in heads.values())
+    from audit.services import audit_verify
+
+    assert audit_verify(trigger="command", processes=1).ok
+
+
+def test_a_skipped_run_and_an_abandoned_one_are_events_too(broker, gateway, store):
+    dead = factories.reconciliation_run(status="running")
+    reconciliation_run(trigger="schedule", gateway=gateway, store=store)
+    assert list(dead.events.values_list("kind", "status")) == [("abandoned", "failed")]
 
 
 def test_a_second_run_finds_only_what_is_still_true(scenario, gateway, store):

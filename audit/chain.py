@@ -1,0 +1,291 @@
+"""The hash chains of the audit tables (DESIGN.md section 12): one writer, one order, one proof.
+
+Each chained row stores ``prev_hash`` (the ``hash`` of the row before it in its table, ``""`` for
+the first) and ``hash`` = SHA-256 over ``prev_hash``, a newline and the row's canonical
+serialisation: the chain's fields (:data:`CHAINS`) as a JSON object with sorted keys, decimals as
+plain strings without trailing zeros, timestamps as UTC ISO 8601 with microseconds, JSON values
+as they read back from the database.
+
+:func:`chain_append` is the only way rows enter a chained table. It holds the chain's lock until
+the caller's transaction ends (a PostgreSQL advisory lock; SQLite's write transactions are
+serial already), so the chain is linear however many workers write: a row's primary key orders
+it. The lock is taken last in a transaction: update other rows first, append audit rows at the
+end, so no two transactions wait for each other's locks.
+
+The serialisation of a chain is part of the audit format: changing a chain's fields needs a new
+chain version, never an edit of :data:`CHAINS`, or every existing row stops verifying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Context, Decimal
+from typing import Any, TypeVar
+
+from django.db import connections, models, router, transaction
+from django.utils import timezone
+
+GENESIS = ""
+M = TypeVar("M", bound=models.Model)
+_SQLITE_DECIMAL = Context(prec=15)  # SQLite keeps 15 significant digits (Django's converter)
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One chained table: its name in reports and heads, its model, the fields its hash covers."""
+
+    name: str
+    app_label: str
+    model_name: str
+    fields: tuple[str, ...]  # attnames (``attempt_id`` for a foreign key)
+
+    @property
+    def lock_key(self) -> int:
+        """The PostgreSQL advisory lock key of this chain (a signed 64-bit integer)."""
+        digest = hashlib.blake2b(f"brokerops:audit:{self.name}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+
+CHAINS: tuple[ChainSpec, ...] = (
+    ChainSpec(
+        "order_events",
+        "orders",
+        "OrderEvent",
+        (
+            "attempt_id",
+            "kind",
+            "created_at",
+            "status_from",
+            "status_to",
+            "http_status",
+            "message",
+            "payload",
+            "actor",
+        ),
+    ),
+    ChainSpec(
+        "mismatches",
+        "reconciliation",
+        "Mismatch",
+        (
+            "run_id",
+            "kind",
+            "severity",
+            "symbol",
+            "signal_id",
+            "client_order_id",
+            "alpaca_order_id",
+            "expected_qty",
+            "actual_qty",
+            "action",
+            "detail",
+            "created_at",
+        ),
+    ),
+    ChainSpec(
+        "run_events",
+        "reconciliation",
+        "RunEvent",
+        (
+            "run_id",
+            "kind",
+            "status",
+            "mismatch_id",
+            "action",
+            "message",
+            "payload",
+            "actor",
+            "created_at",
+        ),
+    ),
+)
+CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
+
+
+def chain_for(model: type[models.Model]) -> ChainSpec:
+    """The chain of a chained model (historical models of migrations included)."""
+    for spec in CHAINS:
+        if (model._meta.app_label, model._meta.object_name) == (spec.app_label, spec.model_name):
+            return spec
+    raise LookupError(f"{model._meta.label} is not a chained audit table")
+
+
+def plain(value: Any) -> Any:
+    """A field value in its canonical JSON form (see the module docstring)."""
+    if isinstance(value, Decimal):
+        text = format(value.normalize(), "f")
+        return "0" if text in ("-0", "0") else text
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):
+            raise ValueError(f"naive timestamp {value!r} in an audit row")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def canonical(values: Mapping[str, Any]) -> bytes:
+    """The canonical serialisation of a row's chained values."""
+    return json.dumps(
+        {name: plain(value) for name, value in values.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+    ).encode()
+
+
+def row_hash(prev_hash: str, values: Mapping[str, Any]) -> str:
+    """``hash`` of a row whose chained values are ``values`` and whose predecessor's is
+    ``prev_hash``."""
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(values)).hexdigest()
+
+
+def row_hasher(model: type[models.Model], spec: ChainSpec) -> Callable[[str, list[Any]], str]:
+    """A faster :func:`row_hash` for many rows read from the database, as lists of values in
+    ``spec.fields`` order: only the columns that need it are brought to their canonical form
+    (timestamps and decimals; the other columns are plain JSON already). Same result."""
+    fields = _fields_by_attname(model)
+    stamps = [i for i, n in enumerate(spec.fields) if isinstance(fields[n], models.DateTimeField)]
+    decimals = [i for i, n in enumerate(spec.fields) if isinstance(fields[n], models.DecimalField)]
+    names = spec.fields
+    dumps = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode
+    sha256 = hashlib.sha256
+
+    def hasher(prev_hash: str, values: list[Any]) -> str:
+        for i in stamps:
+            if values[i] is not None:
+                values[i] = plain(values[i])
+        for i in decimals:
+            if values[i] is not None:
+                values[i] = plain(values[i])
+        text = dumps(dict(zip(names, values, strict=True)))
+        return sha256(prev_hash.encode() + b"\n" + text.encode()).hexdigest()
+
+    return hasher
+
+
+def head_signature(key: str, *, chain: str, row_id: int, hash: str) -> str:
+    """HMAC-SHA256 of a chain head under ``AUDIT_HMAC_KEY`` (hex)."""
+    message = f"{chain}\n{row_id}\n{hash}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _as_stored(row: models.Model, spec: ChainSpec, vendor: str) -> dict[str, Any]:
+    """Bring the row's chained values to what the database will give back, and return them."""
+    if "created_at" in spec.fields and getattr(row, "created_at", None) is None:
+        row.created_at = timezone.now()
+    fields = _fields_by_attname(type(row))
+    values = {}
+    for name in spec.fields:
+        field = fields[name]
+        value = getattr(row, name)
+        if isinstance(field, models.JSONField):
+            # What JSON gives back: tuples become lists, keys strings.
+            value = json.loads(json.dumps(value if value is not None else {}, allow_nan=False))
+            setattr(row, name, value)
+        elif isinstance(field, models.DecimalField) and value is not None:
+            value = Decimal(value)
+            step = Decimal(1).scaleb(-field.decimal_places)
+            if vendor == "sqlite":
+                value = _SQLITE_DECIMAL.create_decimal_from_float(float(value))
+            value = value.quantize(step)
+            setattr(row, name, value)
+        values[name] = value
+    return values
+
+
+def _fields_by_attname(model: type[models.Model]) -> dict[str, models.Field]:
+    return {field.attname: field for field in model._meta.concrete_fields}
+
+
+def _lock_and_read_head(spec: ChainSpec, model: type[models.Model], using: str) -> str:
+    """Take the chain's lock (until the transaction ends), then read its last hash.
+
+    Two statements on purpose: in READ COMMITTED a statement sees what was committed when it
+    started, so the head must be read by a statement that starts after the lock is ours.
+    """
+    connection = connections[using]
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [spec.lock_key])
+        elif connection.vendor != "sqlite":  # SQLite: one writer at a time already
+            raise NotImplementedError(
+                f"audit chains need PostgreSQL or SQLite, not {connection.vendor}"
+            )
+        cursor.execute(f"SELECT hash FROM {table} ORDER BY id DESC LIMIT 1")  # noqa: S608
+        row = cursor.fetchone()
+    return row[0] if row else GENESIS
+
+
+def chain_head(model: type[models.Model], *, using: str | None = None) -> tuple[int, str] | None:
+    """``(id, hash)`` of the last row of a chained table, or None when it is empty."""
+    using = using or router.db_for_read(model)
+    return model._default_manager.using(using).order_by("-pk").values_list("pk", "hash").first()
+
+
+def chain_append(rows: Sequence[M] | Iterable[M], *, batch_size: int = 500) -> list[M]:
+    """Insert ``rows`` (unsaved instances of one chained model) at the end of their chain.
+
+    The rows get ``created_at`` (now, when unset), ``prev_hash`` and ``hash``; their values are
+    brought to what the database gives back (JSON normalised; on SQLite decimals to 15
+    significant digits) so that what is hashed is what is read. Runs in a transaction (the
+    caller's, when there is one: the chain stays locked until it ends).
+    """
+    rows = list(rows)
+    if not rows:
+        return rows
+    model = type(rows[0])
+    spec = chain_for(model)
+    using = router.db_for_write(model)
+    vendor = connections[using].vendor
+    with transaction.atomic(using=using):
+        prev = _lock_and_read_head(spec, model, using)
+        for row in rows:
+            if type(row) is not model:
+                raise TypeError(f"one chain per call: {type(row).__name__} among {model.__name__}")
+            row.prev_hash = prev
+            row.hash = prev = row_hash(prev, _as_stored(row, spec, vendor))
+        model._default_manager.using(using).bulk_create(rows, batch_size=batch_size)
+    return rows
+
+
+def chain_existing_rows(model: type[models.Model], *, batch_size: int = 2000) -> int:
+    """Chain the rows a table held before it was chained, in primary-key order (a migration
+    step, before the triggers exist): each row's hash is computed from its values as read back,
+    exactly as verification will. Returns the number of rows chained."""
+    spec = chain_for(model)
+    manager = model._default_manager
+    prev = GENESIS
+    pending = []
+    count = 0
+    hasher = row_hasher(model, spec)
+    rows = manager.order_by("pk").values_list("pk", *spec.fields)
+    for pk, *values in rows.iterator(chunk_size=batch_size):
+        row = model(pk=pk, prev_hash=prev)
+        row.hash = prev = hasher(prev, values)
+        pending.append(row)
+        count += 1
+        if len(pending) >= batch_size:
+            manager.bulk_update(pending, ["prev_hash", "hash"])
+            pending = []
+    manager.bulk_update(pending, ["prev_hash", "hash"])
+    return count
+
+
+def chain_existing_operation(app_label: str, model_name: str) -> Any:
+    """The migration operation chaining a table's existing rows (see
+    :func:`chain_existing_rows`); its reverse leaves the hashes (the columns go with the
+    field's own reverse)."""
+    from django.db import migrations
+
+    return migrations.RunPython(
+        lambda apps, schema_editor: chain_existing_rows(apps.get_model(app_label, model_name)),
+        migrations.RunPython.noop,
+    )

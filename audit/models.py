@@ -1,0 +1,100 @@
+"""What proves the audit trail: chained rows, the chain heads runs record, verification results.
+
+``ChainedRow`` is the base of every hash-chained audit table (``OrderEvent``, ``Mismatch``,
+``RunEvent``); its rows are written only by :func:`audit.chain.chain_append`. ``ChainHead`` and
+``AuditVerification`` rows are append-only too (database triggers refuse UPDATE and DELETE).
+"""
+
+from django.db import models
+from django.utils import timezone
+
+
+class ChainedQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        if any(not obj.hash for obj in objs):
+            raise TypeError(
+                f"{self.model.__name__} rows are hash-chained: write them with "
+                "audit.chain.chain_append (through their service's writer)"
+            )
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+class ChainedRow(models.Model):
+    """An append-only, hash-chained audit row: created only by ``chain_append``, never saved
+    or changed afterwards (the database refuses it too)."""
+
+    prev_hash = models.CharField(
+        max_length=64, blank=True, editable=False, help_text="hash of the row before this one."
+    )
+    hash = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="SHA-256 over prev_hash and this row's canonical serialisation.",
+    )
+
+    objects = ChainedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        raise TypeError(
+            f"{type(self).__name__} rows are append-only and hash-chained: write them with "
+            "audit.chain.chain_append (through their service's writer), never save()"
+        )
+
+
+class ChainHead(models.Model):
+    """The last row of a chain as a finished run (or a verification) saw it, signed with
+    ``AUDIT_HMAC_KEY`` when set: rewriting the chain before it then needs the key."""
+
+    chain = models.CharField(max_length=32)
+    row_id = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=64, blank=True, help_text="HMAC-SHA256; blank: no key")
+    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
+    recorded_by = models.CharField(max_length=150, help_text="The run or process that recorded it.")
+    run = models.ForeignKey(
+        "reconciliation.ReconciliationRun",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="chain_heads",
+    )
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["chain", "row_id"], name="chainhead_chain_row")]
+
+    def __str__(self) -> str:
+        return f"{self.chain} @ {self.row_id}"
+
+
+class AuditVerification(models.Model):
+    """One run of ``verify_audit``: every chain recomputed, every recorded head checked."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    rows_checked = models.BigIntegerField(default=0)
+    heads_checked = models.PositiveIntegerField(default=0)
+    problems = models.PositiveIntegerField(default=0, help_text="Broken links and heads found.")
+    first_problem = models.TextField(blank=True, help_text="The first broken link, named.")
+    report = models.JSONField(
+        default=dict, blank=True, help_text="Per chain: rows, head, problems."
+    )
+    trigger = models.CharField(max_length=16, help_text="command or schedule")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"verification {self.started_at:%Y-%m-%d %H:%M:%S} {'intact' if self.ok else 'BROKEN'}"
+        )
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()

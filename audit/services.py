@@ -1,0 +1,118 @@
+"""Audit integrity services: record the chains' heads, verify the whole trail.
+
+DESIGN.md section 12. :func:`chain_heads_record` is called by every finished reconciliation run;
+:func:`audit_verify` by ``manage.py verify_audit`` and the daily beat task, and its result is
+stored as an :class:`~audit.models.AuditVerification` the admin shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .chain import CHAINS, chain_head, head_signature
+from .models import AuditVerification, ChainHead
+from .verify import ChainReport, check_chains, check_heads
+
+logger = logging.getLogger(__name__)
+
+
+def chain_heads_record(*, recorded_by: str, run=None) -> list[ChainHead]:
+    """Record the last row of every non-empty chain, signed with ``AUDIT_HMAC_KEY`` when set."""
+    from django.apps import apps
+
+    key = settings.AUDIT_HMAC_KEY
+    now = timezone.now()
+    heads = []
+    for spec in CHAINS:
+        head = chain_head(apps.get_model(spec.app_label, spec.model_name))
+        if head is None:
+            continue
+        row_id, row_hash = head
+        heads.append(
+            ChainHead(
+                chain=spec.name,
+                row_id=row_id,
+                hash=row_hash,
+                signature=head_signature(key, chain=spec.name, row_id=row_id, hash=row_hash)
+                if key
+                else "",
+                recorded_at=now,
+                recorded_by=recorded_by[:150],
+                run=run,
+            )
+        )
+    return ChainHead.objects.bulk_create(heads)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    verification: AuditVerification
+    reports: dict[str, ChainReport]
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.verification.ok
+
+    def as_json(self) -> dict:
+        """The JSON object ``manage.py verify_audit --json`` prints."""
+        v = self.verification
+        return {
+            "verification_id": v.pk,
+            "ok": v.ok,
+            "rows_checked": v.rows_checked,
+            "heads_checked": v.heads_checked,
+            "problems": v.problems,
+            "first_problem": v.first_problem or None,
+            "duration_s": round(v.duration_s, 3),
+            "chains": v.report.get("chains", {}),
+            "notes": self.notes,
+        }
+
+
+def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationResult:
+    """Recompute every chain and check every recorded head; store and return the result.
+
+    An intact trail gets its heads recorded (signed) afterwards, so the next tampering shows
+    against them. A broken one is logged at CRITICAL, naming the first broken link.
+    """
+    started = timezone.now()
+    clock = time.perf_counter()
+    reports = check_chains(
+        processes=settings.AUDIT_VERIFY_PROCESSES if processes is None else processes
+    )
+    notes = check_heads(reports, key=settings.AUDIT_HMAC_KEY)
+    problems = [p for spec in CHAINS for p in reports[spec.name].problems]
+    ok = not problems
+    with transaction.atomic():
+        verification = AuditVerification.objects.create(
+            started_at=started,
+            finished_at=timezone.now(),
+            ok=ok,
+            rows_checked=sum(r.rows for r in reports.values()),
+            heads_checked=sum(r.heads_checked for r in reports.values()),
+            problems=len(problems),
+            first_problem=str(problems[0]) if problems else "",
+            report={
+                "chains": {name: r.as_dict() for name, r in reports.items()},
+                "notes": notes,
+                "seconds": round(time.perf_counter() - clock, 3),
+            },
+            trigger=trigger,
+        )
+    if ok:
+        chain_heads_record(recorded_by=f"verify_audit #{verification.pk}")
+    else:
+        logger.critical("audit trail BROKEN: %d problem(s); first: %s", len(problems), problems[0])
+    return VerificationResult(verification, reports, notes)
+
+
+def audit_last_verification() -> AuditVerification | None:
+    """The latest verification, for the admin pages."""
+    return AuditVerification.objects.order_by("-started_at", "-pk").first()
