@@ -22,18 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks._support import setup_django
+from tests.benchmarks._support import FILL_ATTEMPTS_SQL, setup_django
 
-FILL_ATTEMPTS = """
-INSERT INTO orders_orderattempt (client_order_id, signal_id, leg, alpaca_order_id, symbol, side,
-    order_type, time_in_force, qty, status, broker_status, filled_qty, reason, adopted,
-    request_payload, extended_hours, created_at, updated_at)
-SELECT 'bo-sig' || i || '-entry', 'sig' || i, 'entry', md5(i::text)::uuid::text,
-    (ARRAY['AAPL','MSFT','SPY','TSLA','BTC/USD'])[1 + i %% 5], 'buy', 'market', 'day', 1,
-    'filled', 'filled', 1, '', false, '{}'::jsonb, false,
-    now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval
-FROM generate_series(1, %(n)s) AS i
-"""
 FILL_EVENTS = """
 INSERT INTO orders_orderevent (attempt_id, kind, created_at, status_from, status_to,
     http_status, message, payload, actor)
@@ -61,7 +51,7 @@ def main() -> None:
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(FILL_ATTEMPTS, {"n": args.attempts})
+        cursor.execute(FILL_ATTEMPTS_SQL, {"n": args.attempts})
         cursor.execute(FILL_EVENTS)
         cursor.execute("ANALYZE orders_orderattempt; ANALYZE orders_orderevent")
     print(
