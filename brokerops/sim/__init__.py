@@ -13,7 +13,7 @@ Command line: ``python -m brokerops.sim --port 8765 [--scenario empty|default|de
 [--strict|--lenient] [--fill-delay-s S] [--crypto-fee-bps N] [--[no-]crypto-rules]
 [--crypto-min-cost USD] [--[no-]reserve-buying-power] [--[no-]wash-trade-check]
 [--rate-limit-per-min N (0: off)] [--[no-]retry-after-header] [--key ID:SECRET]
-[--fault NAME=VALUE]`` (see ``__main__.py``).
+[--fault NAME=VALUE] [--stream-fault NAME=VALUE]`` (see ``__main__.py``).
 
 Fidelity: strict like Alpaca (the default), or lenient
 ------------------------------------------------------
@@ -58,8 +58,8 @@ rule keyword, e.g. ``fill_delay_s=0``) brings back the lenient behaviour.
 fidelity=None, fill_delay_s=PROFILE, crypto_fee_bps=PROFILE, crypto_rules=PROFILE,
 crypto_min_cost=PROFILE, reserve_buying_power=PROFILE, wash_trade_check=PROFILE,
 rate_limit_per_min=PROFILE, retry_after_header=PROFILE, rate_limit_window_s=60.0, faults=None,
-cash=Decimal("1000000"), multiplier=Decimal(2), enforce_buying_power=True, auto_fill=True,
-default_assets=False)``
+stream_faults=None, cash=Decimal("1000000"), multiplier=Decimal(2), enforce_buying_power=True,
+auto_fill=True, default_assets=False)``
 
 - ``start() -> PaperBroker`` binds (port 0: a free port) and serves in a thread, plus the thread
   that releases delayed orders; ``stop()`` ends promptly (stalled requests are dropped,
@@ -105,6 +105,8 @@ State (all thread-safe; JSON-shaped snapshots are exactly what the API serves)
   the server running); ``release_pending() -> list[dict]`` sends them all now;
   ``pending_count()``.
 - ``cancel_order_manually(ref) -> dict`` (ref = order id or client_order_id);
+  ``reject_order_manually(ref) -> dict`` (an accepted order rejected by the venue: ``rejected``,
+  ``failed_at``);
   ``close_position_manually(symbol, *, with_order=True) -> dict | None`` (fills at once).
 - ``orders() -> list[dict]`` (oldest first), ``order(ref) -> dict | None``,
   ``positions() -> list[dict]``, ``position(symbol_or_asset_id) -> dict | None`` (accepts
@@ -154,6 +156,48 @@ Rate limit, faults, counters
   429s included; ``total_requests()``; ``rate_limited_count()``; ``status_counts()`` (0 = reset);
   ``reset_counters()``.
 
+The trade_updates stream
+------------------------
+``GET /stream`` on the same port is Alpaca's trade_updates websocket (``stream.py`` has the
+protocol, ``websocket.py`` RFC 6455): alpaca-py's ``TradingStream(key, secret, paper=True,
+url_override=broker.stream_url)`` works unchanged. Server messages are JSON in binary frames, as
+Alpaca's trading stream sends them. ``auth`` (``key``/``secret``) or ``authenticate``
+(``data.key_id``/``data.secret_key``) -> ``{"stream": "authorization", "data": {"action":
+"authenticate", "status": "authorized"}}`` (bad keys: ``"unauthorized"``, then close 1008); a
+second connection of a key that has one open is refused: ``{"stream": "authorization", "data":
+{"action": "authenticate", "error": "your connection is rejected while another connection is
+open under the same account"}}``, then close 1008 ``connection limit exceeded``. ``listen``
+``{"streams": ["trade_updates"]}`` -> ``{"stream": "listening", "data": {"streams":
+["trade_updates"]}}``. Then ``{"stream": "trade_updates", "data": {"event", "order" (exactly as
+the REST API renders it then), "timestamp"}}``, fills also with ``execution_id``, ``price``,
+``qty`` (this execution) and ``position_qty`` (the position after it, net of a crypto fee).
+Every transition the book applies is pushed: ``pending_new`` (strict: submission) and ``new``
+(reaching the market; at once without a fill delay, also for ``accepted`` orders), ``fill`` and
+``partial_fill`` (delayed fills, crossing prices, ``fill_order``, manual closes), ``canceled``
+(API, ``cancel_order_manually``, unfilled ``ioc``/``fok``), ``expired``
+(``expire_day_orders``), ``rejected`` (``reject_order_manually``);
+``emit_trade_update(ref, event, **fields) -> dict`` pushes anything else (``replaced``,
+``done_for_day``). Seeding and ``set_*_fields`` push nothing. Only authenticated, listening
+connections get events, and nothing is kept for later: a client catches up with a REST sync.
+
+- ``stream_url``; ``stream_listeners() -> int``; ``stream_keys() -> list[str]``;
+  ``wait_for_stream_listeners(count=1, timeout=5.0) -> bool`` (exactly ``count`` listen).
+- ``stream_counters() -> dict``: ``connections_accepted``, ``connections_refused``,
+  ``connections_unauthorized``, ``events_published`` (heard or not), ``events_pushed`` (written,
+  duplicates included), ``events_duplicated``, ``drops``, ``stalls``; ``reset_counters()``
+  resets them too.
+- Faults: ``stream_drop() -> int`` cuts every connection now (no close frame; the key's slot is
+  free on return); ``stream_stall(seconds) -> int`` sends nothing (events, answers, pongs) for
+  that long, then everything in order; ``set_stream_faults(StreamFaultConfig(seed=0,
+  drop_rate=0, stall_rate=0, stall_s=5, duplicate_rate=0, drop_after_events=None))``: one
+  seeded draw per event pushed to a connection (``drop``: the connection is cut instead of
+  sending that event; ``stall``: ``stall_s`` before it; ``duplicate``: sent twice),
+  ``drop_after_events`` cuts each connection right after its N-th event;
+  ``stream_inject_next(kind, count=1, *, stall_s=5.0)`` forces ``drop``/``stall``/``duplicate``
+  on the next events; ``stream_faults``, ``stream_fault_log() -> list[StreamFaultEvent]``,
+  ``clear_stream_faults()``.
+- ``stop()`` cuts stream connections like any other; stalls end at once.
+
 Routes
 ------
 Trading: ``GET /v2/account``, ``GET /v2/clock``, ``GET /v2/assets``,
@@ -169,6 +213,9 @@ Market data (same port and keys; see ``marketdata.py``):
 and sizes are JSON numbers; unknown symbols are absent; a query without ``symbols`` or with an
 unknown ``feed`` is 400 ``40010001``. Counter templates ``("GET", "/v2/stocks/trades/latest")``
 and ``("GET", "/v1beta3/crypto/{loc}/latest/trades")``.
+
+``GET /stream``: the trade_updates websocket (above; 400 without an upgrade, counted as
+``("GET", "/stream")``, never rate limited nor subject to the HTTP faults).
 
 Anything else: 404 ``404 page not found`` (plain text), counted as ``(method, "<unmatched>")``;
 a known path with another method gets 405.
@@ -207,14 +254,23 @@ them: no market hours (the clock is always open; ``day`` orders expire only via
 ``expire_day_orders()``); simple orders only (bracket/OCO/OTO get 422, ``PATCH`` replace 405);
 trailing stops rest forever; fills happen in full at the current price (no spread, no partial
 fills unless ``fill_order`` makes them); one order never flips a position (Alpaca's
-``insufficient qty available``); no PDT checks; no trade_updates stream; market data has latest
-trades only (no quotes, bars or snapshots).
+``insufficient qty available``); no PDT checks; market data has latest trades only (no quotes,
+bars or snapshots); the stream speaks JSON only (no MessagePack), does not time out connections
+that never authenticate, and a key's slot frees the moment its connection ends (Alpaca may hold
+it for a while after a connection dies without a close).
 """
 
 from .book import Book
 from .broker import DEFAULT_KEYS, PaperBroker
 from .errors import ApiError
-from .faults import FaultConfig, FaultEvent, FaultKind
+from .faults import (
+    FaultConfig,
+    FaultEvent,
+    FaultKind,
+    StreamFaultConfig,
+    StreamFaultEvent,
+    StreamFaultKind,
+)
 from .fidelity import LENIENT, PROFILE, STRICT, Fidelity
 from .model import DROP
 from .scenarios import DEFAULT_ASSETS, SCENARIOS
@@ -234,4 +290,7 @@ __all__ = (
     "FaultKind",
     "Fidelity",
     "PaperBroker",
+    "StreamFaultConfig",
+    "StreamFaultEvent",
+    "StreamFaultKind",
 )

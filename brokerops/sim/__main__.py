@@ -9,8 +9,11 @@ default profile, which is strict like Alpaca), and each rule can be set on top:
 ``--[no-]reserve-buying-power``, ``--[no-]wash-trade-check``, ``--rate-limit-per-min N`` (0: off),
 ``--[no-]retry-after-header``.
 ``--fault`` takes any :class:`~brokerops.sim.faults.FaultConfig` field as ``name=value``
-(``routes``/``methods``/``status_5xx`` as comma lists). The broker prints its base URL on stdout and
-stops cleanly on SIGINT or SIGTERM.
+(``routes``/``methods``/``status_5xx`` as comma lists); ``--stream-fault`` any
+:class:`~brokerops.sim.faults.StreamFaultConfig` field, for the trade_updates stream at
+``/stream`` (``--stream-fault seed=7 --stream-fault drop_rate=0.05 --stream-fault
+drop_after_events=20``). The broker prints its base URL on stdout and stops cleanly on SIGINT or
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,23 +25,29 @@ import sys
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TypeVar
 
 from .broker import PaperBroker
-from .faults import FaultConfig
+from .faults import FaultConfig, StreamFaultConfig
 from .fidelity import LENIENT, PROFILE, STRICT
 from .scenarios import SCENARIOS
 
+_Config = TypeVar("_Config", FaultConfig, StreamFaultConfig)
 
-def _fault_config(pairs: Sequence[str]) -> FaultConfig | None:
+
+def _fault_config(
+    config: type[_Config], pairs: Sequence[str], option: str = "--fault"
+) -> _Config | None:
+    """``config`` built from ``NAME=VALUE`` pairs (None without any)."""
     if not pairs:
         return None
-    types = {f.name: f.type for f in dataclasses.fields(FaultConfig)}
+    types = {f.name: f.type for f in dataclasses.fields(config)}
     values: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         name = name.strip()
         if not sep or name not in types:
-            raise SystemExit(f"--fault expects NAME=VALUE with NAME one of {sorted(types)}")
+            raise SystemExit(f"{option} expects NAME=VALUE with NAME one of {sorted(types)}")
         kind = str(types[name])
         if "tuple" in kind:
             items = tuple(item.strip() for item in text.split(",") if item.strip())
@@ -47,7 +56,7 @@ def _fault_config(pairs: Sequence[str]) -> FaultConfig | None:
             values[name] = int(text)
         else:
             values[name] = float(text)
-    return FaultConfig(**values)  # type: ignore[arg-type]
+    return config(**values)  # type: ignore[arg-type]
 
 
 def _keys(pairs: Sequence[str]) -> dict[str, str] | None:
@@ -93,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         "--key", action="append", default=[], help="KEY_ID:SECRET (default test-key:test-secret)"
     )
     parser.add_argument("--fault", action="append", default=[], help="FaultConfig NAME=VALUE")
+    parser.add_argument(
+        "--stream-fault",
+        action="append",
+        default=[],
+        help="StreamFaultConfig NAME=VALUE (the trade_updates stream)",
+    )
     return parser
 
 
@@ -114,7 +129,8 @@ def broker_from_args(argv: Sequence[str] | None = None) -> tuple[PaperBroker, st
         wash_trade_check=args.wash_trade_check,
         rate_limit_per_min=None if rate == 0 else rate,
         retry_after_header=args.retry_after_header,
-        faults=_fault_config(args.fault),
+        faults=_fault_config(FaultConfig, args.fault),
+        stream_faults=_fault_config(StreamFaultConfig, args.stream_fault, "--stream-fault"),
     )
     SCENARIOS[args.scenario](broker)
     return broker, args.scenario

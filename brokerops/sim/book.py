@@ -30,6 +30,15 @@ buying more than a short) is refused with 403 ``insufficient qty available``, as
 The other :class:`~brokerops.sim.fidelity.Fidelity` rules are checked on submission: crypto
 minimums and cash (``crypto_rules``), buying power held by open orders
 (``reserve_buying_power``), wash trades (``wash_trade_check``); see ``rules.py``.
+
+Order events: every order transition the book applies is handed, as it happens and under the
+lock, to :attr:`Book.publisher` (the trade_updates stream, ``stream.py``), with Alpaca's event
+name: ``pending_new`` or ``new`` when an order is recorded (``new`` also for an order that rests
+``accepted``), ``new`` when a delayed order reaches the market, ``fill``/``partial_fill`` for each
+execution (with ``execution_id``, ``price``, ``qty`` and ``position_qty``, the position after it,
+net of a crypto fee), ``canceled`` (API, operator, or an ``ioc``/``fok`` that did not cross),
+``expired``, ``rejected`` (:meth:`Book.reject_order_manually`). Seeding and raw field overrides
+publish nothing; :meth:`Book.emit_trade_update` pushes any event by hand.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
@@ -70,6 +79,7 @@ from .model import (
     from_nanos,
     parse_time,
     to_nanos,
+    trade_update_json,
 )
 from .validation import (
     OrderRequest,
@@ -113,6 +123,11 @@ CRYPTO_TRADE_SIZE = Decimal("0.01")
 FIRST_TRADE_ID = 52_983_525_029_461
 #: ``submitted_at`` precedes ``created_at`` by 1 µs to about 1 ms (Alpaca: a few ms).
 SUBMIT_LEAD_NS = (1_000, 997_000)
+
+
+#: Receives each order event: ``(event, order, timestamp_ns, fields)``, called under the book's
+#: lock right after the transition (so the order renders as it is then); must not block.
+TradeUpdatePublisher = Callable[[str, Order, int, Mapping[str, object]], None]
 
 
 def _sign(value: Decimal) -> int:
@@ -159,6 +174,8 @@ class Book:
         self._trade_seq = FIRST_TRADE_ID
         self._last_time = 0
         self._last_submitted = 0
+        #: Where order events go (see the module docstring); None: nowhere.
+        self.publisher: TradeUpdatePublisher | None = None
 
     # ------------------------------------------------------------------ time and ids
 
@@ -187,6 +204,13 @@ class Book:
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
+
+    def _publish(self, event: str, order: Order, **fields: str) -> None:
+        """Hand an order event to the publisher; its timestamp is the order's ``updated_at``
+        (the moment of the transition just applied)."""
+        publisher = self.publisher
+        if publisher is not None:
+            publisher(event, order, order.updated_at, fields)
 
     # ------------------------------------------------------------------ assets and prices
 
@@ -762,6 +786,7 @@ class Book:
             position_intent=intent,
         )
         self._index_order(order)
+        self._publish("pending_new" if status == "pending_new" else "new", order)
         return order
 
     def _launch(self, order: Order) -> None:
@@ -807,6 +832,7 @@ class Book:
                     self._process_new(order)
                 elif order.status == "pending_new":
                     self._set_status(order, "accepted")
+                    self._publish("new", order)
             if due:
                 self.changed.notify_all()
             return [order.to_json() for order in due]
@@ -866,6 +892,7 @@ class Book:
         """The order reaches the market: fill, cancel (``ioc``/``fok``) or rest as ``new``."""
         if order.status == "pending_new":
             self._set_status(order, "new")
+            self._publish("new", order)
         price = order.asset.price
         if self._crosses(order, price):
             self._fill(order, order.remaining_qty(price), price)
@@ -924,6 +951,15 @@ class Book:
         if signed:
             self._move_position(order.asset, signed, price)
         self.cash += cash_delta
+        position = self._positions.get(order.asset.id)
+        self._publish(
+            "fill" if order.status == "filled" else "partial_fill",
+            order,
+            execution_id=str(uuid.uuid4()),
+            price=fmt_decimal(price),
+            qty=fmt_decimal(qty),
+            position_qty=fmt_decimal(position.qty if position is not None else ZERO),
+        )
 
     def _cancel(self, order: Order) -> None:
         now = self._now()
@@ -932,6 +968,7 @@ class Book:
         order.updated_at = now
         order.touch()
         self._reindex_open(order)
+        self._publish("canceled", order)
 
     def fill_order(
         self, ref: str, qty: Decimal | None = None, price: Decimal | None = None
@@ -969,6 +1006,7 @@ class Book:
                         order.updated_at = now
                         order.touch()
                         self._reindex_open(order)
+                        self._publish("expired", order)
                         count += 1
             return count
 
@@ -1103,6 +1141,33 @@ class Book:
                 raise ValueError(f"order {order.id} is {order.status}, not open")
             self._cancel(order)
             return order.to_json()
+
+    def reject_order_manually(self, ref: str) -> dict[str, object]:
+        """Reject an open order after it was accepted, as the venue may (by id or
+        client_order_id): ``rejected`` with ``failed_at``; publishes ``rejected``."""
+        with self.lock:
+            order = self._find_order(ref)
+            if not order.is_open:
+                raise ValueError(f"order {order.id} is {order.status}, not open")
+            now = self._now()
+            order.status = "rejected"
+            order.failed_at = now
+            order.updated_at = now
+            order.touch()
+            self._reindex_open(order)
+            self._publish("rejected", order)
+            return order.to_json()
+
+    def emit_trade_update(self, ref: str, event: str, **fields: object) -> dict[str, object]:
+        """Publish ``event`` for an order as it is now, without changing it (events the book
+        does not model: ``replaced``, ``done_for_day``, ...); ``fields`` are added to the
+        event's data. Returns the data as pushed."""
+        with self.lock:
+            order = self._find_order(ref)
+            at = self._now()
+            if self.publisher is not None:
+                self.publisher(event, order, at, fields)
+            return trade_update_json(event, order, at, fields)
 
     # ------------------------------------------------------------------ positions: close
 

@@ -9,12 +9,22 @@ from decimal import Decimal
 from types import TracebackType
 
 from .book import DEFAULT_CASH, DEFAULT_MULTIPLIER, Book
-from .faults import FaultConfig, FaultEvent, FaultInjector, FaultKind
+from .faults import (
+    FaultConfig,
+    FaultEvent,
+    FaultInjector,
+    FaultKind,
+    StreamFaultConfig,
+    StreamFaultEvent,
+    StreamFaultInjector,
+    StreamFaultKind,
+)
 from .fidelity import PROFILE, Fidelity, FromProfile, resolve
 from .ratelimit import RateLimiter
 from .scenarios import add_default_assets
 from .scheduler import FillScheduler
 from .server import BrokerHTTPServer
+from .stream import STREAM_PATH, StreamHub
 
 DEFAULT_KEYS: Mapping[str, str] = {"test-key": "test-secret"}
 
@@ -49,6 +59,7 @@ class PaperBroker:
         retry_after_header: bool | FromProfile = PROFILE,
         rate_limit_window_s: float = 60.0,
         faults: FaultConfig | None = None,
+        stream_faults: StreamFaultConfig | None = None,
         cash: Decimal = DEFAULT_CASH,
         multiplier: Decimal = DEFAULT_MULTIPLIER,
         enforce_buying_power: bool = True,
@@ -79,6 +90,11 @@ class PaperBroker:
         )
         self.limiter = RateLimiter(self._fidelity.rate_limit_per_min, rate_limit_window_s)
         self.faults = FaultInjector(faults)
+        self.stream = StreamHub(
+            authenticate=lambda key, secret: self._keys.get(key) == secret,
+            faults=StreamFaultInjector(stream_faults),
+        )
+        self.book.publisher = self.stream.publish
         self._fills = FillScheduler(self.book)
         self._stopping = threading.Event()
         self._server: BrokerHTTPServer | None = None
@@ -153,6 +169,12 @@ class PaperBroker:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` (no ``/v2``), for ``TradingClient(url_override=...)``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def stream_url(self) -> str:
+        """``ws://127.0.0.1:PORT/stream``: the trade_updates websocket, for
+        ``TradingStream(url_override=...)``."""
+        return f"ws://{self.host}:{self.port}{STREAM_PATH}"
 
     def add_key(self, key_id: str, secret: str) -> None:
         """Accept another API key pair (each key has its own rate-limit window)."""
@@ -277,6 +299,15 @@ class PaperBroker:
         """Cancel an open order (by id or client_order_id) as an operator would."""
         return self.book.cancel_order_manually(ref)
 
+    def reject_order_manually(self, ref: str) -> dict[str, object]:
+        """Reject an open order after its acceptance, as the venue may (stream: ``rejected``)."""
+        return self.book.reject_order_manually(ref)
+
+    def emit_trade_update(self, ref: str, event: str, **fields: object) -> dict[str, object]:
+        """Push ``event`` (e.g. ``replaced``, ``done_for_day``) for an order as it is now,
+        ``fields`` added to the data; the order is not changed. Returns the data as pushed."""
+        return self.book.emit_trade_update(ref, event, **fields)
+
     def close_position_manually(
         self, symbol: str, *, with_order: bool = True
     ) -> dict[str, object] | None:
@@ -355,6 +386,63 @@ class PaperBroker:
         self.faults.configure(None)
         self.faults.clear()
 
+    # ------------------------------------------------------------------ the trade_updates stream
+
+    @property
+    def stream_faults(self) -> StreamFaultConfig | None:
+        """The seeded stream faults in force (None: off)."""
+        return self.stream.faults.config
+
+    def set_stream_faults(self, config: StreamFaultConfig | None) -> None:
+        """Replace the seeded stream faults (None: off); the seed's sequence starts over."""
+        self.stream.faults.configure(config)
+
+    def stream_inject_next(
+        self, kind: StreamFaultKind | str, count: int = 1, *, stall_s: float = 5.0
+    ) -> None:
+        """Force ``drop``, ``stall`` (``stall_s``) or ``duplicate`` on the next ``count`` events
+        pushed to a connection."""
+        self.stream.faults.inject_next(kind, count, stall_s=stall_s)
+
+    def stream_fault_log(self) -> list[StreamFaultEvent]:
+        """Stream faults applied so far, in order."""
+        return self.stream.faults.events()
+
+    def clear_stream_faults(self) -> None:
+        """Seeded stream faults off, forced ones and the log dropped."""
+        self.stream.faults.configure(None)
+        self.stream.faults.clear()
+
+    def stream_drop(self) -> int:
+        """Cut every stream connection now, without a close frame (their keys' slots are free
+        when this returns); returns how many."""
+        return self.stream.drop_all()
+
+    def stream_stall(self, seconds: float) -> int:
+        """Send nothing on the open stream connections for ``seconds`` (events and pongs wait,
+        then go out in order); returns how many connections."""
+        return self.stream.stall_all(seconds)
+
+    def stream_listeners(self) -> int:
+        """Connections authenticated and listening to trade_updates."""
+        return self.stream.listeners()
+
+    def stream_keys(self) -> list[str]:
+        """API keys with an authenticated stream connection open."""
+        return self.stream.connected_keys()
+
+    def wait_for_stream_listeners(self, count: int = 1, timeout: float | None = 5.0) -> bool:
+        """Wait until exactly ``count`` connections listen (a consumer has (re)connected, or
+        has gone); False on timeout."""
+        return self.stream.wait_for_listeners(count, timeout)
+
+    def stream_counters(self) -> dict[str, int]:
+        """``connections_accepted``, ``connections_refused`` (second connection of a key),
+        ``connections_unauthorized``, ``events_published`` (by the book, heard or not),
+        ``events_pushed`` (written to sockets, duplicates included), ``events_duplicated``,
+        ``drops``, ``stalls``."""
+        return self.stream.counters()
+
     # ------------------------------------------------------------------ counters
 
     def _count(self, method: str, template: str) -> None:
@@ -390,10 +478,12 @@ class PaperBroker:
             return dict(self._statuses)
 
     def reset_counters(self) -> None:
+        """HTTP and stream counters back to zero."""
         with self._counter_lock:
             self._counters.clear()
             self._statuses.clear()
             self._rate_limited = 0
+        self.stream.reset_counters()
 
     def __repr__(self) -> str:
         where = self.base_url if self.running else "stopped"

@@ -27,6 +27,9 @@ filter draws one number from ``random.Random(seed)`` (and a second to pick the s
 fault is a 5xx); the fault rates slice [0, 1) in the order of the table above. The n-th matching
 request therefore gets the same fault in every run with the same seed, whatever the timing. Forced
 faults (:meth:`FaultInjector.inject_next`) come first and do not draw.
+
+The trade_updates stream has faults of its own (:class:`StreamFaultKind`, decided per event and
+connection by :class:`StreamFaultInjector`; see the end of this module).
 """
 
 from __future__ import annotations
@@ -272,3 +275,143 @@ def chaos_faults(seed: int = 7) -> FaultConfig:
         stall_s=1.0,
         retry_after_s=0,
     )
+
+
+# ---------------------------------------------------------------------- the trade_updates stream
+
+
+class StreamFaultKind(StrEnum):
+    """What can go wrong with one event on one stream connection.
+
+    ``drop``: the connection is cut (no close frame, as a network failure looks) instead of
+    sending the event, which that connection never sees; ``stall``: nothing more is sent on the
+    connection for ``stall_s`` (the event and everything after it, pongs included, arrive late,
+    in order); ``duplicate``: the event is sent twice.
+    """
+
+    DROP = "drop"
+    STALL = "stall"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFaultConfig:
+    """Seeded stream faults. Each event pushed to a listening connection draws one number from
+    ``random.Random(seed)``; the rates slice [0, 1) in the order drop, stall, duplicate, so the
+    n-th pushed event gets the same fault in every run with the same seed. ``drop_after_events``
+    (independent of the draw) cuts each connection right after it was sent that many events.
+    """
+
+    seed: int = 0
+    drop_rate: float = 0.0
+    stall_rate: float = 0.0
+    stall_s: float = 5.0
+    duplicate_rate: float = 0.0
+    drop_after_events: int | None = None
+
+    def __post_init__(self) -> None:
+        rates = [rate for _, rate in self.rates()]
+        if any(rate < 0 or rate > 1 for rate in rates):
+            raise ValueError("stream fault rates must be between 0 and 1")
+        if sum(rates) > 1 + 1e-9:
+            raise ValueError("stream fault rates must add up to at most 1")
+        if self.stall_s < 0:
+            raise ValueError("stall_s must be >= 0")
+        if self.drop_after_events is not None and self.drop_after_events < 1:
+            raise ValueError("drop_after_events must be at least 1 (None: off)")
+
+    def rates(self) -> list[tuple[StreamFaultKind, float]]:
+        return [
+            (StreamFaultKind.DROP, self.drop_rate),
+            (StreamFaultKind.STALL, self.stall_rate),
+            (StreamFaultKind.DUPLICATE, self.duplicate_rate),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFaultAction:
+    """One fault for one event on one connection (``stall_s`` for a stall)."""
+
+    kind: StreamFaultKind
+    stall_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFaultEvent:
+    """A stream fault that was applied: ``event`` is the trade update's event name, ``draw``
+    the index of the seeded draw (None when forced or from ``drop_after_events``)."""
+
+    kind: StreamFaultKind
+    event: str
+    draw: int | None = None
+
+
+class StreamFaultInjector:
+    """Decides the fault of each event pushed to a connection; thread-safe."""
+
+    def __init__(self, config: StreamFaultConfig | None = None) -> None:
+        self._lock = threading.Lock()
+        self._forced: deque[StreamFaultAction] = deque()
+        self._events: list[StreamFaultEvent] = []
+        self.configure(config)
+
+    def configure(self, config: StreamFaultConfig | None) -> None:
+        """Replace the seeded config (None: off) and restart its sequence."""
+        with self._lock:
+            self._config = config
+            self._rng = random.Random(config.seed if config else 0)  # noqa: S311 - reproducible
+            self._draws = 0
+
+    @property
+    def config(self) -> StreamFaultConfig | None:
+        return self._config
+
+    def inject_next(
+        self, kind: StreamFaultKind | str, count: int = 1, *, stall_s: float = 5.0
+    ) -> None:
+        """Force ``kind`` on the next ``count`` events pushed (to whichever connection)."""
+        action = StreamFaultAction(StreamFaultKind(kind), stall_s)
+        with self._lock:
+            self._forced.extend([action] * count)
+
+    def decide(self, event: str) -> StreamFaultAction | None:
+        """The fault for one event about to be queued on one connection: forced faults first,
+        then the seeded draw."""
+        with self._lock:
+            if self._forced:
+                action = self._forced.popleft()
+                self._events.append(StreamFaultEvent(action.kind, event))
+                return action
+            config = self._config
+            if config is None:
+                return None
+            draw = self._draws
+            self._draws += 1
+            point = self._rng.random()
+            edge = 0.0
+            for kind, rate in config.rates():
+                edge += rate
+                if point < edge:
+                    self._events.append(StreamFaultEvent(kind, event, draw))
+                    return StreamFaultAction(kind, config.stall_s)
+            return None
+
+    def drop_after(self, event: str, sent: int) -> bool:
+        """True when a connection that has now been queued ``sent`` events is to be cut after
+        them (``drop_after_events``); logged as a ``drop``."""
+        config = self._config
+        if config is None or config.drop_after_events is None or sent != config.drop_after_events:
+            return False
+        with self._lock:
+            self._events.append(StreamFaultEvent(StreamFaultKind.DROP, event))
+        return True
+
+    def events(self) -> list[StreamFaultEvent]:
+        with self._lock:
+            return list(self._events)
+
+    def clear(self) -> None:
+        """Drop forced faults and the log (the seeded config stays)."""
+        with self._lock:
+            self._forced.clear()
+            self._events.clear()

@@ -17,6 +17,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -402,3 +403,19 @@ class Order:
             "expires_at": None,
         }
         return _apply_extra(data, self.extra) if self.extra else data
+
+
+def trade_update_json(
+    event: str, order: Order, at: int, fields: Mapping[str, object]
+) -> dict[str, object]:
+    """The ``data`` of one trade_updates message as Alpaca sends it: ``event``, the ``order``
+    exactly as the REST API renders it at that moment, the ``timestamp`` of the event, and the
+    event's own fields (a fill's ``execution_id``, ``price``, ``qty`` and ``position_qty``, as
+    strings); keys sorted, as Alpaca's come."""
+    data: dict[str, object] = {
+        "event": event,
+        "order": order.to_json(),
+        "timestamp": fmt_time(at),
+        **fields,
+    }
+    return dict(sorted(data.items()))

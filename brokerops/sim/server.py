@@ -9,8 +9,13 @@ request (but the HTML 502 page) carries ``X-RateLimit-*`` when a limit is set. A
 in ``X-RateLimit-Reset`` (an injected 429 sets ``X-RateLimit-Remaining: 0`` and a reset
 ``retry_after_s`` ahead).
 
+``GET /stream`` is the trade_updates websocket (``stream.py``): counted as ``("GET",
+"/stream")``, it is upgraded without the API's header auth, rate limit or faults (the stream
+authenticates by message and has faults of its own); a request that is not a websocket upgrade
+gets 400 (426 for a websocket version other than 13).
+
 Connections are HTTP/1.1 keep-alive. ``stop`` ends promptly: it stops accepting, wakes stalled
-requests, shuts every open connection and joins all handler threads.
+requests, shuts every open connection (stream connections too) and joins all handler threads.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-from . import api
+from . import api, websocket
 from .errors import CODE_RATE_LIMITED, ApiError
 from .faults import FaultAction, FaultKind
+from .stream import STREAM_PATH
 
 if TYPE_CHECKING:
     from .broker import PaperBroker
@@ -136,7 +142,10 @@ class RequestHandler(BaseHTTPRequestHandler):
     server: BrokerHTTPServer
 
     def do_GET(self) -> None:
-        self._dispatch("GET")
+        if urlsplit(self.path).path == STREAM_PATH:
+            self._upgrade_stream()
+        else:
+            self._dispatch("GET")
 
     def do_POST(self) -> None:
         self._dispatch("POST")
@@ -152,6 +161,27 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
+
+    # ------------------------------------------------------------------ the stream
+
+    def _upgrade_stream(self) -> None:
+        """Answer the websocket handshake, then serve the trade_updates stream on this
+        connection until it ends (the handler thread is the connection's reader)."""
+        broker = self.server.broker
+        broker._count("GET", STREAM_PATH)
+        refusal = websocket.handshake_refusal(self.headers)
+        if refusal is not None:
+            body = refusal.message.encode()
+            self._send(refusal.status, body, "text/plain; charset=utf-8", list(refusal.headers))
+            return
+        self.close_connection = True
+        broker._count_status(101)
+        self.wfile.write(
+            websocket.switching_protocols(self.headers["Sec-WebSocket-Key"], self.server_version)
+        )
+        self.connection.settimeout(None)  # no idle timeout: stop() shuts the socket down
+        name = f"paper-broker-stream-{self.client_address[1]}"
+        broker.stream.serve(self.connection, self.rfile, name)
 
     # ------------------------------------------------------------------ dispatch
 

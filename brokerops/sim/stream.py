@@ -1,0 +1,420 @@
+"""Alpaca's trade_updates stream at ``GET /stream`` (same port as the HTTP API; DESIGN section 14).
+
+The HTTP handler upgrades the request (``server.py``) and hands the socket to
+:meth:`StreamHub.serve`; the book hands every order event to :meth:`StreamHub.publish`.
+
+Protocol (Alpaca's, as alpaca-py's ``TradingStream`` speaks it). Every server message is JSON
+in a **binary** frame, as on ``wss://paper-api.alpaca.markets/stream``; clients may send text or
+binary frames, fragmented or not.
+
+- Authenticate, either form: ``{"action": "auth", "key": K, "secret": S}`` (Alpaca's docs) or
+  ``{"action": "authenticate", "data": {"key_id": K, "secret_key": S}}`` (alpaca-py), with the
+  keys the HTTP side accepts. Answer ``{"stream": "authorization", "data": {"action":
+  "authenticate", "status": "authorized"}}``; bad keys get ``"status": "unauthorized"`` and a
+  close (1008 ``unauthorized``).
+- One connection per API key: authenticating while another connection of the key is open is
+  refused with ``{"stream": "authorization", "data": {"action": "authenticate", "error":
+  "your connection is rejected while another connection is open under the same account"}}`` (no
+  ``status``: the keys are fine, try again later) and a close (1008 ``connection limit
+  exceeded``). The slot is freed the moment a connection ends (closed, dropped or cut by a fault).
+- Listen: ``{"action": "listen", "data": {"streams": ["trade_updates"]}}`` answers ``{"stream":
+  "listening", "data": {"streams": ["trade_updates"]}}`` (streams it does not have are left out;
+  an empty list stops listening). Before authenticating: ``{"stream": "authorization", "data":
+  {"action": "listen", "status": "unauthorized"}}`` and the connection stays open.
+- Events: ``{"stream": "trade_updates", "data": {"event": E, "order": {...}, "timestamp": T}}``,
+  fills with ``execution_id``, ``price``, ``qty`` and ``position_qty`` too (see
+  :func:`~brokerops.sim.model.trade_update_json` and ``book.py`` for which transition sends
+  which event). Only authenticated, listening connections get them; nothing is queued for later
+  (Alpaca does not replay: a client catches up with a REST order sync when it reconnects).
+- Anything else: ``{"stream": "error", "data": {"error": "invalid syntax"}}`` (not a JSON
+  object) or ``"unrecognized action"``; the connection stays open. Pings are answered.
+
+Each connection reads in its HTTP handler thread and writes in a thread of its own from a queue,
+so publishing never blocks the book, and the faults (:class:`~brokerops.sim.faults
+.StreamFaultKind`: drop, stall, duplicate) act per connection without touching the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .faults import StreamFaultAction, StreamFaultInjector, StreamFaultKind
+from .model import Order, trade_update_json
+from .websocket import (
+    CloseCode,
+    ConnectionEnded,
+    MessageReader,
+    Opcode,
+    ProtocolError,
+    close_payload,
+    encode_frame,
+    parse_close,
+)
+
+logger = logging.getLogger(__name__)
+
+STREAM_PATH = "/stream"
+TRADE_UPDATES = "trade_updates"
+MSG_CONNECTION_LIMIT = (
+    "your connection is rejected while another connection is open under the same account"
+)
+CLOSE_CONNECTION_LIMIT = "connection limit exceeded"
+CLOSE_UNAUTHORIZED = "unauthorized"
+#: How long a connection waits for the client's close frame after sending its own.
+CLOSE_TIMEOUT_S = 2.0
+#: Close codes that never go on the wire (RFC 6455 7.4.1); a close carrying one is echoed 1000.
+UNSENDABLE = frozenset({1005, 1006, 1015})
+
+COUNTERS = (
+    "connections_accepted",  # authenticated (each connection once)
+    "connections_refused",  # a second connection for a key that has one open
+    "connections_unauthorized",  # bad keys
+    "events_published",  # order events the book produced, listened to or not
+    "events_pushed",  # trade_updates messages written to a socket (a duplicate counts twice)
+    "events_duplicated",
+    "drops",  # connections cut: stream_drop(), a drop fault, drop_after_events
+    "stalls",  # stalls applied: stream_stall() per connection, a stall fault
+)
+
+
+def _encode(message: Mapping[str, object]) -> bytes:
+    return encode_frame(Opcode.BINARY, json.dumps(message, separators=(",", ":")).encode())
+
+
+def _authorization(action: str, **data: str) -> dict[str, object]:
+    return {"stream": "authorization", "data": {"action": action, **data}}
+
+
+def _error(text: str) -> dict[str, object]:
+    return {"stream": "error", "data": {"error": text}}
+
+
+def _credentials(message: Mapping[str, object]) -> tuple[object, object]:
+    """``(key, secret)`` of either auth form."""
+    data = message.get("data")
+    data = data if isinstance(data, dict) else {}
+    key = message.get("key", data.get("key_id"))
+    secret = message.get("secret", data.get("secret_key"))
+    return key, secret
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One frame for a connection's writer: a trade update (``event`` set, maybe a fault), an
+    answer, a pong, or the close frame (nothing is sent after it)."""
+
+    frame: bytes
+    event: str | None = None
+    fault: StreamFaultAction | None = None
+    drop_after: bool = False
+    close: bool = False
+
+
+class StreamConnection:
+    """One websocket client: reads in the calling (HTTP handler) thread, writes in its own."""
+
+    def __init__(self, hub: StreamHub, sock: socket.socket, rfile: BinaryIO, name: str) -> None:
+        self.hub = hub
+        self.sock = sock
+        self.rfile = rfile
+        #: The authenticated API key, None before. Guarded by the hub's lock.
+        self.key: str | None = None
+        self.listening = False
+        self.events_queued = 0
+        self._queue: queue.SimpleQueue[_Outgoing | None] = queue.SimpleQueue()
+        self._ended = threading.Event()
+        self._closing = False
+        self._dead = False
+        self._stalled_until = 0.0
+        self._writer = threading.Thread(target=self._write_loop, name=name, daemon=True)
+
+    # ------------------------------------------------------------------ reading
+
+    def run(self) -> None:
+        """Serve until the client closes, the connection fails or is cut, or the broker stops
+        (``stop`` shuts the socket down, which ends the read)."""
+        self._writer.start()
+        try:
+            self._read_loop()
+        finally:
+            self.hub._forget(self)
+            self._ended.set()  # ends a stall at once
+            self._queue.put(None)
+            self._writer.join()
+
+    def _read_loop(self) -> None:
+        reader = MessageReader(self.rfile)
+        while True:
+            try:
+                opcode, payload = reader.next()
+                if opcode is Opcode.CLOSE:
+                    code, _ = parse_close(payload)  # type: ignore[arg-type]
+                    self.close(code if 1000 <= code < 5000 and code not in UNSENDABLE else 1000)
+                    return
+            except ProtocolError as error:
+                self.close(error.code, error.reason)
+                self._drain()
+                return
+            except ConnectionEnded:
+                return
+            if opcode is Opcode.PING:
+                self._enqueue(_Outgoing(encode_frame(Opcode.PONG, payload)))  # type: ignore[arg-type]
+            elif opcode in (Opcode.TEXT, Opcode.BINARY) and not self._closing:
+                self.hub._on_message(self, payload)
+
+    def _drain(self) -> None:
+        """Read and discard until the client hangs up (or :data:`CLOSE_TIMEOUT_S` passes), so
+        closing the socket does not reset it before the client has read the close frame."""
+        try:
+            while self.rfile.read1(65536):
+                pass
+        except (OSError, ValueError):
+            logger.debug("stream socket ended while draining")
+
+    # ------------------------------------------------------------------ writing
+
+    def _enqueue(self, item: _Outgoing) -> None:
+        self._queue.put(item)
+
+    def send(self, message: Mapping[str, object]) -> None:
+        self._enqueue(_Outgoing(_encode(message)))
+
+    def close(self, code: CloseCode | int, reason: str = "") -> None:
+        """Queue the close frame; the reader then waits at most :data:`CLOSE_TIMEOUT_S` for the
+        client's close before the socket is closed."""
+        if self._closing:
+            return
+        self._closing = True
+        frame = encode_frame(Opcode.CLOSE, close_payload(code, reason))
+        self._enqueue(_Outgoing(frame, close=True))
+        try:
+            self.sock.settimeout(CLOSE_TIMEOUT_S)
+        except OSError:
+            logger.debug("stream socket gone before close")
+
+    def stall(self, seconds: float) -> None:
+        """Send nothing (events, answers, pongs) for ``seconds`` from now."""
+        self._stalled_until = max(self._stalled_until, time.monotonic() + seconds)
+
+    def abort(self) -> None:
+        """Cut the connection without a close frame (as a network failure looks)."""
+        self._dead = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            logger.debug("stream socket already closed")
+
+    def _wait_out_stall(self) -> None:
+        while (left := self._stalled_until - time.monotonic()) > 0 and not self._ended.is_set():
+            self._ended.wait(left)
+
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._dead:
+                continue
+            fault = item.fault.kind if item.fault is not None else None
+            if fault is StreamFaultKind.DROP:
+                self.hub._cut(self)
+                continue
+            if fault is StreamFaultKind.STALL:
+                self.hub._count("stalls")
+                self.stall(item.fault.stall_s)  # type: ignore[union-attr]
+            self._wait_out_stall()
+            copies = 2 if fault is StreamFaultKind.DUPLICATE else 1
+            try:
+                self.sock.sendall(item.frame * copies)
+            except OSError:
+                self.abort()
+                continue
+            if item.event is not None:
+                self.hub._count("events_pushed", copies)
+                if copies > 1:
+                    self.hub._count("events_duplicated")
+            if item.drop_after:
+                self.hub._cut(self)
+            elif item.close:
+                self._dead = True
+
+
+class StreamHub:
+    """The stream's connections, keyed slots, counters and faults; one per paper broker."""
+
+    def __init__(
+        self, *, authenticate: Callable[[str, str], bool], faults: StreamFaultInjector
+    ) -> None:
+        self._authenticate = authenticate
+        self.faults = faults
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._open: set[StreamConnection] = set()
+        self._by_key: dict[str, StreamConnection] = {}
+        self._listening: list[StreamConnection] = []
+        self._counters = dict.fromkeys(COUNTERS, 0)
+
+    def serve(self, sock: socket.socket, rfile: BinaryIO, name: str) -> None:
+        """Run one upgraded connection in the calling thread until it ends."""
+        connection = StreamConnection(self, sock, rfile, name)
+        with self._lock:
+            self._open.add(connection)
+        connection.run()
+
+    # ------------------------------------------------------------------ the book's side
+
+    def publish(self, event: str, order: Order, at: int, fields: Mapping[str, object]) -> None:
+        """Queue one order event on every listening connection (called under the book's lock,
+        so events go out in the order the book applied them); dropped if no one listens."""
+        with self._lock:
+            self._counters["events_published"] += 1
+            if not self._listening:
+                return
+            message = {"stream": TRADE_UPDATES, "data": trade_update_json(event, order, at, fields)}
+            frame = _encode(message)
+            for connection in list(self._listening):
+                fault = self.faults.decide(event)
+                connection.events_queued += 1
+                drop_after = self.faults.drop_after(event, connection.events_queued)
+                if drop_after or (fault is not None and fault.kind is StreamFaultKind.DROP):
+                    self._stop_listening(connection)  # nothing more for a connection being cut
+                connection._enqueue(_Outgoing(frame, event, fault, drop_after))
+
+    # ------------------------------------------------------------------ the protocol
+
+    def _on_message(self, connection: StreamConnection, payload: str | bytes) -> None:
+        try:
+            message = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        if not isinstance(message, dict):
+            connection.send(_error("invalid syntax"))
+            return
+        action = message.get("action")
+        if action in ("auth", "authenticate"):
+            self._on_auth(connection, *_credentials(message))
+        elif action == "listen":
+            self._on_listen(connection, message.get("data"))
+        else:
+            connection.send(_error("unrecognized action"))
+
+    def _on_auth(self, connection: StreamConnection, key: object, secret: object) -> None:
+        valid = isinstance(key, str) and isinstance(secret, str)
+        if not (valid and self._authenticate(key, secret)):  # type: ignore[arg-type]
+            self._count("connections_unauthorized")
+            connection.send(_authorization("authenticate", status="unauthorized"))
+            connection.close(CloseCode.POLICY_VIOLATION, CLOSE_UNAUTHORIZED)
+            return
+        with self._lock:
+            holder = self._by_key.get(key)
+            if holder is not None and holder is not connection:
+                self._counters["connections_refused"] += 1
+                refused = True
+            else:
+                refused = False
+                if connection.key is None:
+                    self._counters["connections_accepted"] += 1
+                elif connection.key != key:
+                    self._by_key.pop(connection.key, None)
+                self._by_key[key] = connection
+                connection.key = key
+        if refused:
+            connection.send(_authorization("authenticate", error=MSG_CONNECTION_LIMIT))
+            connection.close(CloseCode.POLICY_VIOLATION, CLOSE_CONNECTION_LIMIT)
+        else:
+            connection.send(_authorization("authenticate", status="authorized"))
+
+    def _on_listen(self, connection: StreamConnection, data: object) -> None:
+        with self._lock:
+            if connection.key is None:
+                connection.send(_authorization("listen", status="unauthorized"))
+                return
+            streams = data.get("streams") if isinstance(data, dict) else None
+            listening = isinstance(streams, list) and TRADE_UPDATES in streams
+            if listening and not connection.listening:
+                connection.listening = True
+                self._listening.append(connection)
+                self._changed.notify_all()
+            elif not listening:
+                self._stop_listening(connection)
+            # Queued under the lock, so no event can overtake the acknowledgement.
+            acknowledged = [TRADE_UPDATES] if listening else []
+            connection.send({"stream": "listening", "data": {"streams": acknowledged}})
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _stop_listening(self, connection: StreamConnection) -> None:
+        """Under the lock."""
+        if connection.listening:
+            connection.listening = False
+            self._listening.remove(connection)
+            self._changed.notify_all()
+
+    def _forget(self, connection: StreamConnection) -> bool:
+        """The connection ended (or is being cut): free its key's slot at once. False when it
+        was already forgotten."""
+        with self._lock:
+            if connection not in self._open:
+                return False
+            self._open.discard(connection)
+            self._stop_listening(connection)
+            if connection.key is not None and self._by_key.get(connection.key) is connection:
+                del self._by_key[connection.key]
+            self._changed.notify_all()
+            return True
+
+    def _cut(self, connection: StreamConnection) -> None:
+        """Drop a connection now (its slot is free before the client can notice)."""
+        if self._forget(connection):
+            self._count("drops")
+        connection.abort()
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counters[name] += amount
+
+    # ------------------------------------------------------------------ the handle's side
+
+    def drop_all(self) -> int:
+        """Cut every open stream connection now; returns how many."""
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            self._cut(connection)
+        return len(connections)
+
+    def stall_all(self, seconds: float) -> int:
+        """Stall every open stream connection for ``seconds``; returns how many."""
+        with self._lock:
+            connections = list(self._open)
+            self._counters["stalls"] += len(connections)
+        for connection in connections:
+            connection.stall(seconds)
+        return len(connections)
+
+    def listeners(self) -> int:
+        with self._lock:
+            return len(self._listening)
+
+    def connected_keys(self) -> list[str]:
+        """API keys with an authenticated connection open."""
+        with self._lock:
+            return sorted(self._by_key)
+
+    def wait_for_listeners(self, count: int, timeout: float | None) -> bool:
+        """Wait until exactly ``count`` connections listen; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._listening) == count, timeout)
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counters)
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._counters = dict.fromkeys(COUNTERS, 0)
