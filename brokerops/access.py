@@ -13,7 +13,7 @@ from django.contrib.auth.management import create_permissions
 VIEW_ONLY = {
     "reconciliation": ["view_reconciliationrun", "view_mismatch", "view_runevent"],
     "audit": ["view_chainhead", "view_auditverification"],
-    "orders": ["view_orderattempt", "view_orderevent"],
+    "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
     "intent": ["view_localsignal"],
     "django_celery_beat": [
         "view_periodictask",

@@ -186,6 +186,13 @@ ALPACA_MAX_ORDER_PAGES = env.int("ALPACA_MAX_ORDER_PAGES", default=2000)
 # real keys, the paper broker's own URL without them.
 ALPACA_DATA_URL = env.str("ALPACA_DATA_URL", default="") or None
 
+# The trade_updates websocket. Unset: derived from the trading endpoint (ws(s)://host/stream).
+ALPACA_STREAM_URL = env.str("ALPACA_STREAM_URL", default="") or None
+# The stream consumer reconnects after this long at first, doubling up to the cap (seconds),
+# each wait jittered; a connection that got as far as listening resets it.
+STREAM_RECONNECT_MIN_S = env.float("STREAM_RECONNECT_MIN_S", default=0.5)
+STREAM_RECONNECT_MAX_S = env.float("STREAM_RECONNECT_MAX_S", default=30.0)
+
 # --- Intent (signals) --------------------------------------------------------------------------
 SIGNAL_STORE = env.str("SIGNAL_STORE", default="local")
 GOOGLE_CLOUD_PROJECT = env.str("GOOGLE_CLOUD_PROJECT", default="") or None

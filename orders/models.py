@@ -124,3 +124,29 @@ class OrderEvent(ChainedRow):
 
     def __str__(self) -> str:
         return f"{self.attempt_id} {self.kind}"
+
+
+class OrderExecution(models.Model):
+    """One execution (fill) Alpaca pushed on the trade_updates stream, recorded once: its
+    ``execution_id`` is what makes a redelivered event harmless. Append-only (triggers)."""
+
+    execution_id = models.CharField(max_length=64, unique=True)
+    attempt = models.ForeignKey(OrderAttempt, on_delete=models.PROTECT, related_name="executions")
+    event = models.CharField(max_length=16, help_text="fill or partial_fill")
+    qty = qty_field(help_text="Quantity of this execution.")
+    price = price_field()
+    position_qty = models.DecimalField(
+        max_digits=28,
+        decimal_places=9,
+        null=True,
+        blank=True,
+        help_text="The account's position in the symbol after it (net of crypto fees).",
+    )
+    executed_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return self.execution_id

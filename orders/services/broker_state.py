@@ -51,6 +51,23 @@ def _signal_target(attempt: OrderAttempt) -> SignalStatus | None:
     return _SIGNAL_FOR_ATTEMPT.get(attempt.status)
 
 
+_FINAL_AT_BROKER = frozenset({Status.FILLED, Status.CANCELED, Status.EXPIRED, Status.REJECTED})
+
+
+def _is_stale(attempt: OrderAttempt, order: Order) -> bool:
+    """An order state older than what the attempt holds (a late or repeated stream event):
+    Alpaca's orders never reopen once final, and their filled quantity never goes down."""
+    if attempt.status in _FINAL_AT_BROKER and attempt_status_for(order.status) in (
+        OrderAttempt.OPEN_STATUSES
+    ):
+        return True
+    return (
+        order.filled_qty is not None
+        and attempt.filled_qty is not None
+        and order.filled_qty < attempt.filled_qty
+    )
+
+
 def _take_broker_order(attempt: OrderAttempt, order: Order) -> None:
     attempt.alpaca_order_id = order.id
     attempt.broker_status = order.status
@@ -77,6 +94,16 @@ def order_attempts_apply_broker_orders(
     events: list[OrderEvent] = []
     befores: dict[str, str] = {}
     for attempt, order in pairs:
+        if _is_stale(attempt, order):
+            logger.info(
+                "order %s: stale state ignored (Alpaca said %s, filled %s; we hold %s, filled %s)",
+                attempt.client_order_id,
+                order.status,
+                order.filled_qty,
+                attempt.status,
+                attempt.filled_qty,
+            )
+            continue
         before = (
             attempt.status,
             attempt.broker_status,

@@ -49,3 +49,22 @@ def test_compliance_filters_mismatches_by_kind(page, live_server):
     page.wait_for_url("**kind__exact=QTY_MISMATCH**")
     symbols = page.locator("#result_list tbody td.field-symbol").all_inner_texts()
     assert symbols == ["MSFT"]
+
+
+def test_compliance_sees_the_audit_trail_verified_and_opens_the_verification(page, live_server):
+    from audit.services import audit_verify
+
+    factories.staff_user(group="compliance", username="erin", password="pw-for-tests-1")
+    attempt = factories.order_attempt(client_order_id="bo-sig50-entry", signal_id="sig50")
+    factories.order_event(attempt=attempt, kind="request_sent", message="POST /v2/orders")
+    run = factories.reconciliation_run()
+    audit_verify(trigger="command", processes=1)
+
+    admin_login(page, live_server, "erin", "pw-for-tests-1")
+    block = page.locator("#audit-verification")
+    assert "Intact" in block.inner_text() and "1 rows" in block.inner_text()
+    block.get_by_role("link", name="verification #").click()
+    page.wait_for_selector("text=Rows checked")
+    assert page.locator("input[name=_save]").count() == 0
+    page.goto(f"{live_server.url}/admin/reconciliation/reconciliationrun/{run.pk}/change/")
+    assert "Intact" in page.locator("#audit-verification").inner_text()

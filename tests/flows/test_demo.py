@@ -98,6 +98,16 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             60,
             "a fill",
         )
+        # The fill came on the trade_updates stream the demo consumes.
+        wait_for(
+            lambda: query(
+                db,
+                "select 1 from orders_orderevent where actor = 'trade_updates stream'"
+                " and status_to = 'filled'",
+            ),
+            30,
+            "a fill applied from the stream",
+        )
         rejected = query(
             db,
             "select signal_id from orders_orderattempt where status ="

@@ -2,7 +2,8 @@
 
 Starts the paper broker on loopback seeded with a scenario that shows every mismatch kind, loads
 the matching signals into the local store, runs a Celery worker and beat in this process (the
-in-memory transport: nothing to install), and serves the admin. Ctrl-C stops everything.
+in-memory transport: nothing to install), consumes the broker's trade_updates stream in a thread
+(fills show up at once), and serves the admin. Ctrl-C stops everything.
 """
 
 import threading
@@ -13,6 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.triggers import audit_maintenance
 from brokerops.access import assign_group_permissions
 from brokerops.intent.store import get_signal_store
 from brokerops.sim import PaperBroker
@@ -47,7 +49,8 @@ class Command(BaseCommand):
     ) -> None:
         self._refuse_real_setups(force)
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("flush", interactive=False, verbosity=0)  # the demo starts from scratch
+        with audit_maintenance("demo reset"):  # the demo starts from scratch
+            call_command("flush", interactive=False, verbosity=0)
         assign_group_permissions()
         self._seed_users()
 
@@ -65,6 +68,7 @@ class Command(BaseCommand):
             stack.callback(broker.stop)
             stack.enter_context(_celery_in_process(interval))
             stack.enter_context(_ticker(broker))
+            stack.enter_context(_stream_consumer())
             self._banner(addr, broker.base_url, interval)
             call_command("runserver", addr, use_reloader=False, use_threading=True)
 
@@ -102,6 +106,7 @@ class Command(BaseCommand):
             f"  Reconciliation every {interval} s, order cycle and sync every 10 s (Celery worker"
             " and beat in this process)."
         )
+        w("  trade_updates stream consumed in this process: fills reach the admin at once.")
         w(
             "  Look at: Reconciliation runs -> a run's mismatches (every kind); Order attempts ->"
             " one client_order_id's history; Periodic tasks -> the schedule."
@@ -143,6 +148,53 @@ class _celery_in_process:
     def __exit__(self, *exc_info) -> None:
         self._beat.stop()
         self._worker.__exit__(None, None, None)
+
+
+def _first_run_done() -> bool:
+    from reconciliation.models import ReconciliationRun
+
+    return ReconciliationRun.objects.exclude(status=ReconciliationRun.Status.RUNNING).exists()
+
+
+class _stream_consumer:
+    """``stream_trade_updates`` in a thread of this process, stopped with the demo."""
+
+    def __enter__(self):
+        from django.db import connections
+
+        from brokerops.alpaca.stream import trade_updates_connection_from_settings
+        from brokerops.boundaries import broker_gateway, signal_store
+        from orders.services.stream import trade_updates_consume
+
+        self._stop = threading.Event()
+
+        def run(**kwargs) -> None:
+            try:
+                # The consumer's first act is a catch-up sync, which would repair the seeded
+                # order drifts before the first reconciliation run could show them.
+                while not self._stop.wait(0.5) and not _first_run_done():
+                    pass
+                trade_updates_consume(**kwargs)
+            finally:
+                connections.close_all()  # this thread's own
+
+        self._thread = threading.Thread(
+            target=run,
+            kwargs={
+                "connect": trade_updates_connection_from_settings,
+                "gateway": broker_gateway(),
+                "store": signal_store(),
+                "stop": self._stop,
+            },
+            name="demo-trade-updates",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class _ticker:
