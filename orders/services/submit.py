@@ -204,6 +204,10 @@ def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
         # At the broker already (or rejected): make sure the signal reflects it.
         return _reconcile_existing(signal, attempt, cycle)
 
+    current = _pending_now(signal, attempt, cycle)
+    if isinstance(current, SignalOutcome):
+        return current  # deleted or moved out of PENDING since it was read: nothing is sent
+    signal = current
     try:
         plan = _plan(signal, coid, cycle)
     except BrokerError as exc:  # the asset list could not be read: not the signal's fault
@@ -264,6 +268,35 @@ def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
             return None
         attempt.updated_at = now
     return attempt
+
+
+def _pending_now(signal: Signal, attempt: OrderAttempt, cycle: _Cycle) -> Signal | SignalOutcome:
+    """The signal as stored now, read again once the attempt is claimed and before anything is
+    sent (DESIGN 3: only a PENDING document wants an order).
+
+    A cycle or a watcher decides on a read that can be seconds old (a cycle paced by the rate
+    limiter, a watcher's queue in a burst): a signal deleted, or moved out of PENDING by its
+    writer, since then gets no order; the attempt stays CREATED with a DEFERRED event saying
+    why, released for whoever sees the signal PENDING again. A document changed but still
+    PENDING is planned as it is now. What remains is the window between this read and the
+    request (milliseconds): no store lock covers a writer that ignores brokerops.
+    """
+    try:
+        current = cycle.store.get(signal.id)
+    except SignalStoreError as exc:  # nothing sent: the claim is released for the next try
+        return _deferred(signal, attempt, f"signal store unavailable: {exc}")
+    if isinstance(current, Signal) and current.status is SignalStatus.PENDING:
+        return current
+    if current is None:
+        why = "signal deleted before sending: nothing sent"
+    elif isinstance(current, Signal):
+        why = f"signal is {current.status}, no longer PENDING: nothing sent"
+    else:
+        why = "signal no longer parses: nothing sent (the next cycle rejects it)"
+    order_event_record(
+        attempt=attempt, kind=OrderEvent.Kind.DEFERRED, message=why, actor=cycle.actor
+    )
+    return _deferred(signal, attempt, why)
 
 
 @dataclass(frozen=True)
