@@ -211,6 +211,17 @@ ORDER_BATCH_SIZE = env.int("ORDER_BATCH_SIZE", default=200)
 ORDER_GRACE_S = env.int("ORDER_GRACE_S", default=30)
 # A CREATED attempt untouched this long is taken over by the next cycle (its worker died).
 ORDER_CLAIM_TIMEOUT_S = env.int("ORDER_CLAIM_TIMEOUT_S", default=120)
+# The signal watcher (`manage.py watch_signals`): the local store is polled this often
+# (seconds, at most 1: Firestore pushes instead); this many threads send signals; a lost
+# listener reconnects after WATCH_RECONNECT_MIN_S at first, doubling to the cap, jittered.
+WATCH_POLL_S = env.float("WATCH_POLL_S", default=0.5)
+WATCH_WORKERS = env.int("WATCH_WORKERS", default=4)
+WATCH_RECONNECT_MIN_S = env.float("WATCH_RECONNECT_MIN_S", default=0.5)
+WATCH_RECONNECT_MAX_S = env.float("WATCH_RECONNECT_MAX_S", default=30.0)
+if not 0 < WATCH_POLL_S <= 1:
+    raise ImproperlyConfigured(f"WATCH_POLL_S must be above 0 and at most 1, not {WATCH_POLL_S}")
+if WATCH_WORKERS < 1:
+    raise ImproperlyConfigured(f"WATCH_WORKERS must be at least 1, not {WATCH_WORKERS}")
 
 # --- Reconciliation ----------------------------------------------------------------------------
 # Orders closed within this window are read in bulk (open ones always are).

@@ -26,7 +26,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -335,6 +335,65 @@ class FirestoreSignalStore(SignalStore):
                 batch.commit(**self._call)
                 count += len(chunk)
         return count
+
+    # --- real-time listener ---------------------------------------------------------------------
+
+    def watch_pending(
+        self, on_documents: Callable[[list[Signal | InvalidSignal]], None]
+    ) -> PendingWatch:
+        """Listen to the PENDING documents: Firestore's real-time listener (``on_snapshot``) on
+        the query ``status == "PENDING"``.
+
+        `on_documents` runs on the listener's own thread (keep it short: hand the documents
+        over): first with every PENDING document (the listener's initial snapshot, the
+        catch-up), then with each document that enters the query or changes within it, parsed
+        with its version. Documents leaving the query (moved out of PENDING, deleted) are not
+        reported. The listener resumes by itself after a transient error; when it gives up,
+        `PendingWatch.failure` says so and the caller opens a new one.
+        """
+        query = self._collection.where(
+            filter=FieldFilter("status", "==", SignalStatus.PENDING.value)
+        )
+        return PendingWatch(query, on_documents)
+
+
+class PendingWatch:
+    """One running listener of `FirestoreSignalStore.watch_pending`; `close()` stops it."""
+
+    def __init__(
+        self, query: Any, on_documents: Callable[[list[Signal | InvalidSignal]], None]
+    ) -> None:
+        self._on_documents = on_documents
+        self._error: str | None = None
+        self.snapshots = 0
+        with _backend("listen"):
+            self._watch = query.on_snapshot(self._on_snapshot)
+
+    def _on_snapshot(self, _documents: Any, changes: Any, _read_time: Any) -> None:
+        try:
+            docs = [_parsed(c.document) for c in changes if c.type.name != "REMOVED"]
+            self.snapshots += 1
+            if docs:
+                self._on_documents(docs)
+        except Exception as exc:
+            logger.exception("Firestore listener: snapshot not handled")
+            self._error = f"snapshot not handled: {type(exc).__name__}: {exc}"
+
+    @property
+    def failure(self) -> str | None:
+        """Why the listener stopped (it will deliver nothing more), or None while it runs."""
+        if self._error is not None:
+            return self._error
+        # The library closes its Watch for good on an error it does not retry (its
+        # `is_active` is unusable: a classmethod); `_closed` is the only trace left of it.
+        if getattr(self._watch, "_closed", False):
+            return "the Firestore listener stopped"
+        return None
+
+    def close(self) -> None:
+        self._error = self._error or "closed"
+        with contextlib.suppress(Exception):  # already closed by the library: nothing to stop
+            self._watch.close()
 
 
 def snapshot_version(snapshot: Any) -> str | None:

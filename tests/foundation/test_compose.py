@@ -12,16 +12,18 @@ from tests.conftest import require_service
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_compose_runs_web_worker_beat_stream_redis_postgres():
+def test_compose_runs_web_worker_beat_stream_watcher_redis_postgres():
     spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = spec["services"]
-    assert set(services) == {"web", "worker", "beat", "stream", "redis", "postgres"}
+    assert set(services) == {"web", "worker", "beat", "stream", "watcher", "redis", "postgres"}
     assert services["stream"]["command"] == "python manage.py stream_trade_updates"
     assert services["stream"]["stop_signal"] == "SIGTERM"
+    assert services["watcher"]["command"] == "python manage.py watch_signals"
+    assert services["watcher"]["stop_signal"] == "SIGTERM"
     assert "celery -A brokerops worker" in services["worker"]["command"]
     assert "reconciliation" in services["worker"]["command"]
     assert "celery -A brokerops beat" in services["beat"]["command"]
-    for name in ("web", "worker", "beat", "stream"):
+    for name in ("web", "worker", "beat", "stream", "watcher"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["REDIS_URL"].startswith("redis://")

@@ -69,6 +69,7 @@ class Command(BaseCommand):
             stack.enter_context(_celery_in_process(interval))
             stack.enter_context(_ticker(broker))
             stack.enter_context(_stream_consumer())
+            stack.enter_context(_signal_watcher())
             self._banner(addr, broker.base_url, interval)
             call_command("runserver", addr, use_reloader=False, use_threading=True)
 
@@ -106,7 +107,10 @@ class Command(BaseCommand):
             f"  Reconciliation every {interval} s, order cycle and sync every 10 s (Celery worker"
             " and beat in this process)."
         )
-        w("  trade_updates stream consumed in this process: fills reach the admin at once.")
+        w(
+            "  trade_updates stream consumed and PENDING signals watched in this process: orders"
+            " go out and fills reach the admin at once."
+        )
         w(
             "  Look at: Reconciliation runs -> a run's mismatches (every kind); Order attempts ->"
             " one client_order_id's history; Periodic tasks -> the schedule."
@@ -148,6 +152,39 @@ class _celery_in_process:
     def __exit__(self, *exc_info) -> None:
         self._beat.stop()
         self._worker.__exit__(None, None, None)
+
+
+class _signal_watcher:
+    """``watch_signals`` in a thread of this process, stopped with the demo."""
+
+    def __enter__(self):
+        from django.db import connections
+
+        from brokerops.boundaries import broker_gateway, signal_store
+        from brokerops.intent.watch import pending_source
+        from orders.services.watch import signals_watch
+
+        self._stop = threading.Event()
+
+        def run() -> None:
+            try:
+                signals_watch(
+                    source=lambda: pending_source(signal_store(), poll_s=settings.WATCH_POLL_S),
+                    gateway=broker_gateway(),
+                    store=signal_store(),
+                    stop=self._stop,
+                    workers=2,
+                )
+            finally:
+                connections.close_all()  # this thread's own
+
+        self._thread = threading.Thread(target=run, name="demo-signal-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=35)
 
 
 def _first_run_done() -> bool:

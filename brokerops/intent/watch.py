@@ -1,0 +1,119 @@
+"""New PENDING signals as they appear: the signal store's side of the watcher (DESIGN 15).
+
+A `PendingSource` is one connection to the store. Once opened, `take()` returns every PENDING
+document first (the catch-up), then each document that becomes PENDING or changes while
+PENDING, parsed with its version (`Signal` or `InvalidSignal`). A document comes back again
+only with a new version. A lost connection raises `SignalStoreError` from `take()`: the caller
+closes the source and opens a new one (which catches up again).
+
+- Firestore (`FirestorePendingSource`): the store's real-time listener on ``status ==
+  "PENDING"`` (`FirestoreSignalStore.watch_pending`). Its callbacks run on Firestore's thread;
+  they only put documents on a queue that `take()` empties on the caller's thread.
+- The local store (`PollingPendingSource`) has no push: `take()` reads the PENDING documents
+  every ``poll_s`` (a bulk read on the indexed status column) and returns those not returned
+  before at that version.
+"""
+
+from __future__ import annotations
+
+import abc
+import queue
+import time
+
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
+from brokerops.intent.store import SignalStore, SignalStoreUnavailable
+
+Document = Signal | InvalidSignal
+
+
+class PendingSource(abc.ABC):
+    """One connection watching PENDING documents (see the module docstring)."""
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect; raises `SignalStoreError` when the store cannot be reached."""
+
+    @abc.abstractmethod
+    def take(self, timeout_s: float) -> list[Document]:
+        """New PENDING documents, waiting up to `timeout_s` for the first; `[]` when none came.
+        Raises `SignalStoreError` when the connection is lost."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Disconnect (idempotent)."""
+
+
+class PollingPendingSource(PendingSource):
+    """A poll of `store.read(statuses=[PENDING])` every `poll_s` seconds."""
+
+    def __init__(self, store: SignalStore, *, poll_s: float = 0.5) -> None:
+        if not poll_s > 0:
+            raise ValueError("poll_s must be positive")
+        self._store = store
+        self._poll_s = poll_s
+        self._versions: dict[str, str | None] = {}
+        self._next_read = 0.0
+
+    def open(self) -> None:
+        self._versions.clear()  # the first take() returns every PENDING document
+        self._next_read = 0.0
+
+    def take(self, timeout_s: float) -> list[Document]:
+        wait = self._next_read - time.monotonic()
+        if wait > timeout_s:
+            time.sleep(timeout_s)
+            return []
+        if wait > 0:
+            time.sleep(wait)
+        self._next_read = time.monotonic() + self._poll_s
+        read = self._store.read(statuses=[SignalStatus.PENDING])
+        docs: list[Document] = [*read.signals, *read.invalid]
+        seen, self._versions = self._versions, {d.id: d.version for d in docs}
+        return [d for d in docs if d.id not in seen or seen[d.id] != d.version]
+
+    def close(self) -> None:
+        self._versions.clear()
+
+
+class FirestorePendingSource(PendingSource):
+    """Firestore's real-time listener; `store` is a `FirestoreSignalStore`."""
+
+    def __init__(self, store: SignalStore) -> None:
+        self._store = store
+        self._queue: queue.SimpleQueue[list[Document]] = queue.SimpleQueue()
+        self._watch = None
+
+    def open(self) -> None:
+        self._queue = queue.SimpleQueue()
+        self._watch = self._store.watch_pending(self._queue.put)  # type: ignore[attr-defined]
+
+    def take(self, timeout_s: float) -> list[Document]:
+        if self._watch is None:
+            raise SignalStoreUnavailable("the Firestore listener is not open")
+        docs: list[Document] = []
+        try:
+            docs.extend(self._queue.get(timeout=timeout_s))
+            while True:
+                docs.extend(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        if not docs and (failure := self._watch.failure):
+            raise SignalStoreUnavailable(f"Firestore listener: {failure}")
+        return docs
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    @property
+    def snapshots(self) -> int:
+        """Snapshots received so far on this connection (0 until the first: not yet listening)."""
+        return self._watch.snapshots if self._watch is not None else 0
+
+
+def pending_source(store: SignalStore, *, poll_s: float) -> PendingSource:
+    """The way to watch `store`: Firestore's listener, else a poll every `poll_s` seconds."""
+    if hasattr(store, "watch_pending"):
+        return FirestorePendingSource(store)
+    return PollingPendingSource(store, poll_s=poll_s)

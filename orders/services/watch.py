@@ -1,0 +1,304 @@
+"""The signal watcher: each new PENDING signal goes to the order service at once (DESIGN 15).
+
+The order cycle runs every ``ORDER_SUBMIT_INTERVAL_S``; the watcher takes a signal as soon as
+the store shows it (`brokerops.intent.watch`: Firestore's real-time listener, or a short poll of
+the local store) and sends it through the cycle's own code (`orders.services.submit`): the claim
+of the attempt by ``client_order_id``, written before any HTTP call, the re-read of the signal
+once claimed, validation, risk checks, the shared rate limiter and the audit trail. So watcher,
+cycle, a second watcher and a restarted one never make two orders for one signal: whoever does
+not hold the claim gets ``BUSY`` and sends nothing.
+
+Threads: the caller's thread reads the source (the listener's callbacks only queue documents),
+keeps the connection up (a lost one reconnects with backoff and jitter; each connection starts
+with every PENDING document) and schedules retries. ``workers`` threads take queued signals
+in batches (everything waiting, up to `BATCH_MAX`): one batch reads positions and prices once
+(`_open_cycle`, as a cycle does) and submits its signals one by one. A signal whose outcome is
+not final (BUSY, DEFERRED, UNKNOWN, FAILED) is read again later and, still PENDING, retried, up
+to `RETRY_LIMIT` times; after that the beat's order cycle, the safety net, takes it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from brokerops.alpaca import AlpacaGateway, BrokerError, BrokerRejected
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
+from brokerops.intent.store import SignalStore, SignalStoreError
+from brokerops.intent.watch import Document, PendingSource
+
+from .invalid import reject_invalid_signal
+from .outcomes import Outcome, SignalOutcome
+from .stream import Backoff
+from .submit import _guarded, _open_cycle, _submit_one
+
+logger = logging.getLogger(__name__)
+ACTOR = "signal watcher"
+#: Signals one worker takes at once (one read of positions and prices for all of them).
+BATCH_MAX = 50
+#: Outcomes after which the signal is read again later and, still PENDING, retried.
+RETRIED = frozenset({Outcome.BUSY, Outcome.DEFERRED, Outcome.UNKNOWN, Outcome.FAILED})
+#: Retries of one signal: after 1, 2, 4, ... seconds (jittered), at most `RETRY_MAX_S` apart.
+RETRY_LIMIT = 8
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
+#: How long a stop waits for the signals being sent to finish.
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class WatchStats:
+    connects: int = 0
+    disconnects: int = 0
+    documents: int = 0  # documents received from the store (catch-ups included)
+    retries: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    last_error: str = ""
+
+
+def signals_watch(
+    *,
+    source: Callable[[], PendingSource],
+    gateway: AlpacaGateway,
+    store: SignalStore,
+    stop: threading.Event,
+    workers: int | None = None,
+    backoff: Backoff | None = None,
+    on_outcome: Callable[[SignalOutcome], None] | None = None,
+    stats: WatchStats | None = None,
+) -> WatchStats:
+    """Watch PENDING signals until ``stop`` is set (SIGTERM) and submit each; returns counters.
+
+    ``source`` makes a new connection (`brokerops.intent.watch.pending_source`); a lost one is
+    replaced after a backoff. Refused keys (401) end the watch with `BrokerRejected`: nothing
+    can be sent until they are fixed. ``on_outcome`` (tests, benchmarks) sees every outcome, on
+    the worker's thread.
+    """
+    backoff = backoff or Backoff(settings.WATCH_RECONNECT_MIN_S, settings.WATCH_RECONNECT_MAX_S)
+    stats = stats or WatchStats()
+    pool = _Workers(
+        workers or settings.WATCH_WORKERS,
+        gateway=gateway,
+        store=store,
+        stats=stats,
+        on_outcome=on_outcome,
+    )
+    try:
+        while not stop.is_set() and pool.fatal is None:
+            connection = source()
+            try:
+                connection.open()
+                stats.connects += 1
+                logger.info(
+                    "signal watcher: watching PENDING signals (%s)", type(connection).__name__
+                )
+                while not stop.is_set() and pool.fatal is None:
+                    docs = connection.take(timeout_s=0.2)
+                    backoff.reset()
+                    stats.documents += len(docs)
+                    pool.put(docs)
+                    pool.retry_due()
+            except (SignalStoreError, DatabaseError) as exc:
+                stats.disconnects += 1
+                stats.last_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("signal watcher: %s; reconnecting", stats.last_error)
+            finally:
+                connection.close()
+            if not stop.is_set() and pool.fatal is None:
+                stop.wait(backoff.next_s())
+    finally:
+        pool.stop()
+    if pool.fatal is not None:
+        raise pool.fatal
+    return stats
+
+
+_STOP = object()
+
+
+class _Workers:
+    """Worker threads sending queued signals, and the retry schedule (see the module doc)."""
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        gateway: AlpacaGateway,
+        store: SignalStore,
+        stats: WatchStats,
+        on_outcome: Callable[[SignalOutcome], None] | None,
+    ) -> None:
+        self.gateway, self.store, self.stats, self.on_outcome = gateway, store, stats, on_outcome
+        self.fatal: BrokerRejected | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._held: set[str] = set()  # queued or being sent: a repeat is not queued again
+        self._tries: dict[str, int] = {}
+        self._due: list[tuple[float, str]] = []  # (monotonic time, signal id), a heap
+        self._rng = random.Random()  # noqa: S311 - jitter, not a secret
+        self._threads = [
+            threading.Thread(target=self._run, name=f"signal-watcher-{i}", daemon=True)
+            for i in range(max(1, count))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # --- the caller's thread ----------------------------------------------------------------------
+
+    def put(self, docs: list[Document]) -> None:
+        with self._lock:
+            for doc in docs:
+                if doc.id in self._held:
+                    continue  # queued or being sent: the claim re-reads it before any send
+                self._held.add(doc.id)
+                self._queue.put(doc)
+
+    def retry_due(self) -> None:
+        """Read the signals whose retry is due; queue those still PENDING."""
+        now = time.monotonic()
+        with self._lock:
+            due: list[str] = []
+            while self._due and self._due[0][0] <= now:
+                due.append(heapq.heappop(self._due)[1])
+        for signal_id in due:
+            try:
+                current = self.store.get(signal_id)
+            except SignalStoreError:
+                self._schedule(signal_id)  # the store is down: try again later
+                continue
+            if _is_pending(current):
+                self.stats.retries += 1
+                self.put([current])
+            else:
+                with self._lock:
+                    self._tries.pop(signal_id, None)
+
+    def stop(self) -> None:
+        """Drop what is queued (still PENDING: the next start or cycle takes it), let the
+        signals being sent finish, then end the threads."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # --- worker threads ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                batch = [item]
+                while len(batch) < BATCH_MAX:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        self._queue.put(_STOP)  # for this thread's next turn
+                        break
+                    batch.append(more)
+                try:
+                    self._send(batch)
+                except BrokerRejected as exc:  # refused keys (401): the whole watcher stops
+                    self.fatal = exc
+                    logger.error("signal watcher: %s", exc)
+                    for doc in batch:
+                        self._release(doc.id)
+                except Exception:  # a bug: logged; the signals are retried, the cycle covers them
+                    logger.exception("signal watcher: %d signal(s) not handled", len(batch))
+                    for doc in batch:
+                        self._done(doc.id, None)
+        finally:
+            connections.close_all()  # this thread's own database connections
+
+    def _send(self, batch: list[Document]) -> None:
+        for doc in batch:
+            if isinstance(doc, InvalidSignal):
+                outcome = _guarded(
+                    doc.id,
+                    lambda doc=doc: reject_invalid_signal(doc, store=self.store, actor=ACTOR),
+                )
+                self._done(doc.id, outcome)
+        signals = [doc for doc in batch if isinstance(doc, Signal)]
+        if not signals:
+            return
+        try:
+            cycle = _open_cycle(signals, gateway=self.gateway, store=self.store, actor=ACTOR)
+        except BrokerRejected as exc:
+            if exc.is_auth_error:
+                raise
+            self._all_failed(signals, exc)
+            return
+        except BrokerError as exc:  # positions unreadable: nothing can be checked, nor sent
+            self._all_failed(signals, exc)
+            return
+        halted = False
+        for signal in signals:
+            if halted:  # rate limited: the limiter pauses everyone; these wait for a retry
+                self._done(signal.id, None)
+                continue
+            outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
+            self._done(signal.id, outcome)
+            halted = outcome.halts_cycle
+
+    def _all_failed(self, signals: list[Signal], exc: Exception) -> None:
+        logger.warning("signal watcher: %d signal(s) not sent: %s", len(signals), exc)
+        for signal in signals:
+            self._done(signal.id, None)
+
+    def _done(self, signal_id: str, outcome: SignalOutcome | None) -> None:
+        """Record an outcome (None: not attempted) and schedule a retry when it is not final."""
+        if outcome is not None:
+            self.stats.outcomes[str(outcome.outcome)] += 1
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+        if outcome is None or outcome.outcome in RETRIED:
+            self._release(signal_id, keep_tries=True)
+            self._schedule(signal_id)
+        else:
+            self._release(signal_id)
+
+    def _release(self, signal_id: str, *, keep_tries: bool = False) -> None:
+        with self._lock:
+            self._held.discard(signal_id)
+            if not keep_tries:
+                self._tries.pop(signal_id, None)
+
+    def _schedule(self, signal_id: str) -> None:
+        with self._lock:
+            tries = self._tries.get(signal_id, 0)
+            if tries >= RETRY_LIMIT:
+                self._tries.pop(signal_id, None)
+                logger.warning(
+                    "signal watcher: %r still not sent after %d retries; the order cycle takes it",
+                    signal_id,
+                    tries,
+                )
+                return
+            self._tries[signal_id] = tries + 1
+            delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2**tries) * self._rng.uniform(0.5, 1.0)
+            heapq.heappush(self._due, (time.monotonic() + delay, signal_id))
+
+
+def _is_pending(doc: Document | None) -> bool:
+    if isinstance(doc, Signal):
+        return doc.status is SignalStatus.PENDING
+    return isinstance(doc, InvalidSignal) and doc.raw_status == SignalStatus.PENDING.value
