@@ -234,17 +234,40 @@ CRYPTO_FEE_TOLERANCE_BPS = _env_decimal(
     "CRYPTO_FEE_TOLERANCE_BPS", "40", low=Decimal(0), high=Decimal(10_000)
 )
 
+# --- Probes (DESIGN.md section 13; brokerops/health.py) ---------------------------------------
+# /readyz fails when the last successful reconciliation run finished longer ago than this (0: the
+# check is off). With no successful run yet, a process is ready for this long after its start.
+READY_MAX_RUN_AGE_S = env.float("READY_MAX_RUN_AGE_S", default=3.0 * RECONCILE_INTERVAL_S)
+# Connect/ping timeout of /readyz's database and Redis checks (seconds).
+READY_CHECK_TIMEOUT_S = env.float("READY_CHECK_TIMEOUT_S", default=2.0)
+# Probes answer over plain HTTP from inside the container even with DJANGO_SECURE on.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
 # One line per event on stderr. The operator commands (reconcile, submit_orders, sync_orders)
 # keep this "console" handler to CRITICAL while they run, so an error an operator can act on is
 # one line; `-v 2` shows the log at LOG_LEVEL, and LOG_LEVEL=DEBUG adds the tracebacks.
+# LOG_FORMAT=json writes each record as one JSON object (brokerops/logs.py: ts, level, logger,
+# message, run_id, client_order_id, exc_info) for log shippers.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "brokerops.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+# Celery's worker and beat replace the root logger's handlers with their own text format unless
+# told not to: in JSON mode they keep the handler above, so their lines are JSON too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 
 if SIGNAL_STORE not in {"local", "firestore"}:
     raise ImproperlyConfigured(f"SIGNAL_STORE must be 'local' or 'firestore', not {SIGNAL_STORE!r}")
@@ -252,6 +275,12 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(
         f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}"
     )
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
+if not READY_MAX_RUN_AGE_S >= 0:
+    raise ImproperlyConfigured("READY_MAX_RUN_AGE_S must be 0 (off) or a number of seconds")
+if not READY_CHECK_TIMEOUT_S > 0:
+    raise ImproperlyConfigured("READY_CHECK_TIMEOUT_S must be a positive number of seconds")
 if not LOCK_LEASE_S > 0:
     raise ImproperlyConfigured("LOCK_LEASE_S must be a positive number of seconds")
 if not CLIENT_ORDER_ID_PREFIX.isalnum() or len(CLIENT_ORDER_ID_PREFIX) > 16:

@@ -1,8 +1,10 @@
-"""URL routes: the admin is the product's user interface (the audit trail)."""
+"""URL routes: the admin is the product's user interface (the audit trail); the probes."""
 
 from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
+
+from brokerops.health_views import healthz, readyz
 
 admin.site.site_header = "brokerops audit trail"
 admin.site.site_title = "brokerops"
@@ -11,4 +13,7 @@ admin.site.index_title = "Reconciliation runs, mismatches and order attempts"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    # Probes (DESIGN.md section 13): no login, no session.
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
 ]

@@ -31,6 +31,7 @@ from brokerops.alpaca import AlpacaGateway, BrokerError
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore, SignalStoreError
 from brokerops.locks import LockUnavailable, single_flight
+from brokerops.logs import log_context
 
 from .confirm import confirm_findings
 from .diff import diff
@@ -99,7 +100,8 @@ def reconciliation_run(
                 run_event_record(
                     run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
                 )
-            _execute(run, gateway=gateway, store=store)
+            with log_context(run_id=run.pk):
+                _execute(run, gateway=gateway, store=store)
             return run
     except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
         logger.error("reconciliation run not started: %s", exc)

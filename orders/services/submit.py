@@ -32,6 +32,7 @@ from brokerops.alpaca import (
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.schema import OrderType, Signal, SignalStatus, audit_signal_id
 from brokerops.intent.store import SignalStore, SignalStoreError
+from brokerops.logs import log_context
 from orders.client_order_id import client_order_id_for
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
@@ -135,7 +136,9 @@ def orders_submit_pending(
     with gateway.count_calls(current_thread_only=True) as calls:
         cycle = _open_cycle(signals, gateway=gateway, store=store, actor=actor)
         for signal in signals:
-            outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
+            coid = client_order_id_for(signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+            with log_context(client_order_id=coid):
+                outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
             result.outcomes.append(outcome)
             if outcome.halts_cycle:
                 break

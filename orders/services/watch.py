@@ -36,6 +36,8 @@ from brokerops.alpaca import AlpacaGateway, BrokerError, BrokerRejected
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreError
 from brokerops.intent.watch import Document, PendingSource
+from brokerops.logs import log_context
+from orders.client_order_id import client_order_id_for
 
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome
@@ -255,7 +257,9 @@ class _Workers:
             if halted:  # rate limited: the limiter pauses everyone; these wait for a retry
                 self._done(signal.id, None)
                 continue
-            outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
+            coid = client_order_id_for(signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+            with log_context(client_order_id=coid):
+                outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
             self._done(signal.id, outcome)
             halted = outcome.halts_cycle
 
