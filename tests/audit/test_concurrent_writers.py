@@ -8,7 +8,7 @@ import itertools
 import multiprocessing
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from audit.services import audit_verify
 from orders.models import OrderEvent
@@ -60,9 +60,13 @@ def test_four_processes_writing_at_once_leave_one_valid_chain():
     rows = list(OrderEvent.objects.order_by("pk").values_list("prev_hash", "hash"))
     # Linear: each row names the one before it, no two rows share a predecessor.
     assert [prev for prev, _ in rows] == ["", *(h for _, h in rows[:-1])]
-    # Interleaved for real (not one worker after another).
-    writers = [m[:2] for m in OrderEvent.objects.order_by("pk").values_list("message", flat=True)]
-    switches = sum(a != b for a, b in itertools.pairwise(writers))
-    assert switches > WORKERS
+    if connection.vendor == "postgresql":
+        # Interleaved for real (not one worker after another): PostgreSQL queues the advisory
+        # lock's waiters; SQLite's busy handler may let one writer run many times in a row.
+        writers = [
+            m[:2] for m in OrderEvent.objects.order_by("pk").values_list("message", flat=True)
+        ]
+        switches = sum(a != b for a, b in itertools.pairwise(writers))
+        assert switches > WORKERS
     result = audit_verify(trigger="command", processes=1)
     assert result.ok, result.verification.first_problem
