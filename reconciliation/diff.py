@@ -10,12 +10,13 @@ in flight may show a position that lags the fill, so a disagreement there is rep
 never as an orphan.
 """
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from orders.broker_status import attempt_status_for
 from orders.pairing import pair_attempts_with_orders
@@ -47,6 +48,18 @@ class PositionFact:
     crypto: bool = False  # Alpaca takes a crypto buy's fee in the coin received
 
 
+class PositionLike(Protocol):
+    """What the diff reads of a position: a :class:`PositionFact`, or anything with these fields
+    (the gateway's ``Position``)."""
+
+    @property
+    def symbol_key(self) -> str: ...
+    @property
+    def qty(self) -> Decimal: ...
+    @property
+    def crypto(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class OrderFact:
     id: str
@@ -58,6 +71,22 @@ class OrderFact:
     filled_qty: Decimal | None = None
 
 
+class OrderLike(Protocol):
+    """What the diff reads of an order: an :class:`OrderFact`, or anything with these fields
+    (the gateway's ``OrderSummary``: a bulk read is compared as it was read, not copied)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def symbol_key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def filled_qty(self) -> Decimal | None: ...
+
+
 @dataclass(frozen=True)
 class SignalFact:
     id: str
@@ -66,6 +95,24 @@ class SignalFact:
     signed_qty: Decimal | None  # None for a notional signal: only presence and side can be checked
     side: str = "buy"
     client_order_id: str | None = None
+
+
+class SignalLike(Protocol):
+    """What the diff reads of a signal: a :class:`SignalFact`, or anything with these fields
+    (a parsed ``Signal``, whose status and side are ``str`` enums)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def symbol_key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def signed_qty(self) -> Decimal | None: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def client_order_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -104,11 +151,14 @@ class Finding:
 
 @dataclass(frozen=True)
 class DiffInput:
-    positions: Sequence[PositionFact]
-    orders: Sequence[OrderFact]
-    signals: Sequence[SignalFact]
+    positions: Sequence[PositionLike]
+    orders: Sequence[OrderLike]
+    signals: Sequence[SignalLike]
     invalid_signals: Sequence[InvalidSignalFact] = ()
     attempts: Sequence[AttemptFact] = ()
+    # client_order_ids of attempts we recorded besides ``attempts`` (closed ones: they only
+    # tell "ours" from "unknown", so they need no fact of their own)
+    recorded_client_order_ids: AbstractSet[str] = frozenset()
     client_order_id_prefix: str = "bo"
     now: datetime | None = None
     grace: timedelta = timedelta(seconds=30)
@@ -121,6 +171,7 @@ class DiffInput:
 
 
 ACTIVE = "ACTIVE"
+_ZERO = Decimal(0)  # immutable: one shared zero
 # A SUBMITTED signal has an order at the broker whose fill may not show in positions yet.
 IN_FLIGHT_SIGNAL_STATUSES = frozenset({"SUBMITTED"})
 OPEN_BROKER_STATUSES_TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
@@ -147,29 +198,44 @@ def diff(data: DiffInput) -> list[Finding]:
 
 
 def position_findings(
-    positions: Iterable[PositionFact],
-    signals: Iterable[SignalFact],
+    positions: Iterable[PositionLike],
+    signals: Iterable[SignalLike],
     in_flight: frozenset[str] = frozenset(),
     *,
     fee_tolerance_bps: Decimal = Decimal(0),
 ) -> list[Finding]:
     """Holdings against ACTIVE intent, per symbol."""
-    held: dict[str, Decimal] = defaultdict(Decimal)
+    held: dict[str, Decimal] = {}
     crypto: set[str] = set()
     for position in positions:
-        held[position.symbol_key] += position.qty
+        key = position.symbol_key
+        held[key] = held.get(key, _ZERO) + position.qty
         if position.crypto:
-            crypto.add(position.symbol_key)
-    active: dict[str, list[SignalFact]] = defaultdict(list)
+            crypto.add(key)
+    # One signal per symbol is the rule: kept as it is, a group only for a symbol with several
+    # (100,000 lists or tuples held at once would each be tracked by the garbage collector, and
+    # every collection meanwhile would walk them).
+    active: dict[str, SignalLike] = {}
+    several: dict[str, list[SignalLike]] = {}
     for signal in signals:
         if signal.status == ACTIVE:
-            active[signal.symbol_key].append(signal)
+            key = signal.symbol_key
+            first = active.setdefault(key, signal)
+            if first is not signal:
+                several.setdefault(key, [first]).append(signal)
 
     findings: list[Finding] = []
     for symbol in sorted(active.keys() | {s for s, q in held.items() if q != 0}):
-        expecting = active.get(symbol, [])
-        actual = held.get(symbol, Decimal(0))
-        tolerance = fee_tolerance_bps if symbol in crypto else Decimal(0)
+        actual = held.get(symbol, _ZERO)
+        group = several.get(symbol)
+        if group is None:
+            single = active.get(symbol)
+            if single is not None and actual and single.signed_qty == actual:
+                continue  # one signal, held exactly: _symbol_findings would find nothing
+            expecting: Sequence[SignalLike] = () if single is None else (single,)
+        else:
+            expecting = group
+        tolerance = fee_tolerance_bps if symbol in crypto else _ZERO
         findings += _symbol_findings(symbol, expecting, actual, symbol in in_flight, tolerance)
     return findings
 
@@ -183,7 +249,7 @@ def _within_fee(expected: Decimal, actual: Decimal, tolerance_bps: Decimal) -> b
 
 def _symbol_findings(
     symbol: str,
-    expecting: list[SignalFact],
+    expecting: Sequence[SignalLike],
     actual: Decimal,
     order_in_flight: bool,
     fee_tolerance_bps: Decimal = Decimal(0),
@@ -201,7 +267,7 @@ def _symbol_findings(
             )
         ]
     known = [s.signed_qty for s in expecting if s.signed_qty is not None]
-    expected = sum(known, Decimal(0)) if len(known) == len(expecting) else None
+    expected = sum(known, _ZERO) if len(known) == len(expecting) else None
     expected_sign = _expected_sign(expecting, expected)
 
     if actual == 0:
@@ -269,7 +335,7 @@ def _symbol_findings(
     return []
 
 
-def _expected_sign(expecting: list[SignalFact], expected: Decimal | None) -> int:
+def _expected_sign(expecting: Sequence[SignalLike], expected: Decimal | None) -> int:
     if expected is not None:
         return (expected > 0) - (expected < 0)
     # Notional signals: the side gives the sign when all agree.
@@ -280,11 +346,15 @@ def _expected_sign(expecting: list[SignalFact], expected: Decimal | None) -> int
 def order_findings(data: DiffInput) -> list[Finding]:
     """Our order attempts against the broker's order list; orders of ours we never recorded."""
     recorded = {attempt.client_order_id for attempt in data.attempts}
+    recorded |= data.recorded_client_order_ids
     open_attempts = [a for a in data.attempts if a.status in data.open_attempt_statuses]
+    # Only the open attempts' orders can pair (the later one wins, as in a map of the list).
+    wanted = {a.client_order_id for a in open_attempts}
+    candidates = {o.client_order_id: o for o in data.orders if o.client_order_id in wanted}
     # Without a clock every absent attempt is old enough to report.
     pairing = pair_attempts_with_orders(
         open_attempts,
-        data.orders,
+        candidates,
         now=data.now or datetime.max.replace(tzinfo=UTC),
         grace=data.grace if data.now is not None else timedelta(0),
     )

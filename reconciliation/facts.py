@@ -5,15 +5,21 @@ look-back, reaching back to the oldest open attempt), one read of the relevant s
 attempts, and which of the listed orders we recorded. The broker reads run beside the signal read
 (the broker's wait overlaps ours). Any failure propagates: a failed or malformed read is never
 taken for "no positions" or "no orders", and the run fails before anything is repaired.
+
+At 100,000 positions and 200,000 orders the reads are what a run costs, so what was read goes to
+the diff as it is (positions, order summaries, parsed signals: no copy per item), orders are held
+as summaries (each whole order, ``raw`` included, is parsed again only when a repair asks for
+it), and closed attempts are passed as a set of ids.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connections, router
 
 from brokerops.alpaca import AlpacaGateway, CallCount, Order, symbol_key
 from brokerops.intent.schema import Signal, SignalStatus
@@ -21,14 +27,7 @@ from brokerops.intent.store import SignalStore
 from orders.models import OrderAttempt
 from orders.pairing import orders_read_after
 
-from .diff import (
-    AttemptFact,
-    DiffInput,
-    InvalidSignalFact,
-    OrderFact,
-    PositionFact,
-    SignalFact,
-)
+from .diff import AttemptFact, DiffInput, InvalidSignalFact
 
 RELEVANT_SIGNAL_STATUSES = (SignalStatus.ACTIVE, SignalStatus.SUBMITTED)
 # Attempts whose order the broker decides. CREATED and UNKNOWN ones belong to the order cycle,
@@ -42,7 +41,7 @@ class RunFacts:
     """Everything a run read: the diff's input, and what repairs need beside it."""
 
     diff_input: DiffInput
-    orders_by_client_id: dict[str, Order]
+    orders_by_client_id: Mapping[str, Order]  # each whole order parsed when first looked up
     signals_by_id: dict[str, Signal]  # as read (with their versions): decisions hold for these
     positions_seen: int
     orders_seen: int
@@ -61,7 +60,7 @@ def reconciliation_facts_read(
     )
     with ThreadPoolExecutor(2, initializer=calls.include_current_thread) as pool:
         positions_read = pool.submit(gateway.list_positions)
-        orders_read = pool.submit(gateway.list_orders, status="all", after=after)
+        orders_read = pool.submit(gateway.list_order_summaries, status="all", after=after)
         read = store.read(statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
         positions, orders = positions_read.result(), orders_read.result()
 
@@ -69,43 +68,16 @@ def reconciliation_facts_read(
     recorded = _recorded_client_order_ids(
         o.client_order_id for o in orders if o.client_order_id.startswith(prefix)
     )
-    # Closed attempts matter only to tell "ours" from "unknown": give the diff their ids.
-    open_ids = {a.client_order_id for a in attempts}
-    attempts += [
-        AttemptFact(
-            client_order_id=coid, symbol_key="", status="closed", broker_status="", created_at=now
-        )
-        for coid in recorded - open_ids
-    ]
     diff_input = DiffInput(
-        positions=[
-            PositionFact(p.symbol_key, p.qty, crypto=p.asset_class == "crypto") for p in positions
-        ],
-        orders=[
-            OrderFact(
-                id=o.id,
-                client_order_id=o.client_order_id,
-                symbol_key=o.symbol_key,
-                status=o.status,
-                side=o.side,
-                qty=o.qty,
-                filled_qty=o.filled_qty,
-            )
-            for o in orders
-        ],
-        signals=[
-            SignalFact(
-                id=s.id,
-                symbol_key=s.symbol_key,
-                status=str(s.status),
-                signed_qty=s.signed_qty,
-                side=str(s.side),
-                client_order_id=s.client_order_id,
-            )
-            for s in read.signals
-        ],
+        # Compared as read: positions, order summaries and parsed signals have the fields the
+        # diff reads (300,000 copies fewer, for the allocator and the garbage collector).
+        positions=positions,
+        orders=orders,
+        signals=read.signals,
         invalid_signals=[InvalidSignalFact(i.id, tuple(i.reasons)) for i in read.invalid],
         attempts=attempts,
+        # Closed attempts matter only to tell "ours" from "unknown": the diff gets their ids.
+        recorded_client_order_ids=recorded,
         client_order_id_prefix=settings.CLIENT_ORDER_ID_PREFIX,
         now=now,
         grace=timedelta(seconds=settings.ORDER_GRACE_S),
@@ -113,7 +85,7 @@ def reconciliation_facts_read(
     )
     return RunFacts(
         diff_input=diff_input,
-        orders_by_client_id={o.client_order_id: o for o in orders},
+        orders_by_client_id=orders.by_client_order_id(),
         signals_by_id={s.id: s for s in read.signals},
         positions_seen=len(positions),
         orders_seen=len(orders),
@@ -146,13 +118,20 @@ def _open_attempts() -> list[AttemptFact]:
 
 
 def _recorded_client_order_ids(candidates: Iterable[str]) -> set[str]:
-    """Which of these client_order_ids we have attempts for (in batches of ids)."""
+    """Which of these client_order_ids we have attempts for (in batches of ids).
+
+    Plain SQL on the indexed column: the ORM's ``__in`` look-up prepares each of 100,000 ids
+    one by one and costs more than the queries themselves."""
     candidates = list(candidates)
     found: set[str] = set()
-    for start in range(0, len(candidates), _ID_BATCH):
-        found.update(
-            OrderAttempt.objects.filter(
-                client_order_id__in=candidates[start : start + _ID_BATCH]
-            ).values_list("client_order_id", flat=True)
-        )
+    table = OrderAttempt._meta.db_table
+    column = OrderAttempt._meta.get_field("client_order_id").column
+    connection = connections[router.db_for_read(OrderAttempt)]
+    name, column = connection.ops.quote_name(table), connection.ops.quote_name(column)
+    select = f"SELECT {column} FROM {name} WHERE {column} IN "  # noqa: S608 - model's names
+    with connection.cursor() as cursor:
+        for start in range(0, len(candidates), _ID_BATCH):
+            batch = candidates[start : start + _ID_BATCH]
+            cursor.execute(select + "(" + ", ".join(["%s"] * len(batch)) + ")", batch)
+            found.update(row[0] for row in cursor.fetchall())
     return found

@@ -6,6 +6,7 @@ Public surface::
     gateway.list_positions() -> list[Position]
     gateway.get_position(symbol_or_asset_id) -> Position
     gateway.list_orders(*, status="all", after=None, until=None, symbols=None, page_size=500)
+    gateway.list_order_summaries(...same...) -> OrderSummaries   # lean, whole orders on demand
     gateway.get_order(order_id) / gateway.get_order_by_client_id(client_order_id) -> Order
     gateway.submit_order(OrderRequest(...)) -> Order        # sent once, never retried
     gateway.cancel_order(order_id) -> None
@@ -41,9 +42,10 @@ from .gateway import (
     gateway_from_settings,
 )
 from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
+from .listing import OrderSummaries
 from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal
 from .retry import NO_RETRY, RetryPolicy
-from .types import Account, Asset, Order, OrderRequest, Position, symbol_key
+from .types import Account, Asset, Order, OrderRequest, OrderSummary, Position, symbol_key
 
 __all__ = [
     "DEFAULT_DATA_URL",
@@ -68,6 +70,8 @@ __all__ = [
     "NullLimiter",
     "Order",
     "OrderRequest",
+    "OrderSummaries",
+    "OrderSummary",
     "ParseError",
     "Position",
     "RateLimiter",

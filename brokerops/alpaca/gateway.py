@@ -5,7 +5,8 @@ section 6):
 
 - every HTTP attempt goes through :class:`_GatewaySession`, which sets the per-request timeout
   (alpaca-py sets none), takes a token from the shared rate limiter, counts the attempt and, on a
-  429, pauses every worker until the broker's reset time (never longer than ``max_pause_s``);
+  429, pauses every worker until the broker's reset time (never longer than ``max_pause_s``); it
+  reads each body in 1 MB reads (:func:`_read_body`);
 - alpaca-py's own blind retries (429/504, POST included, fixed 3 s) are switched off by setting the
   instance attributes after construction (its constructor ignores falsy values);
 - responses are read as plain dicts (``raw_data=True``) and parsed into our own frozen dataclasses
@@ -13,7 +14,10 @@ section 6):
 - every failure is mapped once (:func:`errors.map_exception`) into the broker error taxonomy;
 - idempotent reads retry under :class:`RetryPolicy`; order submission and cancel never retry;
 - market data (latest trades, for the risk check) is read in bulk from ``data_url`` through the
-  same session, so it shares the timeout, the limiter, the counting, the retries and the mapping.
+  same session, so it shares the timeout, the limiter, the counting, the retries and the mapping;
+- :meth:`AlpacaGateway.list_order_summaries` is :meth:`AlpacaGateway.list_orders` held lean for a
+  bulk comparison (reconciliation over 200,000 orders): a summary per order, each whole order
+  parsed again from its page's body only when asked for (:mod:`.listing`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,12 +52,15 @@ from .errors import (
     rate_limit_wait,
 )
 from .limiter import NullLimiter, RateLimiter, build_limiter, key_scope
+from .listing import OrderSummaries, PageBody
 from .parsing import (
     ParseError,
+    SharedStrings,
     parse_account,
     parse_asset,
     parse_latest_trades,
     parse_order,
+    parse_order_summary_fields,
     parse_orders,
     parse_position,
     parse_positions,
@@ -79,6 +86,8 @@ DEFAULT_ASSETS_TTL_S = 300.0
 # A 429 without Retry-After / X-RateLimit-Reset still pauses everyone this long.
 DEFAULT_429_PAUSE_S = 1.0
 _ONE_MICROSECOND = timedelta(microseconds=1)
+#: Largest single read of a response body (see :func:`_read_body`).
+BODY_READ_SIZE = 1 << 20
 # What the gateway catches around alpaca-py (with raw_data=True it raises nothing else on a
 # response); anything else is a bug and propagates unchanged. A plain ValueError or RecursionError
 # is the JSON decoder choking on a hostile body (a 5,000-digit number, nesting 100,000 deep).
@@ -151,9 +160,12 @@ class _GatewaySession(requests.Session):
             kwargs["timeout"] = self._timeout_s
         # Alpaca does not redirect; following one would send the key headers wherever it points.
         kwargs["allow_redirects"] = False
+        stream = kwargs.pop("stream", None)
         self._limiter.acquire()
         self._counter.record(str(method).upper())
-        response = super().request(method, url, *args, **kwargs)
+        response = super().request(method, url, *args, stream=True, **kwargs)
+        if not stream:
+            _read_body(response)
         if response.status_code == 429:
             wait = rate_limit_wait(
                 response.headers, now=self._wall_clock, max_pause_s=self._max_pause_s
@@ -170,6 +182,20 @@ class _GatewaySession(requests.Session):
                 logger.warning("broker rate limit hit (429); pausing all workers for %.2fs", pause)
             self._limiter.pause(pause)
         return response
+
+
+def _read_body(response: requests.Response) -> None:
+    """Read the body as ``Response.content`` would for a request that is not streamed, but in
+    reads of up to :data:`BODY_READ_SIZE` instead of requests' 10 KB.
+
+    Each read gives the GIL away while it waits on the socket; getting it back can take a whole
+    switch interval (5 ms) when another thread is busy parsing, so a 40 MB positions list read
+    10 KB at a time spends seconds waiting for the GIL. Errors are requests' own
+    (``iter_content`` maps urllib3's), raised where a non-streamed request raises them.
+    """
+    if response._content is False and response.status_code != 0 and response.raw is not None:
+        response._content = b"".join(response.iter_content(BODY_READ_SIZE)) or b""
+    response.content  # noqa: B018 - marks the body consumed, exactly as requests does
 
 
 def _order_id(order_id: str | uuid.UUID) -> str:
@@ -194,20 +220,58 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _sort_stamp(order: Order) -> datetime:
+def _sort_stamp(
+    order_id: str, submitted_at: datetime | None, created_at: datetime | None
+) -> datetime:
     """The documented sort and filter field of ``GET /v2/orders``: ``submitted_at``."""
-    stamp = order.submitted_at or order.created_at
+    stamp = submitted_at or created_at
     if stamp is None:
-        raise ParseError(f"order {order.id}: no submitted_at/created_at to page by")
+        raise ParseError(f"order {order_id}: no submitted_at/created_at to page by")
     return stamp
 
 
-def _cursor_of(order: Order) -> datetime:
+def _cursor_of(submitted_at: datetime | None, created_at: datetime | None) -> datetime:
     """The next page's ``after``: 1 µs before the earliest timestamp the broker could be filtering
     this order by (``submitted_at``, or ``created_at`` if that is earlier), so that the order and
     every order sharing its timestamp are read again (and deduplicated), never skipped."""
-    stamps = [ts for ts in (order.submitted_at, order.created_at) if ts is not None]
+    stamps = [ts for ts in (submitted_at, created_at) if ts is not None]
     return min(stamps) - _ONE_MICROSECOND
+
+
+def _orders_params(request: GetOrdersRequest) -> dict[str, Any]:
+    """The query parameters alpaca-py's ``TradingClient.get_orders`` sends for ``request``."""
+    params = request.to_request_fields()
+    if "symbols" in params and isinstance(params["symbols"], list):
+        params["symbols"] = ",".join(params["symbols"])
+    return params
+
+
+@dataclass(eq=False)
+class _OrdersPage:
+    """One page of ``GET /v2/orders``, parsed: its orders (or summaries) in the broker's order,
+    their ids and ``(submitted_at, created_at)``; ``body`` when the page is kept as received."""
+
+    ids: list[str]
+    items: Sequence[Any]
+    stamps: list[tuple[datetime | None, datetime | None]]
+    body: PageBody | None = None
+
+    @classmethod
+    def checked(
+        cls,
+        ids: list[str],
+        items: Sequence[Any],
+        stamps: list[tuple[datetime | None, datetime | None]],
+    ) -> _OrdersPage:
+        """The page, once its orders are seen to come oldest first: a server that ignored
+        ``direction=asc`` would make the cursor skip orders, so that is refused."""
+        previous: datetime | None = None
+        for order_id, (submitted_at, created_at) in zip(ids, stamps, strict=True):
+            stamp = _sort_stamp(order_id, submitted_at, created_at)
+            if previous is not None and stamp < previous:
+                raise ParseError("orders page is not in ascending time order")
+            previous = stamp
+        return cls(ids, items, stamps)
 
 
 class AlpacaGateway:
@@ -265,7 +329,15 @@ class AlpacaGateway:
         client = TradingClient(
             api_key, secret_key, paper=paper, raw_data=True, url_override=self.base_url
         )
-        for attribute in ("_retry", "_retry_codes", "_session", "_use_raw_data"):
+        for attribute in (
+            "_retry",
+            "_retry_codes",
+            "_session",
+            "_use_raw_data",
+            "_base_url",
+            "_api_version",
+            "_get_default_headers",
+        ):
             if not hasattr(client, attribute):  # an alpaca-py upgrade moved its internals
                 raise RuntimeError(f"alpaca-py has no TradingClient.{attribute}; review gateway")
         # Switch off alpaca-py's blind retries: falsy constructor arguments keep its defaults.
@@ -411,13 +483,64 @@ class AlpacaGateway:
         advance: the broker ignores ``after`` or its pages go back in time); a list still going
         after ``max_order_pages`` pages (``ALPACA_MAX_ORDER_PAGES``).
         """
+        orders: list[Order] = []
+        for page, fresh in self._order_pages(
+            self._orders_page,
+            status=status,
+            after=after,
+            until=until,
+            symbols=symbols,
+            page_size=page_size,
+        ):
+            orders.extend(page.items[position] for position in fresh)
+        return orders
+
+    def list_order_summaries(
+        self,
+        *,
+        status: Literal["all", "open", "closed"] = "all",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        symbols: list[str] | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> OrderSummaries:
+        """The orders :meth:`list_orders` would return (same pages, same checks, same errors:
+        every order is parsed and bounded the same way), held lean for a bulk comparison: an
+        :class:`OrderSummary` each, the whole :class:`Order` on demand
+        (:meth:`OrderSummaries.order`, :meth:`OrderSummaries.by_client_order_id`)."""
+        shared = SharedStrings()
+        summaries = OrderSummaries()
+        for page, fresh in self._order_pages(
+            lambda request: self._order_summaries_page(request, shared),
+            status=status,
+            after=after,
+            until=until,
+            symbols=symbols,
+            page_size=page_size,
+        ):
+            assert page.body is not None
+            summaries.add_page(page.body, page.items, fresh)
+        return summaries
+
+    def _order_pages(
+        self,
+        fetch: Callable[[GetOrdersRequest], _OrdersPage],
+        *,
+        status: str,
+        after: datetime | None,
+        until: datetime | None,
+        symbols: list[str] | None,
+        page_size: int,
+    ) -> Iterator[tuple[_OrdersPage, list[int]]]:
+        """The paging of :meth:`list_orders` (see there): yields each page with the positions of
+        its orders not seen on an earlier page (or earlier on the same one)."""
         if status not in ("all", "open", "closed"):
             raise ValueError("status must be 'all', 'open' or 'closed'")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         until = _aware(until)
         cursor = _aware(after)
-        seen: dict[str, Order] = {}
+        seen: set[str] = set()
         page_number = 0
         previous_last: datetime | None = None
         while True:
@@ -435,20 +558,22 @@ class AlpacaGateway:
                 direction=Sort.ASC,
                 symbols=list(symbols) if symbols else None,
             )
-            page = self._read("/v2/orders", lambda request=request: self._orders_page(request))
-            new = 0
-            for order in page:
-                if order.id not in seen:
-                    seen[order.id] = order
-                    new += 1
-            if len(page) < page_size:
+            page = self._read("/v2/orders", lambda request=request: fetch(request))
+            fresh: list[int] = []
+            for position, order_id in enumerate(page.ids):
+                if order_id not in seen:
+                    seen.add(order_id)
+                    fresh.append(position)
+            yield page, fresh
+            if len(page.ids) < page_size:
                 break
-            if new == 0:
+            if not fresh:
                 raise BrokerMalformedResponse(
                     f"GET /v2/orders: page {page_number} brought no new orders; more than "
                     f"{page_size} orders share one timestamp, the list cannot be completed"
                 )
-            last = _sort_stamp(page[-1])
+            submitted_at, created_at = page.stamps[-1]
+            last = _sort_stamp(page.ids[-1], submitted_at, created_at)
             if previous_last is not None and last <= previous_last:
                 raise BrokerMalformedResponse(
                     f"GET /v2/orders: page {page_number} did not advance the cursor (its last "
@@ -456,19 +581,45 @@ class AlpacaGateway:
                     f"{previous_last.isoformat()}); the list cannot be completed"
                 )
             previous_last = last
-            cursor = _cursor_of(page[-1])
-        return list(seen.values())
+            cursor = _cursor_of(submitted_at, created_at)
 
-    def _orders_page(self, request: GetOrdersRequest) -> list[Order]:
+    def _orders_page(self, request: GetOrdersRequest) -> _OrdersPage:
         page = parse_orders(self._client.get_orders(request))
-        # A server that ignored direction=asc would make the cursor skip orders: refuse.
-        previous: datetime | None = None
-        for order in page:
-            stamp = _sort_stamp(order)
-            if previous is not None and stamp < previous:
-                raise ParseError("orders page is not in ascending time order")
-            previous = stamp
+        return _OrdersPage.checked(
+            [order.id for order in page],
+            page,
+            [(order.submitted_at, order.created_at) for order in page],
+        )
+
+    def _order_summaries_page(
+        self, request: GetOrdersRequest, shared: SharedStrings
+    ) -> _OrdersPage:
+        """One page as :meth:`_orders_page` reads it (the same request and decoding, see
+        :meth:`_trading_get`), parsed into summaries; the body is kept as received."""
+        response = self._trading_get("/orders", _orders_params(request))
+        rows = response.json() if response.text != "" else None  # as alpaca-py reads a body
+        summaries, stamps = parse_order_summary_fields(rows, shared=shared)
+        page = _OrdersPage.checked([s[0] for s in summaries], summaries, stamps)
+        page.body = PageBody(response.content, response.encoding)
         return page
+
+    def _trading_get(self, path: str, params: dict[str, Any]) -> requests.Response:
+        """``GET`` on the trading API as alpaca-py's ``RESTClient._request`` sends it (same URL,
+        headers, no redirects; a 4xx/5xx raised as its ``APIError``), returning the response
+        itself rather than its decoded body."""
+        client = self._client
+        response = client._session.request(
+            "GET",
+            f"{client._base_url}/{client._api_version}{path}",
+            params=params,
+            headers=client._get_default_headers(),
+            allow_redirects=False,
+        )
+        try:
+            response.raise_for_status()
+        except requests.HTTPError as http_error:
+            raise APIError(response.text, http_error) from None
+        return response
 
     # --- market data -----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .types import Account, Asset, Order, Position, symbol_key
+from .types import Account, Asset, Order, OrderSummary, Position, symbol_key
 
 _ZERO = timedelta(0)
 _fromisoformat = datetime.fromisoformat
@@ -198,12 +198,17 @@ def _parse_timestamp_slow(value: str, key: str, what: str) -> datetime:
 
 
 def parse_position(data: Any) -> Position:
-    what = "position"
-    data = _require_mapping(data, what)
-    symbol = _str(data, "symbol", what)
+    # The helpers (_str, _req_decimal, _opt_decimal, _opt_str) written out: a list of 100,000
+    # positions goes through here. Same checks, in the same order, with the same errors.
+    if type(data) is not dict:
+        data = _require_mapping(data, "position")
+    get = data.get
+    symbol = get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise ParseError("position: missing or invalid 'symbol'")
     what = f"position {symbol}"
-    qty = _req_decimal(data, "qty", what)
-    side = str(data.get("side") or "").lower()
+    qty = bounded_decimal(get("qty"), "qty", what)
+    side = str(get("side") or "").lower()
     # Alpaca reports a short as side "short" with a negative qty; accept a positive qty too.
     if side == "short":
         signed = -abs(qty)
@@ -214,16 +219,28 @@ def parse_position(data: Any) -> Position:
     else:
         signed = qty
         side = "short" if qty < 0 else "long"
+    key = symbol_key(symbol)
+    avg_entry_price = get("avg_entry_price")
+    if avg_entry_price is not None and avg_entry_price != "":
+        avg_entry_price = bounded_decimal(avg_entry_price, "avg_entry_price", what)
+    else:
+        avg_entry_price = None
+    market_value = get("market_value")
+    if market_value is not None and market_value != "":
+        # qty x price: carries the places of both (never stored); size still bounded.
+        market_value = bounded_decimal(market_value, "market_value", what, max_places=None)
+    else:
+        market_value = None
+    asset_id, asset_class = get("asset_id"), get("asset_class")
     return Position(
         symbol=symbol,
-        symbol_key=symbol_key(symbol),
+        symbol_key=key,
         qty=signed,
         side=side,
-        avg_entry_price=_opt_decimal(data, "avg_entry_price", what),
-        # qty x price: carries the places of both (never stored); size still bounded.
-        market_value=_opt_decimal(data, "market_value", what, max_places=None),
-        asset_id=_opt_str(data, "asset_id"),
-        asset_class=_opt_str(data, "asset_class"),
+        avg_entry_price=avg_entry_price,
+        market_value=market_value,
+        asset_id=None if asset_id is None else str(asset_id),
+        asset_class=None if asset_class is None else str(asset_class),
     )
 
 
@@ -306,6 +323,156 @@ def _parse_order(data: Any, *, owned: bool) -> Order:
         filled_at=filled_at,
         canceled_at=canceled_at,
         raw=data,
+    )
+
+
+_ORDER_FIGURES = ("qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price")
+_ORDER_STAMPS = ("created_at", "submitted_at", "updated_at", "filled_at", "canceled_at")
+_ORDER_TEXTS = ("type", "order_type", "time_in_force")
+
+
+class SharedStrings:
+    """Strings seen during one bulk read (statuses, sides, symbols and their keys), so that
+    equal values are held once rather than once per order."""
+
+    __slots__ = ("symbols", "words")
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, tuple[str, str]] = {}  # symbol -> (symbol, its symbol key)
+        self.words: dict[str, str] = {}
+
+
+def parse_order_summaries(
+    rows: Any, *, shared: SharedStrings | None = None
+) -> tuple[list[OrderSummary], list[tuple[datetime | None, datetime | None]]]:
+    """A list of order objects -> one :class:`OrderSummary` per order, and each order's
+    ``(submitted_at, created_at)`` (what paging needs).
+
+    Every order is checked exactly as :func:`parse_order` checks it (same bounds, same
+    timestamps, same errors): an order :func:`parse_order` refuses fails the whole list, and a
+    summary holds the values :func:`parse_order` gives. Orders in the common form (every figure a
+    plain decimal string already in bounds, every timestamp in UTC) are checked here without
+    building an :class:`Order`; any other goes through :func:`parse_order` itself. ``shared``
+    (one per bulk read) holds equal strings once.
+    """
+    fields, stamps = parse_order_summary_fields(rows, shared=shared)
+    return [OrderSummary._make(f) for f in fields], stamps
+
+
+def parse_order_summary_fields(
+    rows: Any, *, shared: SharedStrings | None = None
+) -> tuple[list[tuple[Any, ...]], list[tuple[datetime | None, datetime | None]]]:
+    """:func:`parse_order_summaries` with each summary as a plain tuple of
+    :class:`OrderSummary`'s fields: the garbage collector stops tracking a plain tuple of strings
+    and decimals (never a tuple subclass), so a bulk read of 200,000 orders adds nothing to the
+    full collections that happen while it is held."""
+    if shared is None:
+        shared = SharedStrings()
+    summaries: list[tuple[Any, ...]] = []
+    stamps: list[tuple[datetime | None, datetime | None]] = []
+    for row in require_list(rows, "orders"):
+        summary = _order_summary(row, shared)
+        if summary is None:  # not in the common form: the general parser decides
+            order = _parse_order(row, owned=True)
+            summary = (
+                (
+                    order.id,
+                    order.client_order_id,
+                    order.symbol,
+                    symbol_key(order.symbol),
+                    order.side,
+                    order.status,
+                    order.qty,
+                    order.filled_qty,
+                ),
+                order.submitted_at,
+                order.created_at,
+            )
+        summaries.append(summary[0])
+        stamps.append((summary[1], summary[2]))
+    return summaries, stamps
+
+
+def _order_summary(
+    row: Any, shared: SharedStrings
+) -> tuple[tuple[Any, ...], datetime | None, datetime | None] | None:
+    """``row`` checked as :func:`_parse_order` checks it, when it is in the common form; None
+    when it is not (the general parser then gives the answer, or the error)."""
+    if type(row) is not dict:
+        return None
+    get = row.get
+    order_id, client_order_id, symbol, side, status = (
+        get("id"),
+        get("client_order_id"),
+        get("symbol"),
+        get("side"),
+        get("status"),
+    )
+    if not (
+        type(order_id) is str
+        and order_id
+        and type(client_order_id) is str
+        and client_order_id
+        and type(symbol) is str
+        and symbol
+        and type(side) is str
+        and side
+        and type(status) is str
+        and status
+    ):
+        return None
+    cached = _DECIMAL_CACHE.get
+    figures = []
+    for key in _ORDER_FIGURES:
+        value = get(key)
+        if value is None or value == "":
+            figures.append(None)
+            continue
+        if type(value) is not str:
+            return None
+        figure = cached(value)
+        if figure is None:
+            if not _FINAL_DECIMAL(value):
+                return None
+            figure = bounded_decimal(value, key, "order")  # in bounds: cannot raise
+        figures.append(figure)
+    parsed = []
+    for key in _ORDER_STAMPS:
+        value = get(key)
+        if value is None or value == "":
+            parsed.append(None)
+            continue
+        if type(value) is not str:
+            return None
+        try:
+            stamp = _fromisoformat(value)
+        except ValueError:
+            return None
+        if stamp.tzinfo is not UTC:
+            return None
+        parsed.append(stamp)
+    for key in _ORDER_TEXTS:  # str() of anything but a string or null is the general path's
+        value = get(key)
+        if value is not None and type(value) is not str:
+            return None
+    symbols, words = shared.symbols, shared.words
+    known = symbols.get(symbol)
+    if known is None:
+        known = symbols[symbol] = (symbol, symbol_key(symbol))
+    filled_qty = figures[2]
+    return (
+        (  # OrderSummary's fields
+            order_id,
+            client_order_id,
+            known[0],
+            known[1],
+            words.setdefault(side, side),
+            words.setdefault(status, status),
+            figures[0],
+            filled_qty if filled_qty is not None else _DECIMAL_ZERO,
+        ),
+        parsed[1],
+        parsed[0],
     )
 
 

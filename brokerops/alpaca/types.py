@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from brokerops.symbols import symbol_key
 
@@ -39,6 +39,11 @@ class Position:
     asset_id: str | None
     asset_class: str | None
 
+    @property
+    def crypto(self) -> bool:
+        """A crypto holding (Alpaca takes a crypto buy's fee in the coin received)."""
+        return self.asset_class == "crypto"
+
 
 @dataclass(frozen=True, slots=True)
 class Order:
@@ -66,6 +71,21 @@ class Order:
     @property
     def symbol_key(self) -> str:
         return symbol_key(self.symbol)
+
+
+class OrderSummary(NamedTuple):
+    """What a bulk comparison needs of one listed order (see
+    :meth:`~brokerops.alpaca.gateway.AlpacaGateway.list_order_summaries`): the same values as the
+    :class:`Order` fields of the same names, without the rest of the order."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    symbol_key: str
+    side: str
+    status: str
+    qty: Decimal | None
+    filled_qty: Decimal
 
 
 @dataclass(frozen=True, slots=True)

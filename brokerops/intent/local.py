@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
-from django.db.models import Case, CharField, JSONField, Q, UUIDField, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from brokerops.intent.models import LocalSignal, document_id_from_column, stored_document_id
@@ -50,6 +51,8 @@ from brokerops.intent.store import (
 
 #: Ids per `IN (...)` read and rows per INSERT batch.
 CHUNK = 500
+#: Rows fetched at a time by a bulk read.
+READ_CHUNK = 2000
 
 
 @contextlib.contextmanager
@@ -82,6 +85,47 @@ def _database_now(using: str) -> datetime:
 
 def _version(revision: uuid.UUID | None) -> str | None:
     return None if revision is None else str(revision)
+
+
+_HEX_UUID = re.compile("[0-9a-f]{32}").fullmatch
+
+
+def _revision_version(value: Any) -> str | None:
+    """`_version` of a `revision` column value as the cursor gives it: a UUID (PostgreSQL), or
+    the 32 hex digits a UUID is stored as where the database has no UUID type (SQLite)."""
+    if value is None:
+        return None
+    if type(value) is str:
+        if _HEX_UUID(value):  # what str(uuid.UUID(value)) gives, without building the UUID
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return str(uuid.UUID(value))
+    return str(value)
+
+
+def _json_documents(values: list[Any]) -> list[Any]:
+    """`_json_document` of each value, decoded in one call as the elements of one JSON array when
+    they are all text (the column holds JSON only: SQLite checks it, PostgreSQL stores jsonb).
+    Anything else, or an array that does not come out one element per value, is decoded one
+    value at a time."""
+    if all(type(value) is str for value in values):
+        try:
+            documents = json.loads("[" + ",".join(values) + "]")
+        except (ValueError, RecursionError):
+            documents = None
+        if type(documents) is list and len(documents) == len(values):
+            return documents
+    return [_json_document(value) for value in values]
+
+
+def _json_document(value: Any) -> Any:
+    """A `data` column value as the cursor gives it (JSON text), decoded as
+    `JSONField.from_db_value` decodes it: text that is not JSON is returned as it is."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def _json_value(value: Any) -> Any:
@@ -127,14 +171,27 @@ class LocalSignalStore(SignalStore):
         return self._read(self._rows().all())
 
     def _read(self, queryset) -> SignalRead:
+        """The rows of ``queryset``, parsed. The query is the ORM's, but its rows are read from
+        the cursor as they come and converted here (the JSON text decoded as `JSONField` does,
+        the revision formatted as ``str(UUID)``) rather than through the ORM's per-row converters,
+        which cost as much as parsing the documents."""
         signals: list[Signal] = []
         invalid: list[InvalidSignal] = []
+        rows = queryset.order_by().values_list("document_id", "data", "revision")
+        connection = connections[self._using]
         with _backend("read"):
-            rows = queryset.order_by().values_list("document_id", "data", "revision")
-            for stored_id, data, revision in rows.iterator(chunk_size=2000):
-                doc_id = document_id_from_column(stored_id)
-                parsed = parse_signal(doc_id, data, version=_version(revision))
-                (signals if isinstance(parsed, Signal) else invalid).append(parsed)
+            sql, params = rows.query.get_compiler(using=self._using).as_sql()
+            with connection.chunked_cursor() as cursor:
+                cursor.execute(sql, params)
+                while chunk := cursor.fetchmany(READ_CHUNK):
+                    documents = _json_documents([data for _, data, _ in chunk])
+                    for (stored_id, _, revision), document in zip(chunk, documents, strict=True):
+                        parsed = parse_signal(
+                            document_id_from_column(stored_id),
+                            document,
+                            version=_revision_version(revision),
+                        )
+                        (signals if isinstance(parsed, Signal) else invalid).append(parsed)
         return sort_read(signals, invalid)
 
     def get(self, signal_id: str) -> Signal | InvalidSignal | None:
@@ -181,30 +238,67 @@ class LocalSignalStore(SignalStore):
         self, batch: list[tuple[PlannedWrite, Any, uuid.UUID]], now: datetime
     ) -> dict[str, TransitionResult]:
         """One conditional UPDATE for the batch; rows it missed (changed since the read) go
-        through :meth:`_write_one`. A row was written iff it carries the new revision we set."""
+        through :meth:`_write_one`. A row was written iff it carries the new revision we set.
+
+        The statement is the one the ORM builds from ``filter(Q(...) | ...).update(field=Case(
+        When(...), ...))``, written out here: building 1,500 ``When`` expressions through the ORM
+        costs more than the write itself."""
         new_revision = {plan.transition.signal_id: uuid.uuid4() for plan, _, _ in batch}
-        condition = Q()
-        data_cases, status_cases, revision_cases = [], [], []
+        connection = connections[self._using]
+        quote = connection.ops.quote_name
+        field = LocalSignal._meta.get_field
+        data_field, revision_field = field("data"), field("revision")
+        table = quote(LocalSignal._meta.db_table)
+        id_column, data_column, status_column, revision_column, updated_column = (
+            quote(field(name).column)
+            for name in ("document_id", "data", "status", "revision", "updated_at")
+        )
+        data_params: list[Any] = []
+        status_params: list[Any] = []
+        revision_params: list[Any] = []
+        conditions: list[str] = []
+        condition_params: list[Any] = []
         for plan, data, revision in batch:
             t = plan.transition
             row_id = stored_document_id(t.signal_id)
-            condition |= Q(document_id=row_id, revision=revision, status=t.expected_status)
             new_data = {**data, **plan.payload(now.isoformat())}
-            data_cases.append(
-                When(document_id=row_id, then=Value(new_data, output_field=JSONField()))
-            )
-            status_cases.append(When(document_id=row_id, then=Value(t.new_status.value)))
-            revision_cases.append(When(document_id=row_id, then=Value(new_revision[t.signal_id])))
-        written = (
-            self._rows()
-            .filter(condition)
-            .update(
-                data=Case(*data_cases, output_field=JSONField()),
-                status=Case(*status_cases, output_field=CharField()),
-                revision=Case(*revision_cases, output_field=UUIDField()),
-                updated_at=now,
-            )
+            data_params += [row_id, data_field.get_db_prep_save(new_data, connection)]
+            status_params += [row_id, t.new_status.value]
+            revision_params += [
+                row_id,
+                revision_field.get_db_prep_save(new_revision[t.signal_id], connection),
+            ]
+            if revision is None:
+                conditions.append(
+                    f"({id_column} = %s AND {revision_column} IS NULL AND {status_column} = %s)"
+                )
+                condition_params += [row_id, t.expected_status.value]
+            else:
+                conditions.append(
+                    f"({id_column} = %s AND {revision_column} = %s AND {status_column} = %s)"
+                )
+                condition_params += [
+                    row_id,
+                    revision_field.get_db_prep_value(revision, connection),
+                    t.expected_status.value,
+                ]
+        cases = " ".join([f"WHEN {id_column} = %s THEN %s"] * len(batch))
+        sql = (
+            f"UPDATE {table} SET {data_column} = CASE {cases} ELSE NULL END, "  # noqa: S608
+            f"{status_column} = CASE {cases} ELSE NULL END, "
+            f"{revision_column} = CASE {cases} ELSE NULL END, {updated_column} = %s "
+            f"WHERE {' OR '.join(conditions)}"
         )
+        params = [
+            *data_params,
+            *status_params,
+            *revision_params,
+            field("updated_at").get_db_prep_save(now, connection),
+            *condition_params,
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written = cursor.rowcount
         if written == len(batch):
             return {plan.transition.signal_id: applied(plan.transition) for plan, _, _ in batch}
         done = {

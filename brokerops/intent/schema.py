@@ -262,11 +262,29 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+#: Numeric strings already accepted by `_decimal` -> their Decimal (immutable, so shared).
+#: Signal documents repeat the same few quantities; the cache stops growing when full.
+_NUMBER_CACHE: dict[str, Decimal] = {}
+_NUMBER_CACHE_MAX = 20_000
+
+
 def _decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
     """A bounded, positive Decimal from int/float/Decimal/numeric str (see the module docstring);
     appends one reason naming the field otherwise."""
     if value is None:
         return None
+    if type(value) is str:
+        cached = _NUMBER_CACHE.get(value)
+        if cached is not None:
+            return cached
+        number = _checked_decimal(name, value, reasons)
+        if number is not None and len(_NUMBER_CACHE) < _NUMBER_CACHE_MAX:
+            _NUMBER_CACHE[value] = number
+        return number
+    return _checked_decimal(name, value, reasons)
+
+
+def _checked_decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
     if isinstance(value, bool):
         reasons.append(f"{name} must be a number, not a boolean")
         return None
@@ -330,6 +348,9 @@ def _enum(name: str, value: object, enum: type[StrEnum], reasons: list[str], *, 
         reasons.append(f"{name} must be a string, not {_type_name(value)}")
         return None
     key = value.strip().lower() if fold else value
+    member = enum._value2member_map_.get(key)  # what enum(key) looks up first
+    if member is not None:
+        return member
     try:
         return enum(key)
     except ValueError:
@@ -444,7 +465,9 @@ def _parse(doc_id: object, data: object, version: str | None) -> Signal | Invali
     if not isinstance(data, Mapping):
         reasons.append(f"document must be a map of fields, not {_type_name(data)}")
         return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw={}, version=version)
-    raw = dict(data)
+    # A copy only for a document that does not parse (`InvalidSignal.raw`): a plain dict is read
+    # as it is, anything else (a Mapping) once, through dict().
+    raw = data if type(data) is dict else dict(data)
 
     symbols = _symbol(raw.get("symbol"), reasons)
     side = _enum("side", raw.get("side"), Side, reasons, fold=True)
@@ -496,7 +519,7 @@ def _parse(doc_id: object, data: object, version: str | None) -> Signal | Invali
     updated_at = _datetime("updated_at", raw.get("updated_at"), reasons)
 
     if reasons:
-        return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw=raw, version=version)
+        return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw=dict(raw), version=version)
     assert symbols is not None and side is not None and status is not None
     assert order_type is not None
     return Signal(

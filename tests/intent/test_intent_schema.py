@@ -429,3 +429,45 @@ def test_client_order_id_limit_has_one_definition():
     assert not hasattr(schema, "CLIENT_ORDER_ID_MAX_LENGTH")
     assert not hasattr(store, "CLIENT_ORDER_ID_MAX_LENGTH")
     assert schema.CLIENT_ORDER_ID_MAX is fields.CLIENT_ORDER_ID_MAX == 128
+
+
+@pytest.mark.parametrize("text", ["10", " 2.50 ", "0.000000001", "+1E3", ".5"])
+def test_a_number_read_again_is_the_same_number(text):
+    first, second = parse(qty=text), parse(qty=text)  # the second comes from the cache
+    assert isinstance(first, Signal) and first == second
+    assert (
+        (first.qty, str(first.qty))
+        == (second.qty, str(second.qty))
+        == (Decimal(text), str(Decimal(text.strip())))
+    )
+
+
+@pytest.mark.parametrize("text", ["1e-10", "1e12", "NaN", "-1", "1_000"])
+def test_a_refused_number_is_refused_again_with_the_same_reason(text):
+    assert reasons_of(qty=text) == reasons_of(qty=text)
+
+
+def test_parsing_leaves_the_document_alone_and_an_invalid_ones_raw_is_a_copy():
+    data = {**VALID, "side": "BUY", "extra": {"nested": [1]}}
+    before = {**data, "extra": {"nested": [1]}}
+    assert isinstance(parse_signal("s", data), Signal) and data == before
+    broken = {**VALID, "qty": "lots"}
+    invalid = parse_signal("s", broken)
+    assert (
+        isinstance(invalid, InvalidSignal) and invalid.raw == broken and invalid.raw is not broken
+    )
+    broken["qty"] = "10"
+    assert invalid.raw["qty"] == "lots"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("side", " Sell ", Side.SELL),
+        ("order_type", "LIMIT", OrderType.LIMIT),
+        ("status", "ACTIVE", SignalStatus.ACTIVE),
+    ],
+)
+def test_enumerated_fields_are_the_enum_members(field, value, expected):
+    extra = {"limit_price": "1"} if expected is OrderType.LIMIT else {}
+    assert getattr(parse(**{field: value}, **extra), field) is expected

@@ -238,3 +238,85 @@ def test_a_crypto_holding_short_by_more_than_the_tolerance_is_a_qty_mismatch():
 def test_the_fee_tolerance_never_covers_equities_or_a_surplus():
     assert [f.kind for f in fee_run("0.000199499", "0.0002", crypto=False)] == [K.QTY_MISMATCH]
     assert [f.kind for f in fee_run("0.0002001", "0.0002")] == [K.QTY_MISMATCH]
+
+
+def test_a_closed_attempts_id_is_enough_to_make_an_order_ours():
+    ours = OrderFact(id="o1", client_order_id="bo-s9-entry", symbol_key="MSFT", status="filled")
+    recorded = DiffInput(
+        positions=(),
+        orders=[ours],
+        signals=(),
+        recorded_client_order_ids=frozenset({"bo-s9-entry"}),
+        now=NOW,
+    )
+    assert diff(recorded) == []
+    assert kinds(run(orders=[ours])) == [(K.UNKNOWN_ORDER, "MSFT")]
+
+
+def test_the_broker_and_store_types_are_compared_as_the_facts_are():
+    """The run hands the diff the gateway's positions and order summaries and the parsed signals
+    as read: the findings are those of the same data as facts."""
+    from brokerops.alpaca import OrderSummary, Position
+    from brokerops.intent.schema import parse_signal
+
+    def position(symbol, qty, asset_class="us_equity"):
+        return Position(symbol, symbol, D(qty), "long", None, None, None, asset_class)
+
+    def signal(id, symbol, qty, side="buy", status="ACTIVE"):
+        doc = {"symbol": symbol, "side": side, "qty": qty, "order_type": "market"}
+        return parse_signal(id, {**doc, "status": status, "client_order_id": f"bo-{id}-entry"})
+
+    positions = [
+        position("AAPL", "11"),
+        position("TSLA", "5"),
+        position("BTCUSD", "0.0199", "crypto"),
+    ]
+    signals = [
+        signal("s1", "AAPL", "10"),
+        signal("s2", "MSFT", "3"),
+        signal("s3", "TSLA", "5", side="sell"),
+        signal("s4", "BTC/USD", "0.02"),
+        signal("s5", "NVDA", "1", status="SUBMITTED"),
+    ]
+    orders = [
+        OrderSummary("o1", "bo-s5-entry", "NVDA", "NVDA", "buy", "new", D(1), D(0)),
+        OrderSummary("o2", "bo-s6-entry", "AMD", "AMD", "buy", "filled", D(1), D(1)),
+        OrderSummary("o3", "bo-s1-entry", "AAPL", "AAPL", "buy", "canceled", D(10), D(0)),
+    ]
+    attempts = [
+        AttemptFact("bo-s1-entry", "AAPL", "open", "new", NOW - timedelta(hours=1), "o3", "s1")
+    ]
+    as_read = DiffInput(
+        positions=positions,
+        orders=orders,
+        signals=signals,
+        attempts=attempts,
+        now=NOW,
+        crypto_fee_tolerance_bps=D(100),
+    )
+    as_facts = DiffInput(
+        positions=[
+            PositionFact(p.symbol_key, p.qty, crypto=p.asset_class == "crypto") for p in positions
+        ],
+        orders=[
+            OrderFact(o.id, o.client_order_id, o.symbol_key, o.status, o.side, o.qty, o.filled_qty)
+            for o in orders
+        ],
+        signals=[
+            SignalFact(
+                s.id, s.symbol_key, str(s.status), s.signed_qty, str(s.side), s.client_order_id
+            )
+            for s in signals
+        ],
+        attempts=attempts,
+        now=NOW,
+        crypto_fee_tolerance_bps=D(100),
+    )
+    findings = diff(as_read)
+    assert findings == diff(as_facts)
+    assert {f.kind for f in findings} >= {
+        K.QTY_MISMATCH,
+        K.ORPHAN_POSITION,
+        K.SIDE_MISMATCH,
+        K.UNKNOWN_ORDER,
+    }
