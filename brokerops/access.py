@@ -26,6 +26,7 @@ VIEW_ONLY = {
 OPERATOR_EXTRA = {
     "reconciliation": ["trigger_reconciliation"],
     "orders": ["resync_orderattempt"],
+    "alerts": ["view_alert"],  # what was sent to the operators, and how delivery went
 }
 
 GROUPS: dict[str, dict[str, list[str]]] = {

@@ -9,6 +9,7 @@ it) in the admin.
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokerops.settings")
@@ -54,7 +55,27 @@ def beat_schedule() -> dict[str, dict]:
             "schedule": float(settings.ORDER_SYNC_INTERVAL_S),
             "options": {"queue": ORDERS_QUEUE, "expires": settings.ORDER_SYNC_INTERVAL_S},
         },
+        # Alerts (alerts/): no successful run for ALERT_STALE_INTERVALS intervals; due retries.
+        "alerts-stale-runs": {
+            "task": "alerts.check_stale_runs",
+            "schedule": float(settings.RECONCILE_INTERVAL_S),
+            "options": {"expires": settings.RECONCILE_INTERVAL_S},
+        },
+        "alerts-deliver-due": {
+            "task": "alerts.deliver_due",
+            "schedule": float(settings.ALERT_SWEEP_INTERVAL_S),
+            "options": {"expires": settings.ALERT_SWEEP_INTERVAL_S},
+        },
     }
 
 
 app.conf.beat_schedule = beat_schedule()
+
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid: int | None = None, **_: object) -> None:
+    """A prefork child ends: drop its live-gauge files from the metrics directory (its counts
+    stay in the sum; see :mod:`brokerops.metrics`)."""
+    from brokerops.metrics import process_dead
+
+    process_dead(pid if pid is not None else os.getpid())

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "audit",
     "reconciliation",
     "orders",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -241,7 +242,40 @@ READY_MAX_RUN_AGE_S = env.float("READY_MAX_RUN_AGE_S", default=3.0 * RECONCILE_I
 # Connect/ping timeout of /readyz's database and Redis checks (seconds).
 READY_CHECK_TIMEOUT_S = env.float("READY_CHECK_TIMEOUT_S", default=2.0)
 # Probes answer over plain HTTP from inside the container even with DJANGO_SECURE on.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# --- Metrics (DESIGN.md section 13; brokerops/metrics.py, README "Metrics") -------------------
+# Bearer token /metrics requires; unset: /metrics answers loopback clients only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="") or None
+# prometheus_client's multiprocess directory, shared by every process (web, workers, stream,
+# watcher). prometheus_client reads the variable itself when the first metric is made; here it
+# tells /metrics to add up the directory's files. Unset: each process counts on its own.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or None
+
+# --- Mail and alerts (DESIGN.md section 13; alerts/) -------------------------------------------
+# Django's mail backend from one URL (smtp+tls://user:password@host:587, smtp+ssl://...:465,
+# consolemail:// prints to stdout). Alerts go to ALERT_EMAILS through it, and as a JSON POST to
+# ALERT_WEBHOOK_URL (Slack-compatible); either, both or neither may be set.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="brokerops@localhost")
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="") or None
+# An alert still open (the same orphan found run after run) is sent again after this long
+# (seconds; 0: never again until it resolved). A stale-runs alert is sent once per outage.
+ALERT_REALERT_S = env.int("ALERT_REALERT_S", default=86400)
+# Per-attempt timeout of the SMTP connection and of the webhook POST (seconds).
+ALERT_TIMEOUT_S = env.float("ALERT_TIMEOUT_S", default=10.0)
+EMAIL_TIMEOUT = ALERT_TIMEOUT_S
+# A failed delivery is retried in the background after ALERT_RETRY_BASE_S, doubling up to
+# ALERT_RETRY_MAX_S, ALERT_MAX_ATTEMPTS attempts in all; beat sweeps due retries every
+# ALERT_SWEEP_INTERVAL_S (also the safety net for a delivery that could not be queued).
+ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=8)
+ALERT_RETRY_BASE_S = env.float("ALERT_RETRY_BASE_S", default=30.0)
+ALERT_RETRY_MAX_S = env.float("ALERT_RETRY_MAX_S", default=3600.0)
+ALERT_SWEEP_INTERVAL_S = env.int("ALERT_SWEEP_INTERVAL_S", default=60)
+# "No successful run" alerts after this many RECONCILE_INTERVAL_S without one (beat checks every
+# interval).
+ALERT_STALE_INTERVALS = env.int("ALERT_STALE_INTERVALS", default=3)
 
 # One line per event on stderr. The operator commands (reconcile, submit_orders, sync_orders)
 # keep this "console" handler to CRITICAL while they run, so an error an operator can act on is
@@ -281,6 +315,14 @@ if not READY_MAX_RUN_AGE_S >= 0:
     raise ImproperlyConfigured("READY_MAX_RUN_AGE_S must be 0 (off) or a number of seconds")
 if not READY_CHECK_TIMEOUT_S > 0:
     raise ImproperlyConfigured("READY_CHECK_TIMEOUT_S must be a positive number of seconds")
+if not (ALERT_TIMEOUT_S > 0 and ALERT_RETRY_BASE_S > 0 and ALERT_RETRY_MAX_S > 0):
+    raise ImproperlyConfigured(
+        "ALERT_TIMEOUT_S, ALERT_RETRY_BASE_S and ALERT_RETRY_MAX_S must be positive seconds"
+    )
+if ALERT_MAX_ATTEMPTS < 1 or ALERT_STALE_INTERVALS < 1 or ALERT_REALERT_S < 0:
+    raise ImproperlyConfigured(
+        "ALERT_MAX_ATTEMPTS and ALERT_STALE_INTERVALS must be at least 1, ALERT_REALERT_S 0 or more"
+    )
 if not LOCK_LEASE_S > 0:
     raise ImproperlyConfigured("LOCK_LEASE_S must be a positive number of seconds")
 if not CLIENT_ORDER_ID_PREFIX.isalnum() or len(CLIENT_ORDER_ID_PREFIX) > 16:

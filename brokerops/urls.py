@@ -5,6 +5,7 @@ from django.urls import path
 from django.views.generic import RedirectView
 
 from brokerops.health_views import healthz, readyz
+from brokerops.metrics_views import metrics
 
 admin.site.site_header = "brokerops audit trail"
 admin.site.site_title = "brokerops"
@@ -16,4 +17,6 @@ urlpatterns = [
     # Probes (DESIGN.md section 13): no login, no session.
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # Prometheus (section 13): METRICS_TOKEN bearer token, or loopback only when unset.
+    path("metrics", metrics, name="metrics"),
 ]

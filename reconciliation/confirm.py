@@ -6,14 +6,20 @@ look-up by client_order_id. The look-ups run a few at a time (the shared rate li
 paces them) and count towards the run's API calls.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from brokerops.alpaca import AlpacaGateway, BrokerNotFound, CallCount, Order
+from brokerops.alpaca import BrokerNotFound, Order
 from orders.services.lookups import PARALLEL_LOOKUPS, order_or_none
 
 from .diff import Finding, ReconciliationErrors
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway, CallCount
 
 
 @dataclass

@@ -12,22 +12,28 @@ as summaries (each whole order, ``raw`` included, is parsed again only when a re
 it), and closed attempts are passed as a set of ids.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connections, router
 
-from brokerops.alpaca import AlpacaGateway, CallCount, Order, symbol_key
+from brokerops.alpaca import Order, symbol_key
 from brokerops.intent.schema import Signal, SignalStatus
 from brokerops.intent.store import SignalStore
 from orders.models import OrderAttempt
 from orders.pairing import orders_read_after
 
 from .diff import AttemptFact, DiffInput, InvalidSignalFact
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway, CallCount
 
 RELEVANT_SIGNAL_STATUSES = (SignalStatus.ACTIVE, SignalStatus.SUBMITTED)
 # Attempts whose order the broker decides. CREATED and UNKNOWN ones belong to the order cycle,

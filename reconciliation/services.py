@@ -13,6 +13,8 @@ records the heads of the audit chains (:func:`audit.services.chain_heads_record`
 - :mod:`reconciliation.repairs` applies the repairs, one handler per kind.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import socket
@@ -20,14 +22,17 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.services import alerts_reconciliation_run_finished
 from audit.services import chain_heads_record
-from brokerops.alpaca import AlpacaGateway, BrokerError
+from brokerops import metrics
+from brokerops.alpaca import BrokerError
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore, SignalStoreError
 from brokerops.locks import LockUnavailable, single_flight
@@ -46,6 +51,9 @@ from .records import (
     run_events_record_many,
 )
 from .repairs import HANDLERS, RepairContext
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "reconciliation"
@@ -150,6 +158,8 @@ def _closed_run(fields: dict, status: str, error: str) -> ReconciliationRun:
             actor=ACTOR,
         )
     _record_heads(run)
+    metrics.reconciliation_run_record(run=run)
+    alerts_reconciliation_run_finished(run=run)
     return run
 
 
@@ -171,6 +181,7 @@ def _fail_abandoned_runs() -> None:
             run.error = error
         ReconciliationRun.objects.bulk_update(runs, ["status", "finished_at", "error"])
         run_events_record_many(runs=runs, kind=RunEvent.Kind.ABANDONED, message=error, actor=ACTOR)
+    metrics.reconciliation_runs_abandoned_record(count=len(runs))
 
 
 def _record_heads(run: ReconciliationRun) -> None:
@@ -319,6 +330,8 @@ def _finish(
             actor=ACTOR,
         )
     _record_heads(run)
+    metrics.reconciliation_run_record(run=run)
+    alerts_reconciliation_run_finished(run=run)
 
 
 _NOT_APPLIED = frozenset(

@@ -23,6 +23,14 @@ Every broker figure is checked by :func:`bounded_decimal` (finite, under 1e12, n
 1e-9); out of range fails the read as ``BrokerMalformedResponse``.
 """
 
+from typing import TYPE_CHECKING
+
+from .constants import (
+    DEFAULT_DATA_URL,
+    DEFAULT_MAX_ORDER_PAGES,
+    PAPER_BROKER_KEYS,
+    PAPER_BROKER_URL,
+)
 from .errors import (
     DEFAULT_MAX_PAUSE_S,
     BrokerError,
@@ -32,20 +40,41 @@ from .errors import (
     BrokerRejected,
     BrokerUnavailable,
 )
-from .gateway import (
-    DEFAULT_DATA_URL,
-    DEFAULT_MAX_ORDER_PAGES,
-    PAPER_BROKER_KEYS,
-    PAPER_BROKER_URL,
-    AlpacaGateway,
-    CallCount,
-    gateway_from_settings,
-)
-from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
 from .listing import OrderSummaries
 from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal
 from .retry import NO_RETRY, RetryPolicy
 from .types import Account, Asset, Order, OrderRequest, OrderSummary, Position, symbol_key
+
+# The gateway (alpaca-py, which imports pandas: ~2 s) and the limiter (redis) load when one of
+# their names is first used, not when the apps load: `manage.py --help`, the admin and a worker
+# that has not talked to the broker yet never pay for them (tests/ops/test_startup.py).
+_LAZY = {
+    "AlpacaGateway": ".gateway",
+    "CallCount": ".gateway",
+    "gateway_from_settings": ".gateway",
+    "InProcessLimiter": ".limiter",
+    "NullLimiter": ".limiter",
+    "RateLimiter": ".limiter",
+    "RedisLimiter": ".limiter",
+    "build_limiter": ".limiter",
+}
+
+if TYPE_CHECKING:
+    from .gateway import AlpacaGateway, CallCount, gateway_from_settings
+    from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
+
+
+def __getattr__(name: str):
+    """Load a gateway or limiter name on first use (PEP 562) and keep it in the package."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_DATA_URL",

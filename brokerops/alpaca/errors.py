@@ -24,10 +24,13 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
-from alpaca.common.exceptions import APIError
+# requests and alpaca-py load with the gateway, not with this module (the apps import the error
+# classes; tests/ops/test_startup.py): the mapping below imports them when it first runs.
+if TYPE_CHECKING:
+    import requests
 
 #: Longest ``str()`` of any :class:`BrokerError`.
 MAX_ERROR_TEXT = 400
@@ -322,6 +325,8 @@ def _may_have_applied(method: str) -> bool:
 
 def _request_never_sent(exc: requests.RequestException) -> bool:
     """True only when we are sure no byte of the request reached the broker."""
+    import requests
+
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -407,6 +412,9 @@ def map_exception(
     code-less bodies)."""
     if isinstance(exc, BrokerError):
         return exc
+    import requests
+    from alpaca.common.exceptions import APIError
+
     where = f"{method.upper()} {path}"
     if isinstance(exc, APIError):
         response = exc.response

@@ -42,6 +42,14 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest
 
+from brokerops import metrics
+
+from .constants import (
+    DEFAULT_DATA_URL,
+    DEFAULT_MAX_ORDER_PAGES,
+    PAPER_BROKER_KEYS,
+    PAPER_BROKER_URL,
+)
 from .errors import (
     DEFAULT_MAX_PAUSE_S,
     BrokerError,
@@ -72,12 +80,7 @@ from .types import Account, Asset, Order, OrderRequest, Position, symbol_key
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PAPER_BROKER_KEYS = ("test-key", "test-secret")
-PAPER_BROKER_URL = "http://127.0.0.1:8765"
-DEFAULT_DATA_URL = "https://data.alpaca.markets"
 MAX_PAGE_SIZE = 500
-#: ``ALPACA_MAX_ORDER_PAGES``: a paged orders read longer than this fails (1,000,000 orders at 500).
-DEFAULT_MAX_ORDER_PAGES = 2000
 #: Symbols per market-data request (they travel in the query string).
 DATA_CHUNK = 100
 STOCK_TRADES_PATH = "/v2/stocks/trades/latest"
@@ -163,7 +166,12 @@ class _GatewaySession(requests.Session):
         stream = kwargs.pop("stream", None)
         self._limiter.acquire()
         self._counter.record(str(method).upper())
-        response = super().request(method, url, *args, stream=True, **kwargs)
+        try:
+            response = super().request(method, url, *args, stream=True, **kwargs)
+        except requests.RequestException:
+            metrics.alpaca_request_record(method=method, url=url, status=None)
+            raise
+        metrics.alpaca_request_record(method=method, url=url, status=response.status_code)
         if not stream:
             _read_body(response)
         if response.status_code == 429:

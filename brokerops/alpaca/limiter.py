@@ -26,10 +26,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import redis
+
+from brokerops import metrics
 
 from .errors import DEFAULT_MAX_PAUSE_S, BrokerRateLimited, BrokerUnavailable
 
@@ -48,6 +51,23 @@ def key_scope(api_key: str | None) -> str:
 
 def default_burst(rate_per_min: int) -> int:
     return max(1, min(10, rate_per_min // 20))
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    """A read of the shared budget (for the admin's dashboard): ``tokens`` of ``capacity`` are
+    available now; ``paused_for_s`` > 0 while a 429's pause is in force; ``next_free_in_s`` is
+    when the next request may go (0: now)."""
+
+    tokens: float
+    capacity: int
+    rate_per_min: int
+    paused_for_s: float
+    next_free_in_s: float
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_for_s > 0
 
 
 class RateLimiter(Protocol):
@@ -261,6 +281,41 @@ class RedisLimiter(_Bucket):
     def acquire(self) -> None:
         _acquire(self._try, self.max_wait_s, self._clock, self._sleep)
 
+    def state(self) -> LimiterState:
+        """The shared bucket as every worker sees it now, read without taking a token (one
+        atomic read of the bucket, the pause and the Redis clock; nothing is written).
+
+        Raises :class:`BrokerUnavailable` when Redis does not answer.
+        """
+        try:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.time()
+                pipe.hmget(self.bucket_key, "tokens", "ts")
+                pipe.pttl(self.pause_key)
+                (seconds, micros), (tokens_raw, ts_raw), pause_ms = pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(
+                f"rate limiter unavailable (Redis: {type(exc).__name__})"
+            ) from None
+        now = float(seconds) + float(micros) / 1_000_000
+        if tokens_raw is None or ts_raw is None:  # never used, or idle long enough to expire
+            tokens, stamp = float(self.capacity), now
+        else:
+            tokens, stamp = float(tokens_raw), float(ts_raw)
+        if now > stamp:
+            tokens = min(float(self.capacity), tokens + (now - stamp) * self.per_second)
+            stamp = now
+        paused_s = min(max(int(pause_ms), 0) / 1000.0, self.max_pause_s)
+        next_free_s = 0.0 if tokens >= 1.0 - _EPSILON else (1.0 - tokens) / self.per_second
+        next_free_s = max(next_free_s + (stamp - now), paused_s)
+        return LimiterState(
+            tokens=tokens,
+            capacity=self.capacity,
+            rate_per_min=self.rate_per_min,
+            paused_for_s=paused_s,
+            next_free_in_s=next_free_s,
+        )
+
     def pause(self, seconds: float) -> None:
         if not seconds > 0:
             return
@@ -280,10 +335,12 @@ def _acquire(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> None:
-    deadline = clock() + max_wait_s
+    started = clock()
+    deadline = started + max_wait_s
     while True:
         wait, paused = attempt()
         if wait <= 0:
+            metrics.rate_limiter_wait_record(seconds=clock() - started)
             return
         remaining = deadline - clock()
         if wait > remaining:

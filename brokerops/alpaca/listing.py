@@ -14,8 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, overload
 
-import requests
-
 from .parsing import parse_orders
 from .types import Order, OrderSummary
 
@@ -34,6 +32,8 @@ class PageBody:
 
     def rows(self) -> Any:
         """The body decoded again, exactly as the first time (by requests' ``Response.json``)."""
+        import requests  # loaded by the gateway already; not when the apps load
+
         response = requests.Response()
         response._content = self.content
         response.encoding = self.encoding

@@ -5,12 +5,17 @@ order rests on one look-up: Alpaca's JSON 404 means "no such order"; anything el
 raises (the caller fails or defers rather than act on a guess).
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from brokerops.alpaca import AlpacaGateway, BrokerNotFound, CallCount, Order
+from brokerops.alpaca import BrokerNotFound, Order
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway, CallCount
 
 PARALLEL_LOOKUPS = 4
 A = TypeVar("A")

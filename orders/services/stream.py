@@ -18,11 +18,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
-from brokerops.alpaca import AlpacaGateway, BrokerError, BrokerRejected
+from brokerops.alpaca import BrokerError, BrokerRejected
 from brokerops.alpaca.errors import BrokerMalformedResponse
 from brokerops.alpaca.stream import TradeUpdate, TradeUpdatesConnection
 from brokerops.intent.store import SignalStore, SignalStoreError
@@ -35,6 +36,9 @@ from .broker_state import (
     signals_follow_attempts,
 )
 from .sync import order_attempts_sync
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
 ACTOR = "trade_updates stream"

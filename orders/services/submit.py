@@ -9,19 +9,22 @@ The rules (DESIGN.md section 5):
 - the signal moves PENDING -> SUBMITTED only after the broker accepted the order.
 """
 
+from __future__ import annotations
+
 import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from brokerops import metrics
 from brokerops.alpaca import (
-    AlpacaGateway,
     BrokerError,
     BrokerNotFound,
     BrokerRateLimited,
@@ -41,6 +44,9 @@ from .broker_state import order_attempts_apply_broker_orders, signals_follow_att
 from .events import order_event_record
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome, SubmitResult
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
 Status = OrderAttempt.Status
@@ -150,7 +156,7 @@ def _guarded(signal_id: str, submit: Callable[[], SignalOutcome]) -> SignalOutco
     """One signal never stops the cycle: an error is recorded on its attempt (when there is
     one) and returned as FAILED. Bad keys (401) are everybody's problem: they propagate."""
     try:
-        return submit()
+        return metrics.order_outcome_record(submit())
     except BrokerRejected as exc:
         if exc.is_auth_error:
             raise
@@ -166,7 +172,7 @@ def _guarded(signal_id: str, submit: Callable[[], SignalOutcome]) -> SignalOutco
     attempt = OrderAttempt.objects.filter(client_order_id=coid).first()
     if attempt is not None:
         order_event_record(attempt=attempt, kind=OrderEvent.Kind.ERROR, message=reason[:2000])
-    return SignalOutcome(signal_id, coid, Outcome.FAILED, reason)
+    return metrics.order_outcome_record(SignalOutcome(signal_id, coid, Outcome.FAILED, reason))
 
 
 def _shard_of(signal_id: str, count: int) -> int:

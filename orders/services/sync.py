@@ -1,15 +1,17 @@
 """Order sync: refresh open attempts from the broker in bulk."""
 
+from __future__ import annotations
+
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 
-from brokerops.alpaca import AlpacaGateway
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore
 from orders.models import OrderAttempt
@@ -17,6 +19,9 @@ from orders.pairing import MISSING_REASON, orders_read_after, pair_attempts_with
 
 from .broker_state import order_attempts_apply_broker_orders, order_attempts_mark_missing
 from .lookups import orders_confirm_absent
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
 

@@ -28,11 +28,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, connections
 
-from brokerops.alpaca import AlpacaGateway, BrokerError, BrokerRejected
+from brokerops.alpaca import BrokerError, BrokerRejected
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreError
 from brokerops.intent.watch import Document, PendingSource
@@ -43,6 +44,9 @@ from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome
 from .stream import Backoff
 from .submit import _guarded, _open_cycle, _submit_one
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
 ACTOR = "signal watcher"

@@ -1,0 +1,39 @@
+"""Alerts in the admin: what was sent, to which channel, and how delivery went (read-only)."""
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Alert
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = (
+        "last_seen_at",
+        "kind",
+        "subject",
+        "times_seen",
+        "notifications",
+        "email_status",
+        "webhook_status",
+        "resolved_at",
+    )
+    list_filter = (
+        "kind",
+        "email_status",
+        "webhook_status",
+        ("resolved_at", admin.EmptyFieldListFilter),
+    )
+    search_fields = ("key__exact", "subject")
+    date_hierarchy = "last_seen_at"
+    ordering = ("-last_seen_at", "-id")
+    readonly_fields = [f.name for f in Alert._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

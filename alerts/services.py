@@ -1,0 +1,483 @@
+"""Alerts (DESIGN.md section 13): one message per event, deduplicated, redacted, retried.
+
+An alert is a condition with a ``key``; :func:`alerts_raise` records that it was seen:
+
+- the first sighting (or the first after it resolved) raises a message: each configured channel
+  (``ALERT_EMAILS`` through Django's mail backend, ``ALERT_WEBHOOK_URL`` as a Slack-compatible
+  JSON POST) becomes ``pending`` and a delivery task is queued when the transaction commits;
+- the same condition seen again while open only counts (``times_seen``, ``last_seen_at``); it
+  raises a message again once ``ALERT_REALERT_S`` passed (``0``: never), except a stale-runs
+  alert, which is sent once per outage;
+- :func:`alerts_resolve` closes it (the next successful run, an intact audit chain), so its next
+  sighting is a new message.
+
+:func:`alerts_deliver` makes one attempt on one channel: it claims the channel (``pending`` ->
+``sending``, attempts + 1) with a conditional update, sends outside any transaction, and records
+``sent``, or ``pending`` with the next attempt's time (``ALERT_RETRY_BASE_S`` doubling up to
+``ALERT_RETRY_MAX_S``), or ``failed`` after ``ALERT_MAX_ATTEMPTS``. The Celery task retries at that
+time; beat's sweep (:func:`alerts_deliver_due`) delivers whatever is due, including a delivery
+that could not be queued (Redis down) and, with tasks run eagerly (no Redis), every retry.
+
+The hooks (:func:`alerts_reconciliation_run_finished`, :func:`alerts_audit_verified`) never
+raise: a run or a verification is recorded before they are called, and an alert that cannot be
+raised is logged at ERROR, not passed on. Text goes through :func:`clean_text` (credentials in
+settings, URL passwords and the webhook's URL masked) before it is stored or sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from hashlib import sha256
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from brokerops.redaction import REDACTED, redact
+
+from .models import Alert
+
+logger = logging.getLogger(__name__)
+Kind = Alert.Kind
+Delivery = Alert.Delivery
+
+EMAIL = "email"
+WEBHOOK = "webhook"
+CHANNELS = (EMAIL, WEBHOOK)
+SUBJECT_PREFIX = "[brokerops] "
+#: Kinds sent once per episode (an outage): never re-alerted while open.
+ONCE_PER_EPISODE = frozenset({Kind.RUNS_STALE})
+#: Fixed keys of the conditions there is one of at a time.
+RUN_FAILED_KEY = "RUN_FAILED"
+RUNS_STALE_KEY = "RUNS_STALE"
+AUDIT_CHAIN_KEY = "AUDIT_CHAIN_BROKEN"
+_KEY_MAX = 255
+_SUBJECT_MAX = 255
+_BODY_MAX = 8000
+# Settings whose values never leave the process in an alert.
+_SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "ALPACA_API_KEY",
+    "ALPACA_SECRET_KEY",
+    "AUDIT_HMAC_KEY",
+    "EMAIL_HOST_PASSWORD",
+    "METRICS_TOKEN",
+    "ALERT_WEBHOOK_URL",
+)
+_URL_PASSWORD = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
+
+
+class AlertDeliveryError(Exception):
+    """A channel did not take the message: the attempt counts, a later one may succeed."""
+
+
+@dataclass(frozen=True)
+class Raised:
+    alert: Alert
+    notified: bool  # this sighting raised a message (queued for delivery)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: str  # the channel's status after the attempt (or as found: nothing to do)
+    retry_in_s: float | None = None  # set when a retry is due after this long
+    attempted: bool = False
+
+
+# --- Raising and resolving ----------------------------------------------------------------------
+
+
+def alerts_raise(
+    *, kind: str, key: str, subject: str, body: str, now: datetime | None = None
+) -> Raised:
+    """Record a sighting of condition ``key``; raise a message when it is new, reopened or due
+    again (module doc). Deliveries are queued on commit of the caller's transaction."""
+    now = now or timezone.now()
+    key = alert_key(key)
+    try:
+        with transaction.atomic():
+            return _raise(kind, key, clean_text(subject), clean_text(body), now)
+    except IntegrityError:  # another process created the same key first: count on its row
+        with transaction.atomic():
+            return _raise(kind, key, clean_text(subject), clean_text(body), now)
+
+
+def _raise(kind: str, key: str, subject: str, body: str, now: datetime) -> Raised:
+    alert = Alert.objects.select_for_update().filter(key=key).first()
+    if alert is None:
+        alert = Alert(key=key, kind=kind, first_seen_at=now, times_seen=0, notifications=0)
+        notify = True
+    elif alert.resolved_at is not None:  # a new episode
+        alert.first_seen_at, alert.times_seen, alert.resolved_at = now, 0, None
+        notify = True
+    else:
+        notify = _realert_due(alert, now)
+    alert.kind = kind
+    alert.last_seen_at = now
+    alert.times_seen += 1
+    if notify:
+        alert.subject = subject[:_SUBJECT_MAX]
+        alert.body = body[:_BODY_MAX]
+        alert.notified_at = now
+        alert.notifications += 1
+        alert.last_error = ""
+        for channel in CHANNELS:
+            configured = _configured(channel)
+            _set_channel(
+                alert,
+                channel,
+                status=Delivery.PENDING if configured else Delivery.SKIPPED,
+                attempts=0,
+                next_attempt_at=None,  # due at once
+                sent_at=None,
+            )
+    alert.save()
+    if notify:
+        logger.warning("alert %s: %s", alert.kind, alert.subject)
+        for channel in CHANNELS:
+            if getattr(alert, f"{channel}_status") == Delivery.PENDING:
+                transaction.on_commit(partial(_enqueue, alert.pk, channel))
+    return Raised(alert, notify)
+
+
+def _realert_due(alert: Alert, now: datetime) -> bool:
+    if alert.kind in ONCE_PER_EPISODE or settings.ALERT_REALERT_S <= 0:
+        return False
+    return now - alert.notified_at >= timedelta(seconds=settings.ALERT_REALERT_S)
+
+
+def alerts_resolve(
+    *, kind: str, key: str | None = None, keep: set[str] | frozenset[str] = frozenset(),
+    now: datetime | None = None,
+) -> int:  # fmt: skip
+    """Resolve the open alerts of ``kind`` (only ``key`` when given; not those in ``keep``);
+    returns how many. Their next sighting raises a new message."""
+    alerts = Alert.objects.filter(kind=kind, resolved_at__isnull=True)
+    if key is not None:
+        alerts = alerts.filter(key=alert_key(key))
+    if keep:
+        alerts = alerts.exclude(key__in=keep)
+    resolved = alerts.update(resolved_at=now or timezone.now())
+    if resolved:
+        logger.info("%d %s alert(s) resolved", resolved, kind)
+    return resolved
+
+
+def alert_key(key: str) -> str:
+    """``key`` as stored: a key too long for the column keeps its start and a digest."""
+    if len(key) <= _KEY_MAX:
+        return key
+    digest = sha256(key.encode()).hexdigest()
+    return f"{key[: _KEY_MAX - 72]}~sha256:{digest}"
+
+
+def clean_text(text: str) -> str:
+    """``text`` without secrets: the values of credential settings, the webhook's URL and its
+    path (a Slack webhook's secret), and passwords in URLs."""
+    secrets = [value for name in _SECRET_SETTINGS if (value := getattr(settings, name, None))]
+    webhook = settings.ALERT_WEBHOOK_URL
+    if webhook and len(path := urlsplit(webhook).path) > 4:
+        secrets.append(path)
+    secrets = sorted((s for s in secrets if isinstance(s, str) and len(s) >= 4), key=len)
+    return _URL_PASSWORD.sub(f"{REDACTED}@", redact(str(text), secrets=tuple(reversed(secrets))))
+
+
+def _configured(channel: str) -> bool:
+    if channel == EMAIL:
+        return bool(settings.ALERT_EMAILS)
+    return bool(settings.ALERT_WEBHOOK_URL)
+
+
+def _set_channel(alert: Alert, channel: str, **values: object) -> None:
+    for name, value in values.items():
+        setattr(alert, f"{channel}_{name}", value)
+
+
+def _enqueue(alert_id: int, channel: str) -> None:
+    """Queue one delivery (after commit). A broker that is down is logged: the sweep sends it."""
+    from .tasks import alerts_deliver_task
+
+    try:
+        alerts_deliver_task.delay(alert_id=alert_id, channel=channel)
+    except Exception:  # never fail the caller: the row stays pending for the sweep
+        logger.exception(
+            "alert #%s: %s delivery not queued; beat's sweep sends it", alert_id, channel
+        )
+
+
+# --- Delivering ---------------------------------------------------------------------------------
+
+
+def alerts_deliver(*, alert_id: int, channel: str, now: datetime | None = None) -> DeliveryResult:
+    """One attempt to send alert ``alert_id``'s current message on ``channel`` (module doc)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown alert channel {channel!r}")
+    now = now or timezone.now()
+    status, attempts, next_at = (
+        f"{channel}_status",
+        f"{channel}_attempts",
+        f"{channel}_next_attempt_at",
+    )
+    # A claim is a lease: an attempt whose worker died is taken again after it.
+    lease = now + timedelta(seconds=3 * settings.ALERT_TIMEOUT_S + 30)
+    claimed = (
+        Alert.objects.filter(pk=alert_id, **{f"{status}__in": (Delivery.PENDING, Delivery.SENDING)})
+        .filter(Q(**{f"{next_at}__lte": now}) | Q(**{f"{next_at}__isnull": True}))
+        .update(**{status: Delivery.SENDING, attempts: F(attempts) + 1, next_at: lease})
+    )
+    alert = Alert.objects.filter(pk=alert_id).first()
+    if alert is None:
+        return DeliveryResult("gone")
+    if not claimed:  # sent, given up, not configured, or not due yet / taken by another worker
+        return DeliveryResult(getattr(alert, status))
+    attempt = getattr(alert, attempts)
+    try:
+        _SENDERS[channel](alert)
+    except AlertDeliveryError as exc:
+        return _attempt_failed(alert, channel, attempt, exc)
+    Alert.objects.filter(pk=alert_id, **{status: Delivery.SENDING}).update(
+        **{status: Delivery.SENT, next_at: None, f"{channel}_sent_at": timezone.now()}
+    )
+    logger.info("alert #%s sent by %s (attempt %d)", alert_id, channel, attempt)
+    return DeliveryResult(Delivery.SENT, attempted=True)
+
+
+def _attempt_failed(
+    alert: Alert, channel: str, attempt: int, exc: AlertDeliveryError
+) -> DeliveryResult:
+    error = clean_text(f"{channel}: attempt {attempt}: {exc}")
+    status, next_at = f"{channel}_status", f"{channel}_next_attempt_at"
+    if attempt >= settings.ALERT_MAX_ATTEMPTS:
+        logger.error("alert #%s: %s; giving up after %d attempts", alert.pk, error, attempt)
+        result = DeliveryResult(Delivery.FAILED, attempted=True)
+        changes = {status: Delivery.FAILED, next_at: None}
+    else:
+        retry_in = retry_delay_s(attempt)
+        logger.warning("alert #%s: %s; retry in %.0f s", alert.pk, error, retry_in)
+        result = DeliveryResult(Delivery.PENDING, retry_in_s=retry_in, attempted=True)
+        changes = {
+            status: Delivery.PENDING,
+            next_at: timezone.now() + timedelta(seconds=retry_in),
+        }
+    Alert.objects.filter(pk=alert.pk, **{status: Delivery.SENDING}).update(
+        **changes, last_error=error
+    )
+    return result
+
+
+def retry_delay_s(attempt: int) -> float:
+    """Wait after failed attempt ``attempt`` (1-based): doubling from the base, capped."""
+    return min(settings.ALERT_RETRY_BASE_S * 2 ** (attempt - 1), settings.ALERT_RETRY_MAX_S)
+
+
+def alerts_deliver_due(*, now: datetime | None = None) -> int:
+    """Attempt every delivery that is due (beat's sweep); returns how many were sent."""
+    now = now or timezone.now()
+    sent = 0
+    for channel in CHANNELS:
+        next_at = f"{channel}_next_attempt_at"
+        due = (
+            Alert.objects.filter(**{f"{channel}_status__in": (Delivery.PENDING, Delivery.SENDING)})
+            .filter(Q(**{f"{next_at}__lte": now}) | Q(**{f"{next_at}__isnull": True}))
+            .values_list("pk", flat=True)
+        )
+        for alert_id in list(due):
+            result = alerts_deliver(alert_id=alert_id, channel=channel, now=now)
+            sent += result.status == Delivery.SENT and result.attempted
+    return sent
+
+
+def _send_email(alert: Alert) -> None:
+    from django.core.mail import EmailMessage
+
+    message = EmailMessage(
+        subject=SUBJECT_PREFIX + alert.subject,
+        body=f"{alert.body}\n\n{_footer(alert)}",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=list(settings.ALERT_EMAILS),
+        headers={"X-Brokerops-Alert": alert.kind},
+    )
+    try:
+        message.send(fail_silently=False)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise AlertDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _post_webhook(alert: Alert) -> None:
+    """A JSON POST a Slack incoming webhook accepts (``text``), with the fields under
+    ``brokerops`` for other receivers. Non-2xx is a failure; the error never names the URL."""
+    import requests
+
+    payload = {
+        "text": f"*{SUBJECT_PREFIX}{alert.subject}*\n{alert.body}",
+        "brokerops": {
+            "alert_id": alert.pk,
+            "kind": alert.kind,
+            "key": alert.key,
+            "subject": alert.subject,
+            "body": alert.body,
+            "first_seen_at": alert.first_seen_at.isoformat(),
+            "last_seen_at": alert.last_seen_at.isoformat(),
+            "times_seen": alert.times_seen,
+            "notification": alert.notifications,
+        },
+    }
+    try:
+        response = requests.post(
+            settings.ALERT_WEBHOOK_URL,
+            json=payload,
+            timeout=settings.ALERT_TIMEOUT_S,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:  # its text names the URL: the class only
+        raise AlertDeliveryError(type(exc).__name__) from exc
+    if not 200 <= response.status_code < 300:
+        raise AlertDeliveryError(f"HTTP {response.status_code}")
+
+
+_SENDERS = {EMAIL: _send_email, WEBHOOK: _post_webhook}
+
+
+def _footer(alert: Alert) -> str:
+    return (
+        f"Alert #{alert.pk} ({alert.kind}), first seen {alert.first_seen_at:%Y-%m-%d %H:%M:%S} "
+        f"UTC, seen {alert.times_seen} time(s). brokerops sends it once per event; see the "
+        "admin's Alerts page."
+    )
+
+
+# --- Hooks: the conditions ----------------------------------------------------------------------
+
+
+def alerts_reconciliation_run_finished(*, run) -> None:
+    """After a (non-dry) run is recorded: its orphan positions, a failure, or (on success) the
+    resolution of what it no longer finds. Never raises."""
+    from reconciliation.models import ReconciliationRun
+
+    Status = ReconciliationRun.Status
+    if run.dry_run or run.status not in (Status.SUCCEEDED, Status.FAILED):
+        return
+    try:
+        seen = {_orphan_raise(m, run) for m in _orphans(run)}
+        if run.status == Status.SUCCEEDED:
+            alerts_resolve(kind=Kind.ORPHAN_POSITION, keep=seen)
+            alerts_resolve(kind=Kind.RUN_FAILED)
+            alerts_resolve(kind=Kind.RUNS_STALE)
+        else:
+            alerts_raise(
+                kind=Kind.RUN_FAILED,
+                key=RUN_FAILED_KEY,
+                subject=f"Reconciliation run #{run.pk} failed",
+                body=(
+                    f"Reconciliation run #{run.pk} ({run.trigger}, worker {run.worker}) failed "
+                    f"at {run.finished_at:%Y-%m-%d %H:%M:%S} UTC: {run.error}\n"
+                    "Further failures are counted on this alert until a run succeeds."
+                ),
+            )
+    except Exception:  # alerting never fails the run that raised it
+        logger.exception("reconciliation run %s: alerts not raised", run.pk)
+
+
+def _orphans(run):
+    from reconciliation.models import Mismatch
+
+    return run.mismatches.filter(kind=Mismatch.Kind.ORPHAN_POSITION).select_related("outcome")
+
+
+def _orphan_raise(mismatch, run) -> str:
+    key = alert_key(f"{Kind.ORPHAN_POSITION}:{mismatch.symbol}:{mismatch.signal_id}")
+    alerts_raise(
+        kind=Kind.ORPHAN_POSITION,
+        key=key,
+        subject=f"Orphan position: {mismatch.symbol} (signal {mismatch.signal_id[:80]})",
+        body=(
+            f"Signal {mismatch.signal_id} expects a position in {mismatch.symbol} "
+            f"(qty {_qty(mismatch.expected_qty)}) that the broker does not hold "
+            f"(qty {_qty(mismatch.actual_qty)}).\n"
+            f"Found by reconciliation run #{run.pk}; action: {mismatch.outcome_action}"
+            + (f" ({mismatch.outcome_detail})" if mismatch.outcome_detail else "")
+            + ".\nFurther sightings are counted on this alert until a run no longer finds it."
+        ),
+    )
+    return key
+
+
+def _qty(value) -> str:
+    if value is None:
+        return "-"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def alerts_check_stale_runs(*, now: datetime | None = None) -> Raised | None:
+    """Beat's check: no successful run for ``ALERT_STALE_INTERVALS`` reconcile intervals raises
+    one alert per outage (resolved by the next success); returns it when raised or counted.
+
+    Counted from the last successful (non-dry) run's end or, before any success, from the first
+    run's start; with no run at all there is nothing to compare (``/readyz`` reports that)."""
+    from brokerops.health import last_successful_run_finished_at
+    from reconciliation.models import ReconciliationRun
+
+    now = now or timezone.now()
+    window_s = settings.RECONCILE_INTERVAL_S * settings.ALERT_STALE_INTERVALS
+    since = last_successful_run_finished_at()
+    what = "the last successful reconciliation run"
+    if since is None:
+        since = (
+            ReconciliationRun.objects.order_by("started_at")
+            .values_list("started_at", flat=True)
+            .first()
+        )
+        what = "the first reconciliation run (none has succeeded yet)"
+    if since is None:
+        return None
+    age_s = (now - since).total_seconds()
+    if age_s <= window_s:
+        alerts_resolve(kind=Kind.RUNS_STALE, now=now)
+        return None
+    return alerts_raise(
+        kind=Kind.RUNS_STALE,
+        key=RUNS_STALE_KEY,
+        subject=f"No successful reconciliation run for {_duration(age_s)}",
+        body=(
+            f"{what.capitalize()} was at {since:%Y-%m-%d %H:%M:%S} UTC, {_duration(age_s)} ago: "
+            f"more than {settings.ALERT_STALE_INTERVALS} intervals of "
+            f"{settings.RECONCILE_INTERVAL_S} s. Check the Celery worker, beat and the failed "
+            "runs in the admin. Sent once for this outage."
+        ),
+        now=now,
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def alerts_audit_verified(*, verification) -> None:
+    """After a verification is stored: a broken chain raises, an intact one resolves. Never
+    raises."""
+    try:
+        if verification.ok:
+            alerts_resolve(kind=Kind.AUDIT_CHAIN_BROKEN)
+            return
+        alerts_raise(
+            kind=Kind.AUDIT_CHAIN_BROKEN,
+            key=AUDIT_CHAIN_KEY,
+            subject=f"Audit trail broken: {verification.problems} problem(s)",
+            body=(
+                f"Verification #{verification.pk} ({verification.trigger}) found "
+                f"{verification.problems} problem(s) in {verification.rows_checked} rows; first: "
+                f"{verification.first_problem}\nSee the verification in the admin and run "
+                "`manage.py verify_audit` for the full report."
+            ),
+        )
+    except Exception:  # alerting never fails the verification
+        logger.exception("audit verification %s: alert not raised", verification.pk)

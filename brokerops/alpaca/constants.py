@@ -1,0 +1,8 @@
+"""The broker boundary's fixed values, importable without loading the gateway (alpaca-py)."""
+
+#: Credentials the built-in paper broker (``brokerops.sim``) accepts; used when no keys are set.
+PAPER_BROKER_KEYS = ("test-key", "test-secret")
+PAPER_BROKER_URL = "http://127.0.0.1:8765"
+DEFAULT_DATA_URL = "https://data.alpaca.markets"
+#: ``ALPACA_MAX_ORDER_PAGES``: a paged orders read longer than this fails (1,000,000 orders at 500).
+DEFAULT_MAX_ORDER_PAGES = 2000
