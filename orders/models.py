@@ -100,6 +100,7 @@ class OrderEvent(ChainedRow):
         CREATED = "created", "Attempt recorded"
         VALIDATION_FAILED = "validation_failed", "Validation failed (nothing sent)"
         DEFERRED = "deferred", "Deferred (a check could not be made: nothing sent)"
+        WITHDRAWN = "withdrawn", "Withdrawn by its writer before sending (not sent)"
         REQUEST_SENT = "request_sent", "Request sent"
         RESPONSE = "response", "Broker response"
         ERROR = "error", "Broker error"
@@ -108,6 +109,7 @@ class OrderEvent(ChainedRow):
         STATUS_CHANGED = "status_changed", "Status changed"
         SIGNAL_TRANSITION = "signal_transition", "Signal status changed"
         RESYNC_REQUESTED = "resync_requested", "Re-sync requested"
+        RESYNC_OUTCOME = "resync_outcome", "Re-sync outcome"
 
     attempt = models.ForeignKey(OrderAttempt, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)

@@ -26,6 +26,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -231,6 +232,13 @@ class FirestoreSignalStore(SignalStore):
             return None
         return _parsed(snapshot)
 
+    def get_many(self, signal_ids: Sequence[str]) -> dict[str, Signal | InvalidSignal | None]:
+        """One BatchGetDocuments call per 1,000 ids."""
+        for signal_id in signal_ids:
+            check_document_id(signal_id)
+        snapshots = self._get_many(list(dict.fromkeys(signal_ids)))
+        return {i: _parsed(snapshots[i]) if snapshots[i].exists else None for i in signal_ids}
+
     def _get_many(self, ids: Sequence[str]) -> dict[str, Any]:
         """Snapshots by id (missing documents included, with ``exists`` False)."""
         snapshots: dict[str, Any] = {}
@@ -366,18 +374,41 @@ class PendingWatch:
         self._on_documents = on_documents
         self._error: str | None = None
         self.snapshots = 0
+        # The query as of the last snapshot: the PENDING documents, and the snapshot's read time
+        # (epoch seconds, the server's clock), for `pending_as_of`.
+        self._view: dict[str, Signal | InvalidSignal] = {}
+        self._view_at: float | None = None
+        self._view_lock = threading.Lock()
         with _backend("listen"):
             self._watch = query.on_snapshot(self._on_snapshot)
 
-    def _on_snapshot(self, _documents: Any, changes: Any, _read_time: Any) -> None:
+    def _on_snapshot(self, _documents: Any, changes: Any, read_time: Any) -> None:
         try:
             docs = [_parsed(c.document) for c in changes if c.type.name != "REMOVED"]
+            removed = [c.document.id for c in changes if c.type.name == "REMOVED"]
+            with self._view_lock:
+                for doc_id in removed:
+                    self._view.pop(doc_id, None)
+                self._view.update((doc.id, doc) for doc in docs)
+                self._view_at = read_time.timestamp() if read_time is not None else None
             self.snapshots += 1
             if docs:
                 self._on_documents(docs)
         except Exception as exc:
             logger.exception("Firestore listener: snapshot not handled")
             self._error = f"snapshot not handled: {type(exc).__name__}: {exc}"
+
+    def pending_as_of(
+        self, signal_ids: Sequence[str], max_age_s: float
+    ) -> dict[str, Signal | InvalidSignal]:
+        """The documents among `signal_ids` that were PENDING in the last snapshot, when that
+        snapshot's read time is at most `max_age_s` old (by this machine's clock): as good as
+        a read of them that long ago. Empty when the listener is behind or failed."""
+        with self._view_lock:
+            at = self._view_at
+            if at is None or self.failure is not None or time.time() - at > max_age_s:
+                return {}
+            return {i: self._view[i] for i in signal_ids if i in self._view}
 
     @property
     def failure(self) -> str | None:

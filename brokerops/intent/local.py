@@ -204,6 +204,20 @@ class LocalSignalStore(SignalStore):
         data, revision = found[0]
         return parse_signal(signal_id, data, version=_version(revision))
 
+    def get_many(self, signal_ids: Sequence[str]) -> dict[str, Signal | InvalidSignal | None]:
+        """One query per `CHUNK` ids."""
+        found: dict[str, Signal | InvalidSignal | None] = dict.fromkeys(signal_ids)
+        stored_ids = [stored_document_id(check_document_id(i)) for i in dict.fromkeys(signal_ids)]
+        with _backend("get"):
+            for chunk in _chunks(stored_ids, CHUNK):
+                rows = self._rows().filter(document_id__in=chunk)
+                for stored_id, data, revision in rows.values_list(
+                    "document_id", "data", "revision"
+                ):
+                    signal_id = document_id_from_column(stored_id)
+                    found[signal_id] = parse_signal(signal_id, data, version=_version(revision))
+        return found
+
     # --- transitions ----------------------------------------------------------------------------
 
     def transition_many(self, transitions: Sequence[Transition]) -> list[TransitionResult]:

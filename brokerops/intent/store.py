@@ -176,6 +176,11 @@ class SignalStore(abc.ABC):
     def get(self, signal_id: str) -> Signal | InvalidSignal | None:
         """One document, parsed (with its version); None when it does not exist."""
 
+    def get_many(self, signal_ids: Sequence[str]) -> dict[str, Signal | InvalidSignal | None]:
+        """Many documents at once (one round trip where the backend allows), parsed with their
+        versions; every id is a key, None for a document that does not exist."""
+        return {signal_id: self.get(signal_id) for signal_id in signal_ids}
+
     def transition(
         self,
         *,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import queue
 import time
+from collections.abc import Sequence
 
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreUnavailable
@@ -42,6 +43,17 @@ class PendingSource(abc.ABC):
     def close(self) -> None:
         """Disconnect (idempotent)."""
 
+    @property
+    @abc.abstractmethod
+    def listening(self) -> bool:
+        """The catch-up is done: a document written from now on comes as a change."""
+
+    @abc.abstractmethod
+    def pending_as_of(self, signal_ids: Sequence[str], max_age_s: float) -> dict[str, Document]:
+        """The documents among `signal_ids` this connection saw PENDING in a consistent read of
+        the store at most `max_age_s` ago (as good as reading them then); the others are not
+        returned (unknown, or not PENDING)."""
+
 
 class PollingPendingSource(PendingSource):
     """A poll of `store.read(statuses=[PENDING])` every `poll_s` seconds."""
@@ -53,10 +65,15 @@ class PollingPendingSource(PendingSource):
         self._poll_s = poll_s
         self._versions: dict[str, str | None] = {}
         self._next_read = 0.0
+        self._reads = 0
+        self._last_read: dict[str, Document] = {}
+        self._last_read_at = float("-inf")
 
     def open(self) -> None:
         self._versions.clear()  # the first take() returns every PENDING document
         self._next_read = 0.0
+        self._reads = 0
+        self._last_read, self._last_read_at = {}, float("-inf")
 
     def take(self, timeout_s: float) -> list[Document]:
         wait = self._next_read - time.monotonic()
@@ -66,13 +83,25 @@ class PollingPendingSource(PendingSource):
         if wait > 0:
             time.sleep(wait)
         self._next_read = time.monotonic() + self._poll_s
+        read_at = time.monotonic()
         read = self._store.read(statuses=[SignalStatus.PENDING])
+        self._reads += 1
         docs: list[Document] = [*read.signals, *read.invalid]
+        self._last_read, self._last_read_at = {d.id: d for d in docs}, read_at
         seen, self._versions = self._versions, {d.id: d.version for d in docs}
         return [d for d in docs if d.id not in seen or seen[d.id] != d.version]
 
     def close(self) -> None:
         self._versions.clear()
+
+    @property
+    def listening(self) -> bool:
+        return self._reads > 0
+
+    def pending_as_of(self, signal_ids: Sequence[str], max_age_s: float) -> dict[str, Document]:
+        if time.monotonic() - self._last_read_at > max_age_s:
+            return {}
+        return {i: self._last_read[i] for i in signal_ids if i in self._last_read}
 
 
 class FirestorePendingSource(PendingSource):
@@ -105,6 +134,15 @@ class FirestorePendingSource(PendingSource):
         if self._watch is not None:
             self._watch.close()
             self._watch = None
+
+    @property
+    def listening(self) -> bool:
+        return self.snapshots > 0
+
+    def pending_as_of(self, signal_ids: Sequence[str], max_age_s: float) -> dict[str, Document]:
+        if self._watch is None:
+            return {}
+        return self._watch.pending_as_of(signal_ids, max_age_s)
 
     @property
     def snapshots(self) -> int:

@@ -83,15 +83,17 @@ def order_attempts_apply_broker_orders(
     store: SignalStore,
     actor: str,
     move_signals: bool = True,
+    leading_events: Sequence[OrderEvent] = (),
 ) -> list[AttemptChange]:
     """Bring each attempt to its broker order; returns the attempts that changed.
 
-    One bulk update for the attempts, one bulk insert for the events, one batched signal
-    transition for the signals whose order reached a final state.
+    One bulk update for the attempts, one bulk insert for the events (``leading_events``, built
+    by the caller, first: the broker's answers the order service records with them), one
+    batched signal transition for the signals whose order reached a final state.
     """
     now = timezone.now()
     changed: list[OrderAttempt] = []
-    events: list[OrderEvent] = []
+    events: list[OrderEvent] = list(leading_events)
     befores: dict[str, str] = {}
     for attempt, order in pairs:
         if _is_stale(attempt, order):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import timedelta
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -33,15 +34,21 @@ from brokerops.alpaca import (
     Position,
 )
 from brokerops.boundaries import broker_gateway, signal_store
-from brokerops.intent.schema import OrderType, Signal, SignalStatus, audit_signal_id
-from brokerops.intent.store import SignalStore, SignalStoreError
+from brokerops.intent.schema import (
+    InvalidSignal,
+    OrderType,
+    Signal,
+    SignalStatus,
+    audit_signal_id,
+)
+from brokerops.intent.store import SignalStore, SignalStoreError, Transition
 from brokerops.logs import log_context
 from orders.client_order_id import client_order_id_for
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
 from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
-from .events import order_event_record
+from .events import order_event_build, order_event_record, order_events_append
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome, SubmitResult
 
@@ -54,8 +61,20 @@ Status = OrderAttempt.Status
 _UNPRICED_TYPES = frozenset({OrderType.MARKET})
 
 
+#: Signals a call takes together: one re-read of their documents (DESIGN 3), sent in order.
+CHUNK = 20
+#: A re-read older than this is done again before the next request of its chunk: the signal
+#: sent is one its writer had PENDING at most this long before the request (plus the request).
+REREAD_MAX_AGE_S = 0.25
+#: Accepted orders whose post-send work (`orders_accepted_finish`) a cycle does together.
+FINISH_BATCH = 50
+
+
 @dataclass
-class _Cycle:
+class SubmitContext:
+    """What every order of one call is checked against (read once, `submit_context_open`), and
+    the accepted orders whose post-send work is still to do."""
+
     gateway: AlpacaGateway
     store: SignalStore
     actor: str
@@ -63,12 +82,37 @@ class _Cycle:
     limits: RiskLimits
     prices: dict[str, Decimal]  # symbol_key -> latest trade price (Alpaca's market data)
     prices_error: str = ""  # why prices could not be read (orders needing one are deferred)
+    accepted: list[AcceptedOrder] = field(default_factory=list)
 
 
-def _open_cycle(
-    signals: list[Signal], *, gateway: AlpacaGateway, store: SignalStore, actor: str
-) -> _Cycle:
-    """What every order of a cycle is checked against, read in bulk: positions (a 401 or an
+@dataclass
+class AcceptedOrder:
+    """An order the broker has for a signal, whose post-send work is not done yet: the attempt
+    takes the order's state, the signal moves PENDING -> SUBMITTED (and on when the order is
+    final), with their audit rows (`orders_accepted_finish`)."""
+
+    signal: Signal
+    attempt: OrderAttempt
+    order: Order
+    outcome: SignalOutcome
+    response: bool  # the broker's answer to our request (its RESPONSE event is still due)
+
+
+@dataclass
+class SubmitBatch:
+    """What `order_signals_submit` did: one outcome per signal handled, in order."""
+
+    outcomes: list[SignalOutcome] = field(default_factory=list)
+    #: With ``finish=False``: the accepted orders whose post-send work the caller still owes.
+    accepted: list[AcceptedOrder] = field(default_factory=list)
+    #: Not attempted: the broker rate-limited an earlier one (the limiter pauses everyone).
+    unsent: list[Signal] = field(default_factory=list)
+
+
+def submit_context_open(
+    signals: Sequence[Signal], *, gateway: AlpacaGateway, store: SignalStore, actor: str
+) -> SubmitContext:
+    """What every order of a call is checked against, read in bulk: positions (a 401 or an
     unavailable broker raises: nothing can be sent) and the latest trade of every symbol."""
     positions = {p.symbol_key: p for p in gateway.list_positions()}
     prices: dict[str, Decimal] = {}
@@ -83,7 +127,7 @@ def _open_cycle(
             prices_error = f"market data refused: {exc}"
         except BrokerError as exc:  # orders that need a price are deferred with this reason
             prices_error = f"market data unavailable: {exc}"
-    return _Cycle(
+    return SubmitContext(
         gateway=gateway,
         store=store,
         actor=actor,
@@ -95,6 +139,231 @@ def _open_cycle(
         prices=prices,
         prices_error=prices_error,
     )
+
+
+def order_signals_submit(
+    *,
+    documents: Sequence[Signal | InvalidSignal],
+    gateway: AlpacaGateway,
+    store: SignalStore,
+    actor: str,
+    finish: bool = True,
+    on_outcome: Callable[[SignalOutcome], None] | None = None,
+    view: PendingView | None = None,
+) -> SubmitBatch:
+    """Send PENDING signals: the one entry point of the cycle, `order_submit` and the watcher.
+
+    A document that does not parse is REJECTED with its reasons (nothing sent). For the
+    signals: positions and prices are read once (`submit_context_open`; a 401 or the broker
+    unavailable raises), then, in chunks of `CHUNK`, each signal's attempt is claimed, the
+    signal re-read (one read per chunk, done again when older than `REREAD_MAX_AGE_S`: a
+    signal withdrawn by its writer is not sent), validated, risk-checked and sent. A 429 stops
+    the call (`SubmitBatch.unsent`); a failure on one signal is recorded on it (FAILED) and the
+    others go on; a 401 raises.
+
+    The post-send work of accepted orders (their state, PENDING -> SUBMITTED, the audit rows)
+    is done in batches (`orders_accepted_finish`): every `FINISH_BATCH` orders and before
+    returning (or raising). With ``finish=False`` it is left to the caller
+    (`SubmitBatch.accepted`), who must run `orders_accepted_finish` on it: the watcher does it
+    on its own thread while its workers send. A process that dies in between leaves attempts
+    CREATED with their request recorded, which the next claim resolves by client_order_id.
+    ``on_outcome`` sees each outcome as it is decided. ``view`` (the watcher's listener) spares
+    the re-read of a signal it saw PENDING in a snapshot at most `REREAD_MAX_AGE_S` old: the
+    same guarantee as a read that old.
+    """
+    batch = SubmitBatch()
+
+    def record(outcome: SignalOutcome) -> SignalOutcome:
+        batch.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        return outcome
+
+    signals: list[Signal] = []
+    for doc in documents:
+        if isinstance(doc, InvalidSignal):
+            record(
+                _guarded(
+                    doc.id, lambda doc=doc: reject_invalid_signal(doc, store=store, actor=actor)
+                )
+            )
+        else:
+            signals.append(doc)
+    if not signals:
+        return batch
+    context = submit_context_open(signals, gateway=gateway, store=store, actor=actor)
+    try:
+        for start in range(0, len(signals), CHUNK):
+            chunk = signals[start : start + CHUNK]
+            claimed = _claim_new_attempts(chunk)
+            reread = _Reread(store, [s.id for s in chunk], view)
+            try:
+                for i, signal in enumerate(chunk):
+                    coid = client_order_id_for(
+                        signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX
+                    )
+                    attempt = claimed.pop(signal.id, None)
+                    with log_context(client_order_id=coid):
+                        outcome = record(
+                            _guarded(
+                                signal.id,
+                                lambda s=signal, r=reread, a=attempt: _submit_one(
+                                    s, context, r, claimed=a
+                                ),
+                            )
+                        )
+                    if outcome.halts_cycle:
+                        batch.unsent = [*chunk[i + 1 :], *signals[start + len(chunk) :]]
+                        return batch
+            finally:
+                for attempt in claimed.values():  # not reached (429, 401): free at once
+                    _release(attempt)
+            if finish and len(context.accepted) >= FINISH_BATCH:
+                orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+                context.accepted = []
+    except BaseException:
+        if context.accepted:  # a 401 (or a bug) stops the call: what was sent is finished first
+            orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+            context.accepted = []
+        raise
+    finally:
+        if finish and context.accepted:
+            orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+            context.accepted = []
+        batch.accepted = context.accepted
+    return batch
+
+
+def orders_accepted_finish(
+    *, accepted: Sequence[AcceptedOrder], store: SignalStore, actor: str
+) -> int:
+    """The post-send work of accepted orders, together: each attempt takes its order's state
+    (one bulk update; the RESPONSE and STATUS_CHANGED events in one append), the signals move
+    PENDING -> SUBMITTED (one `transition_many`: on Firestore one read and one batched commit),
+    with their SIGNAL_TRANSITION events in one append, then those whose order is final already
+    move on (a market order that filled). Returns how many signals moved to SUBMITTED.
+
+    A signal store that fails here leaves the signals PENDING with their attempts at the
+    broker (an ERROR event on each says so): the next cycle (or watcher) finds the attempt and
+    moves the signal; nothing is sent again.
+    """
+    if not accepted:
+        return 0
+    by_signal: dict[str, AcceptedOrder] = {}
+    for item in accepted:  # one attempt per signal: a repeat would be the same order
+        by_signal.setdefault(item.signal.id, item)
+    items = list(by_signal.values())
+    # The attempts as stored now: the stream consumer or a sync may have applied a fill since
+    # the send (a later state, which the order the send saw must not take back).
+    stored = OrderAttempt.objects.in_bulk([item.attempt.pk for item in items])
+    for item in items:
+        item.attempt = stored.get(item.attempt.pk, item.attempt)
+    responses = [
+        order_event_build(
+            attempt=item.attempt,
+            kind=OrderEvent.Kind.RESPONSE,
+            http_status=200,
+            message=f"accepted: order {item.order.id} ({item.order.status})",
+            payload=item.order.raw,
+            actor=actor,
+        )
+        for item in items
+        if item.response
+    ]
+    order_attempts_apply_broker_orders(
+        pairs=[(item.attempt, item.order) for item in items],
+        store=store,
+        actor=actor,
+        move_signals=False,
+        leading_events=responses,
+    )
+    now = timezone.now()
+    unstamped = [item.attempt for item in items if item.attempt.submitted_at is None]
+    for attempt in unstamped:
+        attempt.submitted_at = now
+    if unstamped:
+        OrderAttempt.objects.bulk_update(unstamped, ["submitted_at"])
+    transitions = [
+        Transition(
+            signal_id=item.signal.id,
+            expected_status=SignalStatus.PENDING,
+            new_status=SignalStatus.SUBMITTED,
+            reason=f"order {item.order.id} accepted by Alpaca"[:500],
+            fields={
+                "client_order_id": item.attempt.client_order_id,
+                "alpaca_order_id": item.order.id,
+            },
+        )
+        for item in items
+    ]
+    try:
+        results = store.transition_many(transitions)
+    except Exception as exc:
+        why = f"signal not moved to SUBMITTED: {type(exc).__name__}: {exc}"
+        logger.warning("%d order(s) accepted, %s; the next cycle moves them", len(items), why)
+        expected = isinstance(exc, SignalStoreError)
+        logger.log(logging.DEBUG if expected else logging.ERROR, "traceback", exc_info=exc)
+        order_events_append(
+            [
+                order_event_build(
+                    attempt=item.attempt,
+                    kind=OrderEvent.Kind.ERROR,
+                    message=why[:2000],
+                    actor=actor,
+                )
+                for item in items
+            ]
+        )
+        return 0
+    order_events_append(
+        [
+            order_event_build(
+                attempt=by_signal[result.signal_id].attempt,
+                kind=OrderEvent.Kind.SIGNAL_TRANSITION,
+                status_from=str(result.expected_status),
+                status_to=str(result.new_status if result.applied else result.actual_status or ""),
+                message=f"signal {result.signal_id!r}: {result.outcome}"
+                + (f" ({result.detail})" if result.detail else ""),
+                actor=actor,
+            )
+            for result in results
+        ]
+    )
+    final = [i.attempt for i in items if i.attempt.status not in OrderAttempt.OPEN_STATUSES]
+    if final:  # final already: apply the signal move the order implies
+        signals_follow_attempts(final, store=store, actor=actor)
+    return sum(1 for result in results if result.applied)
+
+
+#: What a caller knows of the store without reading it (the watcher's listener): the documents
+#: among the ids that were PENDING in a consistent read at most ``max_age_s`` old.
+PendingView = Callable[[Sequence[str], float], Mapping[str, Signal | InvalidSignal]]
+
+
+class _Reread:
+    """The signals of a chunk as stored now: what ``view`` vouches for (PENDING in a consistent
+    read at most `REREAD_MAX_AGE_S` old: the watcher's listener had it in its last snapshot),
+    else read in one call when the first is needed and read again (what is left of the chunk)
+    once older than `REREAD_MAX_AGE_S`."""
+
+    def __init__(
+        self, store: SignalStore, signal_ids: list[str], view: PendingView | None = None
+    ) -> None:
+        self._store, self._ids, self._view = store, signal_ids, view
+        self._docs: dict[str, Signal | InvalidSignal | None] = {}
+        self._read_at = float("-inf")
+
+    def current(self, signal_id: str) -> Signal | InvalidSignal | None:
+        """Raises `SignalStoreError` when the store cannot be read."""
+        if self._view is not None:
+            vouched = self._view([signal_id], REREAD_MAX_AGE_S).get(signal_id)
+            if vouched is not None:
+                return vouched
+        if signal_id not in self._docs or time.monotonic() - self._read_at > REREAD_MAX_AGE_S:
+            rest = self._ids[self._ids.index(signal_id) :]
+            self._docs = self._store.get_many(rest)
+            self._read_at = time.monotonic()
+        return self._docs[signal_id]
 
 
 def orders_submit_pending(
@@ -112,14 +381,14 @@ def orders_submit_pending(
     the outcomes of the signals handled before an error that stopped the cycle (a 401, the
     broker down).
 
-    Reads signals, assets, positions and latest prices in bulk, then sends one order per
-    signal. A 429 stops the cycle (the gateway's limiter pauses every worker); what was not
-    sent waits for the next cycle. A failure on one signal is recorded on it and the cycle goes
-    on; only a 401 (bad keys) stops it (raised). A PENDING document whose status reads PENDING
-    but that does not parse is REJECTED with the reasons (nothing is sent); one whose status
-    cannot be read is never touched. ``shard=(index, count)`` takes only the signals whose id
-    hashes to ``index`` (of ``count``), so parallel workers split the work instead of
-    contending for the same signals.
+    Reads signals in bulk, then hands them to `order_signals_submit` (assets, positions and
+    latest prices in bulk, one order per signal). A 429 stops the cycle (the gateway's limiter
+    pauses every worker); what was not sent waits for the next cycle. A failure on one signal is
+    recorded on it and the cycle goes on; only a 401 (bad keys) stops it (raised). A PENDING
+    document whose status reads PENDING but that does not parse is REJECTED with the reasons
+    (nothing is sent); one whose status cannot be read is never touched. ``shard=(index,
+    count)`` takes only the signals whose id hashes to ``index`` (of ``count``), so parallel
+    workers split the work instead of contending for the same signals.
     """
     gateway = gateway or broker_gateway()
     store = store or signal_store()
@@ -132,22 +401,17 @@ def orders_submit_pending(
         index, count = shard
         signals = [s for s in signals if _shard_of(s.id, count) == index]
         invalid = [s for s in invalid if _shard_of(s.id, count) == index]
-    for doc in invalid[:limit]:
-        result.outcomes.append(
-            _guarded(doc.id, lambda doc=doc: reject_invalid_signal(doc, store=store, actor=actor))
-        )
-    signals = signals[:limit]
-    if not signals:
+    documents: list[Signal | InvalidSignal] = [*invalid[:limit], *signals[:limit]]
+    if not documents:
         return result
     with gateway.count_calls(current_thread_only=True) as calls:
-        cycle = _open_cycle(signals, gateway=gateway, store=store, actor=actor)
-        for signal in signals:
-            coid = client_order_id_for(signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
-            with log_context(client_order_id=coid):
-                outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
-            result.outcomes.append(outcome)
-            if outcome.halts_cycle:
-                break
+        order_signals_submit(
+            documents=documents,
+            gateway=gateway,
+            store=store,
+            actor=actor,
+            on_outcome=result.outcomes.append,
+        )
     result.api_calls = calls.total
     return result
 
@@ -189,13 +453,16 @@ def order_submit(
     """Submit one PENDING signal (see :func:`orders_submit_pending` for the rules)."""
     gateway = gateway or broker_gateway()
     store = store or signal_store()
-    cycle = _open_cycle([signal], gateway=gateway, store=store, actor=actor)
-    return _guarded(signal.id, lambda: _submit_one(signal, cycle))
+    batch = order_signals_submit(documents=[signal], gateway=gateway, store=store, actor=actor)
+    return batch.outcomes[0]
 
 
-def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
+def _submit_one(
+    signal: Signal, cycle: SubmitContext, reread: _Reread, *, claimed: OrderAttempt | None = None
+) -> SignalOutcome:
+    """One signal; ``claimed``: its attempt, just created for this call (`_claim_new_attempts`)."""
     coid = client_order_id_for(signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
-    attempt = _claim_attempt(signal, coid)
+    attempt = claimed or _claim_attempt(signal, coid)
     if attempt is None:
         return SignalOutcome(signal.id, coid, Outcome.BUSY, "another worker holds this signal")
     if (
@@ -213,7 +480,7 @@ def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
         # At the broker already (or rejected): make sure the signal reflects it.
         return _reconcile_existing(signal, attempt, cycle)
 
-    current = _pending_now(signal, attempt, cycle)
+    current = _pending_now(signal, attempt, cycle, reread)
     if isinstance(current, SignalOutcome):
         return current  # deleted or moved out of PENDING since it was read: nothing is sent
     signal = current
@@ -232,6 +499,63 @@ def _submit_one(signal: Signal, cycle: _Cycle) -> SignalOutcome:
     return _send(signal, attempt, plan, cycle)
 
 
+def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
+    return OrderAttempt(
+        client_order_id=coid,
+        signal_id=audit_signal_id(signal.id),
+        leg="entry",
+        symbol=signal.symbol,
+        side=str(signal.side),
+        order_type=str(signal.order_type),
+        qty=signal.qty,
+        notional=signal.notional,
+        limit_price=signal.limit_price,
+        stop_price=signal.stop_price,
+        extended_hours=signal.extended_hours,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _claim_new_attempts(signals: Sequence[Signal]) -> dict[str, OrderAttempt]:
+    """The attempts of the signals that have none yet, created (and so claimed) together: one
+    transaction, one append of their CREATED events, before any HTTP call. Signals with an
+    attempt already, or all of them when another worker created one meanwhile (the insert
+    fails as a whole), go through `_claim_attempt` one by one."""
+    coids = {
+        s.id: client_order_id_for(signal_id=s.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+        for s in signals
+    }
+    existing = set(
+        OrderAttempt.objects.filter(client_order_id__in=coids.values()).values_list(
+            "client_order_id", flat=True
+        )
+    )
+    new = [s for s in signals if coids[s.id] not in existing]
+    if len(new) < 2:  # one alone: the one-by-one claim costs the same
+        return {}
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            attempts = OrderAttempt.objects.bulk_create(
+                [_attempt_for(s, coids[s.id], now) for s in new]
+            )
+            order_events_append(
+                [
+                    order_event_build(
+                        attempt=attempt,
+                        kind=OrderEvent.Kind.CREATED,
+                        message=f"attempt for signal {s.id!r}",
+                        status_to=Status.CREATED,
+                    )
+                    for s, attempt in zip(new, attempts, strict=True)
+                ]
+            )
+    except IntegrityError:
+        return {}  # another worker was quicker for one of them: claim them one by one
+    return {s.id: attempt for s, attempt in zip(new, attempts, strict=True)}
+
+
 def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
     """The attempt row for this signal, created before any HTTP call, claimed for this worker.
 
@@ -240,21 +564,8 @@ def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
     now = timezone.now()
     try:
         with transaction.atomic():
-            attempt = OrderAttempt.objects.create(
-                client_order_id=coid,
-                signal_id=audit_signal_id(signal.id),
-                leg="entry",
-                symbol=signal.symbol,
-                side=str(signal.side),
-                order_type=str(signal.order_type),
-                qty=signal.qty,
-                notional=signal.notional,
-                limit_price=signal.limit_price,
-                stop_price=signal.stop_price,
-                extended_hours=signal.extended_hours,
-                created_at=now,
-                updated_at=now,
-            )
+            attempt = _attempt_for(signal, coid, now)
+            attempt.save(force_insert=True)
             order_event_record(
                 attempt=attempt,
                 kind=OrderEvent.Kind.CREATED,
@@ -279,29 +590,39 @@ def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
     return attempt
 
 
-def _pending_now(signal: Signal, attempt: OrderAttempt, cycle: _Cycle) -> Signal | SignalOutcome:
-    """The signal as stored now, read again once the attempt is claimed and before anything is
+def _pending_now(
+    signal: Signal, attempt: OrderAttempt, cycle: SubmitContext, reread: _Reread
+) -> Signal | SignalOutcome:
+    """The signal as stored now (`_Reread`: at most `REREAD_MAX_AGE_S` old), before anything is
     sent (DESIGN 3: only a PENDING document wants an order).
 
     A cycle or a watcher decides on a read that can be seconds old (a cycle paced by the rate
     limiter, a watcher's queue in a burst): a signal deleted, or moved out of PENDING by its
-    writer, since then gets no order; the attempt stays CREATED with a DEFERRED event saying
-    why, released for whoever sees the signal PENDING again. A document changed but still
-    PENDING is planned as it is now. What remains is the window between this read and the
-    request (milliseconds): no store lock covers a writer that ignores brokerops.
+    writer, since then gets no order: a WITHDRAWN event on the attempt says so, the attempt
+    stays CREATED and is released for whoever sees the signal PENDING again (the outcome is
+    DEFERRED: nothing was sent, and a watcher's retry finds the signal gone). A document changed
+    but still PENDING is planned as it is now; one that no longer parses is DEFERRED (the next
+    cycle rejects it). What remains is the window between this read and the request (at most
+    `REREAD_MAX_AGE_S` and the request itself): no store lock covers a writer that ignores
+    brokerops.
     """
     try:
-        current = cycle.store.get(signal.id)
+        current = reread.current(signal.id)
     except SignalStoreError as exc:  # nothing sent: the claim is released for the next try
         return _deferred(signal, attempt, f"signal store unavailable: {exc}")
     if isinstance(current, Signal) and current.status is SignalStatus.PENDING:
         return current
-    if current is None:
-        why = "signal deleted before sending: nothing sent"
-    elif isinstance(current, Signal):
-        why = f"signal is {current.status}, no longer PENDING: nothing sent"
-    else:
-        why = "signal no longer parses: nothing sent (the next cycle rejects it)"
+    if current is None or isinstance(current, Signal):
+        why = (
+            "signal deleted by its writer before sending: not sent"
+            if current is None
+            else f"signal moved to {current.status} by its writer, no longer PENDING: not sent"
+        )
+        order_event_record(
+            attempt=attempt, kind=OrderEvent.Kind.WITHDRAWN, message=why, actor=cycle.actor
+        )
+        return _deferred(signal, attempt, why)
+    why = "signal no longer parses: nothing sent (the next cycle rejects it)"
     order_event_record(
         attempt=attempt, kind=OrderEvent.Kind.DEFERRED, message=why, actor=cycle.actor
     )
@@ -314,7 +635,7 @@ class _LookUp:
     answered: bool  # Alpaca answered (found, or 404); False when the look-up itself failed
 
 
-def _look_up(attempt: OrderAttempt, cycle: _Cycle) -> _LookUp:
+def _look_up(attempt: OrderAttempt, cycle: SubmitContext) -> _LookUp:
     """The order at Alpaca with this attempt's client_order_id (one targeted read)."""
     try:
         order = cycle.gateway.get_order_by_client_id(attempt.client_order_id)
@@ -346,7 +667,7 @@ def _look_up(attempt: OrderAttempt, cycle: _Cycle) -> _LookUp:
     return _LookUp(order, answered=True)
 
 
-def _plan(signal: Signal, coid: str, cycle: _Cycle) -> OrderPlan:
+def _plan(signal: Signal, coid: str, cycle: SubmitContext) -> OrderPlan:
     position = cycle.positions.get(signal.symbol_key)
     reference = cycle.prices.get(signal.symbol_key)
     if reference is None and position is not None and position.market_value and position.qty:
@@ -362,7 +683,9 @@ def _plan(signal: Signal, coid: str, cycle: _Cycle) -> OrderPlan:
     )
 
 
-def _send(signal: Signal, attempt: OrderAttempt, plan: OrderPlan, cycle: _Cycle) -> SignalOutcome:
+def _send(
+    signal: Signal, attempt: OrderAttempt, plan: OrderPlan, cycle: SubmitContext
+) -> SignalOutcome:
     request = plan.request
     payload = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(request).items()}
     attempt.time_in_force = request.time_in_force
@@ -423,46 +746,31 @@ def _send(signal: Signal, attempt: OrderAttempt, plan: OrderPlan, cycle: _Cycle)
         if look.order is not None:
             return _accepted(signal, attempt, look.order, cycle, Outcome.ADOPTED)
         return _unknown(signal, attempt, cycle, f"outcome unknown after {type(exc).__name__}")
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.RESPONSE,
-        http_status=200,
-        message=f"accepted: order {order.id} ({order.status})",
-        payload=order.raw,
-        actor=cycle.actor,
-    )
-    return _accepted(signal, attempt, order, cycle, Outcome.SUBMITTED)
+    # Its RESPONSE event is written with the post-send work (`orders_accepted_finish`).
+    return _accepted(signal, attempt, order, cycle, Outcome.SUBMITTED, response=True)
 
 
 def _accepted(
-    signal: Signal, attempt: OrderAttempt, order: Order, cycle: _Cycle, outcome: str
+    signal: Signal,
+    attempt: OrderAttempt,
+    order: Order,
+    cycle: SubmitContext,
+    outcome: str,
+    *,
+    response: bool = False,
 ) -> SignalOutcome:
-    """The broker has the order: take its state, move the signal PENDING -> SUBMITTED, and on
-    to its final state when the order is already final (a market order that filled)."""
-    order_attempts_apply_broker_orders(
-        pairs=[(attempt, order)], store=cycle.store, actor=cycle.actor, move_signals=False
-    )
-    attempt.submitted_at = attempt.submitted_at or timezone.now()
-    attempt.save(update_fields=["submitted_at"])
-    _move_signal(
-        signal,
-        attempt,
-        SignalStatus.PENDING,
-        SignalStatus.SUBMITTED,
-        f"order {order.id} accepted by Alpaca",
-        cycle,
-        fields={"client_order_id": attempt.client_order_id, "alpaca_order_id": order.id},
-    )
-    if attempt.status not in OrderAttempt.OPEN_STATUSES:
-        # Final already: apply the signal move the order implies.
-        signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
-    return SignalOutcome(signal.id, attempt.client_order_id, outcome, order.status, order.id)
+    """The broker has the order: its post-send work (the attempt takes its state, the signal
+    moves PENDING -> SUBMITTED and on when the order is final) is queued on the context and
+    done in a batch (`orders_accepted_finish`)."""
+    result = SignalOutcome(signal.id, attempt.client_order_id, outcome, order.status, order.id)
+    cycle.accepted.append(AcceptedOrder(signal, attempt, order, result, response=response))
+    return result
 
 
 def _reject(
     signal: Signal,
     attempt: OrderAttempt,
-    cycle: _Cycle,
+    cycle: SubmitContext,
     reason: str,
     *,
     by_validation: bool = False,
@@ -487,7 +795,9 @@ def _reject(
     return SignalOutcome(signal.id, attempt.client_order_id, Outcome.REJECTED, reason)
 
 
-def _unknown(signal: Signal, attempt: OrderAttempt, cycle: _Cycle, reason: str) -> SignalOutcome:
+def _unknown(
+    signal: Signal, attempt: OrderAttempt, cycle: SubmitContext, reason: str
+) -> SignalOutcome:
     status_from = attempt.status
     attempt.status = Status.UNKNOWN
     attempt.reason = reason
@@ -508,13 +818,20 @@ def _unknown(signal: Signal, attempt: OrderAttempt, cycle: _Cycle, reason: str) 
 
 def _deferred(signal: Signal, attempt: OrderAttempt, reason: str) -> SignalOutcome:
     # Not applied at the broker: the attempt stays CREATED and is free for the next cycle.
-    OrderAttempt.objects.filter(pk=attempt.pk).update(
-        updated_at=timezone.now() - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT_S)
-    )
+    _release(attempt)
     return SignalOutcome(signal.id, attempt.client_order_id, Outcome.DEFERRED, reason)
 
 
-def _reconcile_existing(signal: Signal, attempt: OrderAttempt, cycle: _Cycle) -> SignalOutcome:
+def _release(attempt: OrderAttempt) -> None:
+    """Free the claim of an attempt nothing was sent for (the next claim takes it at once)."""
+    OrderAttempt.objects.filter(pk=attempt.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT_S)
+    )
+
+
+def _reconcile_existing(
+    signal: Signal, attempt: OrderAttempt, cycle: SubmitContext
+) -> SignalOutcome:
     if attempt.status == Status.REJECTED:
         _move_signal(
             signal,
@@ -567,7 +884,7 @@ def _move_signal(
     expected: SignalStatus,
     new: SignalStatus,
     reason: str,
-    cycle: _Cycle,
+    cycle: SubmitContext,
     fields: dict | None = None,
 ) -> None:
     result = cycle.store.transition(

@@ -1,4 +1,5 @@
-"""Order sync: refresh open attempts from the broker in bulk."""
+"""Order sync: refresh open attempts from the broker in bulk, and move the signals a process
+left behind final attempts."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from brokerops.boundaries import broker_gateway, signal_store
-from brokerops.intent.store import SignalStore
+from brokerops.intent.schema import SignalStatus, audit_signal_id
+from brokerops.intent.store import SignalStore, TransitionOutcome
 from orders.models import OrderAttempt
 from orders.pairing import MISSING_REASON, orders_read_after, pair_attempts_with_orders
 
-from .broker_state import order_attempts_apply_broker_orders, order_attempts_mark_missing
+from .broker_state import (
+    order_attempts_apply_broker_orders,
+    order_attempts_mark_missing,
+    signals_follow_attempts,
+)
 from .lookups import orders_confirm_absent
 
 if TYPE_CHECKING:
@@ -28,6 +34,16 @@ logger = logging.getLogger(__name__)
 # Attempts whose outcome the broker decides. CREATED and UNKNOWN belong to the submit cycle,
 # which resolves them by client_order_id before anything is (re)sent.
 SYNCED_STATUSES = (OrderAttempt.Status.OPEN, OrderAttempt.Status.PARTIALLY_FILLED)
+# Attempts whose order has ended: their SUBMITTED signal should have moved with them.
+FINAL_STATUSES = (
+    OrderAttempt.Status.FILLED,
+    OrderAttempt.Status.CANCELED,
+    OrderAttempt.Status.EXPIRED,
+    OrderAttempt.Status.REJECTED,
+    OrderAttempt.Status.MISSING,
+)
+#: Final attempts whose SUBMITTED signal one sync moves at most (the rest: the next sync).
+FOLLOW_MAX = 500
 
 
 @dataclass
@@ -38,6 +54,7 @@ class SyncResult:
     changes: Counter = field(default_factory=Counter)  # status_to -> count
     missing: int = 0
     unconfirmed: int = 0
+    signals_followed: int = 0  # SUBMITTED signals moved after their final attempt
 
     def counts(self) -> dict[str, int]:
         return {
@@ -47,6 +64,7 @@ class SyncResult:
             "updated": sum(self.changes.values()),
             "missing": self.missing,
             "unconfirmed": self.unconfirmed,
+            "signals_followed": self.signals_followed,
             **{f"now_{status}": n for status, n in sorted(self.changes.items())},
         }
 
@@ -64,6 +82,9 @@ def order_attempts_sync(
     client_order_id, at most ``RECONCILE_MAX_CONFIRMATIONS`` per call; a 404 marks it MISSING
     (canceled by hand, most likely) and its signal CANCELED. Safe to run concurrently and to
     repeat: applying the same broker state twice changes nothing.
+
+    A full sync (no ``attempt_ids``) then moves the signals left SUBMITTED behind a final
+    attempt (`signals_follow_final_attempts`): a process that died between the two commits.
     """
     gateway = gateway or broker_gateway()
     store = store or signal_store()
@@ -74,8 +95,21 @@ def order_attempts_sync(
         attempts_qs = attempts_qs.filter(pk__in=list(attempt_ids))
     attempts = list(attempts_qs.order_by("created_at"))
     result = SyncResult(attempts_seen=len(attempts))
-    if not attempts:
-        return result
+    if attempts:
+        _sync_attempts(attempts, gateway=gateway, store=store, actor=actor, result=result)
+    if attempt_ids is None:
+        result.signals_followed = signals_follow_final_attempts(store=store, actor=actor)
+    return result
+
+
+def _sync_attempts(
+    attempts: list[OrderAttempt],
+    *,
+    gateway: AlpacaGateway,
+    store: SignalStore,
+    actor: str,
+    result: SyncResult,
+) -> None:
     now = timezone.now()
     with gateway.count_calls(current_thread_only=True) as calls:
         after = orders_read_after(oldest_attempt_at=attempts[0].created_at, now=now)
@@ -100,4 +134,38 @@ def order_attempts_sync(
             attempts=check.missing, store=store, actor=actor, why=MISSING_REASON
         )
         result.missing = len(check.missing)
-    return result
+
+
+def signals_follow_final_attempts(
+    *, store: SignalStore, actor: str, limit: int = FOLLOW_MAX
+) -> int:
+    """Move each SUBMITTED signal whose attempt is final to where its order ended, as the apply
+    service does (`signals_follow_attempts`: conditional on SUBMITTED, with its event).
+
+    The gap it closes: the apply service commits an attempt's final state, then moves the
+    signal; a process that dies in between (stream consumer, sync, watcher) leaves the signal
+    SUBMITTED, and neither the sync (open attempts) nor the cycle (PENDING signals) would take
+    it again. Reads by index on both sides: the SUBMITTED signals (the store's status index:
+    normally just the open orders), then their final entry attempts by ``signal_id``, oldest
+    first, at most ``limit``. Returns how many signals moved.
+    """
+    submitted = store.read(statuses=[SignalStatus.SUBMITTED]).signals
+    if not submitted:
+        return 0
+    ids = [audit_signal_id(s.id) for s in submitted]
+    attempts: list[OrderAttempt] = []
+    for start in range(0, len(ids), 1000):
+        attempts.extend(
+            OrderAttempt.objects.filter(
+                signal_id__in=ids[start : start + 1000], leg="entry", status__in=FINAL_STATUSES
+            )
+        )
+        if len(attempts) >= limit:
+            break
+    attempts = sorted(attempts, key=lambda a: (a.created_at, a.pk))[:limit]
+    if not attempts:
+        return 0
+    outcomes = signals_follow_attempts(attempts, store=store, actor=actor)
+    moved = sum(1 for outcome in outcomes.values() if outcome == TransitionOutcome.APPLIED)
+    logger.info("order sync: %d SUBMITTED signal(s) moved after their final attempt", moved)
+    return moved

@@ -11,10 +11,17 @@ not hold the claim gets ``BUSY`` and sends nothing.
 Threads: the caller's thread reads the source (the listener's callbacks only queue documents),
 keeps the connection up (a lost one reconnects with backoff and jitter; each connection starts
 with every PENDING document) and schedules retries. ``workers`` threads take queued signals
-in batches (everything waiting, up to `BATCH_MAX`): one batch reads positions and prices once
-(`_open_cycle`, as a cycle does) and submits its signals one by one. A signal whose outcome is
-not final (BUSY, DEFERRED, UNKNOWN, FAILED) is read again later and, still PENDING, retried, up
-to `RETRY_LIMIT` times; after that the beat's order cycle, the safety net, takes it.
+in batches (everything waiting, up to `BATCH_MAX`) and send them through the order service's one
+entry point (`order_signals_submit`: positions and prices read once per batch; before its
+request each signal is checked PENDING in the listener's last snapshot when that is at most
+`REREAD_MAX_AGE_S` old, else by one read of its chunk's documents). The post-send work of what
+they sent (the attempts' state, PENDING -> SUBMITTED, the audit rows) is not theirs: a finisher
+thread does it for everything accepted since its last turn at once (`orders_accepted_finish`:
+on Firestore one read and one batched commit for all of them), so a worker is free for the next
+signal as soon as the broker answered. A signal's outcome is reported once its post-send work
+is done. A signal whose outcome is not final (BUSY, DEFERRED, UNKNOWN, FAILED) is read again
+later and, still PENDING, retried, up to `RETRY_LIMIT` times; after that the beat's order
+cycle, the safety net, takes it.
 """
 
 from __future__ import annotations
@@ -37,13 +44,10 @@ from brokerops.alpaca import BrokerError, BrokerRejected
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreError
 from brokerops.intent.watch import Document, PendingSource
-from brokerops.logs import log_context
-from orders.client_order_id import client_order_id_for
 
-from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome
 from .stream import Backoff
-from .submit import _guarded, _open_cycle, _submit_one
+from .submit import AcceptedOrder, order_signals_submit, orders_accepted_finish
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
@@ -104,6 +108,7 @@ def signals_watch(
             connection = source()
             try:
                 connection.open()
+                pool.source = connection
                 stats.connects += 1
                 logger.info(
                     "signal watcher: watching PENDING signals (%s)", type(connection).__name__
@@ -119,6 +124,7 @@ def signals_watch(
                 stats.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("signal watcher: %s; reconnecting", stats.last_error)
             finally:
+                pool.source = None
                 connection.close()
             if not stop.is_set() and pool.fatal is None:
                 stop.wait(backoff.next_s())
@@ -146,6 +152,7 @@ class _Workers:
     ) -> None:
         self.gateway, self.store, self.stats, self.on_outcome = gateway, store, stats, on_outcome
         self.fatal: BrokerRejected | None = None
+        self.source: PendingSource | None = None  # the open connection (set by the caller)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._held: set[str] = set()  # queued or being sent: a repeat is not queued again
@@ -156,6 +163,11 @@ class _Workers:
             threading.Thread(target=self._run, name=f"signal-watcher-{i}", daemon=True)
             for i in range(max(1, count))
         ]
+        self._finishing: queue.SimpleQueue = queue.SimpleQueue()
+        self._finisher = threading.Thread(
+            target=self._finish, name="signal-watcher-finisher", daemon=True
+        )
+        self._finisher.start()
         for thread in self._threads:
             thread.start()
 
@@ -202,6 +214,8 @@ class _Workers:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._finishing.put(_STOP)  # after the workers: what they sent is finished first
+        self._finisher.join(max(0.0, deadline - time.monotonic()))
 
     # --- worker threads ---------------------------------------------------------------------------
 
@@ -236,49 +250,86 @@ class _Workers:
             connections.close_all()  # this thread's own database connections
 
     def _send(self, batch: list[Document]) -> None:
-        for doc in batch:
-            if isinstance(doc, InvalidSignal):
-                outcome = _guarded(
-                    doc.id,
-                    lambda doc=doc: reject_invalid_signal(doc, store=self.store, actor=ACTOR),
-                )
-                self._done(doc.id, outcome)
-        signals = [doc for doc in batch if isinstance(doc, Signal)]
-        if not signals:
-            return
+        outcomes: dict[str, SignalOutcome] = {}
         try:
-            cycle = _open_cycle(signals, gateway=self.gateway, store=self.store, actor=ACTOR)
+            sent = order_signals_submit(
+                documents=batch,
+                gateway=self.gateway,
+                store=self.store,
+                actor=ACTOR,
+                finish=False,
+                on_outcome=lambda outcome: outcomes.__setitem__(outcome.signal_id, outcome),
+                view=self._pending_as_of,
+            )
         except BrokerRejected as exc:
             if exc.is_auth_error:
                 raise
-            self._all_failed(signals, exc)
+            self._all_failed(batch, outcomes, exc)
             return
         except BrokerError as exc:  # positions unreadable: nothing can be checked, nor sent
-            self._all_failed(signals, exc)
+            self._all_failed(batch, outcomes, exc)
             return
-        halted = False
-        for signal in signals:
-            if halted:  # rate limited: the limiter pauses everyone; these wait for a retry
-                self._done(signal.id, None)
-                continue
-            coid = client_order_id_for(signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
-            with log_context(client_order_id=coid):
-                outcome = _guarded(signal.id, lambda signal=signal: _submit_one(signal, cycle))
-            self._done(signal.id, outcome)
-            halted = outcome.halts_cycle
+        finishing = {item.signal.id for item in sent.accepted}
+        for doc in batch:
+            if doc.id not in finishing:  # not sent (None: a 429 stopped the batch): retried
+                self._done(doc.id, outcomes.get(doc.id))
+        if sent.accepted:
+            self._finishing.put(sent.accepted)
 
-    def _all_failed(self, signals: list[Signal], exc: Exception) -> None:
-        logger.warning("signal watcher: %d signal(s) not sent: %s", len(signals), exc)
-        for signal in signals:
-            self._done(signal.id, None)
+    def _pending_as_of(self, signal_ids, max_age_s: float) -> dict[str, Document]:
+        """What the open connection vouches for (its listener's last snapshot); {} without one."""
+        source = self.source
+        return source.pending_as_of(signal_ids, max_age_s) if source is not None else {}
 
-    def _done(self, signal_id: str, outcome: SignalOutcome | None) -> None:
+    def _finish(self) -> None:
+        """The finisher thread: the post-send work of everything accepted since its last turn."""
+        try:
+            stopping = False
+            while not stopping:
+                items: list[AcceptedOrder] = []
+                first = self._finishing.get()
+                for more in (first, *self._drain(self._finishing)):
+                    if more is _STOP:
+                        stopping = True
+                    else:
+                        items.extend(more)
+                if not items:
+                    continue
+                try:
+                    orders_accepted_finish(accepted=items, store=self.store, actor=ACTOR)
+                except Exception:  # a bug or the database: the signals are retried, the cycle too
+                    logger.exception("signal watcher: post-send work of %d order(s)", len(items))
+                    for item in items:
+                        self._done(item.signal.id, item.outcome, retry=True)
+                    continue
+                for item in items:
+                    self._done(item.signal.id, item.outcome)
+        finally:
+            connections.close_all()
+
+    @staticmethod
+    def _drain(q: queue.SimpleQueue) -> list:
+        items = []
+        while True:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _all_failed(
+        self, batch: list[Document], outcomes: dict[str, SignalOutcome], exc: Exception
+    ) -> None:
+        logger.warning("signal watcher: %d signal(s) not sent: %s", len(batch), exc)
+        for doc in batch:
+            self._done(doc.id, outcomes.get(doc.id))
+
+    def _done(self, signal_id: str, outcome: SignalOutcome | None, *, retry: bool = False) -> None:
         """Record an outcome (None: not attempted) and schedule a retry when it is not final."""
         if outcome is not None:
             self.stats.outcomes[str(outcome.outcome)] += 1
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
-        if outcome is None or outcome.outcome in RETRIED:
+        if retry or outcome is None or outcome.outcome in RETRIED:
             self._release(signal_id, keep_tries=True)
             self._schedule(signal_id)
         else:

@@ -22,9 +22,10 @@ from brokerops.intent.watch import pending_source
 from orders.models import OrderAttempt, OrderEvent
 from orders.services import orders_submit_pending
 from orders.services.stream import Backoff
-from orders.services.submit import _open_cycle, _submit_one
+from orders.services.submit import order_signals_submit
 from orders.services.watch import WatchStats, signals_watch
 from tests.integration.conftest import gateway_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,15 +35,6 @@ def pending(symbol="AAPL", qty=1, **fields):
     return {"symbol": symbol, "side": "buy", "qty": str(qty), "order_type": "market", **fields} | {
         "status": "PENDING"
     }
-
-
-def wait_for(condition, timeout_s=10.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def orders_by_coid(broker) -> Counter:
@@ -97,7 +89,10 @@ class Watcher:
 
     def __enter__(self):
         self._thread.start()
-        wait_for(lambda: self.stats.connects >= 1, what="the watcher to connect")
+        wait_for(
+            lambda: self.sources and self.sources[-1].listening,
+            what="the watcher to listen (its catch-up done)",
+        )
         return self
 
     def __exit__(self, *exc):
@@ -108,8 +103,7 @@ class Watcher:
 
 
 def test_a_new_signal_becomes_an_order_in_well_under_a_second(broker, gateway, store):
-    with Watcher(gateway, store):
-        time.sleep(0.3)  # listening (Firestore: the initial snapshot came)
+    with Watcher(gateway, store):  # listening once entered
         written = time.time()
         store.put_documents([("n1", pending("AAPL", 2))])
         wait_for(lambda: broker.order("bo-n1-entry") is not None, what="the order")
@@ -126,7 +120,7 @@ def test_signals_pending_before_the_start_are_caught_up(broker, gateway, store):
     store.put_documents([("done", pending() | {"status": "CANCELED"})])
     with Watcher(gateway, store):
         wait_for(lambda: len(broker.orders()) == 5, what="5 orders")
-        time.sleep(0.3)
+    # Stopped: nothing more can be sent; what was doubled is at the broker now.
     assert set(orders_by_coid(broker)) == {f"bo-c{i}-entry" for i in range(5)}
 
 
@@ -151,13 +145,18 @@ def test_watcher_and_cycle_racing_make_one_order_per_signal(broker, gateway, sto
     cycle = threading.Thread(target=cycles, daemon=True)
     with Watcher(gateway, store, workers=3):
         cycle.start()
-        for i in range(0, 30, 5):
+        for i in range(0, 30, 5):  # five at a time, each group seen by watcher and cycle
             store.put_documents([(sid, pending()) for sid in ids[i : i + 5]])
-            time.sleep(0.05)
+            wait_for(lambda i=i: len(broker.orders()) >= i + 1, timeout_s=30, what="an order")
         wait_for(lambda: len(broker.orders()) == 30, timeout_s=30, what="30 orders")
-        time.sleep(0.5)
+        wait_for(
+            lambda: not store.read(statuses=[SignalStatus.PENDING]).signals,
+            timeout_s=30,
+            what="no PENDING signal left",
+        )
         stop.set()
         cycle.join(timeout=30)
+    # Watcher and cycle stopped: nothing more can be sent.
     assert orders_by_coid(broker) == Counter({f"bo-{sid}-entry": 1 for sid in ids})
     assert all(store.get(sid).status is not SignalStatus.PENDING for sid in ids)
 
@@ -167,7 +166,11 @@ def test_two_watchers_by_mistake_make_one_order_per_signal(broker, gateway, stor
     with Watcher(gateway, store, workers=2) as first, Watcher(gateway, store, workers=2) as second:
         store.put_documents([(sid, pending()) for sid in ids])
         wait_for(lambda: len(broker.orders()) == 30, timeout_s=30, what="30 orders")
-        time.sleep(0.5)
+        wait_for(
+            lambda: first.stats.outcomes["submitted"] + second.stats.outcomes["submitted"] == 30,
+            timeout_s=30,
+            what="30 outcomes reported",
+        )
     assert orders_by_coid(broker) == Counter({f"bo-{sid}-entry": 1 for sid in ids})
     sent = first.stats.outcomes["submitted"] + second.stats.outcomes["submitted"]
     assert sent == 30
@@ -205,15 +208,21 @@ def test_a_signal_deleted_or_moved_out_of_pending_after_the_read_is_not_sent(
         new_status=SignalStatus.CANCELED,
         reason="the strategy changed its mind",
     )
-    cycle = _open_cycle(read, gateway=gateway, store=store, actor="order-cycle")
-    outcomes = {s.id: _submit_one(s, cycle) for s in read}
+    sent = order_signals_submit(documents=read, gateway=gateway, store=store, actor="order-cycle")
+    outcomes = {o.signal_id: o for o in sent.outcomes}
     assert set(orders_by_coid(broker)) == {"bo-keep-entry"}
     assert outcomes["gone"].outcome == "deferred" and "deleted" in outcomes["gone"].reason
     assert outcomes["moved"].outcome == "deferred" and "CANCELED" in outcomes["moved"].reason
     assert store.get("gone") is None
     assert store.get("moved").status is SignalStatus.CANCELED
-    event = OrderAttempt.objects.get(client_order_id="bo-moved-entry").events.last()
-    assert event.kind == OrderEvent.Kind.DEFERRED and "no longer PENDING" in event.message
+    assert store.get("keep").status is SignalStatus.SUBMITTED
+    for sid in ("gone", "moved"):  # the audit trail says why nothing was sent
+        attempt = OrderAttempt.objects.get(client_order_id=f"bo-{sid}-entry")
+        assert attempt.status == OrderAttempt.Status.CREATED
+        event = attempt.events.last()
+        assert event.kind == OrderEvent.Kind.WITHDRAWN, event.kind
+        assert "by its writer" in event.message and "not sent" in event.message
+        assert not attempt.events.filter(kind=OrderEvent.Kind.REQUEST_SENT).exists()
 
 
 def test_a_signal_withdrawn_while_queued_in_the_watcher_is_not_sent(broker, gateway, store):
@@ -234,7 +243,6 @@ def test_a_signal_withdrawn_while_queued_in_the_watcher_is_not_sent(broker, gate
             reason="withdrawn by the strategy",
         )
         wait_for(lambda: len(watcher.outcomes) >= 8, timeout_s=20, what="8 outcomes")
-        time.sleep(0.3)
     assert set(orders_by_coid(broker)) == {f"bo-q{i}-entry" for i in range(6)}
     assert store.get("q7") is None
     assert store.get("q6").status is SignalStatus.CANCELED
@@ -244,7 +252,6 @@ def test_a_signal_withdrawn_while_queued_in_the_watcher_is_not_sent(broker, gate
 def test_a_lost_listener_reconnects_and_catches_up(broker, gateway, firestore_store):
     store = firestore_store
     with Watcher(gateway, store) as watcher:
-        wait_for(lambda: watcher.sources[0].snapshots >= 1, what="the first snapshot")
         watcher.sources[0]._watch._watch.close()  # the listener dies, as on a fatal error
         store.put_documents([("after", pending())])
         wait_for(lambda: broker.order("bo-after-entry") is not None, what="the order")
@@ -349,8 +356,7 @@ def test_a_watcher_killed_mid_signal_and_restarted_makes_one_order(
 def test_sigterm_stops_the_command_cleanly_with_a_summary(broker, store):
     watcher = _start_command(_command_env(broker, store))
     try:
-        time.sleep(0.5)
-        store.put_documents([("t1", pending())])
+        store.put_documents([("t1", pending())])  # before or after its catch-up: sent either way
         wait_for(lambda: broker.order("bo-t1-entry") is not None, timeout_s=30, what="the order")
         watcher.send_signal(signal.SIGTERM)
         output, _ = watcher.communicate(timeout=30)

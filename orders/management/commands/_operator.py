@@ -1,4 +1,5 @@
-"""What the operator commands (``reconcile``, ``submit_orders``, ``sync_orders``) share.
+"""What the operator commands (``reconcile``, ``submit_orders``, ``sync_orders``, and the
+long-running ``stream_trade_updates`` and ``watch_signals``) share.
 
 DESIGN.md section 10: an error an operator can act on (broker down, Redis down, bad keys, the
 database or the signal store unreachable, a bad setting) is one clear line on stderr and a
@@ -15,13 +16,15 @@ commands, so this one is not a command.)
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 CONSOLE_HANDLER = "console"
 
@@ -125,3 +128,58 @@ def fail(line: str, *, stderr, exc: BaseException | None = None) -> CommandError
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+# --- long-running commands (stream_trade_updates, watch_signals) -------------------------------
+
+
+def add_seconds_argument(parser: CommandParser) -> None:
+    """``--seconds``: stop after that long (default: run until SIGTERM)."""
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until SIGTERM)",
+    )
+
+
+@contextmanager
+def long_running(name: str, *, seconds: float | None, stderr) -> Iterator[threading.Event]:
+    """The stop event of a long-running command: set by SIGTERM, Ctrl-C or after ``seconds``.
+
+    A failure inside becomes one line, ``<name> stopped: <what to do>``, and exit status 1
+    (refused keys included); a bug keeps its traceback.
+    """
+    from brokerops.alpaca import BrokerRejected
+
+    if seconds is not None and seconds <= 0:
+        raise fail("--seconds must be positive", stderr=stderr)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    timer = threading.Timer(seconds, stop.set) if seconds is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield stop
+    except BrokerRejected as exc:
+        raise fail(f"{name} stopped: {exc}", stderr=stderr, exc=exc) from exc
+    except Exception as exc:
+        line = operator_error(exc)
+        if line is None:
+            raise
+        raise fail(f"{name} stopped: {line}", stderr=stderr, exc=exc) from exc
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def stopped_summary(
+    name: str, *, handled: int, noun: str, outcomes: Mapping[str, int], counts: Mapping[str, int]
+) -> str:
+    """The last line of a long-running command: ``<name>: stopped after N <noun> (outcomes),
+    n label, ...``."""
+    done = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "none"
+    rest = "".join(f", {n} {label}" for label, n in counts.items())
+    return f"{name}: stopped after {handled} {noun} ({done}){rest}"

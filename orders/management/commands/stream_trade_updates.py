@@ -7,15 +7,15 @@ Refused keys stop it with one line and exit status 1. Its log (``LOG_LEVEL``) sa
 listens, catches up and reconnects.
 """
 
-import signal
-import threading
-
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.alpaca import BrokerRejected
 from brokerops.alpaca.stream import trade_updates_connection_from_settings
 from brokerops.boundaries import broker_gateway, signal_store
-from orders.management.commands._operator import fail, operator_error
+from orders.management.commands._operator import (
+    add_seconds_argument,
+    long_running,
+    stopped_summary,
+)
 from orders.services.stream import trade_updates_consume
 
 
@@ -23,24 +23,10 @@ class Command(BaseCommand):
     help = "Consume Alpaca's trade_updates stream until SIGTERM (order state in real time)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--seconds",
-            type=float,
-            default=None,
-            help="stop after this many seconds (default: run until SIGTERM)",
-        )
+        add_seconds_argument(parser)
 
     def handle(self, *args, seconds: float | None, **options) -> None:
-        if seconds is not None and seconds <= 0:
-            raise fail("--seconds must be positive", stderr=self.stderr)
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        if seconds is not None:
-            timer = threading.Timer(seconds, stop.set)
-            timer.daemon = True
-            timer.start()
-        try:
+        with long_running("stream_trade_updates", seconds=seconds, stderr=self.stderr) as stop:
             connection = trade_updates_connection_from_settings()  # checks the settings now
             self.stdout.write(f"trade_updates: consuming {connection.url} (SIGTERM stops)")
             stats = trade_updates_consume(
@@ -49,17 +35,16 @@ class Command(BaseCommand):
                 store=signal_store(),
                 stop=stop,
             )
-        except BrokerRejected as exc:
-            raise fail(f"stream_trade_updates stopped: {exc}", stderr=self.stderr, exc=exc) from exc
-        except Exception as exc:
-            line = operator_error(exc)
-            if line is None:
-                raise
-            raise fail(
-                f"stream_trade_updates stopped: {line}", stderr=self.stderr, exc=exc
-            ) from exc
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(stats.outcomes.items())) or "none"
         self.stdout.write(
-            f"trade_updates: stopped after {stats.events} events ({outcomes}), "
-            f"{stats.connects} connects, {stats.catch_ups} catch-ups, {stats.malformed} malformed"
+            stopped_summary(
+                "trade_updates",
+                handled=stats.events,
+                noun="events",
+                outcomes=stats.outcomes,
+                counts={
+                    "connects": stats.connects,
+                    "catch-ups": stats.catch_ups,
+                    "malformed": stats.malformed,
+                },
+            )
         )

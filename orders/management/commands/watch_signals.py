@@ -7,16 +7,16 @@ on SIGTERM or Ctrl-C (exit status 0, with a summary). Refused keys stop it with 
 exit status 1. The beat's order cycle stays the safety net (DESIGN.md section 15).
 """
 
-import signal
-import threading
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.alpaca import BrokerRejected
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.watch import pending_source
-from orders.management.commands._operator import fail, operator_error
+from orders.management.commands._operator import (
+    add_seconds_argument,
+    long_running,
+    stopped_summary,
+)
 from orders.services.watch import signals_watch
 
 
@@ -24,24 +24,10 @@ class Command(BaseCommand):
     help = "Watch PENDING signals until SIGTERM and send each at once (intent to order in < 1 s)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--seconds",
-            type=float,
-            default=None,
-            help="stop after this many seconds (default: run until SIGTERM)",
-        )
+        add_seconds_argument(parser)
 
     def handle(self, *args, seconds: float | None, **options) -> None:
-        if seconds is not None and seconds <= 0:
-            raise fail("--seconds must be positive", stderr=self.stderr)
-        stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        if seconds is not None:
-            timer = threading.Timer(seconds, stop.set)
-            timer.daemon = True
-            timer.start()
-        try:
+        with long_running("watch_signals", seconds=seconds, stderr=self.stderr) as stop:
             store = signal_store()  # checks the settings now
             self.stdout.write(
                 f"watch_signals: watching PENDING signals in {store!r} (SIGTERM stops)"
@@ -53,15 +39,12 @@ class Command(BaseCommand):
                 store=store,
                 stop=stop,
             )
-        except BrokerRejected as exc:
-            raise fail(f"watch_signals stopped: {exc}", stderr=self.stderr, exc=exc) from exc
-        except Exception as exc:
-            line = operator_error(exc)
-            if line is None:
-                raise
-            raise fail(f"watch_signals stopped: {line}", stderr=self.stderr, exc=exc) from exc
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(stats.outcomes.items())) or "none"
         self.stdout.write(
-            f"watch_signals: stopped after {stats.documents} documents ({outcomes}), "
-            f"{stats.connects} connects, {stats.retries} retries"
+            stopped_summary(
+                "watch_signals",
+                handled=stats.documents,
+                noun="documents",
+                outcomes=stats.outcomes,
+                counts={"connects": stats.connects, "retries": stats.retries},
+            )
         )

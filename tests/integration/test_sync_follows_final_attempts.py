@@ -1,0 +1,96 @@
+"""A process that dies between an attempt's final change and its signal's move (the stream
+consumer, the sync, the watcher: they share the apply service) leaves the signal SUBMITTED behind
+a final attempt; the next order sync moves it as the apply service would have."""
+
+import pytest
+
+from brokerops.intent.schema import SignalStatus
+from orders.models import OrderAttempt, OrderEvent
+from orders.services import (
+    order_attempts_apply_broker_orders,
+    order_attempts_sync,
+    orders_submit_pending,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class ProcessDied(BaseException):
+    """The process ends here: nothing after this line runs (not an error any code handles)."""
+
+
+class DiesBeforeTheSignalMoves:
+    """The signal store of a process killed between the two commits: reads work; the first
+    signal move never happens."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def transition_many(self, transitions):
+        raise ProcessDied
+
+
+def pending(signal_id, symbol="AAPL"):
+    doc = {"symbol": symbol, "side": "buy", "qty": "3", "order_type": "market"}
+    return signal_id, doc | {"status": "PENDING"}
+
+
+def submitted(broker, gateway, store, *ids):
+    broker.set_auto_fill(False)
+    store.put_documents([pending(i) for i in ids])
+    orders_submit_pending(gateway=gateway, store=store)
+    assert {store.get(i).status for i in ids} == {SignalStatus.SUBMITTED}
+
+
+def crash_after_the_attempts_commit(gateway, store):
+    """What the stream consumer or a sync does on a fill, killed before the signal moves."""
+    attempts = list(OrderAttempt.objects.filter(status=OrderAttempt.Status.OPEN))
+    orders = {o.client_order_id: o for o in gateway.list_orders(status="all")}
+    with pytest.raises(ProcessDied):
+        order_attempts_apply_broker_orders(
+            pairs=[(a, orders[a.client_order_id]) for a in attempts],
+            store=DiesBeforeTheSignalMoves(store),
+            actor="trade_updates stream",
+        )
+
+
+def test_a_signal_left_submitted_behind_a_filled_attempt_is_moved_by_the_next_sync(
+    broker, gateway, store
+):
+    submitted(broker, gateway, store, "f1", "c1", "open")
+    broker.fill_order("bo-f1-entry")
+    broker.cancel_order_manually("bo-c1-entry")
+    crash_after_the_attempts_commit(gateway, store)
+    assert OrderAttempt.objects.get(signal_id="f1").status == "filled"  # committed
+    assert OrderAttempt.objects.get(signal_id="c1").status == "canceled"
+    assert store.get("f1").status is SignalStatus.SUBMITTED  # ... but the signal never moved
+
+    result = order_attempts_sync(gateway=gateway, store=store)
+
+    assert store.get("f1").status is SignalStatus.ACTIVE
+    assert store.get("f1").filled_qty == 3
+    assert store.get("c1").status is SignalStatus.CANCELED
+    assert store.get("open").status is SignalStatus.SUBMITTED  # its order is still open
+    assert result.counts()["signals_followed"] == 2
+    event = OrderAttempt.objects.get(signal_id="f1").events.order_by("id").last()
+    assert event.kind == OrderEvent.Kind.SIGNAL_TRANSITION and event.status_to == "ACTIVE"
+    # Once moved, the next sync has nothing left to follow.
+    assert order_attempts_sync(gateway=gateway, store=store).counts()["signals_followed"] == 0
+
+
+def test_a_signal_moved_by_someone_else_meanwhile_is_left_alone(broker, gateway, store):
+    submitted(broker, gateway, store, "f2")
+    broker.fill_order("bo-f2-entry")
+    crash_after_the_attempts_commit(gateway, store)
+    store.transition(
+        signal_id="f2",
+        expected_status=SignalStatus.SUBMITTED,
+        new_status=SignalStatus.CLOSED,
+        reason="closed by hand",
+    )
+    result = order_attempts_sync(gateway=gateway, store=store)
+    assert store.get("f2").status is SignalStatus.CLOSED
+    assert result.counts()["signals_followed"] == 0
