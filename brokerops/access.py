@@ -1,9 +1,11 @@
 """Who may do what: the two staff groups and their permissions.
 
-``compliance`` views and searches the audit trail; ``operations`` views it too and may trigger
-reconciliation reruns and order re-syncs. Migrations call :func:`sync_groups` (with the historical
-app registry) so the groups exist on every database; it is idempotent, and a migration that adds a
-model to the trail calls it again.
+``compliance`` views and searches the audit trail (and which periodic jobs exist); ``operations``
+views it too, may trigger reconciliation reruns and order re-syncs, and sees the scheduler's
+internals (django-celery-beat's interval, crontab, solar and clocked tables). Migrations call
+:func:`sync_groups` (with the historical app registry) so the groups exist on every database; it
+is idempotent, and a migration that adds a model to the trail, or changes a grant, calls it
+again.
 """
 
 from typing import Any
@@ -15,18 +17,20 @@ VIEW_ONLY = {
     "audit": ["view_chainhead", "view_auditverification"],
     "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
     "intent": ["view_localsignal"],
-    "django_celery_beat": [
-        "view_periodictask",
-        "view_intervalschedule",
-        "view_crontabschedule",
-        "view_solarschedule",
-        "view_clockedschedule",
-    ],
+    # Which jobs run (reconciliation, order sync, audit verification): the periodic task list.
+    "django_celery_beat": ["view_periodictask"],
 }
 OPERATOR_EXTRA = {
     "reconciliation": ["trigger_reconciliation"],
     "orders": ["resync_orderattempt"],
     "alerts": ["view_alert"],  # what was sent to the operators, and how delivery went
+    # The scheduler's internals (DESIGN.md section 7): for operators, not compliance.
+    "django_celery_beat": [
+        "view_intervalschedule",
+        "view_crontabschedule",
+        "view_solarschedule",
+        "view_clockedschedule",
+    ],
 }
 
 GROUPS: dict[str, dict[str, list[str]]] = {

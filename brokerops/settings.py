@@ -114,6 +114,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Timestamps in the admin with seconds and zone (brokerops/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["brokerops.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

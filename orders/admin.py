@@ -5,15 +5,35 @@ the attempt, its events in time order and the reconciliation mismatches that nam
 """
 
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from brokerops.admin import AuditTrailAdmin, AuditTrailInline
+from brokerops.admin_display import (
+    SymbolSearchMixin,
+    decimal_display,
+    json_display,
+    timestamp_display,
+)
 from reconciliation.admin import EXACT_SEARCH
-from reconciliation.models import Mismatch
+from reconciliation.models import Mismatch, MismatchSignal
 
-from .models import OrderAttempt, OrderEvent
+from .models import OrderAttempt, OrderEvent, OrderExecution
 from .services.resync import order_attempts_request_resync
+from .services.timeline import timeline_url
+
+_MISMATCHES_SHOWN = 200
+
+
+def timeline_link(client_order_id: str, label: str = "timeline") -> str:
+    """A link to the timeline page of ``client_order_id`` ("-" when there is none)."""
+    if not client_order_id:
+        return "-"
+    return format_html(
+        '<a class="timeline-link" href="{}">{}</a>', timeline_url(client_order_id), label
+    )
 
 
 class OrderEventInline(AuditTrailInline):
@@ -26,14 +46,15 @@ class OrderEventInline(AuditTrailInline):
         "http_status",
         "message",
         "actor",
-        "payload",
+        "payload_display",
     )
     readonly_fields = fields
     ordering = ("created_at", "id")
+    payload_display = json_display("payload")
 
 
 @admin.register(OrderAttempt)
-class OrderAttemptAdmin(AuditTrailAdmin):
+class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
     list_display = (
         "client_order_id",
         "created_at",
@@ -41,18 +62,60 @@ class OrderAttemptAdmin(AuditTrailAdmin):
         "symbol",
         "side",
         "order_type",
-        "qty",
-        "notional",
+        "qty_display",
+        "notional_display",
         "status",
         "broker_status",
-        "filled_qty",
+        "filled_qty_display",
         "alpaca_order_id",
+        "timeline",
     )
     list_filter = ("status", "side", "order_type", "adopted", "created_at")
-    search_fields = EXACT_SEARCH
+    # The symbol is searched in every stored form (SymbolSearchMixin), exactly.
+    search_fields = tuple(f for f in EXACT_SEARCH if not f.startswith("symbol"))
     inlines = (OrderEventInline,)
-    readonly_fields = ("related_mismatches",)
+    fields = (
+        "timeline",
+        "client_order_id",
+        "signal_id",
+        "leg",
+        "alpaca_order_id",
+        "symbol",
+        "side",
+        "order_type",
+        "time_in_force",
+        "qty_display",
+        "notional_display",
+        "limit_price_display",
+        "stop_price_display",
+        "extended_hours",
+        "status",
+        "broker_status",
+        "filled_qty_display",
+        "filled_avg_price_display",
+        "reason",
+        "adopted",
+        "request_payload_display",
+        "created_at",
+        "updated_at",
+        "submitted_at",
+        "last_synced_at",
+        "related_mismatches",
+    )
+    readonly_fields = fields
     actions = ("resync",)
+
+    qty_display = decimal_display("qty")
+    notional_display = decimal_display("notional")
+    limit_price_display = decimal_display("limit_price", "limit price")
+    stop_price_display = decimal_display("stop_price", "stop price")
+    filled_qty_display = decimal_display("filled_qty", "filled qty")
+    filled_avg_price_display = decimal_display("filled_avg_price", "filled avg price")
+    request_payload_display = json_display("request_payload", "request payload")
+
+    @admin.display(description="timeline")
+    def timeline(self, attempt: OrderAttempt) -> str:
+        return timeline_link(attempt.client_order_id)
 
     def has_resync_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.resync_orderattempt")
@@ -65,27 +128,45 @@ class OrderAttemptAdmin(AuditTrailAdmin):
         )
         self.message_user(request, f"Re-sync requested for {count} attempt(s).", messages.SUCCESS)
 
-    @admin.display(description="Reconciliation mismatches naming this order")
+    @admin.display(description="Reconciliation mismatches naming this order or its signal")
     def related_mismatches(self, attempt: OrderAttempt) -> str:
-        rows = (
-            Mismatch.objects.filter(client_order_id=attempt.client_order_id)
+        naming = Q(client_order_id=attempt.client_order_id)
+        if attempt.signal_id:  # and those about its signal (ids first: an index look-up)
+            naming |= Q(
+                pk__in=list(
+                    MismatchSignal.objects.filter(signal_id=attempt.signal_id)
+                    .order_by("-mismatch_id")
+                    .values_list("mismatch_id", flat=True)[:_MISMATCHES_SHOWN]
+                )
+            )
+        rows = list(
+            Mismatch.objects.filter(naming)
             .select_related("outcome")
-            .order_by("created_at", "id")
+            .order_by("created_at", "id")[:_MISMATCHES_SHOWN]
         )
         if not rows:
             return "none"
         return format_html_join(
             "",
-            "<div>{} &middot; run #{} &middot; {} &middot; {}</div>",
+            '<div class="related-mismatch"><a href="{}">mismatch #{}</a> &middot; {} &middot; '
+            '<a href="{}">run #{}</a> &middot; {} &middot; {}</div>',
             (
-                (m.created_at, m.run_id, m.kind, Mismatch.Action(m.outcome_action).label)
+                (
+                    reverse("admin:reconciliation_mismatch_change", args=[m.pk]),
+                    m.pk,
+                    timestamp_display(m.created_at),
+                    reverse("admin:reconciliation_reconciliationrun_change", args=[m.run_id]),
+                    m.run_id,
+                    m.kind,
+                    Mismatch.Action(m.outcome_action).label,
+                )
                 for m in rows
             ),
         )
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(AuditTrailAdmin):
+class OrderEventAdmin(SymbolSearchMixin, AuditTrailAdmin):
     list_display = (
         "created_at",
         "attempt",
@@ -94,6 +175,7 @@ class OrderEventAdmin(AuditTrailAdmin):
         "status_to",
         "http_status",
         "actor",
+        "timeline",
     )
     list_filter = ("kind", "created_at")
     list_select_related = ("attempt",)
@@ -102,3 +184,69 @@ class OrderEventAdmin(AuditTrailAdmin):
         "attempt__signal_id__exact",
         "attempt__alpaca_order_id__exact",
     )
+    symbol_search_field = "attempt__symbol"
+    fields = (
+        "attempt",
+        "timeline",
+        "kind",
+        "created_at",
+        "status_from",
+        "status_to",
+        "http_status",
+        "message",
+        "actor",
+        "payload_display",
+        "prev_hash",
+        "hash",
+    )
+    readonly_fields = fields
+    payload_display = json_display("payload")
+
+    @admin.display(description="timeline")
+    def timeline(self, event: OrderEvent) -> str:
+        return timeline_link(event.attempt.client_order_id)
+
+
+@admin.register(OrderExecution)
+class OrderExecutionAdmin(SymbolSearchMixin, AuditTrailAdmin):
+    """Fills as Alpaca pushed them (read-only like the rest of the trail)."""
+
+    list_display = (
+        "received_at",
+        "execution_id",
+        "attempt",
+        "event",
+        "qty_display",
+        "price_display",
+        "position_qty_display",
+        "executed_at",
+        "timeline",
+    )
+    list_filter = ("event", "received_at")
+    list_select_related = ("attempt",)
+    search_fields = (
+        "execution_id__exact",
+        "attempt__client_order_id__exact",
+        "attempt__signal_id__exact",
+        "attempt__alpaca_order_id__exact",
+    )
+    symbol_search_field = "attempt__symbol"
+    fields = (
+        "execution_id",
+        "attempt",
+        "timeline",
+        "event",
+        "qty_display",
+        "price_display",
+        "position_qty_display",
+        "executed_at",
+        "received_at",
+    )
+    readonly_fields = fields
+    qty_display = decimal_display("qty")
+    price_display = decimal_display("price")
+    position_qty_display = decimal_display("position_qty", "position qty")
+
+    @admin.display(description="timeline")
+    def timeline(self, execution: OrderExecution) -> str:
+        return timeline_link(execution.attempt.client_order_id)

@@ -2,13 +2,22 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from brokerops.admin import AuditTrailAdmin, AuditTrailInline
+from brokerops.admin_display import (
+    SymbolSearchMixin,
+    decimal_display,
+    json_display,
+)
+from brokerops.intent.schema import audit_signal_id
 
-from .models import Mismatch, ReconciliationRun, RunEvent
+from .models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
+from .records import JOINED_SIGNAL_KINDS
 from .services import reconciliation_request_rerun
 
 # Exact lookups on indexed columns, so a search over millions of rows uses the indexes.
@@ -18,6 +27,8 @@ EXACT_SEARCH = (
     "alpaca_order_id__exact",
     "symbol__exact",
 )
+#: Mismatches found per signal id by a search at most (the newest; the list pages them).
+_SIGNAL_SEARCH_LIMIT = 10_000
 
 
 class MismatchInline(AuditTrailInline):
@@ -28,12 +39,14 @@ class MismatchInline(AuditTrailInline):
         "symbol",
         "signal_id",
         "client_order_id",
-        "expected_qty",
-        "actual_qty",
+        "expected_qty_display",
+        "actual_qty_display",
         "action",
         "outcome_display",
     )
     readonly_fields = fields
+    expected_qty_display = decimal_display("expected_qty", "expected qty")
+    actual_qty_display = decimal_display("actual_qty", "actual qty")
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("outcome")
@@ -83,7 +96,27 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
     list_filter = ("status", "trigger", "dry_run", "started_at")
     date_hierarchy = "started_at"
     search_fields = ("=id", "requested_by_username")
-    readonly_fields = ("duration_display",)
+    fields = (
+        "trigger",
+        "requested_by_username",
+        "rerun_of",
+        "dry_run",
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "worker",
+        "positions_seen",
+        "orders_seen",
+        "signals_seen",
+        "mismatches_found",
+        "repairs_applied",
+        "api_calls",
+        "error",
+        "summary_display",
+    )
+    readonly_fields = fields
+    summary_display = json_display("summary", "summary (timings, mismatches by kind)")
     inlines = (RunEventInline, MismatchInline)
     actions = ("rerun",)
     change_form_template = "admin/reconciliation/reconciliationrun/change_form.html"
@@ -92,10 +125,12 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
         return request.user.has_perm("reconciliation.trigger_reconciliation")
 
     @admin.action(description="Rerun reconciliation", permissions=["trigger"])
-    def rerun(self, request: HttpRequest, queryset) -> None:
+    def rerun(self, request: HttpRequest, queryset) -> HttpResponseRedirect:
         latest = queryset.order_by("-started_at").first()
-        reconciliation_request_rerun(run_id=latest.pk if latest else None, user_id=request.user.pk)
-        self.message_user(request, "Reconciliation rerun requested.", messages.SUCCESS)
+        run = reconciliation_request_rerun(
+            run_id=latest.pk if latest else None, user_id=request.user.pk
+        )
+        return self._queued_run_page(request, run)
 
     def get_urls(self):
         return [
@@ -114,9 +149,19 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
         if not self.has_trigger_permission(request):
             raise PermissionDenied
         run = get_object_or_404(ReconciliationRun, pk=run_id)
-        reconciliation_request_rerun(run_id=run.pk, user_id=request.user.pk)
-        self.message_user(request, f"Rerun of run #{run.pk} requested.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:reconciliation_reconciliationrun_changelist"))
+        rerun = reconciliation_request_rerun(run_id=run.pk, user_id=request.user.pk)
+        return self._queued_run_page(request, rerun)
+
+    def _queued_run_page(self, request: HttpRequest, run: ReconciliationRun):
+        """The operator lands on the new run's page (queued until a worker runs it)."""
+        self.message_user(
+            request,
+            f"Run #{run.pk} requested: queued until a worker runs it (reload to follow it).",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(
+            reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk])
+        )
 
     def render_change_form(self, request, context, *args, **kwargs):
         context["can_trigger"] = self.has_trigger_permission(request)
@@ -128,7 +173,7 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
 
 
 @admin.register(Mismatch)
-class MismatchAdmin(AuditTrailAdmin):
+class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -136,16 +181,155 @@ class MismatchAdmin(AuditTrailAdmin):
         "symbol",
         "signal_id",
         "client_order_id",
-        "expected_qty",
-        "actual_qty",
+        "expected_qty_display",
+        "actual_qty_display",
         "action",
         "outcome_display",
         "run",
+        "timeline",
     )
     list_filter = ("kind", "severity", "action", "created_at")
     list_select_related = ("run", "outcome")
-    search_fields = EXACT_SEARCH
+    # Symbols: SymbolSearchMixin; signal ids: also each signal of the relation (below).
+    search_fields = tuple(f for f in EXACT_SEARCH if not f.startswith("symbol"))
+    fields = (
+        "run",
+        "kind",
+        "severity",
+        "symbol",
+        "signals_display",
+        "client_order_id_display",
+        "alpaca_order_id",
+        "expected_qty_display",
+        "actual_qty_display",
+        "action",
+        "outcome_display",
+        "outcome_message",
+        "detail",
+        "created_at",
+        "prev_hash",
+        "hash",
+    )
+    readonly_fields = fields
+    expected_qty_display = decimal_display("expected_qty", "expected qty")
+    actual_qty_display = decimal_display("actual_qty", "actual qty")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Also the mismatches naming the term as one of their signals: their ids first, by an
+        exact look-up on the relation's index, so the list's query stays index scans."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            ids = list(
+                MismatchSignal.objects.filter(signal_id=audit_signal_id(term))
+                .order_by("-mismatch_id")
+                .values_list("mismatch_id", flat=True)[:_SIGNAL_SEARCH_LIMIT]
+            )
+            if ids:
+                results = results | queryset.filter(Q(pk__in=ids))
+        return results, may_have_duplicates
 
     @admin.display(description="outcome")
     def outcome_display(self, mismatch: Mismatch) -> str:
         return _outcome(mismatch)
+
+    @admin.display(description="outcome message")
+    def outcome_message(self, mismatch: Mismatch) -> str:
+        outcome = getattr(mismatch, "outcome", None)
+        return outcome.message if outcome is not None and outcome.message else "-"
+
+    @admin.display(description="timeline")
+    def timeline(self, mismatch: Mismatch) -> str:
+        client_order_id = _mismatch_client_order_id(mismatch)
+        if not client_order_id:
+            return "-"
+        return format_html(
+            '<a class="timeline-link" href="{}">timeline</a>', _timeline_url(client_order_id)
+        )
+
+    @admin.display(description="client order id")
+    def client_order_id_display(self, mismatch: Mismatch) -> str:
+        if not mismatch.client_order_id:
+            return "-"
+        from orders.models import OrderAttempt
+
+        attempt = (
+            OrderAttempt.objects.filter(client_order_id=mismatch.client_order_id).only("pk").first()
+        )
+        attempt_link = (
+            format_html(
+                ' &middot; <a href="{}">attempt</a>',
+                reverse("admin:orders_orderattempt_change", args=[attempt.pk]),
+            )
+            if attempt is not None
+            else ""
+        )
+        return format_html(
+            '{}{} &middot; <a class="timeline-link" href="{}">timeline</a>',
+            mismatch.client_order_id,
+            attempt_link,
+            _timeline_url(mismatch.client_order_id),
+        )
+
+    @admin.display(description="signals")
+    def signals_display(self, mismatch: Mismatch) -> str:
+        """One row per signal the mismatch is about, each linked to its document (local store)
+        and its order's timeline."""
+        signal_ids = list(mismatch.signals.values_list("signal_id", flat=True)[:1000])
+        if not signal_ids and mismatch.signal_id:
+            signal_ids = [mismatch.signal_id]  # a row written before the relation existed
+        if not signal_ids:
+            return "-"
+        from brokerops.intent.models import LocalSignal, stored_document_id
+        from orders.services.timeline import signal_client_order_id
+
+        documents = dict(
+            LocalSignal.objects.filter(
+                document_id__in=[stored_document_id(s) for s in signal_ids]
+            ).values_list("document_id", "pk")
+        )
+        rows = []
+        for signal_id in signal_ids:
+            pk = documents.get(stored_document_id(signal_id))
+            document = (
+                format_html(
+                    '<a href="{}">document</a>',
+                    reverse("admin:intent_localsignal_change", args=[pk]),
+                )
+                if pk is not None
+                else "not in the local store"
+            )
+            rows.append(
+                (
+                    signal_id,
+                    document,
+                    _timeline_url(signal_client_order_id(signal_id)),
+                )
+            )
+        return format_html_join(
+            "",
+            '<div class="mismatch-signal"><span class="signal-id">{}</span> &middot; {} '
+            '&middot; <a class="timeline-link" href="{}">timeline</a></div>',
+            rows,
+        )
+
+
+def _timeline_url(client_order_id: str) -> str:
+    from orders.services.timeline import timeline_url
+
+    return timeline_url(client_order_id)
+
+
+def _mismatch_client_order_id(mismatch: Mismatch) -> str:
+    """The order a mismatch's timeline is about: its client_order_id, else its one signal's."""
+    if mismatch.client_order_id:
+        return mismatch.client_order_id
+    if mismatch.signal_id and (
+        mismatch.kind not in JOINED_SIGNAL_KINDS or "," not in mismatch.signal_id
+    ):
+        from orders.services.timeline import signal_client_order_id
+
+        return signal_client_order_id(mismatch.signal_id)
+    return ""

@@ -1,9 +1,11 @@
 """The demo's world: a paper broker and signals that show every mismatch kind and the order flow.
 
-Used by ``manage.py demo`` only. The scenario is the one the integration tests exercise: holdings
-that agree, and one case of each ``ReconciliationErrors`` kind; plus PENDING signals for the
-order cycle (one fills at once, one rests until the price ticker crosses it, two are rejected
-before anything is sent).
+Used by ``manage.py demo``. The broker's side is :func:`brokerops.sim.scenarios.scenario_demo`,
+the same function ``python -m brokerops.sim --scenario demo`` serves, so the two brokers hold the
+same positions and orders. This module adds the demo's own side: the signals (holdings that
+agree, one case of each ``ReconciliationErrors`` kind, PENDING signals for the order cycle: one
+fills at once, one rests until the price ticker crosses it, two are rejected before anything is
+sent) and two order attempts an earlier day left.
 """
 
 from datetime import timedelta
@@ -13,7 +15,14 @@ from django.utils import timezone
 
 from brokerops.intent.store import SignalStore
 from brokerops.sim import PaperBroker
+from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID, scenario_demo
 from orders.models import OrderAttempt
+
+#: An order we recorded as open that the demo's broker never had (ORDER_NOT_FOUND).
+DEMO_GONE_CLIENT_ORDER_ID = "bo-demo-gone-entry"
+
+#: The signals an ORPHAN_POSITION repair closes (CLOSED_MANUAL) on the demo's broker: no other.
+DEMO_ORPHANS = frozenset({"demo-eth"})
 
 
 def _signal(symbol: str, qty: str, status: str, side: str = "buy", **extra) -> dict:
@@ -27,44 +36,42 @@ def _signal(symbol: str, qty: str, status: str, side: str = "buy", **extra) -> d
     }
 
 
-def seed_demo(*, broker: PaperBroker, store: SignalStore) -> None:
-    """Seed the broker, the signal store and two order attempts (what an earlier day left)."""
-    broker.add_default_assets()
-    broker.seed_position("AAPL", 10)  # agrees with demo-aapl
-    broker.seed_position("BTC/USD", Decimal("0.5"))  # agrees with demo-btc (BTC/USD = BTCUSD)
-    broker.seed_position("MSFT", 5)  # UNTRACKED_POSITION: nobody's signal
-    broker.seed_position("TSLA", 7)  # QTY_MISMATCH: 10 expected
-    broker.seed_position("SPY", -5)  # SIDE_MISMATCH: long 5 expected, short held
+def demo_signals() -> list[tuple[str, dict]]:
+    """The demo's signal documents (id, document), as ``seed_demo`` loads them."""
+    return [
+        ("demo-aapl", _signal("AAPL", "10", "ACTIVE")),  # agrees with the broker's AAPL 10
+        ("demo-btc", _signal("BTC/USD", "0.5", "ACTIVE")),  # agrees (BTC/USD = BTCUSD)
+        ("demo-eth", _signal("ETH/USD", "2", "ACTIVE")),  # ORPHAN_POSITION: closed by hand
+        ("demo-tsla", _signal("TSLA", "10", "ACTIVE")),  # QTY_MISMATCH: the broker holds 7
+        ("demo-spy", _signal("SPY", "5", "ACTIVE")),  # SIDE_MISMATCH: the broker is short 5
+        ("demo-broken", _signal("AAPL", "lots", "ACTIVE")),  # INVALID_SIGNAL
+        # The order flow:
+        ("demo-buy-aapl", _signal("AAPL", "5", "PENDING")),  # market: fills at once
+        (
+            "demo-limit-noshrt",
+            {**_signal("NOSHRT", "10", "PENDING"), "order_type": "limit", "limit_price": "19"},
+        ),  # rests until the ticker drops NOSHRT
+        ("demo-halted", _signal("HALTD", "1", "PENDING")),  # rejected: not tradable
+        (
+            "demo-subpenny",
+            {
+                **_signal("PENNY", "100", "PENDING"),
+                "order_type": "limit",
+                "limit_price": "0.12345",
+            },
+        ),  # rejected: sub-penny price
+    ]
+
+
+def seed_demo_records(*, store: SignalStore, drift_order_id: str) -> None:
+    """The demo's side: its signals and two open attempts an earlier day left (one whose order
+    the broker never had, one whose order was canceled there by hand: ``drift_order_id``)."""
     store.delete_all()
-    store.put_documents(
-        [
-            ("demo-aapl", _signal("AAPL", "10", "ACTIVE")),
-            ("demo-btc", _signal("BTC/USD", "0.5", "ACTIVE")),
-            ("demo-eth", _signal("ETH/USD", "2", "ACTIVE")),  # ORPHAN_POSITION: closed by hand
-            ("demo-tsla", _signal("TSLA", "10", "ACTIVE")),
-            ("demo-spy", _signal("SPY", "5", "ACTIVE")),
-            ("demo-broken", _signal("AAPL", "lots", "ACTIVE")),  # INVALID_SIGNAL
-            # The order flow:
-            ("demo-buy-aapl", _signal("AAPL", "5", "PENDING")),  # market: fills at once
-            (
-                "demo-limit-noshrt",
-                {**_signal("NOSHRT", "10", "PENDING"), "order_type": "limit", "limit_price": "19"},
-            ),  # rests until the ticker drops NOSHRT
-            ("demo-halted", _signal("HALTD", "1", "PENDING")),  # rejected: not tradable
-            (
-                "demo-subpenny",
-                {
-                    **_signal("PENNY", "100", "PENDING"),
-                    "order_type": "limit",
-                    "limit_price": "0.12345",
-                },
-            ),  # rejected: sub-penny price
-        ]
-    )
+    store.put_documents(demo_signals())
     hour_ago = timezone.now() - timedelta(hours=1)
-    # ORDER_NOT_FOUND: we recorded an open order that Alpaca no longer has.
+    # ORDER_NOT_FOUND: we recorded an open order that Alpaca does not have.
     OrderAttempt.objects.create(
-        client_order_id="bo-demo-gone-entry",
+        client_order_id=DEMO_GONE_CLIENT_ORDER_ID,
         signal_id="demo-gone",
         symbol="AAPL",
         side="buy",
@@ -75,9 +82,8 @@ def seed_demo(*, broker: PaperBroker, store: SignalStore) -> None:
         created_at=hour_ago,
     )
     # ORDER_STATUS_DRIFT: somebody canceled our order at the broker.
-    drift = broker.seed_order("MSFT", 1, client_order_id="bo-demo-drift-entry", status="canceled")
     OrderAttempt.objects.create(
-        client_order_id="bo-demo-drift-entry",
+        client_order_id=DEMO_DRIFT_CLIENT_ORDER_ID,
         signal_id="demo-drift",
         symbol="MSFT",
         side="buy",
@@ -85,18 +91,18 @@ def seed_demo(*, broker: PaperBroker, store: SignalStore) -> None:
         qty=1,
         status="open",
         broker_status="new",
-        alpaca_order_id=drift["id"],
+        alpaca_order_id=drift_order_id,
         created_at=hour_ago,
     )
-    # UNKNOWN_ORDER: an order with our prefix that we never recorded.
-    broker.seed_order(
-        "MSFT",
-        2,
-        client_order_id="bo-demo-stray-entry",
-        status="filled",
-        filled_qty="2",
-        filled_avg_price="420",
-    )
+
+
+def seed_demo(*, broker: PaperBroker, store: SignalStore) -> None:
+    """Seed the broker (the ``demo`` scenario), the signal store and two order attempts."""
+    scenario_demo(broker)
+    drift = broker.order(DEMO_DRIFT_CLIENT_ORDER_ID)
+    if drift is None:  # the scenario and this module disagree: a bug, not a state to run on
+        raise RuntimeError(f"the demo scenario has no order {DEMO_DRIFT_CLIENT_ORDER_ID}")
+    seed_demo_records(store=store, drift_order_id=str(drift["id"]))
 
 
 def tick_prices(broker: PaperBroker, step: int) -> None:

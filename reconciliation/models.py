@@ -21,6 +21,7 @@ class ReconciliationRun(models.Model):
         ADMIN = "admin", "Admin rerun"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued (requested, waiting for a worker)"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
@@ -151,10 +152,30 @@ class Mismatch(ChainedRow):
         return "; ".join(d for d in details if d)
 
 
+class MismatchSignal(models.Model):
+    """One signal a mismatch is about, as a row: a mismatch about several signals (a quantity or
+    side mismatch over a symbol) is found by each of them with an exact, indexed look-up.
+
+    Written with its mismatch, in the same transaction, by
+    :func:`reconciliation.records.mismatches_record`; append-only (database triggers). The
+    mismatch's chained ``signal_id`` keeps the ids as the finding joined them.
+    """
+
+    mismatch = models.ForeignKey(Mismatch, on_delete=models.PROTECT, related_name="signals")
+    signal_id = models.CharField(max_length=SIGNAL_ID_MAX, db_index=True)
+
+    class Meta:
+        ordering = ["mismatch_id", "id"]
+
+    def __str__(self) -> str:
+        return f"mismatch {self.mismatch_id}: {self.signal_id}"
+
+
 class RunEvent(ChainedRow):
     """Everything that happened to a run: started, finished, abandoned, each repair's outcome."""
 
     class Kind(models.TextChoices):
+        REQUESTED = "requested", "Run requested (queued)"
         STARTED = "started", "Run started"
         FINISHED = "finished", "Run finished"
         ABANDONED = "abandoned", "Run found abandoned"

@@ -11,19 +11,26 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from audit.chain import chain_append
 from brokerops.fields import QTY_DIGITS
 from brokerops.intent.schema import audit_signal_id
 
-from .models import Mismatch, ReconciliationRun, RunEvent
+from .diff import Finding, ReconciliationErrors
+from .models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, Verdict
 
 Action = Mismatch.Action
 _QTY_LIMIT = Decimal(10) ** (QTY_DIGITS["max_digits"] - QTY_DIGITS["decimal_places"])
 _QTY_STEP = Decimal(1).scaleb(-QTY_DIGITS["decimal_places"])
 _BATCH = 1000
+#: Kinds whose finding names every signal on its symbol, their ids joined with "," (the diff's
+#: form); the other kinds name one signal, whose id may itself hold a comma.
+JOINED_SIGNAL_KINDS = frozenset(
+    {ReconciliationErrors.QTY_MISMATCH, ReconciliationErrors.SIDE_MISMATCH}
+)
 
 
 def storable_qty(value: Decimal | None) -> tuple[Decimal | None, str]:
@@ -39,9 +46,13 @@ def mismatches_record(
     *, run: ReconciliationRun, planned: Sequence[PlannedRepair], dry_run: bool
 ) -> list[Mismatch]:
     """Store one row per planned finding, in bulk; a planned repair is ``repair_started``
-    (``dry_run`` on a dry run) until :func:`mismatches_complete` records its outcome."""
+    (``dry_run`` on a dry run) until :func:`mismatches_complete` records its outcome.
+
+    Each signal a finding names also gets its ``MismatchSignal`` row, in the same transaction,
+    so a mismatch about several signals is found by each of them."""
     now = timezone.now()
     rows = []
+    signals = []
     for item in planned:
         finding = item.finding
         expected, expected_note = storable_qty(finding.expected_qty)
@@ -67,7 +78,29 @@ def mismatches_record(
                 created_at=now,
             )
         )
-    return chain_append(rows, batch_size=_BATCH)
+        signals.append(finding_signal_ids(finding))
+    with transaction.atomic():
+        stored = chain_append(rows, batch_size=_BATCH)
+        MismatchSignal.objects.bulk_create(
+            (
+                MismatchSignal(mismatch=row, signal_id=signal_id)
+                for row, ids in zip(stored, signals, strict=True)
+                for signal_id in ids
+            ),
+            batch_size=_BATCH,
+        )
+    return stored
+
+
+def finding_signal_ids(finding: Finding) -> list[str]:
+    """The signal ids a finding names, each in its audit form, in order, once each."""
+    if not finding.signal_id:
+        return []
+    if finding.kind in JOINED_SIGNAL_KINDS:
+        parts = [part for part in finding.signal_id.split(",") if part]
+    else:
+        parts = [finding.signal_id]
+    return list(dict.fromkeys(audit_signal_id(part) for part in parts))
 
 
 def initial_action(item: PlannedRepair, *, dry_run: bool) -> str:

@@ -22,11 +22,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from alerts.services import alerts_reconciliation_run_finished
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 LOCK_NAME = "reconciliation"
+#: A rerun still QUEUED this long after it was asked for lost its task (see _fail_abandoned_runs).
+QUEUED_RUN_EXPIRY_S = 3600
 Action = Mismatch.Action
 # Failures an operator acts on (broker down, store down): one line in the log, no traceback.
 EXPECTED_FAILURES = (BrokerError, SignalStoreError)
@@ -150,37 +154,57 @@ def _closed_run(fields: dict, status: str, error: str) -> ReconciliationRun:
         run = ReconciliationRun.objects.create(
             **fields, status=status, started_at=now, finished_at=now, error=error
         )
-        run_event_record(
-            run=run,
-            kind=RunEvent.Kind.FINISHED,
-            message=error,
-            payload={**_started_payload(run), **_finished_payload(run)},
-            actor=ACTOR,
-        )
-    _record_heads(run)
-    metrics.reconciliation_run_record(run=run)
-    alerts_reconciliation_run_finished(run=run)
+        _never_started_event(run, error)
+    _run_ended(run)
     return run
 
 
+def _never_started_event(run: ReconciliationRun, error: str) -> None:
+    """The one ``finished`` event of a run that never started (it carries the start's facts)."""
+    run_event_record(
+        run=run,
+        kind=RunEvent.Kind.FINISHED,
+        message=error,
+        payload={**_started_payload(run), **_finished_payload(run)},
+        actor=ACTOR,
+    )
+
+
+def _run_ended(run: ReconciliationRun) -> None:
+    """What follows every run's end, after its rows committed: the chain heads, its metrics, its
+    alerts (none of them can fail the run)."""
+    _record_heads(run)
+    metrics.reconciliation_run_record(run=run)
+    alerts_reconciliation_run_finished(run=run)
+
+
 def _fail_abandoned_runs() -> None:
-    """We hold the lock, so any run still RUNNING belongs to a worker that died."""
-    error = "abandoned: its worker stopped before finishing (found by the next run)"
+    """We hold the lock, so any run still RUNNING belongs to a worker that died; a run QUEUED
+    for longer than :data:`QUEUED_RUN_EXPIRY_S` had its task message lost (it would otherwise
+    show "queued" for ever). Both are closed FAILED with an ``abandoned`` event."""
+    died = "abandoned: its worker stopped before finishing (found by the next run)"
+    lost = "abandoned: requested but never started (its task was lost; found by the next run)"
+    expired = timezone.now() - timedelta(seconds=QUEUED_RUN_EXPIRY_S)
     with transaction.atomic():
         runs = list(
             ReconciliationRun.objects.select_for_update().filter(
-                status=ReconciliationRun.Status.RUNNING
+                Q(status=ReconciliationRun.Status.RUNNING)
+                | Q(status=ReconciliationRun.Status.QUEUED, started_at__lt=expired)
             )
         )
         if not runs:
             return
         now = timezone.now()
         for run in runs:
+            run.error = died if run.status == ReconciliationRun.Status.RUNNING else lost
             run.status = ReconciliationRun.Status.FAILED
             run.finished_at = now
-            run.error = error
         ReconciliationRun.objects.bulk_update(runs, ["status", "finished_at", "error"])
-        run_events_record_many(runs=runs, kind=RunEvent.Kind.ABANDONED, message=error, actor=ACTOR)
+        for error in (died, lost):
+            if closed := [run for run in runs if run.error == error]:
+                run_events_record_many(
+                    runs=closed, kind=RunEvent.Kind.ABANDONED, message=error, actor=ACTOR
+                )
     metrics.reconciliation_runs_abandoned_record(count=len(runs))
 
 
@@ -329,9 +353,7 @@ def _finish(
             payload=_finished_payload(run),
             actor=ACTOR,
         )
-    _record_heads(run)
-    metrics.reconciliation_run_record(run=run)
-    alerts_reconciliation_run_finished(run=run)
+    _run_ended(run)
 
 
 _NOT_APPLIED = frozenset(
@@ -384,12 +406,102 @@ def _plain(value) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def reconciliation_request_rerun(*, run_id: int | None, user_id: int) -> None:
-    """Enqueue a rerun for an operator (the admin's action and button), after commit."""
+def reconciliation_request_rerun(*, run_id: int | None, user_id: int) -> ReconciliationRun:
+    """A rerun for an operator (the admin's action and button): the run is recorded QUEUED now,
+    with its ``requested`` event naming who asked, and its task is enqueued after commit with
+    that run's id (:func:`reconciliation_run_queued` runs it). Returns the queued run, so the
+    operator can be shown its page at once."""
     from .tasks import reconciliation_run_task
 
-    transaction.on_commit(
-        lambda: reconciliation_run_task.delay(
-            trigger=ReconciliationRun.Trigger.ADMIN, requested_by_id=user_id, rerun_of_id=run_id
+    user = get_user_model().objects.filter(pk=user_id).first()
+    username = user.get_username() if user else ""
+    with transaction.atomic():
+        run = ReconciliationRun.objects.create(
+            trigger=ReconciliationRun.Trigger.ADMIN,
+            requested_by=user,
+            requested_by_username=username,
+            rerun_of_id=run_id,
+            status=ReconciliationRun.Status.QUEUED,
         )
-    )
+        run_event_record(
+            run=run,
+            kind=RunEvent.Kind.REQUESTED,
+            message=f"rerun requested by {username or f'user #{user_id}'}",
+            payload=_started_payload(run),
+            actor=username,
+        )
+        run_pk = run.pk
+        transaction.on_commit(lambda: reconciliation_run_task.delay(run_id=run_pk))
+    return run
+
+
+def reconciliation_run_queued(
+    *,
+    run_id: int,
+    gateway: AlpacaGateway | None = None,
+    store: SignalStore | None = None,
+) -> ReconciliationRun:
+    """Run the QUEUED run ``run_id`` (an operator's rerun); returns its row as it ends.
+
+    A run executes at most once: it is claimed (QUEUED -> RUNNING) under a row lock while the
+    single-flight lock is held, so a task delivered twice finds it claimed and returns it
+    untouched. When another run holds the lock the queued run is recorded SKIPPED, as a
+    scheduled one would be.
+    """
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        with single_flight(LOCK_NAME) as acquired:
+            if not acquired:
+                return _queued_run_close(
+                    run_id,
+                    ReconciliationRun.Status.SKIPPED,
+                    "another reconciliation run holds the lock",
+                    worker,
+                )
+            _fail_abandoned_runs()
+            run = _queued_run_claim(run_id, worker)
+            if run is None:
+                return ReconciliationRun.objects.get(pk=run_id)
+            with log_context(run_id=run.pk):
+                _execute(run, gateway=gateway, store=store)
+            return run
+    except LockUnavailable as exc:
+        logger.error("reconciliation run %s not started: %s", run_id, exc)
+        return _queued_run_close(
+            run_id, ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}", worker
+        )
+
+
+def _queued_run_claim(run_id: int, worker: str) -> ReconciliationRun | None:
+    """QUEUED -> RUNNING with its ``started`` event, or None when it is not queued any more."""
+    with transaction.atomic():
+        run = ReconciliationRun.objects.select_for_update().get(pk=run_id)
+        if run.status != ReconciliationRun.Status.QUEUED:
+            logger.info(
+                "reconciliation run %s is %s, not queued: not run again", run_id, run.status
+            )
+            return None
+        run.status = ReconciliationRun.Status.RUNNING
+        run.started_at = timezone.now()
+        run.worker = worker
+        run.save(update_fields=["status", "started_at", "worker"])
+        run_event_record(
+            run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
+        )
+    return run
+
+
+def _queued_run_close(run_id: int, status: str, error: str, worker: str) -> ReconciliationRun:
+    """A queued run that could not start: closed with ``status`` (if still queued)."""
+    with transaction.atomic():
+        run = ReconciliationRun.objects.select_for_update().get(pk=run_id)
+        if run.status != ReconciliationRun.Status.QUEUED:
+            return run
+        run.status = status
+        run.finished_at = timezone.now()
+        run.error = error
+        run.worker = worker
+        run.save(update_fields=["status", "finished_at", "error", "worker"])
+        _never_started_event(run, error)
+    _run_ended(run)
+    return run

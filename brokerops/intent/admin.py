@@ -1,22 +1,54 @@
 """Read-only admin for the embedded store's signal documents (operators can look, not touch:
 signals change only through the store's conditional transitions)."""
 
-import json
-
 from django.contrib import admin
+from django.db.models import Q
 from django.utils.html import format_html
 
-from brokerops.intent.models import LocalSignal
-from brokerops.intent.schema import InvalidSignal, parse_signal
+from brokerops.admin import AuditListMixin
+from brokerops.admin_display import folded_json, plain_decimal, symbol_search_forms
+from brokerops.intent.models import LocalSignal, stored_document_id
+from brokerops.intent.schema import InvalidSignal, SignalStatus, parse_signal
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The known statuses as fixed options (an exact look-up on the indexed column), rather than
+    a ``SELECT DISTINCT`` over every document on each page."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [(s.value, s.value) for s in SignalStatus]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
 
 
 @admin.register(LocalSignal)
-class LocalSignalAdmin(admin.ModelAdmin):
-    list_display = ["shown_id", "status", "symbol", "side", "quantity", "parses", "updated_at"]
-    list_filter = ["status"]
-    search_fields = ["=document_id", "data__symbol"]
-    date_hierarchy = "updated_at"
-    fields = ["document_id", "status", "problems", "document", "created_at", "updated_at"]
+class LocalSignalAdmin(AuditListMixin, admin.ModelAdmin):
+    list_display = [
+        "shown_id",
+        "status",
+        "symbol",
+        "side",
+        "quantity",
+        "parses",
+        "updated_at",
+        "timeline",
+    ]
+    # No date hierarchy: its year/day links scan every document (the columns have no index).
+    list_filter = [StatusFilter]
+    search_fields = ["document_id__exact"]  # see get_search_results
+    fields = [
+        "document_id",
+        "timeline",
+        "status",
+        "problems",
+        "document",
+        "created_at",
+        "updated_at",
+    ]
     readonly_fields = fields
     show_full_result_count = False
 
@@ -28,6 +60,30 @@ class LocalSignalAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """The document whose id is the term (the unique index); else the documents whose
+        symbol is the term in any case or form (``data->'symbol' IN (...)``), or contains it
+        (``btc`` finds ``BTC/USD``): the JSON field has no index, so that read is the table's
+        either way."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        by_id = queryset.filter(document_id=stored_document_id(term))
+        if by_id.exists():
+            return by_id, False
+        forms = symbol_search_forms(term)
+        symbol = Q(data__symbol__in=forms) | Q(data__symbol__icontains=term)
+        return (queryset.filter(symbol) if forms else by_id), False
+
+    @admin.display(description="timeline")
+    def timeline(self, obj):
+        """The timeline of the signal's entry order (the id its document records, else the
+        deterministic one)."""
+        from orders.services.timeline import signal_client_order_id, timeline_url
+
+        url = timeline_url(signal_client_order_id(obj.signal_id, obj.data))
+        return format_html('<a class="timeline-link" href="{}">timeline</a>', url)
 
     @admin.display(description="document id", ordering="document_id")
     def shown_id(self, obj):
@@ -44,8 +100,8 @@ class LocalSignalAdmin(admin.ModelAdmin):
 
     @admin.display(description="qty / notional")
     def quantity(self, obj):
-        qty = _field(obj, "qty")
-        return qty if qty != "-" else f"${_field(obj, 'notional')}"
+        qty = _number(obj, "qty")
+        return qty if qty != "-" else f"${_number(obj, 'notional')}"
 
     @admin.display(description="parses", boolean=True)
     def parses(self, obj):
@@ -58,9 +114,22 @@ class LocalSignalAdmin(admin.ModelAdmin):
 
     @admin.display(description="document")
     def document(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, sort_keys=True))
+        return folded_json(obj.data, open_=True)
 
 
 def _field(obj, name):
     value = obj.data.get(name) if isinstance(obj.data, dict) else None
     return "-" if value is None else str(value)
+
+
+def _number(obj, name):
+    """A quantity of the document without trailing zeros; as written when not a number."""
+    value = obj.data.get(name) if isinstance(obj.data, dict) else None
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return str(value)
+    try:
+        return plain_decimal(value)
+    except ArithmeticError:
+        return str(value)

@@ -86,13 +86,41 @@ def scenario_default(broker: PaperBroker) -> None:
     broker.add_default_assets()
 
 
+#: The client_order_ids the demo scenario's orders carry (``bo`` is the default
+#: ``CLIENT_ORDER_ID_PREFIX``): the demo records an attempt for the first and not the second.
+DEMO_DRIFT_CLIENT_ORDER_ID = "bo-demo-drift-entry"
+DEMO_STRAY_CLIENT_ORDER_ID = "bo-demo-stray-entry"
+
+
 def scenario_demo(broker: PaperBroker) -> None:
-    """Default assets plus a few holdings: long AAPL and MSFT, short TSLA, some bitcoin."""
+    """The broker side of ``manage.py demo`` (which seeds its broker with this very function):
+    the default assets, holdings that agree with the demo's signals (AAPL 10, 0.5 BTC) and one
+    of each disagreement its reconciliation shows, and two orders placed under the demo's
+    client_order_id prefix.
+
+    - MSFT 5: nobody's signal (UNTRACKED_POSITION);
+    - TSLA 7 where the signals expect 10 (QTY_MISMATCH);
+    - SPY -5 where the signals expect long 5 (SIDE_MISMATCH);
+    - no ETH although a signal expects 2 (ORPHAN_POSITION, on the demo's side);
+    - ``bo-demo-drift-entry``: canceled by hand, still open in the demo's records
+      (ORDER_STATUS_DRIFT);
+    - ``bo-demo-stray-entry``: filled, never recorded by the demo (UNKNOWN_ORDER).
+    """
     broker.add_default_assets()
     broker.seed_position("AAPL", Decimal(10), Decimal("180"))
+    broker.seed_position("BTC/USD", Decimal("0.5"), Decimal("58000"))
     broker.seed_position("MSFT", Decimal(5), Decimal("400"))
-    broker.seed_position("TSLA", Decimal(-3), Decimal("260"))
-    broker.seed_position("BTC/USD", Decimal("0.25"), Decimal("58000"))
+    broker.seed_position("TSLA", Decimal(7), Decimal("240"))
+    broker.seed_position("SPY", Decimal(-5), Decimal("515"))
+    broker.seed_order("MSFT", 1, client_order_id=DEMO_DRIFT_CLIENT_ORDER_ID, status="canceled")
+    broker.seed_order(
+        "MSFT",
+        2,
+        client_order_id=DEMO_STRAY_CLIENT_ORDER_ID,
+        status="filled",
+        filled_qty="2",
+        filled_avg_price="420",
+    )
 
 
 SCENARIOS: dict[str, Callable[[PaperBroker], None]] = {

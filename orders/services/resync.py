@@ -1,17 +1,56 @@
-"""Operator-requested re-sync of order attempts (the admin action)."""
+"""Operator-requested re-sync of order attempts (the admin action), and its recorded outcome.
 
+The request records who asked on each attempt (``resync_requested``) and enqueues one re-sync of
+exactly those attempts; the re-sync brings them to the broker's state (the order sync, acting as
+``re-sync requested by <user>``) and leaves one ``resync_outcome`` event on each attempt saying
+what the broker said: the status changed, nothing changed, the order was not found, or the broker
+could not be asked (DESIGN.md section 7: the outcome of every re-sync is recorded).
+"""
+
+from __future__ import annotations
+
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from brokerops.alpaca import BrokerError
 from orders.models import OrderAttempt, OrderEvent
 
 from .events import order_event_build, order_events_append
+from .sync import order_attempts_sync
+
+if TYPE_CHECKING:
+    from brokerops.alpaca import AlpacaGateway
+    from brokerops.intent.store import SignalStore
+
+logger = logging.getLogger(__name__)
+
+
+class ResyncResult(StrEnum):
+    """What a re-sync found for one attempt (the outcome event's ``payload["result"]``)."""
+
+    STATUS_CHANGED = "status_changed"
+    UNCHANGED = "unchanged"
+    NOT_FOUND = "not_found"
+    BROKER_UNAVAILABLE = "broker_unavailable"
+
+
+@dataclass(frozen=True)
+class ResyncOutcome:
+    attempt_id: int
+    result: ResyncResult
+    status_from: str
+    status_to: str
+    message: str
 
 
 def order_attempts_request_resync(*, attempt_ids: Sequence[int], actor: str) -> int:
-    """Record who asked on each attempt, then enqueue one sync of exactly those attempts."""
-    from orders.tasks import order_attempts_sync_task
+    """Record who asked on each attempt, then enqueue one re-sync of exactly those attempts."""
+    from orders.tasks import order_attempts_resync_task
 
     attempts = list(OrderAttempt.objects.filter(pk__in=list(attempt_ids)))
     with transaction.atomic():
@@ -25,5 +64,86 @@ def order_attempts_request_resync(*, attempt_ids: Sequence[int], actor: str) -> 
             for a in attempts
         )
         ids = [a.pk for a in attempts]
-        transaction.on_commit(lambda: order_attempts_sync_task.delay(attempt_ids=ids))
+        transaction.on_commit(
+            lambda: order_attempts_resync_task.delay(attempt_ids=ids, actor=actor)
+        )
     return len(attempts)
+
+
+def order_attempts_resync(
+    *,
+    attempt_ids: Sequence[int],
+    actor: str,
+    gateway: AlpacaGateway | None = None,
+    store: SignalStore | None = None,
+) -> list[ResyncOutcome]:
+    """Sync exactly these attempts with the broker and record each one's outcome.
+
+    A broker that cannot be asked (down, rate limited, a malformed answer) is an outcome too: it
+    is recorded on every attempt (nothing changed) and logged, not raised; the operator may ask
+    again.
+    """
+    before = _states(attempt_ids)
+    if not before:
+        return []
+    error = ""
+    try:
+        order_attempts_sync(
+            attempt_ids=list(before),
+            gateway=gateway,
+            store=store,
+            actor=f"re-sync requested by {actor}",
+        )
+    except BrokerError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.error("re-sync of %d attempt(s) for %s: %s", len(before), actor, error)
+    after = _states(list(before))
+    outcomes = [_outcome(pk, before[pk], after.get(pk, before[pk]), error) for pk in sorted(before)]
+    attempts = OrderAttempt.objects.in_bulk([o.attempt_id for o in outcomes])
+    order_events_append(
+        order_event_build(
+            attempt=attempts[o.attempt_id],
+            kind=OrderEvent.Kind.RESYNC_OUTCOME,
+            status_from=o.status_from,
+            status_to=o.status_to,
+            message=o.message,
+            payload={"result": o.result.value, "requested_by": actor},
+            actor=actor,
+        )
+        for o in outcomes
+    )
+    return outcomes
+
+
+_State = tuple[str, str, str]  # status, broker_status, filled_qty
+
+
+def _states(attempt_ids: Sequence[int]) -> dict[int, _State]:
+    rows = OrderAttempt.objects.filter(pk__in=list(attempt_ids)).values_list(
+        "pk", "status", "broker_status", "filled_qty"
+    )
+    return {pk: (status, broker, _qty(filled)) for pk, status, broker, filled in rows}
+
+
+def _qty(value) -> str:
+    if value is None:
+        return ""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _outcome(pk: int, before: _State, after: _State, error: str) -> ResyncOutcome:
+    status_from, _, _ = before
+    status_to, broker_status, filled = after
+    said = f"Alpaca says {broker_status}, filled {filled or 0}" if broker_status else ""
+    if error and status_from == status_to:
+        message = f"broker unavailable: {error}"
+        return ResyncOutcome(pk, ResyncResult.BROKER_UNAVAILABLE, status_from, status_to, message)
+    if status_to == OrderAttempt.Status.MISSING and status_from != status_to:
+        message = "order not found at Alpaca (404 by client_order_id): attempt marked missing"
+        return ResyncOutcome(pk, ResyncResult.NOT_FOUND, status_from, status_to, message)
+    if status_from != status_to:
+        message = f"status changed: {status_from} -> {status_to} ({said})"
+        return ResyncOutcome(pk, ResyncResult.STATUS_CHANGED, status_from, status_to, message)
+    message = f"unchanged: {status_to} ({said or 'not listed by Alpaca yet'})"
+    return ResyncOutcome(pk, ResyncResult.UNCHANGED, status_from, status_to, message)

@@ -22,16 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks._support import FILL_ATTEMPTS_SQL, setup_django
-
-FILL_EVENTS = """
-INSERT INTO orders_orderevent (attempt_id, kind, created_at, status_from, status_to,
-    http_status, message, payload, actor)
-SELECT a.id, k.kind, a.created_at + k.offs, '', '', 200, k.kind, '{}'::jsonb, 'bench'
-FROM orders_orderattempt a
-CROSS JOIN (VALUES ('created', interval '0 ms'), ('request_sent', interval '1 ms'),
-                   ('response', interval '40 ms')) AS k(kind, offs)
-"""
+from tests.benchmarks._support import setup_django
 
 
 def main() -> None:
@@ -49,10 +40,13 @@ def main() -> None:
     from orders.models import OrderAttempt
     from tests import factories
 
+    # Events are chained (DESIGN.md section 12): the audit benchmark's COPY fill writes them with
+    # their hashes, three per attempt.
+    from tests.benchmarks.audit_bench import fill
+
     started = time.perf_counter()
+    fill(args.attempts * 3)
     with connection.cursor() as cursor:
-        cursor.execute(FILL_ATTEMPTS_SQL, {"n": args.attempts})
-        cursor.execute(FILL_EVENTS)
         cursor.execute("ANALYZE orders_orderattempt; ANALYZE orders_orderevent")
     print(
         f"filled {OrderAttempt.objects.count():,} attempts and "

@@ -31,11 +31,42 @@ def test_operator_reruns_a_failed_run_from_its_page(page, live_server, paper_bro
     admin_login(page, live_server, "olga", "pw-for-tests-1")
     page.goto(f"{live_server.url}/admin/reconciliation/reconciliationrun/{failed.pk}/change/")
     page.click("#rerun-button")
-    page.wait_for_selector("text=Rerun of run #")
     rerun = ReconciliationRun.objects.get(rerun_of=failed)
+    # The operator lands on the new run's own page.
+    page.wait_for_url(f"**/admin/reconciliation/reconciliationrun/{rerun.pk}/change/")
+    page.wait_for_selector(f"text=Run #{rerun.pk} requested")
     assert (rerun.status, rerun.requested_by_username) == ("succeeded", "olga")
-    page.goto(f"{live_server.url}/admin/reconciliation/reconciliationrun/{rerun.pk}/change/")
     assert "UNTRACKED_POSITION" in page.inner_text("body") or "Untracked position" in (
+        page.inner_text("body")
+    )
+
+
+def test_operator_sees_the_rerun_queued_until_a_worker_runs_it(
+    page, live_server, paper_broker, monkeypatch
+):
+    from reconciliation.tasks import reconciliation_run_task
+
+    sent = []
+    monkeypatch.setattr(reconciliation_run_task, "delay", lambda **kw: sent.append(kw))
+    factories.staff_user(group="operations", username="olga", password="pw-for-tests-1")
+    earlier = factories.reconciliation_run()
+    paper_broker.seed_position("MSFT", 5)
+
+    admin_login(page, live_server, "olga", "pw-for-tests-1")
+    page.goto(f"{live_server.url}/admin/reconciliation/reconciliationrun/")
+    page.check(f"input[name=_selected_action][value='{earlier.pk}']")
+    page.select_option("select[name=action]", "rerun")
+    page.click("button[name=index]")
+    rerun = ReconciliationRun.objects.get(rerun_of=earlier)
+    page.wait_for_url(f"**/admin/reconciliation/reconciliationrun/{rerun.pk}/change/")
+    body = page.inner_text("#content")
+    assert "Queued" in body and "olga" in body
+    assert "Run requested" in page.inner_text("body")  # its event, with who asked
+
+    reconciliation_run_task(**sent[0])  # the worker picks it up
+    page.reload()
+    assert "Succeeded" in page.inner_text("#content")
+    assert "Untracked position" in page.inner_text("body") or "UNTRACKED_POSITION" in (
         page.inner_text("body")
     )
 

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 OUR_VARS = (
     "DATABASE_URL",
@@ -46,6 +48,25 @@ def query(db: Path, sql: str) -> list[tuple]:
         return []  # not migrated yet, or busy
 
 
+PROMISED_KINDS = {
+    "ORPHAN_POSITION",
+    "UNTRACKED_POSITION",
+    "QTY_MISMATCH",
+    "SIDE_MISMATCH",
+    "ORDER_NOT_FOUND",
+    "ORDER_STATUS_DRIFT",
+    "UNKNOWN_ORDER",
+    "INVALID_SIGNAL",
+}
+
+
+def kinds_by_run(db: Path) -> dict[int, set[str]]:
+    runs: dict[int, set[str]] = {}
+    for run_id, kind in query(db, "select run_id, kind from reconciliation_mismatch"):
+        runs.setdefault(run_id, set()).add(kind)
+    return runs
+
+
 def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     db = tmp_path / "demo.sqlite3"
     admin_port, broker_port = free_port(), free_port()
@@ -61,7 +82,9 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             "--broker-port",
             str(broker_port),
             "--interval",
-            "3",
+            # Longer than the order sync's 10 s: the gone order must reach a reconciliation run
+            # before the order sync marks it missing (the demo runs one at start).
+            "60",
         ],
         cwd=tmp_path,
         env=env,
@@ -71,21 +94,9 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     )
     try:
         kinds = wait_for(
-            lambda: (
-                {k for (k,) in query(db, "select distinct kind from reconciliation_mismatch")}
-                >= {
-                    "ORPHAN_POSITION",
-                    "UNTRACKED_POSITION",
-                    "QTY_MISMATCH",
-                    "SIDE_MISMATCH",
-                    "ORDER_NOT_FOUND",
-                    "ORDER_STATUS_DRIFT",
-                    "UNKNOWN_ORDER",
-                    "INVALID_SIGNAL",
-                }
-            ),
+            lambda: any(kinds >= PROMISED_KINDS for kinds in kinds_by_run(db).values()),
             90,
-            "a scheduled run with every mismatch kind",
+            "a run with every mismatch kind the banner promises",
         )
         assert kinds
         # The order flow: the market order fills, the invalid ones are rejected before sending.
@@ -141,7 +152,43 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             demo.kill()
             output, _ = demo.communicate()
             raise AssertionError("the demo did not stop on Ctrl-C:\n" + output[-3000:]) from None
+    banner = next(line for line in output.splitlines() if "found every mismatch kind" in line)
+    assert all(kind in banner for kind in PROMISED_KINDS), banner
     assert "operator / demo-operator" in output
     assert "compliance / demo-compliance" in output
     assert f"http://127.0.0.1:{admin_port}/admin/" in output
     assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_paper_brokers_demo_scenario_is_the_demos_broker():
+    """``python -m brokerops.sim --scenario demo`` (which an error message suggests) holds what
+    the demo's broker holds: reconciling the demo's own signals and attempts against it finds
+    every promised kind and closes no signal but the demo's designed orphan."""
+    from brokerops.intent.local import LocalSignalStore
+    from brokerops.sim.__main__ import broker_from_args
+    from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID
+    from reconciliation.demo import DEMO_ORPHANS, seed_demo_records
+    from reconciliation.models import Mismatch
+    from reconciliation.services import reconciliation_run
+    from tests.integration.conftest import gateway_for
+
+    broker, scenario = broker_from_args(["--scenario", "demo", "--port", "0"])
+    assert scenario == "demo"
+    with broker:
+        gateway = gateway_for(broker)
+        store = LocalSignalStore()
+        drift = gateway.get_order_by_client_id(DEMO_DRIFT_CLIENT_ORDER_ID)
+        seed_demo_records(store=store, drift_order_id=drift.id)
+
+        run = reconciliation_run(trigger="command", gateway=gateway, store=store)
+        gateway.close()
+
+    assert run.status == "succeeded", run.error
+    mismatches = list(run.mismatches.select_related("outcome"))
+    assert {m.kind for m in mismatches} == PROMISED_KINDS
+    closed = {
+        m.signal_id for m in mismatches if m.outcome_action == Mismatch.Action.SIGNAL_CLOSED_MANUAL
+    }
+    assert closed == DEMO_ORPHANS
+    assert {s.id for s in store.read_all().signals if s.status == "CLOSED_MANUAL"} == DEMO_ORPHANS

@@ -334,7 +334,9 @@ def test_a_celery_worker_processs_counts_reach_metrics_through_the_shared_direct
                  "-n", f"{queue}@%h"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        caller = Celery("metrics-test", broker=redis_url, backend=redis_url)
+        # Not the current app: shared tasks would otherwise bind to this one (not eager) for the
+        # rest of the session, and later tests' .delay() would go to Redis unrun.
+        caller = Celery("metrics-test", broker=redis_url, backend=redis_url, set_as_current=False)
         try:
             run_id = caller.send_task(
                 "reconciliation.run", kwargs={"trigger": "schedule"}, queue=queue

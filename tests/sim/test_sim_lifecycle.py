@@ -157,7 +157,7 @@ def test_command_line_serves_the_demo_scenario() -> None:
         assert f"http://127.0.0.1:{port}" in line, process.stderr.read() if process.stderr else ""
         response = requests.get(f"http://127.0.0.1:{port}/v2/positions", headers=AUTH, timeout=5)
         assert response.headers["X-RateLimit-Limit"] == "100"
-        assert {p["symbol"] for p in response.json()} == {"AAPL", "MSFT", "TSLA", "BTCUSD"}
+        assert {p["symbol"] for p in response.json()} == {"AAPL", "MSFT", "TSLA", "SPY", "BTCUSD"}
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

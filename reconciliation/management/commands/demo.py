@@ -1,9 +1,10 @@
 """`python manage.py demo`: brokerops end to end on the embedded defaults.
 
 Starts the paper broker on loopback seeded with a scenario that shows every mismatch kind, loads
-the matching signals into the local store, runs a Celery worker and beat in this process (the
-in-memory transport: nothing to install), consumes the broker's trade_updates stream in a thread
-(fills show up at once), and serves the admin. Ctrl-C stops everything.
+the matching signals into the local store, runs one reconciliation at once (which finds every
+kind, before the order sync repairs the seeded order drifts), runs a Celery worker and beat in
+this process (the in-memory transport: nothing to install), consumes the broker's trade_updates
+stream in a thread (fills show up at once), and serves the admin. Ctrl-C stops everything.
 """
 
 import threading
@@ -19,6 +20,8 @@ from brokerops.access import assign_group_permissions
 from brokerops.intent.store import get_signal_store
 from brokerops.sim import PaperBroker
 from reconciliation.demo import seed_demo, tick_prices
+from reconciliation.models import ReconciliationRun
+from reconciliation.services import reconciliation_run
 
 DEMO_USERS = (
     # username, group, password: demo-only credentials, printed on start.
@@ -66,11 +69,12 @@ class Command(BaseCommand):
         seed_demo(broker=broker, store=get_signal_store())
         with ExitStack() as stack:
             stack.callback(broker.stop)
+            first = self._first_run()
             stack.enter_context(_celery_in_process(interval))
             stack.enter_context(_ticker(broker))
             stack.enter_context(_stream_consumer())
             stack.enter_context(_signal_watcher())
-            self._banner(addr, broker.base_url, interval)
+            self._banner(addr, broker.base_url, interval, first)
             call_command("runserver", addr, use_reloader=False, use_threading=True)
 
     def _refuse_real_setups(self, force: bool) -> None:
@@ -96,7 +100,16 @@ class Command(BaseCommand):
             user.save()
             user.groups.add(Group.objects.get(name=group))
 
-    def _banner(self, addr: str, broker_url: str, interval: int) -> None:
+    def _first_run(self) -> ReconciliationRun:
+        """One reconciliation before the order sync and the stream start: they would repair the
+        seeded order drifts (the gone order marked missing, the canceled one updated) before a
+        scheduled run could show them as ORDER_NOT_FOUND and ORDER_STATUS_DRIFT."""
+        run = reconciliation_run(trigger=ReconciliationRun.Trigger.COMMAND)
+        if run.status != ReconciliationRun.Status.SUCCEEDED:
+            raise CommandError(f"the demo's first reconciliation run {run.status}: {run.error}")
+        return run
+
+    def _banner(self, addr: str, broker_url: str, interval: int, first: ReconciliationRun) -> None:
         w = self.stdout.write
         w(self.style.SUCCESS("\nbrokerops demo is running."))
         w(f"  Admin:         http://{addr}/admin/   log in as (demo-only credentials):")
@@ -111,9 +124,11 @@ class Command(BaseCommand):
             "  trade_updates stream consumed and PENDING signals watched in this process: orders"
             " go out and fills reach the admin at once."
         )
+        kinds = sorted(set(first.mismatches.values_list("kind", flat=True)))
         w(
-            "  Look at: Reconciliation runs -> a run's mismatches (every kind); Order attempts ->"
-            " one client_order_id's history; Periodic tasks -> the schedule."
+            f"  Look at: Reconciliation runs -> run #{first.pk}, the first, found every mismatch"
+            f" kind: {', '.join(kinds)}; Order attempts -> one client_order_id's history;"
+            " Periodic tasks -> the schedule."
         )
         w("  Stop with Ctrl-C.\n")
 
@@ -187,12 +202,6 @@ class _signal_watcher:
         self._thread.join(timeout=35)
 
 
-def _first_run_done() -> bool:
-    from reconciliation.models import ReconciliationRun
-
-    return ReconciliationRun.objects.exclude(status=ReconciliationRun.Status.RUNNING).exists()
-
-
 class _stream_consumer:
     """``stream_trade_updates`` in a thread of this process, stopped with the demo."""
 
@@ -207,10 +216,8 @@ class _stream_consumer:
 
         def run(**kwargs) -> None:
             try:
-                # The consumer's first act is a catch-up sync, which would repair the seeded
-                # order drifts before the first reconciliation run could show them.
-                while not self._stop.wait(0.5) and not _first_run_done():
-                    pass
+                # Its first act is a catch-up sync: the seeded order drifts are repaired then,
+                # after the demo's first reconciliation run recorded them.
                 trade_updates_consume(**kwargs)
             finally:
                 connections.close_all()  # this thread's own

@@ -1,0 +1,138 @@
+"""Readable values for the admin (DESIGN.md section 7): one place for how figures, JSON and
+symbols look and are searched, shared by every audit admin.
+
+- quantities and prices without trailing zeros (``10.000000000`` -> ``10``, ``0.5`` stays);
+- JSON pretty-printed and folded in a ``<details>`` element;
+- a symbol search term in every form the trail stores a symbol in (:func:`symbol_search_forms`),
+  for exact, indexed look-ups;
+- timestamps read with seconds and the zone through ``FORMAT_MODULE_PATH``
+  (:mod:`brokerops.formats`), so list and change pages need nothing here for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from brokerops.intent.schema import CRYPTO_QUOTES
+from brokerops.symbols import symbol_key
+
+EMPTY = "-"
+
+
+def plain_decimal(value: Decimal | int | float | str | None) -> str:
+    """A number as people write it: no trailing zeros, no exponent (``1E+1`` -> ``10``)."""
+    if value is None or value == "":
+        return EMPTY
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        return str(number)
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def timestamp_display(value: Any) -> str:
+    """A timestamp as every admin page shows it (the active ``DATETIME_FORMAT``: seconds and
+    zone), for HTML the admin does not format itself."""
+    if value is None:
+        return EMPTY
+    return formats.localize(timezone.template_localtime(value))
+
+
+def decimal_display(field: str, description: str | None = None) -> Callable[[Any, Model], str]:
+    """An admin column/read-only field showing ``field`` with :func:`plain_decimal`, sortable
+    by the column. Assign it on the admin class (``qty_display = decimal_display("qty")``)."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def show(self: Any, obj: Model) -> str:
+        return plain_decimal(getattr(obj, field))
+
+    show.__name__ = f"{field}_display"
+    return show
+
+
+def pretty_json(value: Any) -> str:
+    """``value`` as indented JSON with sorted keys (non-ASCII kept readable)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def json_summary(value: Any) -> str:
+    """A one-line description of a JSON value for a folded block's summary."""
+    if isinstance(value, Mapping):
+        keys = sorted(str(k) for k in value)
+        shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        return f"{len(keys)} key{'s' if len(keys) != 1 else ''}: {shown}" if keys else "empty"
+    if isinstance(value, list):
+        return f"{len(value)} item{'s' if len(value) != 1 else ''}"
+    return str(value)
+
+
+def folded_json(value: Any, *, summary: str | None = None, open_: bool = False) -> SafeString:
+    """``value`` pretty-printed inside ``<details>`` (folded unless ``open_``)."""
+    if value in (None, {}, []):
+        return format_html('<span class="json-empty">{}</span>', "empty" if value == {} else EMPTY)
+    return format_html(
+        '<details class="json-folded"{}><summary>{}</summary><pre>{}</pre></details>',
+        " open" if open_ else "",
+        summary or json_summary(value),
+        pretty_json(value),
+    )
+
+
+def json_display(field: str, description: str | None = None) -> Callable[[Any, Model], str]:
+    """A read-only field showing the JSON ``field`` pretty-printed and folded."""
+
+    @admin.display(description=description or field.replace("_", " "))
+    def show(self: Any, obj: Model) -> str:
+        return folded_json(getattr(obj, field))
+
+    show.__name__ = f"{field}_display"
+    return show
+
+
+def symbol_search_forms(term: str) -> list[str]:
+    """Every form a symbol typed as ``term`` is stored in, for an exact ``__in`` look-up.
+
+    The trail stores symbols in two forms: the comparison form of :func:`symbol_key`
+    (mismatches: ``BTCUSD``, ``AAPL``) and the order form (attempts: ``BTC/USD``, ``AAPL``).
+    ``msft``, ``MSFT`` and `` Msft `` give ``["MSFT"]``; ``btc/usd``, ``BTC-USD`` and
+    ``btcusd`` give ``["BTC-USD", "BTC/USD", "BTCUSD"]`` (the key and the pair written with
+    each separator). Empty for a blank term.
+    """
+    key = symbol_key(term)
+    if not key:
+        return []
+    forms = {key, term.strip().upper()}
+    for quote in CRYPTO_QUOTES:
+        base = key[: -len(quote)]
+        if key.endswith(quote) and base.isalnum():
+            forms.update({f"{base}/{quote}", f"{base}-{quote}"})
+    return sorted(forms)
+
+
+class SymbolSearchMixin:
+    """Admin search that also finds rows by symbol, typed in any case or form: the term's forms
+    (:func:`symbol_search_forms`) are looked up exactly on ``symbol_search_field`` (an indexed
+    column: ``symbol__in``), ORed with the ``search_fields`` matches."""
+
+    symbol_search_field = "symbol"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        results, may_have_duplicates = super().get_search_results(  # type: ignore[misc]
+            request, queryset, search_term
+        )
+        forms = symbol_search_forms(search_term)
+        if forms and self.symbol_search_field:
+            results = results | queryset.filter(**{f"{self.symbol_search_field}__in": forms})
+        return results, may_have_duplicates

@@ -1,0 +1,371 @@
+"""The timeline of one order (DESIGN.md section 7): everything the trail knows about a
+``client_order_id``, as plain data in time order, each entry naming the admin row it comes from.
+
+Sources: the signal (its current state in the store, and the transitions the order services
+recorded as ``signal_transition`` events), the ``OrderAttempt``, every ``OrderEvent`` (requests,
+responses, status changes, re-syncs and who asked), the ``OrderExecution`` fills, and the
+reconciliation ``Mismatch`` rows naming the order (by ``client_order_id``, Alpaca order id or
+the signal, through ``MismatchSignal``) with the run that found each and the repair's outcome.
+
+A fixed number of queries whatever the number of events (each source is one query, capped):
+the page stays fast at millions of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.urls import reverse
+
+from brokerops.admin_display import plain_decimal
+from brokerops.intent.models import LocalSignal, stored_document_id
+from brokerops.intent.schema import InvalidSignal, Signal, parse_signal
+from brokerops.intent.store import SignalStoreError, get_signal_store
+from orders.client_order_id import parse_client_order_id
+from orders.models import OrderAttempt, OrderEvent, OrderExecution
+from reconciliation.models import Mismatch, MismatchSignal
+
+logger = logging.getLogger(__name__)
+
+#: Rows read per source at most; the newest mismatches are kept, the first events.
+MAX_EVENTS = 1000
+MAX_FILLS = 1000
+MAX_MISMATCHES = 300
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened. ``source`` names the table (``signal``, ``attempt``, ``event``,
+    ``fill``, ``mismatch``, ``repair``); ``payload`` is JSON to show folded, if any."""
+
+    at: datetime | None
+    source: str
+    title: str
+    detail: str = ""
+    actor: str = ""
+    links: tuple[Link, ...] = ()
+    payload: Any = None
+    rank: int = 0  # breaks ties between sources at the same instant
+    seq: int = 0  # and within a source, its row order
+
+
+@dataclass(frozen=True)
+class SignalState:
+    signal_id: str
+    status: str
+    problems: tuple[str, ...] = ()
+    symbol: str = ""
+    status_reason: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    link: Link | None = None
+    unavailable: str = ""  # why the store could not be read
+
+
+@dataclass(frozen=True)
+class Timeline:
+    client_order_id: str
+    attempt: OrderAttempt | None
+    attempt_link: Link | None
+    signal: SignalState | None
+    entries: list[TimelineEntry] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was left out (caps)
+
+
+def _admin_link(label: str, name: str, pk: Any) -> Link:
+    return Link(label, reverse(f"admin:{name}_change", args=[pk]))
+
+
+def order_timeline(*, client_order_id: str) -> Timeline | None:
+    """The timeline of ``client_order_id``; None when the trail knows nothing of it."""
+    attempt = OrderAttempt.objects.filter(client_order_id=client_order_id).first()
+    signal_id = attempt.signal_id if attempt is not None else _signal_id_of(client_order_id)
+    notes: list[str] = []
+    entries: list[TimelineEntry] = []
+    signal = _signal_state(signal_id) if signal_id else None
+    if signal is not None:
+        entries += _signal_entries(signal)
+    if attempt is not None:
+        entries += _attempt_entries(attempt, notes)
+    entries += _mismatch_entries(
+        client_order_id=client_order_id,
+        alpaca_order_id=attempt.alpaca_order_id if attempt is not None else "",
+        signal_id=signal_id,
+        notes=notes,
+    )
+    if attempt is None and not entries and (signal is None or signal.unavailable):
+        return None
+    entries.sort(key=lambda e: (e.at is not None, e.at or datetime.min, e.rank, e.seq))
+    return Timeline(
+        client_order_id=client_order_id,
+        attempt=attempt,
+        attempt_link=(
+            _admin_link(client_order_id, "orders_orderattempt", attempt.pk) if attempt else None
+        ),
+        signal=signal,
+        entries=entries,
+        notes=notes,
+    )
+
+
+def _signal_id_of(client_order_id: str) -> str:
+    parsed = parse_client_order_id(client_order_id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+    return parsed[0] if parsed else ""
+
+
+def _signal_state(signal_id: str) -> SignalState | None:
+    """The signal as the store holds it now (None: the store has no such document)."""
+    link = None
+    if settings.SIGNAL_STORE == "local":
+        row = (
+            LocalSignal.objects.filter(document_id=stored_document_id(signal_id))
+            .only("pk", "document_id", "data", "created_at", "updated_at")
+            .first()
+        )
+        if row is None:
+            return None
+        parsed = parse_signal(signal_id, row.data)
+        link = _admin_link(signal_id, "intent_localsignal", row.pk)
+    else:
+        try:
+            parsed = get_signal_store().get(signal_id)
+        except (SignalStoreError, ValueError) as exc:
+            logger.warning("timeline: signal %r not read: %s", signal_id, exc)
+            return SignalState(signal_id, status="?", unavailable=str(exc))
+        if parsed is None:
+            return None
+    if isinstance(parsed, InvalidSignal):
+        return SignalState(
+            signal_id,
+            status=parsed.raw_status or "?",
+            problems=parsed.reasons,
+            symbol=str(parsed.raw.get("symbol") or ""),
+            link=link,
+        )
+    return _valid_state(parsed, link)
+
+
+def _valid_state(signal: Signal, link: Link | None) -> SignalState:
+    return SignalState(
+        signal.id,
+        status=str(signal.status),
+        symbol=signal.symbol,
+        status_reason=signal.status_reason or "",
+        created_at=signal.created_at,
+        updated_at=signal.updated_at,
+        link=link,
+    )
+
+
+def _signal_entries(signal: SignalState) -> list[TimelineEntry]:
+    links = (signal.link,) if signal.link else ()
+    entries = []
+    if signal.created_at is not None:
+        entries.append(
+            TimelineEntry(signal.created_at, "signal", "Signal written", links=links, rank=0)
+        )
+    if signal.updated_at is not None and signal.updated_at != signal.created_at:
+        entries.append(
+            TimelineEntry(
+                signal.updated_at,
+                "signal",
+                f"Signal last changed: now {signal.status}",
+                detail=signal.status_reason,
+                links=links,
+                rank=9,
+            )
+        )
+    return entries
+
+
+def _attempt_entries(attempt: OrderAttempt, notes: list[str]) -> list[TimelineEntry]:
+    link = _admin_link(attempt.client_order_id, "orders_orderattempt", attempt.pk)
+    entries = [
+        TimelineEntry(
+            attempt.created_at,
+            "attempt",
+            "Order attempt recorded",
+            detail=f"{attempt.side} {attempt.symbol} {attempt.order_type}",
+            links=(link,),
+            payload=attempt.request_payload or None,
+            rank=1,
+        )
+    ]
+    events = list(
+        OrderEvent.objects.filter(attempt_id=attempt.pk)
+        .order_by("created_at", "id")
+        .defer("prev_hash", "hash")[: MAX_EVENTS + 1]
+    )
+    if len(events) > MAX_EVENTS:
+        events = events[:MAX_EVENTS]
+        notes.append(f"only the first {MAX_EVENTS} events are shown: see the events list")
+    entries += [_event_entry(event) for event in events]
+    fills = list(
+        OrderExecution.objects.filter(attempt_id=attempt.pk).order_by("received_at", "id")[
+            : MAX_FILLS + 1
+        ]
+    )
+    if len(fills) > MAX_FILLS:
+        fills = fills[:MAX_FILLS]
+        notes.append(f"only the first {MAX_FILLS} fills are shown")
+    entries += [_fill_entry(fill) for fill in fills]
+    return entries
+
+
+def _event_entry(event: OrderEvent) -> TimelineEntry:
+    kind = OrderEvent.Kind(event.kind).label if event.kind in OrderEvent.Kind.values else event.kind
+    if event.kind == OrderEvent.Kind.RESYNC_REQUESTED:
+        title = f"Re-sync requested by {event.actor or 'unknown'}"
+    elif event.kind == OrderEvent.Kind.SIGNAL_TRANSITION:
+        title = f"Signal {event.status_from or '?'} \u2192 {event.status_to or '(not moved)'}"
+    else:
+        title = kind
+        if event.status_from or event.status_to:
+            title += f": {event.status_from or '-'} \u2192 {event.status_to or '-'}"
+    if event.http_status:
+        title += f" (HTTP {event.http_status})"
+    return TimelineEntry(
+        event.created_at,
+        "signal" if event.kind == OrderEvent.Kind.SIGNAL_TRANSITION else "event",
+        title,
+        detail=event.message,
+        actor=event.actor,
+        links=(_admin_link(f"event #{event.pk}", "orders_orderevent", event.pk),),
+        payload=event.payload or None,
+        rank=2,
+        seq=event.pk,
+    )
+
+
+def _fill_entry(fill: OrderExecution) -> TimelineEntry:
+    price = f" @ {plain_decimal(fill.price)}" if fill.price is not None else ""
+    position = (
+        f"; position after: {plain_decimal(fill.position_qty)}"
+        if fill.position_qty is not None
+        else ""
+    )
+    return TimelineEntry(
+        fill.executed_at or fill.received_at,
+        "fill",
+        f"{fill.event.replace('_', ' ').capitalize()}: {plain_decimal(fill.qty)}{price}",
+        detail=f"execution {fill.execution_id}{position}",
+        links=(_admin_link(f"fill {fill.execution_id}", "orders_orderexecution", fill.pk),),
+        rank=3,
+        seq=fill.pk,
+    )
+
+
+def _mismatch_entries(
+    *, client_order_id: str, alpaca_order_id: str, signal_id: str, notes: list[str]
+) -> list[TimelineEntry]:
+    naming = Q(client_order_id=client_order_id)
+    if alpaca_order_id:
+        naming |= Q(alpaca_order_id=alpaca_order_id)
+    if signal_id:
+        # Ids first (an exact look-up on the relation's index), so the mismatch query stays a
+        # union of index scans.
+        ids = list(
+            MismatchSignal.objects.filter(signal_id=signal_id)
+            .order_by("-mismatch_id")
+            .values_list("mismatch_id", flat=True)[:MAX_MISMATCHES]
+        )
+        naming |= Q(signal_id=signal_id) | Q(pk__in=ids)
+    rows = list(
+        Mismatch.objects.filter(naming)
+        .select_related("run", "outcome")
+        .order_by("-created_at", "-id")[: MAX_MISMATCHES + 1]
+    )
+    if len(rows) > MAX_MISMATCHES:
+        rows = rows[:MAX_MISMATCHES]
+        notes.append(f"only the newest {MAX_MISMATCHES} mismatches are shown: see the list")
+    entries = []
+    for mismatch in rows:
+        entries += _mismatch_and_outcome(mismatch)
+    return entries
+
+
+def _quantities(mismatch: Mismatch) -> str:
+    if mismatch.expected_qty is None and mismatch.actual_qty is None:
+        return ""
+    return (
+        f"expected {plain_decimal(mismatch.expected_qty)}, "
+        f"Alpaca {plain_decimal(mismatch.actual_qty)}"
+    )
+
+
+def _mismatch_and_outcome(mismatch: Mismatch) -> list[TimelineEntry]:
+    run = mismatch.run
+    mismatch_link = _admin_link(f"mismatch #{mismatch.pk}", "reconciliation_mismatch", mismatch.pk)
+    run_link = _admin_link(f"run #{run.pk}", "reconciliation_reconciliationrun", run.pk)
+    final = Mismatch.Action(mismatch.outcome_action).label
+    detail = "; ".join(d for d in (_quantities(mismatch), mismatch.detail) if d)
+    entries = [
+        TimelineEntry(
+            mismatch.created_at,
+            "mismatch",
+            f"{mismatch.get_kind_display()} ({mismatch.severity}) found by run #{run.pk} "
+            f"({run.get_trigger_display().lower()}{', dry run' if run.dry_run else ''}); "
+            f"outcome: {final}",
+            detail=detail,
+            actor=run.requested_by_username,
+            links=(mismatch_link, run_link),
+            rank=4,
+            seq=mismatch.pk,
+        )
+    ]
+    outcome = getattr(mismatch, "outcome", None)
+    if outcome is not None:
+        entries.append(
+            TimelineEntry(
+                outcome.created_at,
+                "repair",
+                f"Repair outcome: {Mismatch.Action(outcome.action).label}"
+                if outcome.action in Mismatch.Action.values
+                else f"Repair outcome: {outcome.action}",
+                detail=outcome.message,
+                actor=outcome.actor,
+                links=(mismatch_link, run_link),
+                payload=outcome.payload or None,
+                rank=5,
+                seq=mismatch.pk,
+            )
+        )
+    return entries
+
+
+def timeline_url(client_order_id: str) -> str:
+    """The timeline page of ``client_order_id``."""
+    return reverse("order_timeline", kwargs={"client_order_id": client_order_id})
+
+
+def signal_client_order_id(signal_id: str, data: Any = None) -> str:
+    """The client_order_id of a signal's entry order: the one its document records, else the
+    deterministic id (:func:`orders.client_order_id.client_order_id_for`)."""
+    from orders.client_order_id import client_order_id_for
+
+    recorded = data.get("client_order_id") if isinstance(data, dict) else None
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    return client_order_id_for(signal_id=signal_id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+
+
+__all__ = [
+    "Link",
+    "SignalState",
+    "Timeline",
+    "TimelineEntry",
+    "order_timeline",
+    "signal_client_order_id",
+    "timeline_url",
+]

@@ -1,0 +1,13 @@
+"""``{% brokerops_dashboard as d %}``: the admin index's dashboard (see
+:mod:`reconciliation.dashboard`; the template only renders what the service read)."""
+
+from django import template
+
+from reconciliation.dashboard import Dashboard, dashboard_read
+
+register = template.Library()
+
+
+@register.simple_tag(name="brokerops_dashboard")
+def brokerops_dashboard() -> Dashboard:
+    return dashboard_read()

@@ -1,0 +1,65 @@
+"""Audit rows for the workspace tests, written through the real writers where one exists."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from brokerops.intent.models import LocalSignal
+from orders.models import OrderExecution
+from reconciliation.diff import Finding, ReconciliationErrors, Severity
+from reconciliation.models import Mismatch, ReconciliationRun
+from reconciliation.plan import PlannedRepair, Verdict
+from reconciliation.records import mismatches_complete, mismatches_record
+from tests import factories
+
+
+def record_mismatch(
+    *,
+    kind: ReconciliationErrors,
+    run: ReconciliationRun | None = None,
+    outcome: tuple[str, str] | None = None,
+    **finding_fields,
+) -> Mismatch:
+    """One mismatch through ``mismatches_record`` (and its repair outcome, if given)."""
+    run = run or factories.reconciliation_run()
+    finding_fields.setdefault("severity", Severity.WARNING)
+    finding = Finding(kind=kind, **finding_fields)
+    verdict = Verdict.REPAIR if outcome else Verdict.FLAG
+    (row,) = mismatches_record(
+        run=run, planned=[PlannedRepair(finding=finding, verdict=verdict)], dry_run=False
+    )
+    if outcome:
+        mismatches_complete(rows=[row], outcomes={0: outcome}, actor="reconciliation-test")
+    return row
+
+
+def local_signal(signal_id: str, **data) -> LocalSignal:
+    now = timezone.now()
+    document = {
+        "symbol": "AAPL",
+        "side": "buy",
+        "qty": 10,
+        "order_type": "market",
+        "status": "ACTIVE",
+        **data,
+    }
+    return LocalSignal.objects.create(
+        document_id=signal_id,
+        data=document,
+        status=document["status"],
+        updated_at=now,
+    )
+
+
+def execution(*, attempt, execution_id: str, qty: str, at: datetime) -> OrderExecution:
+    return OrderExecution.objects.create(
+        execution_id=execution_id,
+        attempt=attempt,
+        event="fill",
+        qty=Decimal(qty),
+        price=Decimal("187.250000"),
+        position_qty=Decimal(qty),
+        executed_at=at,
+        received_at=at + timedelta(milliseconds=5),
+    )
