@@ -32,6 +32,8 @@ class AuditListMixin:
     paginator = EstimatedCountPaginator
     # Lists of fewer rows than this (as PostgreSQL estimates) are counted exactly.
     exact_count_below = EstimatedCountPaginator.exact_count_below
+    # Searched or filtered lists are counted up to this many rows ("more than N" past it).
+    count_cap = EstimatedCountPaginator.count_cap
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         if issubclass(self.paginator, EstimatedCountPaginator):
@@ -41,6 +43,9 @@ class AuditListMixin:
                 orphans,
                 allow_empty_first_page,
                 exact_count_below=self.exact_count_below,
+                # Never below "show all" or a page: a capped count must still page the list
+                # (a count under list_max_show_all would make the admin load every match).
+                count_cap=max(self.count_cap, self.list_max_show_all, per_page),
             )
         return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 

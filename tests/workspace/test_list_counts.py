@@ -33,6 +33,7 @@ def attempt_admin():
     model_admin = admin.site.get_model_admin(OrderAttempt)
     yield model_admin
     model_admin.__dict__.pop("exact_count_below", None)
+    model_admin.__dict__.pop("count_cap", None)
 
 
 def fill(n: int) -> None:
@@ -89,6 +90,27 @@ def test_a_searched_or_filtered_list_is_counted_exactly(compliance_client, attem
         assert not cl.paginator.count_is_estimate, params
         assert cl.result_count == (30 if "q" in params else 300), params
         assert b'class="count-estimate"' not in page.content
+
+
+def test_a_broad_search_or_filter_stops_counting_at_the_cap(compliance_client, attempt_admin):
+    """A symbol over millions of rows would count hundreds of thousands of them to print one
+    number: the count runs over a LIMIT subquery and the page says "more than N"."""
+    fill(300)  # 270 AAPL, 30 MSFT
+    attempt_admin.exact_count_below = 100
+    attempt_admin.count_cap = 20  # raised to list_max_show_all (200): "show all" stays bounded
+    for params in ({"q": "aapl"}, {"status__exact": "created"}):
+        with CaptureQueriesContext(connection) as captured:
+            page = compliance_client.get(reverse(LIST), params)
+        assert page.status_code == 200
+        cl = page.context["cl"]
+        assert cl.paginator.count_is_capped and not cl.paginator.count_is_estimate, params
+        assert cl.result_count == 201, params
+        (count_sql,) = counts_run(captured.captured_queries)
+        assert "LIMIT 201" in count_sql.upper(), count_sql
+        assert b"more than 200" in page.content
+        assert len(cl.result_list) == 50 and not cl.can_show_all, params
+    narrow = compliance_client.get(reverse(LIST), {"q": "msft"}).context["cl"]
+    assert (narrow.result_count, narrow.paginator.count_is_capped) == (30, False)
 
 
 def test_a_small_table_is_counted_exactly(compliance_client):
