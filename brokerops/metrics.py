@@ -80,6 +80,7 @@ ORDER_OUTCOMES = (
     "rejected",
     "unknown",
     "deferred",
+    "withdrawn",
     "busy",
     "already",
     "failed",

@@ -11,6 +11,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # by validation or by Alpaca; the signal is REJECTED
     UNKNOWN = "unknown"  # outcome unknown: resolved by client_order_id next cycle
     DEFERRED = "deferred"  # not sent now (rate limited, broker unavailable before sending)
+    WITHDRAWN = "withdrawn"  # deleted or moved out of PENDING by its writer first: never sent
     BUSY = "busy"  # another worker holds this signal's attempt
     ALREADY = "already"  # the attempt had reached the broker before this cycle
     FAILED = "failed"  # an error on this signal (recorded on it); the cycle went on

@@ -600,7 +600,7 @@ def _pending_now(
     limiter, a watcher's queue in a burst): a signal deleted, or moved out of PENDING by its
     writer, since then gets no order: a WITHDRAWN event on the attempt says so, the attempt
     stays CREATED and is released for whoever sees the signal PENDING again (the outcome is
-    DEFERRED: nothing was sent, and a watcher's retry finds the signal gone). A document changed
+    WITHDRAWN: final, nothing was sent and nothing retries it). A document changed
     but still PENDING is planned as it is now; one that no longer parses is DEFERRED (the next
     cycle rejects it). What remains is the window between this read and the request (at most
     `REREAD_MAX_AGE_S` and the request itself): no store lock covers a writer that ignores
@@ -621,7 +621,8 @@ def _pending_now(
         order_event_record(
             attempt=attempt, kind=OrderEvent.Kind.WITHDRAWN, message=why, actor=cycle.actor
         )
-        return _deferred(signal, attempt, why)
+        _release(attempt)
+        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.WITHDRAWN, why)
     why = "signal no longer parses: nothing sent (the next cycle rejects it)"
     order_event_record(
         attempt=attempt, kind=OrderEvent.Kind.DEFERRED, message=why, actor=cycle.actor

@@ -211,8 +211,8 @@ def test_a_signal_deleted_or_moved_out_of_pending_after_the_read_is_not_sent(
     sent = order_signals_submit(documents=read, gateway=gateway, store=store, actor="order-cycle")
     outcomes = {o.signal_id: o for o in sent.outcomes}
     assert set(orders_by_coid(broker)) == {"bo-keep-entry"}
-    assert outcomes["gone"].outcome == "deferred" and "deleted" in outcomes["gone"].reason
-    assert outcomes["moved"].outcome == "deferred" and "CANCELED" in outcomes["moved"].reason
+    assert outcomes["gone"].outcome == "withdrawn" and "deleted" in outcomes["gone"].reason
+    assert outcomes["moved"].outcome == "withdrawn" and "CANCELED" in outcomes["moved"].reason
     assert store.get("gone") is None
     assert store.get("moved").status is SignalStatus.CANCELED
     assert store.get("keep").status is SignalStatus.SUBMITTED
