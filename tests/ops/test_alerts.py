@@ -38,6 +38,7 @@ from reconciliation.services import reconciliation_run
 from tests import factories
 from tests.audit._trail import write_trail
 from tests.integration.conftest import KEY_ID, SECRET, broker, gateway, gateway_for, store
+from tests.waiting import wait_for
 
 API_KEY = "AKALERTTESTKEY0001"
 API_SECRET = "alert-test-secret-9f8e7d6c5b4a"
@@ -163,14 +164,6 @@ def assert_no_secret(text: str) -> None:
         assert secret not in text
 
 
-def wait_for(condition, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 # --- Reconciliation runs, end to end (paper broker over loopback, real alpaca-py) ---------------
 
 
@@ -266,9 +259,15 @@ def test_a_receiver_answering_500_is_retried_by_the_worker_until_it_takes_the_al
     elapsed = time.perf_counter() - started
 
     assert finished.status == "succeeded" and elapsed < 5  # queued, not sent, by the run
-    wait_for(lambda: len(receiver.posts) >= 2)  # the first attempt and at least one retry
+    wait_for(  # the first attempt and at least one retry
+        lambda: len(receiver.posts) >= 2, timeout_s=20.0, what="a retry of the webhook"
+    )
     receiver.status = 200
-    wait_for(lambda: Alert.objects.get().webhook_status == Delivery.SENT)
+    wait_for(
+        lambda: Alert.objects.get().webhook_status == Delivery.SENT,
+        timeout_s=20.0,
+        what="the webhook delivered",
+    )
 
     alert = Alert.objects.get()
     assert [s for s, _, _ in receiver.posts][-1] == 200
@@ -435,7 +434,8 @@ def test_delivery_gives_up_after_the_last_attempt(receiver, settings):
     settings.ALERT_MAX_ATTEMPTS = 2
     settings.ALERT_RETRY_BASE_S = 0.05
     raised = alerts_raise(kind="RUN_FAILED", key="k", subject="s", body="b")  # 1st: refused
-    time.sleep(0.1)
+    # The retry is due now (not after ALERT_RETRY_BASE_S of sleeping).
+    Alert.objects.filter(pk=raised.alert.pk).update(webhook_next_attempt_at=timezone.now())
     result = alerts_deliver(alert_id=raised.alert.pk, channel="webhook")
 
     assert (result.status, result.retry_in_s) == (Delivery.FAILED, None)
