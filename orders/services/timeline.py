@@ -89,6 +89,8 @@ def _admin_link(label: str, name: str, pk: Any) -> Link:
 
 def order_timeline(*, client_order_id: str) -> Timeline | None:
     """The timeline of ``client_order_id``; None when the trail knows nothing of it."""
+    if "\x00" in client_order_id:  # no database text holds NUL: no row can name it
+        return None
     attempt = OrderAttempt.objects.filter(client_order_id=client_order_id).first()
     signal_id = attempt.signal_id if attempt is not None else _signal_id_of(client_order_id)
     notes: list[str] = []

@@ -190,6 +190,11 @@ def test_an_unknown_order_is_404(compliance_client):
     assert compliance_client.get(_url("bo-nothing-entry")).status_code == 404
 
 
+def test_an_id_no_database_can_hold_is_404_not_a_server_error(compliance_client):
+    """PostgreSQL text cannot hold NUL: no client_order_id contains one, so nothing is looked up."""
+    assert compliance_client.get("/admin/timeline/bo-%00-entry/").status_code == 404
+
+
 def test_a_mismatch_only_order_has_a_timeline(compliance_client):
     """An order the broker holds that we never recorded: its mismatch is its story."""
     record_mismatch(
