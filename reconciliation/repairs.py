@@ -120,13 +120,25 @@ def _close_outcome(item: PlannedRepair, result: TransitionResult) -> RepairOutco
 def mark_orders_missing(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[RepairOutcome]:
     """ORDER_NOT_FOUND confirmed by a 404: the attempt is MISSING, its signal CANCELED."""
     attempts = _attempts_by_client_id(items)
-    order_attempts_mark_missing(
-        attempts=[attempts[i.finding.client_order_id] for i in items],
-        store=ctx.store,
-        actor=ctx.actor,
-        why=MISSING_REASON,
-    )
-    return [RepairOutcome(Action.ATTEMPT_MARKED_MISSING) for _ in items]
+    marked = {
+        change.client_order_id
+        for change in order_attempts_mark_missing(
+            attempts=[attempts[i.finding.client_order_id] for i in items],
+            store=ctx.store,
+            actor=ctx.actor,
+            why=MISSING_REASON,
+        )
+    }
+    return [
+        RepairOutcome(Action.ATTEMPT_MARKED_MISSING)
+        if i.finding.client_order_id in marked
+        else RepairOutcome(
+            Action.REPAIR_SKIPPED,
+            f"order {attempts[i.finding.client_order_id].status} since the look-up: "
+            "left to the next run",
+        )
+        for i in items
+    ]
 
 
 def apply_broker_orders(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[RepairOutcome]:

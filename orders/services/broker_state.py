@@ -77,6 +77,47 @@ def _take_broker_order(attempt: OrderAttempt, order: Order) -> None:
     attempt.submitted_at = attempt.submitted_at or order.submitted_at or order.created_at
 
 
+# What a broker answer changes on an attempt: read again under the row lock before comparing.
+_TAKEN_FROM_ORDER = (  # what `_take_broker_order` sets
+    "alpaca_order_id",
+    "broker_status",
+    "status",
+    "filled_qty",
+    "filled_avg_price",
+    "submitted_at",
+)
+_BROKER_STATE = (*_TAKEN_FROM_ORDER, "reason", "updated_at")
+_LOCK_CHUNK = 5000
+
+
+def attempts_lock_current(attempts: Sequence[OrderAttempt]) -> None:
+    """Lock the attempts' rows (in primary-key order, so two writers never deadlock) for the
+    caller's transaction, and bring the given objects to their stored broker state.
+
+    Every writer of an attempt's broker state (the stream, the order service after a send, the
+    sync, a re-sync) decides against the row as it is when it writes, never against an earlier
+    read: a fill another process applied in between is never taken back by an older answer.
+    """
+    by_pk: dict[int, list[OrderAttempt]] = {}
+    for attempt in attempts:
+        by_pk.setdefault(attempt.pk, []).append(attempt)
+    pks = sorted(by_pk)
+    for start in range(0, len(pks), _LOCK_CHUNK):
+        rows = (
+            # FOR NO KEY UPDATE: the lock an UPDATE takes anyway. Unlike FOR UPDATE it lets rows
+            # referencing the attempt (its audit events, executions) be inserted meanwhile, so a
+            # writer holding the audit chain's lock is never left waiting for these rows.
+            OrderAttempt.objects.select_for_update(no_key=True)
+            .filter(pk__in=pks[start : start + _LOCK_CHUNK])
+            .order_by("pk")
+            .values("pk", *_BROKER_STATE)
+        )
+        for row in rows:
+            for attempt in by_pk[row["pk"]]:
+                for name in _BROKER_STATE:
+                    setattr(attempt, name, row[name])
+
+
 def order_attempts_apply_broker_orders(
     *,
     pairs: Sequence[tuple[OrderAttempt, Order]],
@@ -95,61 +136,52 @@ def order_attempts_apply_broker_orders(
     changed: list[OrderAttempt] = []
     events: list[OrderEvent] = list(leading_events)
     befores: dict[str, str] = {}
-    for attempt, order in pairs:
-        if _is_stale(attempt, order):
-            logger.info(
-                "order %s: stale state ignored (Alpaca said %s, filled %s; we hold %s, filled %s)",
-                attempt.client_order_id,
-                order.status,
-                order.filled_qty,
-                attempt.status,
-                attempt.filled_qty,
-            )
-            continue
-        before = (
-            attempt.status,
-            attempt.broker_status,
-            attempt.filled_qty,
-            attempt.alpaca_order_id,
-        )
-        status_from = attempt.status
-        _take_broker_order(attempt, order)
-        attempt.last_synced_at = now
-        if before == (
-            attempt.status,
-            attempt.broker_status,
-            attempt.filled_qty,
-            attempt.alpaca_order_id,
-        ):
-            continue
-        attempt.updated_at = now
-        befores[attempt.client_order_id] = status_from
-        changed.append(attempt)
-        events.append(
-            order_event_build(
-                attempt=attempt,
-                kind=OrderEvent.Kind.STATUS_CHANGED,
-                status_from=status_from,
-                status_to=attempt.status,
-                message=f"Alpaca says {order.status} (filled {order.filled_qty})",
-                payload=order.raw,
-                actor=actor,
-            )
-        )
     with transaction.atomic():
+        attempts_lock_current([attempt for attempt, _ in pairs])
+        for attempt, order in pairs:
+            if _is_stale(attempt, order):
+                logger.info(
+                    "order %s: stale state ignored "
+                    "(Alpaca said %s, filled %s; we hold %s, filled %s)",
+                    attempt.client_order_id,
+                    order.status,
+                    order.filled_qty,
+                    attempt.status,
+                    attempt.filled_qty,
+                )
+                continue
+            before = (
+                attempt.status,
+                attempt.broker_status,
+                attempt.filled_qty,
+                attempt.alpaca_order_id,
+            )
+            status_from = attempt.status
+            _take_broker_order(attempt, order)
+            attempt.last_synced_at = now
+            if before == (
+                attempt.status,
+                attempt.broker_status,
+                attempt.filled_qty,
+                attempt.alpaca_order_id,
+            ):
+                continue
+            attempt.updated_at = now
+            befores[attempt.client_order_id] = status_from
+            changed.append(attempt)
+            events.append(
+                order_event_build(
+                    attempt=attempt,
+                    kind=OrderEvent.Kind.STATUS_CHANGED,
+                    status_from=status_from,
+                    status_to=attempt.status,
+                    message=f"Alpaca says {order.status} (filled {order.filled_qty})",
+                    payload=order.raw,
+                    actor=actor,
+                )
+            )
         OrderAttempt.objects.bulk_update(
-            changed,
-            [
-                "alpaca_order_id",
-                "broker_status",
-                "status",
-                "filled_qty",
-                "filled_avg_price",
-                "submitted_at",
-                "last_synced_at",
-                "updated_at",
-            ],
-            batch_size=500,
+            changed, [*_TAKEN_FROM_ORDER, "last_synced_at", "updated_at"], batch_size=500
         )
         changed_pks = {a.pk for a in changed}
         synced = [a.pk for a, _ in pairs if a.pk not in changed_pks]
@@ -174,26 +206,39 @@ def order_attempts_mark_missing(
     *, attempts: Sequence[OrderAttempt], store: SignalStore, actor: str, why: str
 ) -> list[AttemptChange]:
     """Alpaca has no such order (confirmed by a targeted look-up): the attempt is MISSING and
-    its SUBMITTED signal CANCELED. Expected when somebody canceled it by hand."""
+    its SUBMITTED signal CANCELED. Expected when somebody canceled it by hand.
+
+    An attempt whose stored status is no longer the one the caller read (a send or a fill
+    recorded since) is left as it is: the look-up answered about an older state."""
     now = timezone.now()
     befores = {a.client_order_id: a.status for a in attempts}
     events = []
-    for attempt in attempts:
-        events.append(
-            order_event_build(
-                attempt=attempt,
-                kind=OrderEvent.Kind.STATUS_CHANGED,
-                status_from=attempt.status,
-                status_to=Status.MISSING,
-                http_status=404,
-                message=why,
-                actor=actor,
-            )
-        )
-        attempt.status = Status.MISSING
-        attempt.reason = why
-        attempt.updated_at = attempt.last_synced_at = now
     with transaction.atomic():
+        attempts_lock_current(attempts)
+        moved = [a for a in attempts if a.status != befores[a.client_order_id]]
+        for attempt in moved:
+            logger.info(
+                "order %s: not marked missing, it is %s now (was %s when looked up)",
+                attempt.client_order_id,
+                attempt.status,
+                befores[attempt.client_order_id],
+            )
+        attempts = [a for a in attempts if a.status == befores[a.client_order_id]]
+        for attempt in attempts:
+            events.append(
+                order_event_build(
+                    attempt=attempt,
+                    kind=OrderEvent.Kind.STATUS_CHANGED,
+                    status_from=attempt.status,
+                    status_to=Status.MISSING,
+                    http_status=404,
+                    message=why,
+                    actor=actor,
+                )
+            )
+            attempt.status = Status.MISSING
+            attempt.reason = why
+            attempt.updated_at = attempt.last_synced_at = now
         OrderAttempt.objects.bulk_update(
             attempts, ["status", "reason", "updated_at", "last_synced_at"], batch_size=500
         )

@@ -253,11 +253,9 @@ def orders_accepted_finish(
     for item in accepted:  # one attempt per signal: a repeat would be the same order
         by_signal.setdefault(item.signal.id, item)
     items = list(by_signal.values())
-    # The attempts as stored now: the stream consumer or a sync may have applied a fill since
-    # the send (a later state, which the order the send saw must not take back).
-    stored = OrderAttempt.objects.in_bulk([item.attempt.pk for item in items])
-    for item in items:
-        item.attempt = stored.get(item.attempt.pk, item.attempt)
+    # The stream consumer or a sync may have applied a fill since the send: the apply below
+    # compares with the attempts as stored under their row locks, so the order state the send
+    # saw never takes a fill back.
     responses = [
         order_event_build(
             attempt=item.attempt,

@@ -91,22 +91,7 @@ def test_a_fill_parses_with_its_execution_figures():
 class TestApply:
     @pytest.fixture
     def store(self):
-        store = LocalSignalStore()
-        store.put_documents(
-            [
-                (
-                    "sig1",
-                    {
-                        "symbol": "AAPL",
-                        "side": "buy",
-                        "qty": "10",
-                        "order_type": "market",
-                        "status": "SUBMITTED",
-                    },
-                )
-            ]
-        )
-        return store
+        return _submitted_store()
 
     @pytest.fixture
     def attempt(self):
@@ -169,3 +154,69 @@ def test_the_reconnect_backoff_doubles_to_its_cap_with_jitter_and_resets():
     assert len(set(waits)) == len(waits)  # jittered
     backoff.reset()
     assert backoff.next_s() <= 0.5
+
+
+@pytest.mark.django_db
+class TestConcurrentWriters:
+    """Every writer of an attempt's broker state (the stream, the order service after a send,
+    the sync, a re-sync) compares against the row as stored when it writes, never against an
+    earlier read: a fill applied in between is never taken back."""
+
+    def test_an_order_state_read_before_a_fill_never_overwrites_it(self):
+        from brokerops.alpaca.parsing import parse_order
+        from orders.services.broker_state import order_attempts_apply_broker_orders
+
+        store = _submitted_store()
+        factories.order_attempt(
+            client_order_id="bo-sig1-entry", signal_id="sig1", status="open", broker_status="new"
+        )
+        read_before = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")  # still open
+        assert trade_update_apply(update=update(), store=store) == Applied.CHANGED  # the fill
+
+        accepted = parse_order(order(status="pending_new", filled="0"))
+        changes = order_attempts_apply_broker_orders(
+            pairs=[(read_before, accepted)], store=store, actor="order service"
+        )
+        assert changes == []
+        stored = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")
+        assert (stored.status, stored.filled_qty) == ("filled", Decimal("10"))
+        assert (read_before.status, read_before.filled_qty) == ("filled", Decimal("10"))
+        assert not stored.events.filter(status_to="open").exists()
+
+    def test_a_look_up_answered_before_a_fill_never_marks_the_order_missing(self):
+        from orders.services.broker_state import order_attempts_mark_missing
+
+        store = _submitted_store()
+        factories.order_attempt(
+            client_order_id="bo-sig1-entry", signal_id="sig1", status="open", broker_status="new"
+        )
+        read_before = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")
+        assert trade_update_apply(update=update(), store=store) == Applied.CHANGED
+
+        changes = order_attempts_mark_missing(
+            attempts=[read_before], store=store, actor="sync", why="404"
+        )
+        assert changes == []
+        stored = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")
+        assert stored.status == "filled"
+        assert store.get("sig1").status is SignalStatus.ACTIVE
+        assert not stored.events.filter(status_to="missing").exists()
+
+
+def _submitted_store():
+    store = LocalSignalStore()
+    store.put_documents(
+        [
+            (
+                "sig1",
+                {
+                    "symbol": "AAPL",
+                    "side": "buy",
+                    "qty": "10",
+                    "order_type": "market",
+                    "status": "SUBMITTED",
+                },
+            )
+        ]
+    )
+    return store
