@@ -26,7 +26,6 @@ import itertools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -57,6 +56,7 @@ from brokerops.intent.store import (
     sort_read,
     validate_transitions,
 )
+from brokerops.intent.watch import ListenerSpec, SnapshotHook, SnapshotView
 
 logger = logging.getLogger(__name__)
 
@@ -347,7 +347,10 @@ class FirestoreSignalStore(SignalStore):
     # --- real-time listener ---------------------------------------------------------------------
 
     def watch_pending(
-        self, on_documents: Callable[[list[Signal | InvalidSignal]], None]
+        self,
+        on_documents: Callable[[list[Signal | InvalidSignal]], None],
+        *,
+        on_snapshot: SnapshotHook | None = None,
     ) -> PendingWatch:
         """Listen to the PENDING documents: Firestore's real-time listener (``on_snapshot``) on
         the query ``status == "PENDING"``.
@@ -357,28 +360,39 @@ class FirestoreSignalStore(SignalStore):
         catch-up), then with each document that enters the query or changes within it, parsed
         with its version. Documents leaving the query (moved out of PENDING, deleted) are not
         reported. The listener resumes by itself after a transient error; when it gives up,
-        `PendingWatch.failure` says so and the caller opens a new one.
+        `PendingWatch.failure` says so and the caller opens a new one. `on_snapshot` (same
+        thread) sees each snapshot whole: the documents, the ids that left the query, and its
+        read time (epoch seconds).
         """
         query = self._collection.where(
             filter=FieldFilter("status", "==", SignalStatus.PENDING.value)
         )
-        return PendingWatch(query, on_documents)
+        return PendingWatch(query, on_documents, on_snapshot=on_snapshot)
+
+    def listener_spec(self) -> ListenerSpec:
+        """What another process needs to listen to this store (`firestore_listener`)."""
+        return ListenerSpec(
+            project=self._client.project,
+            emulator_host=getattr(self._client, "_emulator_host", None),
+            collection=self._collection.id,
+        )
 
 
 class PendingWatch:
     """One running listener of `FirestoreSignalStore.watch_pending`; `close()` stops it."""
 
     def __init__(
-        self, query: Any, on_documents: Callable[[list[Signal | InvalidSignal]], None]
+        self,
+        query: Any,
+        on_documents: Callable[[list[Signal | InvalidSignal]], None],
+        *,
+        on_snapshot: SnapshotHook | None = None,
     ) -> None:
         self._on_documents = on_documents
+        self._on_snapshot_hook = on_snapshot
         self._error: str | None = None
         self.snapshots = 0
-        # The query as of the last snapshot: the PENDING documents, and the snapshot's read time
-        # (epoch seconds, the server's clock), for `pending_as_of`.
-        self._view: dict[str, Signal | InvalidSignal] = {}
-        self._view_at: float | None = None
-        self._view_lock = threading.Lock()
+        self._view = SnapshotView()
         with _backend("listen"):
             self._watch = query.on_snapshot(self._on_snapshot)
 
@@ -386,12 +400,11 @@ class PendingWatch:
         try:
             docs = [_parsed(c.document) for c in changes if c.type.name != "REMOVED"]
             removed = [c.document.id for c in changes if c.type.name == "REMOVED"]
-            with self._view_lock:
-                for doc_id in removed:
-                    self._view.pop(doc_id, None)
-                self._view.update((doc.id, doc) for doc in docs)
-                self._view_at = read_time.timestamp() if read_time is not None else None
+            read_at = read_time.timestamp() if read_time is not None else None
+            self._view.apply(docs, removed, read_at)
             self.snapshots += 1
+            if self._on_snapshot_hook is not None:
+                self._on_snapshot_hook(docs, removed, read_at)
             if docs:
                 self._on_documents(docs)
         except Exception as exc:
@@ -404,11 +417,9 @@ class PendingWatch:
         """The documents among `signal_ids` that were PENDING in the last snapshot, when that
         snapshot's read time is at most `max_age_s` old (by this machine's clock): as good as
         a read of them that long ago. Empty when the listener is behind or failed."""
-        with self._view_lock:
-            at = self._view_at
-            if at is None or self.failure is not None or time.time() - at > max_age_s:
-                return {}
-            return {i: self._view[i] for i in signal_ids if i in self._view}
+        if self.failure is not None:
+            return {}
+        return self._view.as_of(signal_ids, max_age_s)
 
     @property
     def failure(self) -> str | None:

@@ -11,7 +11,10 @@ closes the source and opens a new one (which catches up again).
   they only put documents on a queue that `take()` empties on the caller's thread. A backstop
   poll of the same query every ``poll_s`` runs alongside: the listener can fall seconds behind
   under load (measured on the emulator at 50 writes/s: delivery p99 10 s in one run of two),
-  and the poll bounds that. Each document version is returned once, whichever saw it first.
+  and the poll bounds that. Each document version is returned once, whichever saw it first,
+  and never after a newer one. With ``listener_process`` the listener runs in a child process
+  of its own (`brokerops.intent.firestore_listener`), out of reach of the sending threads'
+  interpreter lock; its documents arrive the same way.
 - The local store (`PollingPendingSource`) has no push: `take()` reads the PENDING documents
   every ``poll_s`` (a bulk read on the indexed status column) and returns those not returned
   before at that version.
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import abc
 import queue
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreUnavailable
@@ -31,6 +36,42 @@ from brokerops.intent.store import SignalStore, SignalStoreUnavailable
 Document = Signal | InvalidSignal
 #: Document versions a Firestore source remembers having returned (its dedup of listener + poll).
 RETURNED_MEMORY = 100_000
+#: A listener's whole snapshot: documents in the query, ids that left it, read time (epoch s).
+SnapshotHook = Callable[[list[Document], list[str], float | None], None]
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    """What another process needs to listen to a Firestore store's PENDING signals."""
+
+    project: str
+    emulator_host: str | None
+    collection: str
+
+
+class SnapshotView:
+    """The PENDING query as of a listener's last snapshot, and that snapshot's read time (the
+    server's clock, epoch seconds): what `PendingSource.pending_as_of` answers from."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, Document] = {}
+        self._at: float | None = None
+        self._lock = threading.Lock()
+
+    def apply(self, docs: Sequence[Document], removed: Sequence[str], read_at: float | None):
+        with self._lock:
+            for doc_id in removed:
+                self._docs.pop(doc_id, None)
+            self._docs.update((doc.id, doc) for doc in docs)
+            self._at = read_at
+
+    def as_of(self, signal_ids: Sequence[str], max_age_s: float) -> dict[str, Document]:
+        """The documents among `signal_ids` in the view, when its read time is at most
+        `max_age_s` old by this machine's clock; {} when older."""
+        with self._lock:
+            if self._at is None or time.time() - self._at > max_age_s:
+                return {}
+            return {i: self._docs[i] for i in signal_ids if i in self._docs}
 
 
 class PendingSource(abc.ABC):
@@ -112,13 +153,18 @@ class PollingPendingSource(PendingSource):
 
 class FirestorePendingSource(PendingSource):
     """Firestore's real-time listener, with a backstop poll every `poll_s` seconds (None: the
-    listener alone); `store` is a `FirestoreSignalStore`."""
+    listener alone); `store` is a `FirestoreSignalStore`. With `listener_process` the listener
+    runs in a child process of its own (`brokerops.intent.firestore_listener`), else on a
+    thread of this one."""
 
-    def __init__(self, store: SignalStore, *, poll_s: float | None = None) -> None:
+    def __init__(
+        self, store: SignalStore, *, poll_s: float | None = None, listener_process: bool = False
+    ) -> None:
         if poll_s is not None and not poll_s > 0:
             raise ValueError("poll_s must be positive")
         self._store = store
         self._poll_s = poll_s
+        self._listener_process = listener_process
         self._queue: queue.SimpleQueue[list[Document]] = queue.SimpleQueue()
         self._watch = None
         self._returned: OrderedDict[str, str | None] = OrderedDict()  # id -> version returned
@@ -127,7 +173,13 @@ class FirestorePendingSource(PendingSource):
     def open(self) -> None:
         self._queue = queue.SimpleQueue()
         self._returned = OrderedDict()
-        self._watch = self._store.watch_pending(self._queue.put)  # type: ignore[attr-defined]
+        if self._listener_process:
+            from brokerops.intent.firestore_listener import ProcessPendingWatch
+
+            spec = self._store.listener_spec()  # type: ignore[attr-defined]
+            self._watch = ProcessPendingWatch(spec, self._queue.put)
+        else:
+            self._watch = self._store.watch_pending(self._queue.put)  # type: ignore[attr-defined]
         # The listener's first snapshot is the catch-up: the first poll comes one period later.
         self._next_poll = (
             time.monotonic() + self._poll_s if self._poll_s is not None else float("inf")
@@ -160,8 +212,8 @@ class FirestorePendingSource(PendingSource):
     def _unreturned(self, docs: list[Document]) -> list[Document]:
         fresh = []
         for doc in docs:
-            if doc.id in self._returned and self._returned[doc.id] == doc.version:
-                continue
+            if doc.id in self._returned and not _newer(doc.version, self._returned[doc.id]):
+                continue  # returned already, or an older version (a listener far behind)
             self._returned[doc.id] = doc.version
             self._returned.move_to_end(doc.id)
             fresh.append(doc)
@@ -191,9 +243,20 @@ class FirestorePendingSource(PendingSource):
         return self._watch.snapshots if self._watch is not None else 0
 
 
-def pending_source(store: SignalStore, *, poll_s: float) -> PendingSource:
+def _newer(version: str | None, returned: str | None) -> bool:
+    """Firestore's versions are update times of one fixed width (`snapshot_version`): they
+    sort as text. None (no version) only differs."""
+    if version is None or returned is None:
+        return version != returned
+    return version > returned
+
+
+def pending_source(
+    store: SignalStore, *, poll_s: float, listener_process: bool = False
+) -> PendingSource:
     """The way to watch `store`: Firestore's listener (with a backstop poll every `poll_s`
-    seconds), else a poll every `poll_s` seconds."""
+    seconds; in a process of its own with `listener_process`), else a poll every `poll_s`
+    seconds."""
     if hasattr(store, "watch_pending"):
-        return FirestorePendingSource(store, poll_s=poll_s)
+        return FirestorePendingSource(store, poll_s=poll_s, listener_process=listener_process)
     return PollingPendingSource(store, poll_s=poll_s)

@@ -103,7 +103,7 @@ class Stages:
     def __init__(self) -> None:
         self.durations: dict[str, list[float]] = defaultdict(list)
         self.sizes: dict[str, list[int]] = defaultdict(list)
-        self.delivered: dict[str, float] = {}  # signal id -> epoch seconds (listener callback)
+        self.delivered: dict[str, float] = {}  # signal id -> epoch seconds (source hands it on)
         self.started: dict[str, float] = {}  # signal id -> epoch seconds (a worker took it)
         self._lock = threading.Lock()
 
@@ -130,17 +130,19 @@ class Stages:
         import orders.services.watch as watch
         from brokerops.alpaca import AlpacaGateway
         from brokerops.intent import firestore
+        from brokerops.intent.watch import FirestorePendingSource
 
-        on_snapshot = firestore.PendingWatch._on_snapshot
+        take = FirestorePendingSource.take
 
-        def delivered(watch_self, documents, changes, read_time):
+        def delivered(source_self, timeout_s):
+            docs = take(source_self, timeout_s)
             now = time.time()
             with self._lock:
-                for change in changes:
-                    self.delivered.setdefault(change.document.id, now)
-            return on_snapshot(watch_self, documents, changes, read_time)
+                for doc in docs:
+                    self.delivered.setdefault(doc.id, now)
+            return docs
 
-        firestore.PendingWatch._on_snapshot = delivered
+        FirestorePendingSource.take = delivered
         submit_one = submit._submit_one
 
         def started(signal, *args, **kwargs):
@@ -191,8 +193,8 @@ class Stages:
             if i in self.started and i in self.delivered
         ]
         print("where the time goes (ms):")
-        _line("listener delivery (write returned -> callback)", delivery)
-        _line("queue wait (callback -> a worker takes it)", waited)
+        _line("delivery (write returned -> the source hands it on)", delivery)
+        _line("queue wait (handed on -> a worker takes it)", waited)
         for label, values in self.durations.items():
             sizes = self.sizes.get(label)
             extra = f", batch mean {statistics.mean(sizes):.1f}" if sizes else ""
@@ -274,6 +276,16 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=3, help="writer processes")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument(
+        "--listener",
+        choices=("process", "thread"),
+        default="process",
+        help="Firestore's listener in a process of its own (WATCH_LISTENER_PROCESS, the "
+        "default) or on a thread of the watcher's",
+    )
+    parser.add_argument(
+        "--poll-s", type=float, default=None, help="the backstop read's period (WATCH_POLL_S)"
+    )
+    parser.add_argument(
         "--listen-only",
         action="store_true",
         help="the listener alone (no watcher): its delivery latency at this write rate",
@@ -281,6 +293,8 @@ def main() -> None:
     args = parser.parse_args()
     setup_django("watch")
     import logging
+
+    from django.conf import settings
 
     from brokerops.alpaca import AlpacaGateway, InProcessLimiter
     from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
@@ -312,10 +326,13 @@ def main() -> None:
         )
         stop = threading.Event()
         stats = WatchStats()
+        poll_s = args.poll_s or settings.WATCH_POLL_S
         watcher = threading.Thread(
             target=signals_watch,
             kwargs=dict(
-                source=lambda: pending_source(store, poll_s=0.5),
+                source=lambda: pending_source(
+                    store, poll_s=poll_s, listener_process=args.listener == "process"
+                ),
                 gateway=gateway,
                 store=store,
                 stop=stop,
@@ -356,7 +373,10 @@ def main() -> None:
         f"{args.signals / write_s:.1f}/s offered (asked {args.rate}); single-document write "
         f"p50 {percentile([t[2] - t[1] for t in times], 0.5) * 1000:.0f} ms"
     )
-    print(f"watcher: {args.workers} workers, outcomes {dict(stats.outcomes)}")
+    print(
+        f"watcher: {args.workers} workers, listener in a {args.listener}, backstop read every "
+        f"{poll_s} s, outcomes {dict(stats.outcomes)}"
+    )
     print(
         f"signal written -> order at the broker: p50 {p50 * 1000:.0f} ms, "
         f"p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms, "

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 
 from brokerops.alpaca import InProcessLimiter
@@ -52,7 +53,7 @@ def delete_signal(store, signal_id: str) -> None:
 class Watcher:
     """``signals_watch`` in a thread, as the command runs it."""
 
-    def __init__(self, gateway, store, *, workers=2, poll_s=0.1):
+    def __init__(self, gateway, store, *, workers=2, poll_s=0.1, listener_process=None):
         self.stop = threading.Event()
         self.stats = WatchStats()
         self.outcomes = []
@@ -60,7 +61,13 @@ class Watcher:
         self.error = None
 
         def source():
-            made = pending_source(store, poll_s=poll_s)
+            made = pending_source(
+                store,
+                poll_s=poll_s,
+                listener_process=settings.WATCH_LISTENER_PROCESS
+                if listener_process is None
+                else listener_process,
+            )
             self.sources.append(made)
             return made
 
@@ -249,10 +256,15 @@ def test_a_signal_withdrawn_while_queued_in_the_watcher_is_not_sent(broker, gate
 
 
 @pytest.mark.firestore
-def test_a_lost_listener_reconnects_and_catches_up(broker, gateway, firestore_store):
+@pytest.mark.parametrize("listener", ["process", "thread"])
+def test_a_lost_listener_reconnects_and_catches_up(broker, gateway, firestore_store, listener):
     store = firestore_store
-    with Watcher(gateway, store) as watcher:
-        watcher.sources[0]._watch._watch.close()  # the listener dies, as on a fatal error
+    with Watcher(gateway, store, listener_process=listener == "process") as watcher:
+        lost = watcher.sources[0]._watch
+        if listener == "process":
+            os.kill(lost.pid, signal.SIGKILL)  # the listener's process is killed
+        else:
+            lost._watch.close()  # the library's listener stops, as on a fatal error
         store.put_documents([("after", pending())])
         wait_for(lambda: broker.order("bo-after-entry") is not None, what="the order")
     assert watcher.stats.connects >= 2 and watcher.stats.disconnects >= 1

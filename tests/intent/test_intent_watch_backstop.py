@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from brokerops.intent.schema import SignalStatus
+from brokerops.intent.schema import SignalStatus, parse_signal
 from brokerops.intent.watch import FirestorePendingSource, pending_source
 
 pytestmark = [pytest.mark.firestore, pytest.mark.django_db]
@@ -79,3 +79,33 @@ def test_each_version_comes_once_from_listener_and_poll_together(firestore_store
 def test_the_poll_period_must_be_positive(firestore_store):
     with pytest.raises(ValueError, match="poll_s"):
         FirestorePendingSource(firestore_store, poll_s=0)
+
+
+class _HandWatch(_SilentWatch):
+    """A listener whose deliveries the test makes (as late as it likes)."""
+
+    def __init__(self, on_documents):
+        self.deliver = on_documents
+
+
+def test_a_version_older_than_one_returned_is_not_returned_again(firestore_store, monkeypatch):
+    # The listener far behind delivers a version the poll has already returned a newer one of.
+    watches = []
+    monkeypatch.setattr(
+        firestore_store,
+        "watch_pending",
+        lambda on_documents: watches.append(_HandWatch(on_documents)) or watches[-1],
+    )
+    source = FirestorePendingSource(firestore_store, poll_s=60)
+    source.open()
+
+    def version(n):
+        return parse_signal("a", pending(), version=f"2026-11-26T05:00:0{n}.000000000Z")
+
+    watches[0].deliver([version(2)])
+    assert [d.version for d in source.take(timeout_s=0.1)] == [version(2).version]
+    watches[0].deliver([version(1)])  # late: older than what was returned
+    assert source.take(timeout_s=0.1) == []
+    watches[0].deliver([version(3)])
+    assert [d.version for d in source.take(timeout_s=0.1)] == [version(3).version]
+    source.close()

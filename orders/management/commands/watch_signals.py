@@ -34,7 +34,11 @@ class Command(BaseCommand):
             )
             self.stdout.flush()
             stats = signals_watch(
-                source=lambda: pending_source(signal_store(), poll_s=settings.WATCH_POLL_S),
+                source=lambda: pending_source(
+                    signal_store(),
+                    poll_s=settings.WATCH_POLL_S,
+                    listener_process=settings.WATCH_LISTENER_PROCESS,
+                ),
                 gateway=broker_gateway(),
                 store=store,
                 stop=stop,
