@@ -139,7 +139,7 @@ class Finding:
     kind: ReconciliationErrors
     severity: Severity
     symbol: str = ""
-    signal_id: str = ""
+    signal_id: str = ""  # the signal; several (``signal_ids``) shown joined with commas
     client_order_id: str = ""
     alpaca_order_id: str = ""
     expected_qty: Decimal | None = None
@@ -147,6 +147,9 @@ class Finding:
     detail: str = ""
     broker_status: str = ""
     needs_confirmation: bool = False
+    #: Every signal a finding about several names (a symbol's net quantity or side), whole:
+    #: an id may itself hold a comma.
+    signal_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ def _symbol_findings(
                     severity=Severity.INFO,
                     symbol=symbol,
                     signal_id=",".join(s.id for s in expecting),
+                    signal_ids=tuple(s.id for s in expecting),
                     expected_qty=expected,
                     actual_qty=actual,
                     detail=lag_note,
@@ -308,6 +312,7 @@ def _symbol_findings(
                 severity=Severity.INFO if order_in_flight else Severity.CRITICAL,
                 symbol=symbol,
                 signal_id=",".join(s.id for s in expecting),
+                signal_ids=tuple(s.id for s in expecting),
                 expected_qty=expected,
                 actual_qty=actual,
                 detail=(
@@ -327,6 +332,7 @@ def _symbol_findings(
                 severity=Severity.INFO if order_in_flight else Severity.WARNING,
                 symbol=symbol,
                 signal_id=",".join(s.id for s in expecting),
+                signal_ids=tuple(s.id for s in expecting),
                 expected_qty=expected,
                 actual_qty=actual,
                 detail=lag_note if order_in_flight else "Alpaca's quantity differs from intent",

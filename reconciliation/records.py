@@ -26,8 +26,9 @@ Action = Mismatch.Action
 _QTY_LIMIT = Decimal(10) ** (QTY_DIGITS["max_digits"] - QTY_DIGITS["decimal_places"])
 _QTY_STEP = Decimal(1).scaleb(-QTY_DIGITS["decimal_places"])
 _BATCH = 1000
-#: Kinds whose finding names every signal on its symbol, their ids joined with "," (the diff's
-#: form); the other kinds name one signal, whose id may itself hold a comma.
+#: Kinds whose finding names every signal on its symbol, their ids joined with "," in the
+#: mismatch's `signal_id` column; read back only for rows stored before `MismatchSignal` held
+#: them one per row (the diff hands them over whole, in `Finding.signal_ids`).
 JOINED_SIGNAL_KINDS = frozenset(
     {ReconciliationErrors.QTY_MISMATCH, ReconciliationErrors.SIDE_MISMATCH}
 )
@@ -94,12 +95,7 @@ def mismatches_record(
 
 def finding_signal_ids(finding: Finding) -> list[str]:
     """The signal ids a finding names, each in its audit form, in order, once each."""
-    if not finding.signal_id:
-        return []
-    if finding.kind in JOINED_SIGNAL_KINDS:
-        parts = [part for part in finding.signal_id.split(",") if part]
-    else:
-        parts = [finding.signal_id]
+    parts = finding.signal_ids or ((finding.signal_id,) if finding.signal_id else ())
     return list(dict.fromkeys(audit_signal_id(part) for part in parts))
 
 

@@ -32,7 +32,7 @@ def _story():
     mismatch = record_mismatch(
         kind=ReconciliationErrors.QTY_MISMATCH,
         symbol="MSFT",
-        signal_id="demo-msft,ux-msft,ux-test-1",
+        signal_ids=("demo-msft", "ux-msft", "ux-test-1"),
         expected_qty=Decimal("30"),
         actual_qty=Decimal("10"),
     )

@@ -89,6 +89,13 @@ def test_quantities_of_several_signals_add_up_sells_negative():
     [f] = run([pos("AAPL", "15")], signals)
     assert (f.kind, f.expected_qty, f.actual_qty) == (K.QTY_MISMATCH, D("12"), D("15"))
     assert f.signal_id == "s1,s2,s3"
+    assert f.signal_ids == ("s1", "s2", "s3")
+
+
+def test_a_finding_about_several_signals_keeps_an_id_holding_a_comma_whole():
+    [f] = run([pos("AAPL", "9")], [sig("a,b", "AAPL", "2"), sig("c", "AAPL", "3")])
+    assert f.kind is K.QTY_MISMATCH
+    assert f.signal_ids == ("a,b", "c")  # the stored rows follow these (finding_signal_ids)
 
 
 def test_short_held_where_long_expected_is_a_side_mismatch():

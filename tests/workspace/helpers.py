@@ -21,9 +21,12 @@ def record_mismatch(
     outcome: tuple[str, str] | None = None,
     **finding_fields,
 ) -> Mismatch:
-    """One mismatch through ``mismatches_record`` (and its repair outcome, if given)."""
+    """One mismatch through ``mismatches_record`` (and its repair outcome, if given); a
+    finding about several signals is given their ``signal_ids``."""
     run = run or factories.reconciliation_run()
     finding_fields.setdefault("severity", Severity.WARNING)
+    if finding_fields.get("signal_ids"):  # as the diff writes a finding about several signals
+        finding_fields.setdefault("signal_id", ",".join(finding_fields["signal_ids"]))
     finding = Finding(kind=kind, **finding_fields)
     verdict = Verdict.REPAIR if outcome else Verdict.FLAG
     (row,) = mismatches_record(

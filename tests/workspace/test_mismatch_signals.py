@@ -31,7 +31,7 @@ def test_the_writer_stores_one_row_per_signal_of_a_joined_finding():
     row = record_mismatch(
         kind=ReconciliationErrors.QTY_MISMATCH,
         symbol="AAPL",
-        signal_id="demo-aapl,demo-buy-aapl,ux-test-1",
+        signal_ids=("demo-aapl", "demo-buy-aapl", "ux-test-1"),
         expected_qty=Decimal("2"),
         actual_qty=Decimal("1"),
     )
@@ -46,13 +46,22 @@ def test_a_single_signal_id_holding_a_comma_stays_whole():
     assert _signals(row) == ["odd,id"]
 
 
+def test_a_joined_finding_stores_an_id_holding_a_comma_as_one_row():
+    row = record_mismatch(
+        kind=ReconciliationErrors.QTY_MISMATCH, symbol="AAPL", signal_ids=("a,b", "c")
+    )
+    assert _signals(row) == ["a,b", "c"]
+
+
 def test_a_finding_without_signals_has_no_rows():
     row = record_mismatch(kind=ReconciliationErrors.UNTRACKED_POSITION, symbol="AAPL")
     assert _signals(row) == []
 
 
 def test_the_rows_are_append_only_at_the_database():
-    row = record_mismatch(kind=ReconciliationErrors.QTY_MISMATCH, symbol="AAPL", signal_id="a,b")
+    row = record_mismatch(
+        kind=ReconciliationErrors.QTY_MISMATCH, symbol="AAPL", signal_ids=("a", "b")
+    )
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         MismatchSignal.objects.filter(mismatch=row).update(signal_id="evil")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
@@ -76,7 +85,7 @@ def test_the_mismatch_search_finds_it_by_each_signal(compliance_client, term):
     row = record_mismatch(
         kind=ReconciliationErrors.QTY_MISMATCH,
         symbol="AAPL",
-        signal_id="demo-aapl,demo-buy-aapl,ux-test-1",
+        signal_ids=("demo-aapl", "demo-buy-aapl", "ux-test-1"),
     )
     record_mismatch(kind=ReconciliationErrors.QTY_MISMATCH, symbol="AAPL", signal_id="else")
     page = compliance_client.get(reverse("admin:reconciliation_mismatch_changelist"), {"q": term})
@@ -86,7 +95,7 @@ def test_the_mismatch_search_finds_it_by_each_signal(compliance_client, term):
 
 
 def test_the_signal_search_is_an_exact_indexed_look_up(compliance_client):
-    record_mismatch(kind=ReconciliationErrors.QTY_MISMATCH, symbol="AAPL", signal_id="p,q")
+    record_mismatch(kind=ReconciliationErrors.QTY_MISMATCH, symbol="AAPL", signal_ids=("p", "q"))
     with CaptureQueriesContext(connection) as queries:
         compliance_client.get(reverse("admin:reconciliation_mismatch_changelist"), {"q": "p"})
     relation = [q["sql"] for q in queries if "reconciliation_mismatchsignal" in q["sql"]]
@@ -100,7 +109,7 @@ def test_the_mismatch_page_lists_its_signals_as_linked_rows(compliance_client):
     row = record_mismatch(
         kind=ReconciliationErrors.QTY_MISMATCH,
         symbol="AAPL",
-        signal_id="demo-aapl,demo-buy-aapl",
+        signal_ids=("demo-aapl", "demo-buy-aapl"),
     )
     html = compliance_client.get(
         reverse("admin:reconciliation_mismatch_change", args=[row.pk])
