@@ -128,7 +128,7 @@ class Stages:
         import orders.services.events as events
         import orders.services.submit as submit
         import orders.services.watch as watch
-        from brokerops.alpaca import AlpacaGateway
+        from brokerops.alpaca import AlpacaGateway, InProcessLimiter
         from brokerops.intent import firestore
         from brokerops.intent.watch import FirestorePendingSource
 
@@ -164,6 +164,7 @@ class Stages:
             size=lambda _self, ids: len(ids),
         )
         self.wrap(AlpacaGateway, "submit_order", "broker POST /v2/orders")
+        self.wrap(InProcessLimiter, "acquire", "rate limiter wait (per request)")
         self.wrap(AlpacaGateway, "list_positions", "positions read (per batch)")
         self.wrap(
             watch,
@@ -286,6 +287,14 @@ def main() -> None:
         "--poll-s", type=float, default=None, help="the backstop read's period (WATCH_POLL_S)"
     )
     parser.add_argument(
+        "--limiter-rate",
+        type=float,
+        default=200.0,
+        help="the broker rate limiter's requests per second. The watcher makes about two a "
+        "signal at this rate (an order each, a batch of about two signals reads positions and "
+        "prices once): at 100/s the limiter runs full and its queue adds ~120 ms p50",
+    )
+    parser.add_argument(
         "--listen-only",
         action="store_true",
         help="the listener alone (no watcher): its delivery latency at this write rate",
@@ -316,13 +325,13 @@ def main() -> None:
             listen_only(store, emulator, args)
             return
         broker = RemoteBroker("tests.benchmarks.watch_bench:seed")
-        # The limiter paces the broker side as in production; here at 100 requests/s, twice
-        # what 50 signals/s need at worst (an order, and the batch's reads of positions/prices).
+        # The limiter paces the broker side as in production, at twice the requests the
+        # watcher makes at 50 signals/s (see --limiter-rate).
         gateway = AlpacaGateway(
             api_key=KEYS[0],
             secret_key=KEYS[1],
             base_url=broker.base_url,
-            limiter=InProcessLimiter(6000, burst=50),
+            limiter=InProcessLimiter(round(args.limiter_rate * 60), burst=50),
         )
         stop = threading.Event()
         stats = WatchStats()
@@ -375,7 +384,8 @@ def main() -> None:
     )
     print(
         f"watcher: {args.workers} workers, listener in a {args.listener}, backstop read every "
-        f"{poll_s} s, outcomes {dict(stats.outcomes)}"
+        f"{poll_s} s, rate limiter {args.limiter_rate:g} requests/s, outcomes "
+        f"{dict(stats.outcomes)}"
     )
     print(
         f"signal written -> order at the broker: p50 {p50 * 1000:.0f} ms, "
