@@ -27,9 +27,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
+from google.api_core import bidi
 from google.api_core import exceptions as gexc
 from google.api_core import retry as retries
 from google.auth import exceptions as auth_exceptions
@@ -395,6 +396,7 @@ class PendingWatch:
         self._view = SnapshotView()
         with _backend("listen"):
             self._watch = query.on_snapshot(self._on_snapshot)
+        _throttle_reopens(self._watch)
 
     def _on_snapshot(self, _documents: Any, changes: Any, read_time: Any) -> None:
         try:
@@ -436,6 +438,24 @@ class PendingWatch:
         self._error = self._error or "closed"
         with contextlib.suppress(Exception):  # already closed by the library: nothing to stop
             self._watch.close()
+
+
+#: Stream reopens a listener may make in `REOPEN_WINDOW` (api_core's own throttle, which the
+#: library's `Watch` does not ask for).
+REOPEN_LIMIT = 5
+REOPEN_WINDOW = timedelta(seconds=10)
+
+
+def _throttle_reopens(watch: Any) -> None:
+    """google-cloud-firestore's `Watch` reopens its stream at once after every recoverable
+    error (api_core's `ResumableBidiRpc`, built without ``throttle_reopen``): with Firestore
+    unreachable every open fails at once, and it looped ~2,000 times a second, a core spent
+    until Firestore came back. This gives the stream the throttle the library leaves out."""
+    rpc = getattr(watch, "_rpc", None)
+    if rpc is None or not hasattr(rpc, "_reopen_throttle"):
+        logger.warning("Firestore listener: no stream to throttle (library changed?)")
+        return
+    rpc._reopen_throttle = bidi._Throttle(access_limit=REOPEN_LIMIT, time_window=REOPEN_WINDOW)
 
 
 def snapshot_version(snapshot: Any) -> str | None:
