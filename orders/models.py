@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.models import ChainedRow
 from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
+from brokerops.intent.models import document_id_from_column, stored_document_id
 
 
 class OrderAttempt(models.Model):
@@ -43,6 +44,10 @@ class OrderAttempt(models.Model):
 
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, unique=True)
     signal_id = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, db_index=True)
+    # The signal's id as the store knows it, where `signal_id` holds its hashed audit form (an
+    # id with a NUL, or one that looks hashed): NUL written as "/" (the local store's column
+    # form, `stored_document_id`). Empty when `signal_id` is the id itself.
+    signal_ref = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, default="")
     leg = models.CharField(max_length=16, default="entry")
     alpaca_order_id = models.CharField(max_length=64, blank=True, db_index=True)
 
@@ -87,6 +92,16 @@ class OrderAttempt(models.Model):
 
     def __str__(self) -> str:
         return self.client_order_id
+
+    @property
+    def store_signal_id(self) -> str:
+        """The id of the attempt's signal in the signal store ("" for none)."""
+        return document_id_from_column(self.signal_ref) if self.signal_ref else self.signal_id
+
+    @staticmethod
+    def signal_ref_for(signal_id: str, audit_id: str) -> str:
+        """`signal_ref` for a signal whose audit form is `audit_id`."""
+        return "" if audit_id == signal_id else stored_document_id(signal_id)
 
 
 class OrderEvent(ChainedRow):

@@ -318,12 +318,13 @@ def signals_follow_attempts(
     by_signal: dict[str, OrderAttempt] = {}
     for attempt in attempts:
         target = _signal_target(attempt)
-        if target is None or attempt.signal_id in by_signal:
+        signal_id = attempt.store_signal_id
+        if target is None or signal_id in by_signal:
             continue
-        by_signal[attempt.signal_id] = attempt
+        by_signal[signal_id] = attempt
         transitions.append(
             Transition(
-                signal_id=attempt.signal_id,
+                signal_id=signal_id,
                 expected_status=SignalStatus.SUBMITTED,
                 new_status=target,
                 reason=f"order {attempt.client_order_id} is "

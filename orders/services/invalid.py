@@ -56,6 +56,7 @@ def _rejected_attempt(doc: InvalidSignal, coid: str, reason: str) -> tuple[Order
             client_order_id=coid,
             defaults=dict(
                 signal_id=audit_signal_id(doc.id),
+                signal_ref=OrderAttempt.signal_ref_for(doc.id, audit_signal_id(doc.id)),
                 symbol=(doc.raw_symbol or "")[:32],
                 side=_text(raw.get("side"), 8),
                 order_type=_text(raw.get("order_type"), 16),

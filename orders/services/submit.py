@@ -498,9 +498,11 @@ def _submit_one(
 
 
 def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
+    audit_id = audit_signal_id(signal.id)
     return OrderAttempt(
         client_order_id=coid,
-        signal_id=audit_signal_id(signal.id),
+        signal_id=audit_id,
+        signal_ref=OrderAttempt.signal_ref_for(signal.id, audit_id),
         leg="entry",
         symbol=signal.symbol,
         side=str(signal.side),

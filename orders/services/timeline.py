@@ -95,7 +95,8 @@ def order_timeline(*, client_order_id: str) -> Timeline | None:
     signal_id = attempt.signal_id if attempt is not None else _signal_id_of(client_order_id)
     notes: list[str] = []
     entries: list[TimelineEntry] = []
-    signal = _signal_state(signal_id) if signal_id else None
+    store_id = attempt.store_signal_id if attempt is not None else signal_id  # not hashed
+    signal = _signal_state(store_id) if store_id else None
     if signal is not None:
         entries += _signal_entries(signal)
     if attempt is not None:

@@ -94,3 +94,24 @@ def test_a_signal_moved_by_someone_else_meanwhile_is_left_alone(broker, gateway,
     result = order_attempts_sync(gateway=gateway, store=store)
     assert store.get("f2").status is SignalStatus.CLOSED
     assert result.counts()["signals_followed"] == 0
+
+
+def test_a_signal_whose_id_the_audit_hashes_follows_its_order(broker, gateway, store):
+    # An id that looks like the audit's hashed form is stored hashed in the audit columns (so
+    # no two ids collide there); the signal itself must still move with its order.
+    signal_id = "sha256:" + "ab" * 32
+    submitted(broker, gateway, store, signal_id)
+    broker.fill_order(OrderAttempt.objects.get().client_order_id)
+    order_attempts_sync(gateway=gateway, store=store)
+    assert OrderAttempt.objects.get().status == OrderAttempt.Status.FILLED
+    assert store.get(signal_id).status is SignalStatus.ACTIVE
+
+
+def test_a_signal_whose_id_holds_a_nul_follows_its_order(broker, gateway, store):
+    signal_id = "nul\x00inside"
+    submitted(broker, gateway, store, signal_id)
+    attempt = OrderAttempt.objects.get()
+    assert attempt.signal_id.startswith("sha256:") and attempt.store_signal_id == signal_id
+    broker.fill_order(attempt.client_order_id)
+    order_attempts_sync(gateway=gateway, store=store)
+    assert store.get(signal_id).status is SignalStatus.ACTIVE
