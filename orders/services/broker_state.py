@@ -215,15 +215,18 @@ def order_attempts_mark_missing(
     events = []
     with transaction.atomic():
         attempts_lock_current(attempts)
-        moved = [a for a in attempts if a.status != befores[a.client_order_id]]
-        for attempt in moved:
+        unchanged = []
+        for attempt in attempts:
+            if attempt.status == befores[attempt.client_order_id]:
+                unchanged.append(attempt)
+                continue
             logger.info(
                 "order %s: not marked missing, it is %s now (was %s when looked up)",
                 attempt.client_order_id,
                 attempt.status,
                 befores[attempt.client_order_id],
             )
-        attempts = [a for a in attempts if a.status == befores[a.client_order_id]]
+        attempts = unchanged
         for attempt in attempts:
             events.append(
                 order_event_build(

@@ -51,12 +51,13 @@ def reject_invalid_signal(doc: InvalidSignal, *, store: SignalStore, actor: str)
 
 def _rejected_attempt(doc: InvalidSignal, coid: str, reason: str) -> tuple[OrderAttempt, bool]:
     raw = doc.raw
+    audit_id = audit_signal_id(doc.id)
     with transaction.atomic():
         attempt, created = OrderAttempt.objects.get_or_create(
             client_order_id=coid,
             defaults=dict(
-                signal_id=audit_signal_id(doc.id),
-                signal_ref=OrderAttempt.signal_ref_for(doc.id, audit_signal_id(doc.id)),
+                signal_id=audit_id,
+                signal_ref=OrderAttempt.signal_ref_for(doc.id, audit_id),
                 symbol=(doc.raw_symbol or "")[:32],
                 side=_text(raw.get("side"), 8),
                 order_type=_text(raw.get("order_type"), 16),
