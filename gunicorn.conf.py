@@ -1,8 +1,8 @@
 """gunicorn's settings for the web service (gunicorn also reads this file from the working
 directory by default; the Dockerfile and docker-compose name it with ``-c``).
 
-Metrics in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, README "Metrics"): when a worker
-ends, its live-gauge files leave the shared directory; its counts stay in the sums.
+Metrics in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, docs/operations.md, "Metrics"): when a
+worker ends, its live-gauge files leave the shared directory; its counts stay in the sums.
 """
 
 

@@ -1,4 +1,4 @@
-"""What brokerops told its operators, and whether each channel got it (DESIGN.md section 13).
+"""What brokerops told its operators, and whether each channel got it (docs/design.md section 13).
 
 One :class:`Alert` row per condition (its ``key``: an orphan position of one signal, failing
 runs, no successful run, a broken audit chain). The row is the deduplication state: the same

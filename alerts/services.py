@@ -1,4 +1,4 @@
-"""Alerts (DESIGN.md section 13): one message per event, deduplicated, redacted, retried.
+"""Alerts (docs/design.md section 13): one message per event, deduplicated, redacted, retried.
 
 An alert is a condition with a ``key``; :func:`alerts_raise` records that it was seen:
 

@@ -1,4 +1,5 @@
-"""The hash chains of the audit tables (DESIGN.md section 12): one writer, one order, one proof.
+"""The hash chains of the audit tables (docs/design.md section 12): one writer, one order, one
+proof.
 
 Each chained row stores ``prev_hash`` (the ``hash`` of the row before it in its table, ``""`` for
 the first) and ``hash`` = SHA-256 over ``prev_hash``, a newline and the row's canonical

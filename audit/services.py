@@ -1,7 +1,7 @@
 """Audit integrity services: record the chains' heads, verify the whole trail.
 
-DESIGN.md section 12. :func:`chain_heads_record` is called by every finished reconciliation run;
-:func:`audit_verify` by ``manage.py verify_audit`` and the daily beat task, and its result is
+docs/design.md section 12. :func:`chain_heads_record` is called by every finished reconciliation
+run; :func:`audit_verify` by ``manage.py verify_audit`` and the daily beat task, and its result is
 stored as an :class:`~audit.models.AuditVerification` the admin shows.
 """
 

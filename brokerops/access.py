@@ -24,7 +24,7 @@ OPERATOR_EXTRA = {
     "reconciliation": ["trigger_reconciliation"],
     "orders": ["resync_orderattempt"],
     "alerts": ["view_alert"],  # what was sent to the operators, and how delivery went
-    # The scheduler's internals (DESIGN.md section 7): for operators, not compliance.
+    # The scheduler's internals (docs/design.md section 7): for operators, not compliance.
     "django_celery_beat": [
         "view_intervalschedule",
         "view_crontabschedule",

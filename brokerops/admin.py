@@ -14,7 +14,7 @@ from brokerops.admin_pagination import EstimatedCountPaginator
 
 
 class AuditListMixin:
-    """What every audit list has (DESIGN.md section 7), for any ModelAdmin:
+    """What every audit list has (docs/design.md section 7), for any ModelAdmin:
 
     - an "Export CSV" button exporting what the list shows (search, filters, ordering), all
       rows, streamed (:mod:`brokerops.admin_export`), to whoever may view the list;

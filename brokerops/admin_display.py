@@ -1,4 +1,4 @@
-"""Readable values for the admin (DESIGN.md section 7): one place for how figures, JSON and
+"""Readable values for the admin (docs/design.md section 7): one place for how figures, JSON and
 symbols look and are searched, shared by every audit admin.
 
 - quantities and prices without trailing zeros (``10.000000000`` -> ``10``, ``0.5`` stays);

@@ -1,4 +1,4 @@
-"""CSV export of an audit list, exactly as the list shows it (DESIGN.md section 7).
+"""CSV export of an audit list, exactly as the list shows it (docs/design.md section 7).
 
 The rows are the change list's own queryset (its search, filters, date range and ordering, built
 by the ModelAdmin's ChangeList machinery, so the export cannot disagree with the page), all of

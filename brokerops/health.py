@@ -1,4 +1,4 @@
-"""Liveness and readiness (DESIGN.md section 13): what ``/healthz`` and ``/readyz`` answer.
+"""Liveness and readiness (docs/design.md section 13): what ``/healthz`` and ``/readyz`` answer.
 
 - **Liveness** (``/healthz``): the process answers. Nothing is checked, nothing is read.
 - **Readiness** (``/readyz``): three checks, each named with its state in the answer:

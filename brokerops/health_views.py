@@ -1,4 +1,5 @@
-"""``/healthz`` and ``/readyz`` (DESIGN.md section 13; the checks are in :mod:`brokerops.health`).
+"""``/healthz`` and ``/readyz`` (docs/design.md section 13; the checks are in
+:mod:`brokerops.health`).
 
 No login, no session, no CSRF token (GET and HEAD only), never cached. Neither logs per request:
 a ``/readyz`` 503 is marked as logged so Django's request logger does not add an ERROR line on

@@ -1,4 +1,5 @@
-"""Single-flight locks: leases shared by every worker (DESIGN.md section 4, "Locks are leases").
+"""Single-flight locks: leases shared by every worker (docs/design.md section 4, "Locks are
+leases").
 
 ``with single_flight("reconciliation") as acquired:`` never waits: ``acquired`` is False while
 another holder has the lock. Where the lock lives depends on the set-up:

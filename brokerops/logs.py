@@ -1,6 +1,6 @@
 """Log lines for log shippers (``LOG_FORMAT=json``) and the context they carry.
 
-DESIGN.md section 13: one line per event; the run id and the ``client_order_id`` as fields.
+docs/design.md section 13: one line per event; the run id and the ``client_order_id`` as fields.
 
 - :class:`JsonFormatter` renders a record as one JSON object on one line: ``ts`` (ISO 8601, UTC,
   milliseconds), ``level``, ``logger``, ``message``, then ``run_id`` and ``client_order_id`` when

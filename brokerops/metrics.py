@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md section 13): the metric objects, one recording function per
+"""Prometheus metrics (docs/design.md section 13): the metric objects, one recording function per
 event, and what ``/metrics`` serves.
 
 The names are an operator interface (dashboards in ``ops/grafana``, alert rules in

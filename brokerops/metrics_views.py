@@ -1,4 +1,4 @@
-"""``/metrics``: Prometheus' text format (DESIGN.md section 13; the metrics are in
+"""``/metrics``: Prometheus' text format (docs/design.md section 13; the metrics are in
 :mod:`brokerops.metrics`).
 
 Access, no session and no login:

@@ -3,7 +3,7 @@
 Every setting is read once, here, from the environment through django-environ (``.env`` in the
 project root is read when present). Each has an embedded default so that a newcomer's first run
 needs nothing but Python: SQLite, Celery without a server, the embedded signal store and the
-built-in paper broker. README.md's configuration table documents each variable.
+built-in paper broker. docs/configuration.md documents each variable.
 """
 
 from decimal import Decimal
@@ -166,7 +166,7 @@ ORDER_SUBMIT_INTERVAL_S = env.int("ORDER_SUBMIT_INTERVAL_S", default=30)
 ORDER_SYNC_INTERVAL_S = env.int("ORDER_SYNC_INTERVAL_S", default=60)
 AUDIT_VERIFY_INTERVAL_S = env.int("AUDIT_VERIFY_INTERVAL_S", default=86400)
 
-# --- Audit integrity (DESIGN.md section 12) ----------------------------------------------------
+# --- Audit integrity (docs/design.md section 12) --------------------------------------------------
 # Signs the chain heads every finished run records: rewriting the chains then needs this key.
 # Keep it out of the database's reach (a secret store); unset, heads are recorded unsigned.
 AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="") or None
@@ -240,7 +240,7 @@ CRYPTO_FEE_TOLERANCE_BPS = _env_decimal(
     "CRYPTO_FEE_TOLERANCE_BPS", "40", low=Decimal(0), high=Decimal(10_000)
 )
 
-# --- Probes (DESIGN.md section 13; brokerops/health.py) ---------------------------------------
+# --- Probes (docs/design.md section 13; brokerops/health.py) --------------------------------------
 # /readyz fails when the last successful reconciliation run finished longer ago than this (0: the
 # check is off). With no successful run yet, a process is ready for this long after its start.
 READY_MAX_RUN_AGE_S = env.float("READY_MAX_RUN_AGE_S", default=3.0 * RECONCILE_INTERVAL_S)
@@ -249,7 +249,7 @@ READY_CHECK_TIMEOUT_S = env.float("READY_CHECK_TIMEOUT_S", default=2.0)
 # Probes answer over plain HTTP from inside the container even with DJANGO_SECURE on.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
-# --- Metrics (DESIGN.md section 13; brokerops/metrics.py, README "Metrics") -------------------
+# --- Metrics (docs/design.md section 13; brokerops/metrics.py, docs/operations.md, "Metrics") -----
 # Bearer token /metrics requires; unset: /metrics answers loopback clients only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="") or None
 # prometheus_client's multiprocess directory, shared by every process (web, workers, stream,
@@ -257,7 +257,7 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="") or None
 # tells /metrics to add up the directory's files. Unset: each process counts on its own.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="") or None
 
-# --- Mail and alerts (DESIGN.md section 13; alerts/) -------------------------------------------
+# --- Mail and alerts (docs/design.md section 13; alerts/) -----------------------------------------
 # Django's mail backend from one URL (smtp+tls://user:password@host:587, smtp+ssl://...:465,
 # consolemail:// prints to stdout). Alerts go to ALERT_EMAILS through it, and as a JSON POST to
 # ALERT_WEBHOOK_URL (Slack-compatible); either, both or neither may be set.

@@ -20,7 +20,7 @@ urlpatterns = [
         name="order_timeline",
     ),
     path("admin/", admin.site.urls),
-    # Probes (DESIGN.md section 13): no login, no session.
+    # Probes (docs/design.md section 13): no login, no session.
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     # Prometheus (section 13): METRICS_TOKEN bearer token, or loopback only when unset.

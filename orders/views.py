@@ -1,4 +1,4 @@
-"""The order timeline page of the admin (DESIGN.md section 7): thin, the story is assembled by
+"""The order timeline page of the admin (docs/design.md section 7): thin, the story is assembled by
 :func:`orders.services.timeline.order_timeline`."""
 
 from django.contrib import admin

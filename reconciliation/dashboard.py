@@ -1,4 +1,4 @@
-"""The admin index's dashboard (DESIGN.md section 7): the state of the books at a glance.
+"""The admin index's dashboard (docs/design.md section 7): the state of the books at a glance.
 
 :func:`dashboard_read` assembles everything the template shows, in a fixed number of queries
 whatever the size of the trail (four: the last run, the recent finished runs, the open attempts,

@@ -4,7 +4,7 @@ Pure functions over plain data (no I/O, no Django), so every rule is unit-tested
 service (:mod:`reconciliation.services`) gathers the facts, confirms the findings that need a
 targeted look-up, and applies the repairs.
 
-Rules (DESIGN.md section 4): Alpaca is the truth for holdings, the signal store for intent.
+Rules (docs/design.md section 4): Alpaca is the truth for holdings, the signal store for intent.
 Quantities of several ACTIVE signals on one symbol add up (sells negative). A symbol with an order
 in flight may show a position that lags the fill, so a disagreement there is reported as such,
 never as an orphan.
@@ -169,7 +169,7 @@ class DiffInput:
         default_factory=lambda: frozenset({"open", "partially_filled"})
     )
     # A crypto holding short of the expected quantity by at most this many basis points of it
-    # is the buy's fee, not a mismatch (DESIGN 4, CRYPTO_FEE_TOLERANCE_BPS).
+    # is the buy's fee, not a mismatch (docs/design.md section 4, CRYPTO_FEE_TOLERANCE_BPS).
     crypto_fee_tolerance_bps: Decimal = Decimal(0)
 
 

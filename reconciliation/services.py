@@ -375,7 +375,7 @@ def _count(values: Iterable[str]) -> dict[str, int]:
 
 
 def run_as_json(run: ReconciliationRun) -> dict:
-    """The JSON object ``manage.py reconcile --json`` prints (DESIGN.md section 10)."""
+    """The JSON object ``manage.py reconcile --json`` prints (docs/design.md section 10)."""
     return {
         "run_id": run.pk,
         "status": run.status,

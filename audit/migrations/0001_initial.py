@@ -1,4 +1,4 @@
-"""Chain heads and verification results: append-only from the start (DESIGN.md section 12)."""
+"""Chain heads and verification results: append-only from the start (docs/design.md section 12)."""
 
 import django.db.models.deletion
 import django.utils.timezone

@@ -1,6 +1,6 @@
 """Scheduler internals for operators only: compliance loses the view of django-celery-beat's
 interval, crontab, solar and clocked tables (it keeps the periodic task list); operations keeps
-them (DESIGN.md section 7). Re-applies :func:`brokerops.access.sync_groups` on existing
+them (docs/design.md section 7). Re-applies :func:`brokerops.access.sync_groups` on existing
 databases."""
 
 from django.db import migrations

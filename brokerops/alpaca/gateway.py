@@ -1,6 +1,6 @@
 """The broker gateway: the only code in brokerops that talks to Alpaca.
 
-One :class:`AlpacaGateway` wraps alpaca-py's ``TradingClient`` and fixes its traps (DESIGN.md
+One :class:`AlpacaGateway` wraps alpaca-py's ``TradingClient`` and fixes its traps (docs/design.md
 section 6):
 
 - every HTTP attempt goes through :class:`_GatewaySession`, which sets the per-request timeout

@@ -1,4 +1,4 @@
-"""Alpaca's trade_updates stream (DESIGN.md section 14): order events pushed on a websocket.
+"""Alpaca's trade_updates stream (docs/design.md section 14): order events pushed on a websocket.
 
 The broker boundary's second door: :class:`TradeUpdatesConnection` connects, authenticates,
 listens to ``trade_updates`` and yields each event parsed into a :class:`TradeUpdate` (the order

@@ -1,4 +1,5 @@
-"""Firestore's real-time listener in a process of its own, for the signal watcher (DESIGN 15).
+"""Firestore's real-time listener in a process of its own, for the signal watcher
+(docs/design.md section 15).
 
 The Python client's listener does real work per change (protobuf decoding, its document tree,
 our parsing) on a thread that shares the interpreter lock with the watcher's workers. At 50

@@ -12,15 +12,15 @@ Parsing rules, in short (`parse_signal` lists every violated rule, not just the 
   on, so a near miss such as ``"active"`` is reported rather than guessed;
 - `side`, `order_type` and `time_in_force` are accepted in any case and normalised to lower-case;
 - quantities and prices (`qty`, `notional`, `limit_price`, `stop_price`) may be int, float,
-  `Decimal` or a numeric string; floats go through ``str()`` so ``0.1`` becomes
-  ``Decimal("0.1")``. They have bounds (DESIGN 3): finite, positive, no finer than 1e-9 (a digit
-  past the ninth decimal place: ``"1e-10"``, ``"1.0000000001"``; trailing zeros are fine) and
-  less than 1e12 in magnitude. A numeric string is ASCII decimal notation (``"12.5"``,
-  ``"+1E3"``, ``".5"``) of at most `NUMBER_MAX_CHARS` characters: no digit-group underscores or
-  non-ASCII digits (which `Decimal` would take). Booleans, NaN and infinities are rejected. None of
-  this raises or takes long, whatever the input (``"1e999999999"``, a 10 MB digit string, a
-  5,000-digit integer): the checks use integer comparisons and exact `Decimal` operations in a
-  local context with every trap off;
+  `Decimal` or a numeric string; floats go through ``str()`` so ``0.1`` becomes ``Decimal("0.1")``.
+  They have bounds (docs/design.md section 3): finite, positive, no finer than 1e-9 (a digit past
+  the ninth decimal place: ``"1e-10"``, ``"1.0000000001"``; trailing zeros are fine) and less than
+  1e12 in magnitude. A numeric string is ASCII decimal notation (``"12.5"``, ``"+1E3"``, ``".5"``)
+  of at most `NUMBER_MAX_CHARS` characters: no digit-group underscores or non-ASCII digits (which
+  `Decimal` would take). Booleans, NaN and infinities are rejected. None of this raises or takes
+  long, whatever the input (``"1e999999999"``, a 10 MB digit string, a 5,000-digit integer): the
+  checks use integer comparisons and exact `Decimal` operations in a local context with every trap
+  off;
 - `timeout_seconds` is a whole, positive number of seconds below 1e12;
 - `limit` and `stop_limit` need `limit_price`, `stop` and `stop_limit` need `stop_price`; a price
   the order type does not use is rejected (ambiguous intent);
@@ -95,7 +95,7 @@ TIME_IN_FORCE_VALUES = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
 #: Quote currencies that mark a pair as crypto: ``BTC-USD`` is rewritten to ``BTC/USD``.
 CRYPTO_QUOTES = frozenset({"USD", "USDT", "USDC", "BTC"})
 
-#: Quantities, notionals and prices must be below this in magnitude (DESIGN 3).
+#: Quantities, notionals and prices must be below this in magnitude (docs/design.md section 3).
 NUMBER_MAX = Decimal(10) ** 12
 #: ... and no finer than this: nothing past the ninth decimal place (the audit columns' scale).
 NUMBER_RESOLUTION = Decimal("1e-9")

@@ -23,15 +23,15 @@ WHERE clause). When the document did change, the store reads it again: if the st
 expected one (another field changed) the change is retried on the fresh copy, otherwise the result
 is `STATUS_MOVED` and the other writer's change stands untouched.
 
-A decision holds only for the document it was made on (DESIGN 4): a `Transition` with
-`expected_version` (the `version` of the document the caller decided on) is applied only to that
-very version. If the status moved the result is `STATUS_MOVED`; if the status is still the
+A decision holds only for the document it was made on (docs/design.md section 4): a `Transition`
+with `expected_version` (the `version` of the document the caller decided on) is applied only to
+that very version. If the status moved the result is `STATUS_MOVED`; if the status is still the
 expected one but the document changed in any other way (before the store's read or between its
 read and its write) the result is `CHANGED` and nothing is retried: the caller re-evaluates its
 decision on `result.current` (the fresh document, with its version) and retries with
 ``current.version``, or leaves it to the next run.
 
-A document that does not parse is never modified, with one exception (DESIGN 3): a
+A document that does not parse is never modified, with one exception (docs/design.md section 3): a
 `Transition(..., allow_invalid=True)` applies to a document that does not parse when its raw
 `status` string is exactly the expected status (a PENDING document whose order cannot be built
 is moved to REJECTED); it then writes only `status`, `status_reason` and `updated_at`, never

@@ -1,4 +1,5 @@
-"""New PENDING signals as they appear: the signal store's side of the watcher (DESIGN 15).
+"""New PENDING signals as they appear: the signal store's side of the watcher (docs/design.md
+section 15).
 
 A `PendingSource` is one connection to the store. Once opened, `take()` returns every PENDING
 document first (the catch-up), then each document that becomes PENDING or changes while

@@ -18,7 +18,7 @@ Command line: ``python -m brokerops.sim --port 8765 [--scenario empty|default|de
 Fidelity: strict like Alpaca (the default), or lenient
 ------------------------------------------------------
 A fake broker more lenient than the real one hides bugs, so by default the paper broker behaves
-like Alpaca (DESIGN section 9). Each of Alpaca's behaviours is a rule of
+like Alpaca (docs/design.md section 9). Each of Alpaca's behaviours is a rule of
 :class:`~brokerops.sim.fidelity.Fidelity` (``fidelity.py``), one keyword each, and every lenient
 value stays available as an option for the tests that need it:
 

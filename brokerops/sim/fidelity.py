@@ -1,8 +1,8 @@
 """How strictly the paper broker imitates Alpaca: one :class:`Fidelity` field per rule.
 
-A fake broker more lenient than the real one hides bugs (DESIGN section 9), so each of Alpaca's
-behaviours that the project must cope with is a rule here, with two values: the lenient one (what
-the paper broker did before these rules existed, :data:`LENIENT`) and Alpaca's own
+A fake broker more lenient than the real one hides bugs (docs/design.md section 9), so each of
+Alpaca's behaviours that the project must cope with is a rule here, with two values: the lenient
+one (what the paper broker did before these rules existed, :data:`LENIENT`) and Alpaca's own
 (:data:`STRICT`).
 
 Where the defaults live: :data:`DEFAULT` is the profile ``PaperBroker()`` uses when the caller
@@ -119,7 +119,8 @@ STRICT = Fidelity(
     retry_after_header=False,
 )
 
-#: The profile of ``PaperBroker()`` without ``strict``/``fidelity``: Alpaca's (DESIGN section 9).
+#: The profile of ``PaperBroker()`` without ``strict``/``fidelity``: Alpaca's (docs/design.md
+#: section 9).
 DEFAULT = STRICT
 
 

@@ -1,4 +1,5 @@
-"""Alpaca's trade_updates stream at ``GET /stream`` (same port as the HTTP API; DESIGN section 14).
+"""Alpaca's trade_updates stream at ``GET /stream`` (same port as the HTTP API; docs/design.md
+section 14).
 
 The HTTP handler upgrades the request (``server.py``) and hands the socket to
 :meth:`StreamHub.serve`; the book hands every order event to :meth:`StreamHub.publish`.

@@ -1,5 +1,5 @@
 """Order events join the audit chain: hashes for the rows already there, then the triggers that
-make the table append-only (DESIGN.md section 12)."""
+make the table append-only (docs/design.md section 12)."""
 
 from django.db import migrations, models
 

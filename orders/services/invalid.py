@@ -1,4 +1,5 @@
-"""PENDING documents that do not parse: REJECTED with the reasons, nothing sent (DESIGN 3).
+"""PENDING documents that do not parse: REJECTED with the reasons, nothing sent (docs/design.md
+section 3).
 
 A document whose status reads PENDING but whose order cannot be built (a limit order without
 ``limit_price``, a quantity out of range) would otherwise wait forever. It gets an attempt row

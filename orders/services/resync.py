@@ -4,7 +4,7 @@ The request records who asked on each attempt (``resync_requested``) and enqueue
 exactly those attempts; the re-sync brings them to the broker's state (the order sync, acting as
 ``re-sync requested by <user>``) and leaves one ``resync_outcome`` event on each attempt saying
 what the broker said: the status changed, nothing changed, the order was not found, or the broker
-could not be asked (DESIGN.md section 7: the outcome of every re-sync is recorded).
+could not be asked (docs/design.md section 7: the outcome of every re-sync is recorded).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The trade_updates consumer: order state as Alpaca pushes it (DESIGN.md section 14).
+"""The trade_updates consumer: order state as Alpaca pushes it (docs/design.md section 14).
 
 Each event goes through the one service that applies broker order state
 (:func:`~orders.services.broker_state.order_attempts_apply_broker_orders`, the one order sync

@@ -1,6 +1,6 @@
 """Order submission: PENDING signals become orders at Alpaca, exactly once.
 
-The rules (DESIGN.md section 5):
+The rules (docs/design.md section 5):
 - the attempt row is written before any HTTP call; every step appends an OrderEvent;
 - the client_order_id is derived from the signal, so a resend can never create a second order:
   Alpaca answers 422 "client_order_id must be unique" and the earlier order is adopted;
@@ -61,7 +61,8 @@ Status = OrderAttempt.Status
 _UNPRICED_TYPES = frozenset({OrderType.MARKET})
 
 
-#: Signals a call takes together: one re-read of their documents (DESIGN 3), sent in order.
+#: Signals a call takes together: one re-read of their documents (docs/design.md section 3), sent
+#: in order.
 CHUNK = 20
 #: A re-read older than this is done again before the next request of its chunk: the signal
 #: sent is one its writer had PENDING at most this long before the request (plus the request).
@@ -594,7 +595,7 @@ def _pending_now(
     signal: Signal, attempt: OrderAttempt, cycle: SubmitContext, reread: _Reread
 ) -> Signal | SignalOutcome:
     """The signal as stored now (`_Reread`: at most `REREAD_MAX_AGE_S` old), before anything is
-    sent (DESIGN 3: only a PENDING document wants an order).
+    sent (docs/design.md section 3: only a PENDING document wants an order).
 
     A cycle or a watcher decides on a read that can be seconds old (a cycle paced by the rate
     limiter, a watcher's queue in a burst): a signal deleted, or moved out of PENDING by its

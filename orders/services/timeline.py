@@ -1,4 +1,4 @@
-"""The timeline of one order (DESIGN.md section 7): everything the trail knows about a
+"""The timeline of one order (docs/design.md section 7): everything the trail knows about a
 ``client_order_id``, as plain data in time order, each entry naming the admin row it comes from.
 
 Sources: the signal (its current state in the store, and the transitions the order services

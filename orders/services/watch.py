@@ -1,4 +1,5 @@
-"""The signal watcher: each new PENDING signal goes to the order service at once (DESIGN 15).
+"""The signal watcher: each new PENDING signal goes to the order service at once
+(docs/design.md section 15).
 
 The order cycle runs every ``ORDER_SUBMIT_INTERVAL_S``; the watcher takes a signal as soon as
 the store shows it (`brokerops.intent.watch`: Firestore's real-time listener, or a short poll of

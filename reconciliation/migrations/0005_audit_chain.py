@@ -1,4 +1,4 @@
-"""Mismatches join the audit chain and runs get their events (DESIGN.md section 12): hashes for
+"""Mismatches join the audit chain and runs get their events (docs/design.md section 12): hashes for
 the rows already there, then the triggers that make mismatches and run events append-only; the
 run's requester no longer follows a deleted user; the staff groups see the run events."""
 

@@ -1,4 +1,4 @@
-"""The mismatch-to-signals relation as rows (DESIGN.md section 7: a mismatch about several
+"""The mismatch-to-signals relation as rows (docs/design.md section 7: a mismatch about several
 signals is findable by each of them), append-only like the rest of the trail; existing mismatches
 get their rows from their comma-joined ``signal_id``."""
 

@@ -124,7 +124,7 @@ def test_429_on_read_waits_retry_after_then_succeeds(
     ``Retry-After`` (exact seconds, taking precedence over the ``X-RateLimit-*`` headers)."""
     if path == "retry-after":
         # Lenient on purpose: the Retry-After path itself is under test. Alpaca sends none, but
-        # a proxy in front of it may, and DESIGN section 6 says it is honoured.
+        # a proxy in front of it may, and docs/design.md section 6 says it is honoured.
         broker.set_fidelity(retry_after_header=True)
     assert broker.fidelity.retry_after_header == (path == "retry-after")
     gateway = make_gateway(wall_clock=frozen_wall)

@@ -1,4 +1,4 @@
-"""Audit rows are append-only at the database: raw SQL cannot change or delete them (DESIGN.md
+"""Audit rows are append-only at the database: raw SQL cannot change or delete them (docs/design.md
 section 12). Runs on PostgreSQL (CI's main run) and on SQLite (CI's second run, and a
 newcomer's default)."""
 

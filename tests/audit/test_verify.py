@@ -1,4 +1,4 @@
-"""``verify_audit`` names every kind of tampering (DESIGN.md section 12).
+"""``verify_audit`` names every kind of tampering (docs/design.md section 12).
 
 Each test tampers the way someone with database access would: drop the append-only trigger,
 then change, delete, reorder or forge rows in raw SQL.

@@ -5,10 +5,11 @@ mismatches server side), then, as a ``compliance`` user through Django's test cl
 
 (a) each unsearched audit list page (attempts, events, mismatches, runs), rendering included:
     p50/p95 in ms and the queries per page, first with Django's exact ``COUNT(*)`` paginator
-    (before), then with the audit lists' estimated count (after). DESIGN.md: under 100 ms.
+    (before), then with the audit lists' estimated count (after). docs/design.md section 8: under
+    100 ms.
 (b) the CSV export of the 3,000,000 events, the streamed response consumed in this process:
     rows/s and the RSS of the process doing it (a fresh one, sampled while streaming, and its
-    peak). DESIGN.md section 8:
+    peak). docs/design.md section 8:
     50,000 rows/s or more, under 200 MB.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/brokerops_bench_lists \\

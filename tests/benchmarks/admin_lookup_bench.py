@@ -4,7 +4,7 @@ Fills the audit tables with generated rows (one SQL statement each, server side)
 what compliance staff do: the attempt list searched by an exact client_order_id, and that
 attempt's page (the attempt, its events, the mismatches naming it), through Django's test client
 as a `compliance` user, rendering included. Prints the median and worst of 25 lookups and the
-query plan. DESIGN.md section 8: under 100 ms.
+query plan. docs/design.md section 8: under 100 ms.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/brokerops_bench \\
     ./dev python tests/benchmarks/admin_lookup_bench.py [--attempts 1000000]
@@ -40,8 +40,8 @@ def main() -> None:
     from orders.models import OrderAttempt
     from tests import factories
 
-    # Events are chained (DESIGN.md section 12): the audit benchmark's COPY fill writes them with
-    # their hashes, three per attempt.
+    # Events are chained (docs/design.md section 12): the audit benchmark's COPY fill writes them
+    # with their hashes, three per attempt.
     from tests.benchmarks.audit_bench import fill
 
     started = time.perf_counter()

@@ -4,10 +4,10 @@
    one event per transaction as the order cycle writes them, and ``order_events_append`` in
    batches of 500 as the sync writes them) and through a plain insert of the same rows in the
    same transactions (the naive way, unchained), in one run; prints microseconds per event and
-   the difference. DESIGN.md section 8: under 1 ms added per event.
+   the difference. docs/design.md section 8: under 1 ms added per event.
 2. ``verify_audit`` over 3,000,000 chained events (1,000,000 attempts with three events each,
    their hashes computed in Python with the chain's own function and loaded with COPY), with
-   one process and with one per core. DESIGN.md section 8: under 30 s.
+   one process and with one per core. docs/design.md section 8: under 30 s.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/brokerops_bench_audit \\
     ./dev python tests/benchmarks/audit_bench.py [--events 3000000] [--appends 2000]

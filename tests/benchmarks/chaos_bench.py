@@ -1,7 +1,7 @@
 """Chaos: 1,000 submissions through resets (before and after the order is applied), timeouts,
 429s and 5xx from the paper broker, until every signal is resolved.
 
-Prints the faults injected, the cycles needed, and the three figures of DESIGN.md section 8:
+Prints the faults injected, the cycles needed, and the three figures of docs/design.md section 8:
 duplicate orders at the broker (bar 0), lost attempts (bar 0) and attempts whose final status
 differs from the broker's (bar 0).
 

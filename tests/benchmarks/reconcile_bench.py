@@ -2,7 +2,7 @@
 
 Prints wall time, peak memory, API calls and SQL queries for one bulk run, and the same figures
 for the naive way (a position look-up per signal) on the same data in the same process, as
-ratios. DESIGN.md section 8: bulk under 5 s and 400 MB; at least 50x fewer calls and 10x less
+ratios. docs/design.md section 8: bulk under 5 s and 400 MB; at least 50x fewer calls and 10x less
 wall time than naive.
 
     ./dev python tests/benchmarks/reconcile_bench.py [--positions 10000] [--orders 20000]
@@ -214,7 +214,8 @@ def bench(args, store) -> None:
             f"\nbulk run #{run.pk}: {run.status}, {run.mismatches_found} mismatches "
             f"({orphans} orphans confirmed, {closed} signals closed as CLOSED_MANUAL)"
         )
-        # DESIGN.md section 8: 10,000 positions under 5 s and 400 MB; 100,000 under 10 s and 1 GB.
+        # docs/design.md section 8: 10,000 positions under 5 s and 400 MB; 100,000 under 10 s and
+        # 1 GB.
         wall_bar, rss_bar = ("10 s", "1 GB") if n >= 100_000 else ("5 s", "400 MB")
         print(f"  wall            {wall[0]:.2f} s   (bar: < {wall_bar})")
         print(

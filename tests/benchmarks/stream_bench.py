@@ -7,7 +7,7 @@ whose signals are SUBMITTED). The consumer (``trade_updates_consume``, as the co
 applies each event; the latency of a fill is from the broker's ``filled_at`` to the moment the
 attempt's ``status_changed`` event is committed and the signal is ACTIVE. Then a second burst
 with the stream cut 10 times: every fill must end applied (by the stream or by the catch-up
-sync after each reconnect). DESIGN.md section 8: p50 under 100 ms, p99 under 1 s, 0 lost.
+sync after each reconnect). docs/design.md section 8: p50 under 100 ms, p99 under 1 s, 0 lost.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/brokerops_bench_stream \\
     ./dev python tests/benchmarks/stream_bench.py [--fills 2000] [--rate 200]

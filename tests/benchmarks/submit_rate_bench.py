@@ -3,7 +3,7 @@
 Every worker is its own process with its own gateway; they share one token bucket in Redis sized
 by ALPACA_RATE_LIMIT_PER_MIN, while the paper broker enforces the same budget per API key over
 fixed 60 s windows and answers 429 beyond it. Prints the achieved request rate as a fraction of
-the allowed rate, the 429s, and duplicates at the broker. DESIGN.md section 8: at least 90% of
+the allowed rate, the 429s, and duplicates at the broker. docs/design.md section 8: at least 90% of
 the allowed rate, no 429 storm, 0 duplicates.
 
     export REDIS_URL=redis://127.0.0.1:6379/13

@@ -6,7 +6,7 @@ in the local store, 100 runs, 200,000 mismatches (half naming an order, half a q
 about three signals, with their ``MismatchSignal`` rows) and a repair outcome for a quarter of
 them. Times ``/admin/timeline/<client_order_id>/`` through Django's test client as a compliance
 user (rendering included) for random orders, and prints p50/p95, the query count and the time
-spent in SQL, and the mismatch search by one signal of a multi-signal mismatch. DESIGN.md
+spent in SQL, and the mismatch search by one signal of a multi-signal mismatch. docs/design.md
 section 8: under 100 ms. ``--reuse`` times again over the data a previous run left.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/brokerops_bench_timeline \\

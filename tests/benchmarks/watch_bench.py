@@ -1,5 +1,5 @@
 """Intent to order: a PENDING signal written to Firestore to the order received by the paper
-broker, with the watcher running, at 50 signals/s (DESIGN.md sections 8 and 15).
+broker, with the watcher running, at 50 signals/s (docs/design.md sections 8 and 15).
 
 Google's Firestore emulator runs as in the tests; the paper broker runs in a child process (its
 own core, as a remote broker would). Signals are written one document per commit at a steady

@@ -1,4 +1,5 @@
-"""Operator commands say what went wrong in one line (DESIGN.md section 10; issue 9 items 5, 12).
+"""Operator commands say what went wrong in one line (docs/design.md section 10; issue 9 items 5,
+12).
 
 ``reconcile``, ``submit_orders`` and ``sync_orders`` run as real processes against a broker that
 answers an HTML 502, a port nobody listens on, the paper broker with bad keys (401), and a Redis

@@ -1,4 +1,5 @@
-"""Single-flight locks are leases (DESIGN.md section 4, "Locks are leases"; issue 9 items 5, 9).
+"""Single-flight locks are leases (docs/design.md section 4, "Locks are leases"; issue 9 items 5,
+9).
 
 - Redis: a short lease (``LOCK_LEASE_S``) renewed while the holder runs, so a long run keeps the
   lock and a killed worker frees it within one lease;

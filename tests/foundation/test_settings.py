@@ -1,4 +1,4 @@
-"""Settings come from the environment with safe embedded defaults (DESIGN.md section 10)."""
+"""Settings come from the environment with safe embedded defaults (docs/design.md section 10)."""
 
 import json
 import os

@@ -1,5 +1,5 @@
 """The order cycle against hostile inputs: one signal never stops the cycle, risk checks fail
-closed, only bad keys stop everything (issues 9 and 10; DESIGN sections 3 and 5).
+closed, only bad keys stop everything (issues 9 and 10; docs/design.md sections 3 and 5).
 
 Both stores; CI runs this file on PostgreSQL and again on SQLite.
 """

@@ -1,5 +1,5 @@
 """Reconciliation against hostile inputs: every finding keeps its audit row, no bad document or
-broker figure stops a run or repairs on a guess (issue 9; DESIGN sections 3 and 4).
+broker figure stops a run or repairs on a guess (issue 9; docs/design.md sections 3 and 4).
 
 Both stores (local, Firestore emulator), and whichever database the run uses (CI runs this file
 on PostgreSQL and again on SQLite).

@@ -1,5 +1,5 @@
-"""The project against a paper broker as strict as Alpaca (issue 10; DESIGN sections 4, 5, 9):
-delayed fills, crypto fees in the coin, reserved buying power, wash-trade refusals."""
+"""The project against a paper broker as strict as Alpaca (issue 10; docs/design.md sections 4, 5,
+9): delayed fills, crypto fees in the coin, reserved buying power, wash-trade refusals."""
 
 from decimal import Decimal as D
 

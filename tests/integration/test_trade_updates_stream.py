@@ -1,4 +1,4 @@
-"""The trade_updates consumer against the paper broker's stream (DESIGN.md section 14): fills
+"""The trade_updates consumer against the paper broker's stream (docs/design.md section 14): fills
 arrive without any poll, nothing is lost across dropped sockets or a killed consumer, a
 duplicated event is applied once."""
 

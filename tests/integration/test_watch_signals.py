@@ -1,4 +1,4 @@
-"""The signal watcher against the paper broker, on both stores (DESIGN.md section 15): a new
+"""The signal watcher against the paper broker, on both stores (docs/design.md section 15): a new
 PENDING signal becomes an order at once, and exactly one order per signal whatever runs at the
 same time (the cycle, a second watcher, a watcher killed mid-send and restarted, a burst)."""
 

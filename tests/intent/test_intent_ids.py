@@ -1,4 +1,5 @@
-"""Document ids are whatever Firestore accepts (DESIGN 3, issue 9 item 3), in both stores.
+"""Document ids are whatever Firestore accepts (docs/design.md section 3, issue 9 item 3), in both
+stores.
 
 Firestore's rules: a non-empty string of at most 1,500 bytes of UTF-8, without "/", neither "."
 nor "..", not reserved (``__.+__``: the documentation says ``__.*__``, the emulator accepts

@@ -212,7 +212,7 @@ def test_json_form_keeps_decimals_exact():
     assert data["created_at"] == "2025-01-01T00:00:00+00:00"
 
 
-# --- number bounds (DESIGN 3): poison inputs never raise, never hang, and name their field ---
+# --- number bounds (docs/design.md section 3): poison inputs never raise, never hang, and name thei
 
 #: (field, value, expected reason). Every value is one a hostile or broken producer could store.
 POISON_NUMBERS = [

@@ -1,5 +1,6 @@
-"""Versions (DESIGN 4: a decision holds only for the document it was made on; issue 9 item 7) and
-the rejection of PENDING documents that do not parse (DESIGN 3; issue 9 item 11), on both stores.
+"""Versions (docs/design.md section 4: a decision holds only for the document it was made on;
+issue 9 item 7) and the rejection of PENDING documents that do not parse (docs/design.md section
+3; issue 9 item 11), on both stores.
 """
 
 import re

@@ -1,4 +1,4 @@
-"""Alerts (DESIGN.md section 13) received by a real SMTP server (aiosmtpd) and a local HTTP
+"""Alerts (docs/design.md section 13) received by a real SMTP server (aiosmtpd) and a local HTTP
 receiver: one message per event, no secrets, retried in the background, never blocking a run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``/healthz`` and ``/readyz`` (DESIGN.md section 13), against real PostgreSQL and Redis.
+"""``/healthz`` and ``/readyz`` (docs/design.md section 13), against real PostgreSQL and Redis.
 
 The outage tests stop servers of their own (a redis-server and a PostgreSQL cluster started on
 free ports), never the shared ones.

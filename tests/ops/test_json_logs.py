@@ -1,5 +1,5 @@
 """``LOG_FORMAT=json``: one JSON object per log line, with the run id and client_order_id as
-fields (DESIGN.md section 13)."""
+fields (docs/design.md section 13)."""
 
 import io
 import json

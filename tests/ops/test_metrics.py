@@ -1,4 +1,4 @@
-"""``/metrics`` (DESIGN.md section 13): values after real work, from the web process and from a
+"""``/metrics`` (docs/design.md section 13): values after real work, from the web process and from a
 real Celery worker process (multiprocess mode), the database gauges, access, and the
 dashboard and alert rules in ``ops/`` naming only metrics that exist."""
 
@@ -37,7 +37,7 @@ from tests.integration.conftest import gateway_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-test-token"
-CONTRACT = (  # DESIGN.md section 13, as the exposition names them
+CONTRACT = (  # docs/design.md section 13, as the exposition names them
     "brokerops_reconciliation_runs_total",
     "brokerops_mismatches_total",
     "brokerops_signals_closed_total",

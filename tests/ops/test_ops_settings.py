@@ -1,4 +1,4 @@
-"""The operations settings: defaults and bad values (README's configuration table)."""
+"""The operations settings: defaults and bad values (docs/configuration.md)."""
 
 import json
 import subprocess

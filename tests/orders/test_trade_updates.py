@@ -1,4 +1,4 @@
-"""Applying trade_updates events (DESIGN.md section 14), without a network: parsing, the one
+"""Applying trade_updates events (docs/design.md section 14), without a network: parsing, the one
 apply path, idempotency by execution_id, stale events, the reconnect backoff."""
 
 import random

@@ -17,7 +17,7 @@ from .helpers import AUTH, Raw, market
 
 
 def test_the_default_profile_is_strict_and_every_lenient_value_is_reachable() -> None:
-    # By default the paper broker behaves like Alpaca (DESIGN section 9).
+    # By default the paper broker behaves like Alpaca (docs/design.md section 9).
     assert fidelity_module.DEFAULT is STRICT
     assert PaperBroker().fidelity == STRICT
     assert PaperBroker().fidelity.is_strict

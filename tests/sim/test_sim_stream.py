@@ -1,5 +1,5 @@
 """The trade_updates stream at ``/stream``: the websocket protocol, Alpaca's messages, and one
-event for every order transition the book applies (DESIGN sections 9 and 14)."""
+event for every order transition the book applies (docs/design.md sections 9 and 14)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The dashboard on the admin index (DESIGN.md section 7): last run, mismatches by kind over the
-last runs (inline SVG, no CDN), open attempts, signals closed today, the rate limiter."""
+"""The dashboard on the admin index (docs/design.md section 7): last run, mismatches by kind over
+the last runs (inline SVG, no CDN), open attempts, signals closed today, the rate limiter."""
 
 import re
 from datetime import timedelta
@@ -122,7 +122,7 @@ def test_dashboard_takes_the_same_few_queries_whatever_the_volume():
 
 
 def test_open_attempts_count_uses_the_status_index():
-    """At a million attempts the count must not scan the table (DESIGN.md section 8)."""
+    """At a million attempts the count must not scan the table (docs/design.md section 8)."""
     if connection.vendor != "postgresql":
         pytest.skip("query plans checked on PostgreSQL")
     statuses = list(OrderAttempt.OPEN_STATUSES)

@@ -1,4 +1,4 @@
-"""An operator's rerun lands on the new run (DESIGN.md section 7): the run is recorded QUEUED
+"""An operator's rerun lands on the new run (docs/design.md section 7): the run is recorded QUEUED
 when asked for, with who asked; its task runs exactly that run, once."""
 
 from datetime import timedelta

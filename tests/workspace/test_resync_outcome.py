@@ -1,5 +1,5 @@
-"""An operator's re-sync leaves its outcome on each attempt (DESIGN.md section 7): who asked and
-what the broker said (status changed, unchanged, order not found, broker unavailable)."""
+"""An operator's re-sync leaves its outcome on each attempt (docs/design.md section 7): who asked
+and what the broker said (status changed, unchanged, order not found, broker unavailable)."""
 
 from datetime import timedelta
 

@@ -1,5 +1,5 @@
-"""Scheduler internals are for operators (DESIGN.md section 7): compliance keeps the periodic task
-list only; existing databases get the change through a migration."""
+"""Scheduler internals are for operators (docs/design.md section 7): compliance keeps the periodic
+task list only; existing databases get the change through a migration."""
 
 import pytest
 from django.contrib.auth.models import Group, Permission

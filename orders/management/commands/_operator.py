@@ -1,7 +1,7 @@
 """What the operator commands (``reconcile``, ``submit_orders``, ``sync_orders``, and the
 long-running ``stream_trade_updates`` and ``watch_signals``) share.
 
-DESIGN.md section 10: an error an operator can act on (broker down, Redis down, bad keys, the
+docs/design.md section 10: an error an operator can act on (broker down, Redis down, bad keys, the
 database or the signal store unreachable, a bad setting) is one clear line on stderr and a
 non-zero exit status; tracebacks only at ``LOG_LEVEL=DEBUG``. Anything else (a bug) keeps its
 traceback.

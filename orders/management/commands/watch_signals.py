@@ -4,7 +4,7 @@ Watches the signal store (Firestore's real-time listener; a poll every ``WATCH_P
 local store), sends every new PENDING signal through the order cycle's service, catches up with
 every PENDING signal on each (re)connect, reconnects with backoff and jitter, and stops cleanly
 on SIGTERM or Ctrl-C (exit status 0, with a summary). Refused keys stop it with one line and
-exit status 1. The beat's order cycle stays the safety net (DESIGN.md section 15).
+exit status 1. The beat's order cycle stays the safety net (docs/design.md section 15).
 """
 
 from django.conf import settings
