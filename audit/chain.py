@@ -104,6 +104,22 @@ CHAINS: tuple[ChainSpec, ...] = (
             "created_at",
         ),
     ),
+    ChainSpec(
+        "order_executions",
+        "orders",
+        "OrderExecution",
+        (
+            "execution_id",
+            "attempt_id",
+            "event",
+            "qty",
+            "price",
+            "position_qty",
+            "executed_at",
+            "received_at",
+        ),
+    ),
+    ChainSpec("mismatch_signals", "reconciliation", "MismatchSignal", ("mismatch_id", "signal_id")),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 

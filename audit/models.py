@@ -1,8 +1,9 @@
 """What proves the audit trail: chained rows, the chain heads runs record, verification results.
 
-``ChainedRow`` is the base of every hash-chained audit table (``OrderEvent``, ``Mismatch``,
-``RunEvent``); its rows are written only by :func:`audit.chain.chain_append`. ``ChainHead`` and
-``AuditVerification`` rows are append-only too (database triggers refuse UPDATE and DELETE).
+``ChainedRow`` is the base of every hash-chained audit table (``OrderEvent``,
+``OrderExecution``, ``Mismatch``, ``MismatchSignal``, ``RunEvent``); its rows are written only by
+:func:`audit.chain.chain_append`. ``ChainHead`` and ``AuditVerification`` rows are append-only
+too (database triggers refuse UPDATE and DELETE).
 """
 
 from django.db import models

@@ -19,6 +19,7 @@ from alerts.services import alerts_audit_verified
 
 from .chain import CHAINS, chain_head, head_signature
 from .models import AuditVerification, ChainHead
+from .summaries import check_summaries
 from .verify import ChainReport, check_chains, check_heads
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,21 @@ logger = logging.getLogger(__name__)
 
 def chain_heads_record(*, recorded_by: str, run=None) -> list[ChainHead]:
     """Record the last row of every non-empty chain, signed with ``AUDIT_HMAC_KEY`` when set."""
+    return _heads_record(recorded_by=recorded_by, run=run, moved_only=False)
+
+
+def chain_heads_record_moved(*, recorded_by: str) -> list[ChainHead]:
+    """Record the last row of every chain that grew since its newest recorded head.
+
+    Called at the end of every writer's cycle (an order cycle, a sync, a re-sync, a stream
+    batch, the watcher's post-send batch) and by the ``record-audit-heads`` beat task, so the
+    newest rows are covered too: rows deleted after a head that names them are named by
+    ``verify_audit`` (docs/design.md section 12). Two indexed reads per chain when nothing moved.
+    """
+    return _heads_record(recorded_by=recorded_by, run=None, moved_only=True)
+
+
+def _heads_record(*, recorded_by: str, run, moved_only: bool) -> list[ChainHead]:
     from django.apps import apps
 
     key = settings.AUDIT_HMAC_KEY
@@ -36,6 +52,8 @@ def chain_heads_record(*, recorded_by: str, run=None) -> list[ChainHead]:
         if head is None:
             continue
         row_id, row_hash = head
+        if moved_only and _newest_recorded_row(spec.name) == row_id:
+            continue
         heads.append(
             ChainHead(
                 chain=spec.name,
@@ -50,6 +68,16 @@ def chain_heads_record(*, recorded_by: str, run=None) -> list[ChainHead]:
             )
         )
     return ChainHead.objects.bulk_create(heads)
+
+
+def _newest_recorded_row(chain: str) -> int | None:
+    """The row the newest head of ``chain`` names (the (chain, row_id) index answers it)."""
+    return (
+        ChainHead.objects.filter(chain=chain)
+        .order_by("-row_id")
+        .values_list("row_id", flat=True)
+        .first()
+    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +107,8 @@ class VerificationResult:
 
 
 def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationResult:
-    """Recompute every chain and check every recorded head; store and return the result.
+    """Recompute every chain, check every recorded head and the rows that summarise events
+    (:mod:`audit.summaries`); store and return the result.
 
     An intact trail gets its heads recorded (signed) afterwards, so the next tampering shows
     against them. A broken one is logged at CRITICAL, naming the first broken link.
@@ -90,14 +119,16 @@ def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationR
         processes=settings.AUDIT_VERIFY_PROCESSES if processes is None else processes
     )
     notes = check_heads(reports, key=settings.AUDIT_HMAC_KEY)
-    problems = [p for spec in CHAINS for p in reports[spec.name].problems]
+    chained_rows = sum(r.rows for r in reports.values())
+    reports.update(check_summaries())  # attempts and runs against their events
+    problems = [p for report in reports.values() for p in report.problems]
     ok = not problems
     with transaction.atomic():
         verification = AuditVerification.objects.create(
             started_at=started,
             finished_at=timezone.now(),
             ok=ok,
-            rows_checked=sum(r.rows for r in reports.values()),
+            rows_checked=chained_rows,
             heads_checked=sum(r.heads_checked for r in reports.values()),
             problems=len(problems),
             first_problem=str(problems[0]) if problems else "",

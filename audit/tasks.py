@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .services import audit_verify
+from .services import audit_verify, chain_heads_record_moved
 
 
 @shared_task(name="audit.verify")
@@ -13,3 +13,11 @@ def audit_verify_task() -> dict:
     """
     result = audit_verify(trigger="schedule")
     return {"verification_id": result.verification.pk, "ok": result.ok}
+
+
+@shared_task(name="audit.record_heads")
+def audit_record_heads_task() -> dict:
+    """Record the heads of the chains that grew since their last head (beat runs it every
+    ``AUDIT_HEADS_INTERVAL_S``): the newest rows written outside a cycle get covered too."""
+    heads = chain_heads_record_moved(recorded_by="record-audit-heads")
+    return {"heads": [head.chain for head in heads]}

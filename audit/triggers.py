@@ -5,8 +5,9 @@ owner's maintenance statement and is not refused; the chain heads expose it all 
 
 SQLite: row triggers refuse UPDATE and DELETE unless the table ``audit_maintenance`` holds a row.
 That table is not a model: only a deliberate ``INSERT`` opens it, and it exists for one reason:
-Django's ``flush`` (the test suite's reset between transactional tests) empties tables with
-DELETE on SQLite. See :func:`audit_maintenance`.
+Django's ``flush`` empties tables with DELETE on SQLite, and two resets need it (the demo's and
+the test suite's between transactional tests). :func:`audit_maintenance` opens it for those two
+only (:data:`MAINTENANCE_REASONS`); any other caller is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 from django.db import connections
 
 MESSAGE = "audit table {table} is append-only"
+#: The only resets the SQLite maintenance door opens for: the demo's (``manage.py demo``) and
+#: the test suite's flush between transactional tests. Both empty every table, heads included.
+MAINTENANCE_REASONS = frozenset({"demo reset", "test database reset"})
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION brokerops_audit_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -87,12 +91,30 @@ def install_operation(tables: list[str]) -> Any:
     )
 
 
+def remove_operation(tables: list[str]) -> Any:
+    """The migration operation dropping the triggers on ``tables`` so that a later operation of
+    the same migration can fill a new column (its reverse installs them again); the migration
+    installs them again with :func:`install_operation` once the rows are filled."""
+    from django.db import migrations
+
+    return migrations.RunPython(
+        lambda apps, schema_editor: remove(schema_editor, tables),
+        lambda apps, schema_editor: install(schema_editor, tables),
+    )
+
+
 @contextmanager
 def audit_maintenance(reason: str, *, using: str = "default") -> Iterator[None]:
     """Let DELETE through the SQLite triggers inside the block (PostgreSQL: no effect).
 
-    For resetting a test database; never called by the application.
+    Only for the resets of :data:`MAINTENANCE_REASONS` (the demo's, the test suite's); any
+    other reason raises :class:`PermissionError` on every database, before anything opens.
     """
+    if reason not in MAINTENANCE_REASONS:
+        raise PermissionError(
+            f"audit maintenance opens only for {', '.join(sorted(MAINTENANCE_REASONS))}:"
+            f" not for {reason!r}"
+        )
     connection = connections[using]
     if connection.vendor != "sqlite":
         yield

@@ -6,6 +6,15 @@ large table. Every problem names its row: a changed row (its content no longer g
 hash), a deleted, inserted or moved row (a ``prev_hash`` that does not name the row before),
 a rewritten chain (a recorded head whose row now has another hash, or a head whose signature
 does not match ``AUDIT_HMAC_KEY``).
+
+The newest rows: a row deleted with every row after it leaves no broken link behind, so it is
+named only by a recorded head that names it (heads are recorded at the end of every writer's
+cycle and by a beat task, docs/design.md section 12), or, on SQLite, by the table's
+AUTOINCREMENT sequence, which is rolled back with its transaction and so can run past the last
+row only when rows were deleted. On PostgreSQL a sequence past the last row proves nothing
+(a rolled-back insert consumes ids too): rows written after the newest head and deleted with
+the triggers off cannot be told from a rollback, which is why heads are recorded so often. Each
+report counts the rows after its newest head (``uncovered``).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ class ChainReport:
     head_id: int | None = None
     head_hash: str = ""
     heads_checked: int = 0
+    uncovered: int = 0  # rows after the newest recorded head
     problems: list[Problem] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -54,6 +64,7 @@ class ChainReport:
             "head_id": self.head_id,
             "head_hash": self.head_hash,
             "heads_checked": self.heads_checked,
+            "uncovered": self.uncovered,
             "problems": len(self.problems),
             "first_problem": str(self.problems[0]) if self.problems else None,
         }
@@ -225,6 +236,15 @@ def check_heads(reports: dict[str, ChainReport], *, key: str | None) -> list[str
             .values_list("pk", "row_id", "hash", "signature", "recorded_by", "recorded_at")
         )
         report.heads_checked = len(heads)
+        newest = max((h[1] for h in heads), default=None)
+        if newest is not None and report.head_id is not None:
+            report.uncovered = (
+                _model(spec)._default_manager.filter(pk__gt=newest).count()
+                if report.head_id > newest
+                else 0
+            )
+        elif report.head_id is not None:
+            report.uncovered = report.rows
         hashes = _hashes_of(spec, sorted({h[1] for h in heads}))
         for pk, row_id, head_hash, signature, recorded_by, recorded_at in heads:
             said = f"head #{pk} ({recorded_by}, {recorded_at:%Y-%m-%d %H:%M:%S}) names row {row_id}"
@@ -252,8 +272,42 @@ def check_heads(reports: dict[str, ChainReport], *, key: str | None) -> list[str
                 report.problems.append(
                     Problem(spec.name, row_id, f"{said}: unsigned after heads were signed")
                 )
+        if newest is not None:
+            _check_sequence(spec, report)
         report.problems.sort(key=lambda p: (p.row_id is None, p.row_id or 0))
     return notes
+
+
+def _check_sequence(spec: ChainSpec, report: ChainReport) -> None:
+    """SQLite: a table's AUTOINCREMENT sequence past its last row names rows deleted at the end
+    (the sequence is rolled back with its transaction, so a rollback leaves no such gap). Judged
+    only once a head was recorded: a reset (the demo's, the tests' flush) empties heads too."""
+    model = _model(spec)
+    connection = connections[router.db_for_read(model)]
+    if connection.vendor != "sqlite":
+        return  # PostgreSQL: rolled-back inserts consume ids too (see the module docstring)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        # One statement: a row a writer adds meanwhile moves both figures together.
+        cursor.execute(
+            f"SELECT seq, (SELECT max(id) FROM {table}) FROM sqlite_sequence"  # noqa: S608
+            " WHERE name = %s",
+            [model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return
+    given, last = row[0], row[1] or 0
+    if given > last:
+        where = f"row {last}" if last else "no row at all"
+        report.problems.append(
+            Problem(
+                spec.name,
+                given,
+                f"ids up to {given} were given out, the table ends at {where}: rows after it"
+                " were deleted",
+            )
+        )
 
 
 def _hashes_of(spec: ChainSpec, row_ids: Sequence[int]) -> dict[int, str]:

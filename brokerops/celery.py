@@ -50,6 +50,12 @@ def beat_schedule() -> dict[str, dict]:
             "schedule": float(settings.AUDIT_VERIFY_INTERVAL_S),
             "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.AUDIT_VERIFY_INTERVAL_S},
         },
+        # The newest audit rows get a signed head within this interval (docs/design.md 12).
+        "record-audit-heads": {
+            "task": "audit.record_heads",
+            "schedule": float(settings.AUDIT_HEADS_INTERVAL_S),
+            "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.AUDIT_HEADS_INTERVAL_S},
+        },
         "sync-orders": {
             "task": "orders.sync_open",
             "schedule": float(settings.ORDER_SYNC_INTERVAL_S),

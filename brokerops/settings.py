@@ -165,6 +165,9 @@ RECONCILE_INTERVAL_S = env.int("RECONCILE_INTERVAL_S", default=300)
 ORDER_SUBMIT_INTERVAL_S = env.int("ORDER_SUBMIT_INTERVAL_S", default=30)
 ORDER_SYNC_INTERVAL_S = env.int("ORDER_SYNC_INTERVAL_S", default=60)
 AUDIT_VERIFY_INTERVAL_S = env.int("AUDIT_VERIFY_INTERVAL_S", default=86400)
+# The newest audit rows written outside a cycle (an operator's action, a rejection by the
+# watcher) are covered by a signed chain head within this interval (docs/design.md section 12).
+AUDIT_HEADS_INTERVAL_S = env.int("AUDIT_HEADS_INTERVAL_S", default=60)
 
 # --- Audit integrity (docs/design.md section 12) --------------------------------------------------
 # Signs the chain heads every finished run records: rewriting the chains then needs this key.

@@ -143,9 +143,10 @@ class OrderEvent(ChainedRow):
         return f"{self.attempt_id} {self.kind}"
 
 
-class OrderExecution(models.Model):
+class OrderExecution(ChainedRow):
     """One execution (fill) Alpaca pushed on the trade_updates stream, recorded once: its
-    ``execution_id`` is what makes a redelivered event harmless. Append-only (triggers)."""
+    ``execution_id`` is what makes a redelivered event harmless. Append-only (triggers) and
+    hash-chained: written only by :func:`orders.services.events.order_executions_append`."""
 
     execution_id = models.CharField(max_length=64, unique=True)
     attempt = models.ForeignKey(OrderAttempt, on_delete=models.PROTECT, related_name="executions")

@@ -1,9 +1,10 @@
 """The reconciliation audit trail: one row per run, one row per mismatch it found, an event for
 everything that happened to a run.
 
-``Mismatch`` and ``RunEvent`` are append-only (database triggers) and hash-chained
-(:mod:`audit.chain`); a run row changes only through :mod:`reconciliation.services`, and each
-change is also a ``RunEvent``. A repair's outcome is the ``RunEvent`` of its mismatch.
+``Mismatch``, ``MismatchSignal`` and ``RunEvent`` are append-only (database triggers) and
+hash-chained (:mod:`audit.chain`); a run row changes only through
+:mod:`reconciliation.services`, and each change is also a ``RunEvent``. A repair's outcome is the
+``RunEvent`` of its mismatch.
 """
 
 from django.conf import settings
@@ -152,13 +153,14 @@ class Mismatch(ChainedRow):
         return "; ".join(d for d in details if d)
 
 
-class MismatchSignal(models.Model):
+class MismatchSignal(ChainedRow):
     """One signal a mismatch is about, as a row: a mismatch about several signals (a quantity or
     side mismatch over a symbol) is found by each of them with an exact, indexed look-up.
 
     Written with its mismatch, in the same transaction, by
-    :func:`reconciliation.records.mismatches_record`; append-only (database triggers). The
-    mismatch's chained ``signal_id`` keeps the ids as the finding joined them.
+    :func:`reconciliation.records.mismatches_record`; append-only (database triggers) and
+    hash-chained like its mismatch. The mismatch's chained ``signal_id`` keeps the ids as the
+    finding joined them.
     """
 
     mismatch = models.ForeignKey(Mismatch, on_delete=models.PROTECT, related_name="signals")

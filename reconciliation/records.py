@@ -1,4 +1,5 @@
-"""The one writer of ``Mismatch`` and ``RunEvent`` rows (append-only, hash-chained).
+"""The one writer of ``Mismatch``, ``MismatchSignal`` and ``RunEvent`` rows (append-only,
+hash-chained).
 
 A mismatch is stored before any repair; the repair's outcome is appended after it as the
 mismatch's ``RunEvent`` (rows are never updated).
@@ -82,7 +83,7 @@ def mismatches_record(
         signals.append(finding_signal_ids(finding))
     with transaction.atomic():
         stored = chain_append(rows, batch_size=_BATCH)
-        MismatchSignal.objects.bulk_create(
+        chain_append(
             (
                 MismatchSignal(mismatch=row, signal_id=signal_id)
                 for row, ids in zip(stored, signals, strict=True)

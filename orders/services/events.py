@@ -1,4 +1,4 @@
-"""The one writer of ``OrderEvent`` rows: redacted, chained, append-only.
+"""The one writer of ``OrderEvent`` and ``OrderExecution`` rows: redacted, chained, append-only.
 
 Services build events with :func:`order_event_build` and store them with
 :func:`order_events_append` (or both at once with :func:`order_event_record`); nothing else
@@ -13,7 +13,7 @@ from django.conf import settings
 
 from audit.chain import chain_append
 from brokerops.redaction import redact
-from orders.models import OrderAttempt, OrderEvent
+from orders.models import OrderAttempt, OrderEvent, OrderExecution
 
 
 def _secrets() -> tuple[str, ...]:
@@ -54,3 +54,9 @@ def order_event_record(**fields: Any) -> OrderEvent:
     """Build and store one event (see :func:`order_event_build`)."""
     (event,) = order_events_append([order_event_build(**fields)])
     return event
+
+
+def order_executions_append(executions: Iterable[OrderExecution]) -> list[OrderExecution]:
+    """Store the stream's executions (fills) at the end of their chain, in one transaction (the
+    caller's, if any): the only way an execution is written."""
+    return chain_append(executions)

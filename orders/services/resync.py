@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from audit.services import chain_heads_record_moved
 from brokerops.alpaca import BrokerError
 from orders.models import OrderAttempt, OrderEvent
 
@@ -112,6 +113,7 @@ def order_attempts_resync(
         )
         for o in outcomes
     )
+    chain_heads_record_moved(recorded_by=actor)
     return outcomes
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from audit.services import chain_heads_record_moved
 from brokerops.alpaca import BrokerError, BrokerRejected
 from brokerops.alpaca.errors import BrokerMalformedResponse
 from brokerops.alpaca.stream import TradeUpdate, TradeUpdatesConnection
@@ -35,6 +36,7 @@ from .broker_state import (
     order_attempts_apply_broker_orders,
     signals_follow_attempts,
 )
+from .events import order_executions_append
 from .sync import order_attempts_sync
 
 if TYPE_CHECKING:
@@ -104,10 +106,11 @@ def trade_updates_apply(
         latest[coid] = index
     pairs = [(attempts[coid], updates[index].order) for coid, index in latest.items()]
     with transaction.atomic():
-        OrderExecution.objects.bulk_create(executions)
         changes = order_attempts_apply_broker_orders(
             pairs=pairs, store=store, actor=actor, move_signals=False
         )
+        # Last, after the events' chain: every writer takes the two chains' locks in this order.
+        order_executions_append(executions)
     changed = {change.client_order_id for change in changes}
     for coid, index in latest.items():
         if coid in changed:
@@ -116,6 +119,7 @@ def trade_updates_apply(
         signals_follow_attempts(
             [attempts[coid] for coid in latest if coid in changed], store=store, actor=actor
         )
+    chain_heads_record_moved(recorded_by=actor)
     return outcomes
 
 

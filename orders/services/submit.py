@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import chain_heads_record_moved
 from brokerops import metrics
 from brokerops.alpaca import (
     BrokerError,
@@ -412,6 +413,7 @@ def orders_submit_pending(
             on_outcome=result.outcomes.append,
         )
     result.api_calls = calls.total
+    chain_heads_record_moved(recorded_by=actor)  # the cycle's rows are covered at its end
     return result
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.utils import timezone
 
+from audit.services import chain_heads_record_moved
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.schema import SignalStatus, audit_signal_id
 from brokerops.intent.store import SignalStore, TransitionOutcome
@@ -99,6 +100,7 @@ def order_attempts_sync(
         _sync_attempts(attempts, gateway=gateway, store=store, actor=actor, result=result)
     if attempt_ids is None:
         result.signals_followed = signals_follow_final_attempts(store=store, actor=actor)
+    chain_heads_record_moved(recorded_by=actor)  # the sync's rows are covered at its end
     return result
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from audit.services import chain_heads_record_moved
 from brokerops.alpaca import BrokerError, BrokerRejected
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreError
@@ -305,6 +306,10 @@ class _Workers:
                     continue
                 for item in items:
                     self._done(item.signal.id, item.outcome)
+                try:
+                    chain_heads_record_moved(recorded_by=ACTOR)
+                except DatabaseError:  # the next cycle's or the beat task's heads cover them
+                    logger.exception("signal watcher: audit chain heads not recorded")
         finally:
             connections.close_all()
 

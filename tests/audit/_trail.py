@@ -12,7 +12,7 @@ from tests import factories
 
 def write_trail(*, events: int = 6) -> dict:
     """An attempt with ``events`` events, a run with two mismatches and its events."""
-    attempt = factories.order_attempt()
+    attempt = factories.order_attempt(status="filled")  # what its events say
     order_events_append(
         order_event_build(
             attempt=attempt,

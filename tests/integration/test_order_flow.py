@@ -9,6 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from audit.models import ChainHead
+from audit.services import audit_verify
 from brokerops.intent.schema import SignalStatus
 from orders.models import OrderAttempt, OrderEvent
 from orders.services import order_attempts_sync, orders_submit_pending
@@ -16,6 +18,15 @@ from tests.integration.conftest import gateway_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 POST = ("POST", "/v2/orders")
+
+
+@pytest.fixture(autouse=True)
+def _the_trail_verifies_after_each_flow():
+    """Whatever a flow went through, its audit trail verifies: every chain, and every attempt
+    agrees with its events (docs/design.md section 12)."""
+    yield
+    result = audit_verify(trigger="command", processes=1)
+    assert result.ok, result.verification.first_problem
 
 
 def pending(symbol="AAPL", qty="5", **extra):
@@ -72,6 +83,9 @@ def test_a_market_order_is_sent_once_fills_and_activates_its_signal(broker, gate
     # A second cycle finds nothing to do and sends nothing.
     assert orders_submit_pending(gateway=gateway, store=store).outcomes == []
     assert broker.counters()[POST] == 1
+    # The newest events are covered by a signed head as soon as the cycle or sync ends.
+    newest = ChainHead.objects.filter(chain="order_events").order_by("-row_id").first()
+    assert newest is not None and newest.row_id == OrderEvent.objects.latest("pk").pk
 
 
 def test_invalid_orders_are_rejected_before_sending(broker, gateway, store):

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from brokerops.intent.models import LocalSignal
 from orders.models import OrderExecution
+from orders.services.events import order_executions_append
 from reconciliation.diff import Finding, ReconciliationErrors, Severity
 from reconciliation.models import Mismatch, ReconciliationRun
 from reconciliation.plan import PlannedRepair, Verdict
@@ -56,13 +57,18 @@ def local_signal(signal_id: str, **data) -> LocalSignal:
 
 
 def execution(*, attempt, execution_id: str, qty: str, at: datetime) -> OrderExecution:
-    return OrderExecution.objects.create(
-        execution_id=execution_id,
-        attempt=attempt,
-        event="fill",
-        qty=Decimal(qty),
-        price=Decimal("187.250000"),
-        position_qty=Decimal(qty),
-        executed_at=at,
-        received_at=at + timedelta(milliseconds=5),
+    (row,) = order_executions_append(
+        [
+            OrderExecution(
+                execution_id=execution_id,
+                attempt=attempt,
+                event="fill",
+                qty=Decimal(qty),
+                price=Decimal("187.250000"),
+                position_qty=Decimal(qty),
+                executed_at=at,
+                received_at=at + timedelta(milliseconds=5),
+            )
+        ]
     )
+    return row

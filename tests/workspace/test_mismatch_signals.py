@@ -1,16 +1,17 @@
 """A mismatch about several signals is found by each of them: the relation as rows."""
 
-import importlib
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from audit.chain import chain_append
+from audit.services import audit_verify
 from reconciliation.diff import ReconciliationErrors
-from reconciliation.models import MismatchSignal
+from reconciliation.models import Mismatch, MismatchSignal
 from tests import factories
 from tests.workspace.helpers import local_signal, record_mismatch
 
@@ -69,15 +70,35 @@ def test_the_rows_are_append_only_at_the_database():
     assert _signals(row) == ["a", "b"]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_data_migration_fills_rows_for_existing_mismatches():
-    migration = importlib.import_module("reconciliation.migrations.0006_mismatch_signals")
-    joined = factories.mismatch(kind="QTY_MISMATCH", signal_id="s1,s2,s1")
-    single = factories.mismatch(kind="ORPHAN_POSITION", signal_id="with,comma")
-    none = factories.mismatch(kind="UNTRACKED_POSITION", signal_id="")
-    migration.fill_rows(apps, None)
+    """Mismatches stored before the relation (the schema of 0005) get their rows, chained since
+    0008 (the relation's rows are audit rows: docs/design.md section 12)."""
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    executor = MigrationExecutor(connection)
+    executor.migrate([("reconciliation", "0005_audit_chain")])
+    old = executor.loader.project_state([("reconciliation", "0005_audit_chain")]).apps
+    try:
+        Run = old.get_model("reconciliation", "ReconciliationRun")
+        Old = old.get_model("reconciliation", "Mismatch")
+        run = Run.objects.create(trigger="schedule", status="succeeded")
+        stored = chain_append(
+            Old(run=run, kind=kind, severity="warning", signal_id=signal_id)
+            for kind, signal_id in [
+                ("QTY_MISMATCH", "s1,s2,s1"),
+                ("ORPHAN_POSITION", "with,comma"),
+                ("UNTRACKED_POSITION", ""),
+            ]
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(latest)
+    joined, single, none = (Mismatch.objects.get(pk=row.pk) for row in stored)
     assert _signals(joined) == ["s1", "s2"]
     assert _signals(single) == ["with,comma"]
     assert _signals(none) == []
+    assert audit_verify(trigger="command", processes=1).ok
 
 
 @pytest.mark.parametrize("term", ["demo-aapl", "demo-buy-aapl", "ux-test-1"])
