@@ -369,9 +369,9 @@ def run_as_json(run: ReconciliationRun) -> dict:
                 "client_order_id": m.client_order_id,
                 "expected_qty": None if m.expected_qty is None else _plain(m.expected_qty),
                 "actual_qty": None if m.actual_qty is None else _plain(m.actual_qty),
-                "action": m.outcome_action,
+                "action": m.final_action,
             }
-            for m in run.mismatches.select_related("outcome").order_by("id")
+            for m in run.mismatches.with_final_action().order_by("id")
         ],
     }
 
