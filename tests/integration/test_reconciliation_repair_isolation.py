@@ -132,3 +132,36 @@ def test_a_batch_repair_that_fails_for_one_item_is_retried_one_by_one(
     assert by_signal == {"good": Action.SIGNAL_CLOSED_MANUAL, "bad": Action.REPAIR_FAILED}
     assert store.get("good").status == "CLOSED_MANUAL"
     assert store.get("bad").status == "ACTIVE"
+
+
+@pytest.mark.django_db(transaction=False)
+def test_inside_a_callers_transaction_a_failed_adoption_spoils_nothing(
+    broker, gateway, monkeypatch
+):
+    """Run inside a transaction (as a test or a caller's atomic block does): the failed
+    statement is rolled back to its own savepoint, so on PostgreSQL the rest of the run still
+    writes (an aborted transaction would refuse every later statement)."""
+    from brokerops.intent.local import LocalSignalStore
+    from reconciliation.services import reconciliation_run
+
+    for client_order_id in (*HASHED, "bo-victim-entry", PLAIN):
+        broker.seed_order("AAPL", 1, client_order_id=client_order_id, status="filled")
+    adopt = repairs.order_attempt_adopt
+
+    def adopt_failing_for_the_victim(*, order, actor, prefix):
+        attempt = adopt(order=order, actor=actor, prefix=prefix)
+        if order.client_order_id == "bo-victim-entry":
+            OrderAttempt.objects.create(client_order_id=order.client_order_id, symbol="X")
+        return attempt
+
+    monkeypatch.setattr(repairs, "order_attempt_adopt", adopt_failing_for_the_victim)
+    run = reconciliation_run(trigger="command", gateway=gateway, store=LocalSignalStore())
+
+    assert run.finished_at is not None and "1 repair(s) failed" in run.error
+    ended = dict(run.mismatches.with_final_action().values_list("client_order_id", "final_action"))
+    assert ended == {
+        HASHED[0]: Action.ORDER_ADOPTED,
+        HASHED[1]: Action.ORDER_ADOPTED,
+        "bo-victim-entry": Action.REPAIR_FAILED,
+        PLAIN: Action.ORDER_ADOPTED,
+    }
