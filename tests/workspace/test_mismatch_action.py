@@ -143,3 +143,11 @@ def test_one_definition_reads_the_outcome_in_the_database(rows):
         "stopped": Action.REPAIR_STARTED,
         "running": Action.REPAIR_STARTED,
     }
+
+
+def test_the_runs_page_lists_its_mismatches_by_outcome(compliance_client, rows):
+    page = compliance_client.get(
+        reverse("admin:reconciliation_reconciliationrun_change", args=[rows["closed"].run_id])
+    ).content.decode()
+    cells = re.findall(r'field-action_display">\s*<p>([^<]*)</p>', page)
+    assert sorted(cells) == sorted([CLOSED, "Flagged only"])
