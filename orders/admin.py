@@ -141,7 +141,8 @@ class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
             )
         rows = list(
             Mismatch.objects.filter(naming)
-            .select_related("outcome")
+            .with_final_action()
+            .select_related("run")
             .order_by("created_at", "id")[:_MISMATCHES_SHOWN]
         )
         if not rows:
@@ -158,7 +159,7 @@ class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
                     reverse("admin:reconciliation_reconciliationrun_change", args=[m.run_id]),
                     m.run_id,
                     m.kind,
-                    Mismatch.Action(m.outcome_action).label,
+                    m.outcome_label,
                 )
                 for m in rows
             ),

@@ -86,7 +86,13 @@ class OrderAttempt(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "created_at"], name="attempt_status_created")]
         constraints = [
-            models.UniqueConstraint(fields=["signal_id", "leg"], name="attempt_one_per_signal_leg")
+            # One attempt per signal and leg; an adopted order whose signal id cannot be read
+            # back from its client_order_id (the hashed form) has none, and several may exist.
+            models.UniqueConstraint(
+                fields=["signal_id", "leg"],
+                condition=~models.Q(signal_id=""),
+                name="attempt_one_per_signal_leg",
+            )
         ]
         permissions = [("resync_orderattempt", "Can re-sync order attempts with the broker")]
 

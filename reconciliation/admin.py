@@ -13,6 +13,7 @@ from brokerops.admin_display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
+    timestamp_display,
 )
 from brokerops.intent.schema import audit_signal_id
 
@@ -41,19 +42,18 @@ class MismatchInline(AuditTrailInline):
         "client_order_id",
         "expected_qty_display",
         "actual_qty_display",
-        "action",
-        "outcome_display",
+        "action_display",
     )
     readonly_fields = fields
     expected_qty_display = decimal_display("expected_qty", "expected qty")
     actual_qty_display = decimal_display("actual_qty", "actual qty")
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).select_related("outcome")
+        return super().get_queryset(request).with_final_action().select_related("run")
 
-    @admin.display(description="outcome")
-    def outcome_display(self, mismatch: Mismatch) -> str:
-        return _outcome(mismatch)
+    @admin.display(description="action")
+    def action_display(self, mismatch: Mismatch) -> str:
+        return mismatch.outcome_label
 
 
 class RunEventInline(AuditTrailInline):
@@ -69,11 +69,15 @@ class RunEventInline(AuditTrailInline):
         return super().get_queryset(request).exclude(kind=RunEvent.Kind.REPAIR_OUTCOME)
 
 
-def _outcome(mismatch: Mismatch) -> str:
-    outcome = getattr(mismatch, "outcome", None)
-    if outcome is None:
-        return "-" if mismatch.action != Mismatch.Action.REPAIR_STARTED else "none recorded"
-    return outcome.get_action_display()
+class FinalActionFilter(admin.ChoicesFieldListFilter):
+    """The Action filter reads what the mismatch ended with (``final_action``: the repair's
+    outcome event, else the stored action), as the Action column does; same parameter
+    (``action__exact``), so existing links keep working."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.lookup_val is None:
+            return queryset
+        return queryset.ended_as(*self.lookup_val)
 
 
 @admin.register(ReconciliationRun)
@@ -183,13 +187,12 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         "client_order_id",
         "expected_qty_display",
         "actual_qty_display",
-        "action",
-        "outcome_display",
+        "action_display",
         "run",
         "timeline",
     )
-    list_filter = ("kind", "severity", "action", "created_at")
-    list_select_related = ("run", "outcome")
+    list_filter = ("kind", "severity", ("action", FinalActionFilter), "created_at")
+    list_select_related = ("run",)
     # Symbols: SymbolSearchMixin; signal ids: also each signal of the relation (below).
     search_fields = tuple(f for f in EXACT_SEARCH if not f.startswith("symbol"))
     fields = (
@@ -202,8 +205,8 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         "alpaca_order_id",
         "expected_qty_display",
         "actual_qty_display",
-        "action",
-        "outcome_display",
+        "action_display",
+        "outcome_at",
         "outcome_message",
         "detail",
         "created_at",
@@ -231,9 +234,19 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
                 results = results | queryset.filter(Q(pk__in=ids))
         return results, may_have_duplicates
 
-    @admin.display(description="outcome")
-    def outcome_display(self, mismatch: Mismatch) -> str:
-        return _outcome(mismatch)
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).with_final_action()
+
+    @admin.display(description="action", ordering="final_action")
+    def action_display(self, mismatch: Mismatch) -> str:
+        """What the mismatch ended with (its repair's outcome), never the "repair started" it
+        was stored with before the repair, unless the run stopped in between."""
+        return mismatch.outcome_label
+
+    @admin.display(description="outcome recorded at")
+    def outcome_at(self, mismatch: Mismatch) -> str:
+        outcome = getattr(mismatch, "outcome", None)
+        return timestamp_display(outcome.created_at) if outcome is not None else "-"
 
     @admin.display(description="outcome message")
     def outcome_message(self, mismatch: Mismatch) -> str:

@@ -9,6 +9,7 @@ hash-chained (:mod:`audit.chain`); a run row changes only through
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import ChainedQuerySet, ChainedRow
@@ -76,19 +77,50 @@ class ReconciliationRun(models.Model):
 
 
 class MismatchQuerySet(ChainedQuerySet):
-    def ended_as(self, action: str) -> "MismatchQuerySet":
-        """Mismatches whose final action (the repair's outcome, else the stored one) is
-        ``action``."""
-        return self.filter(
-            models.Q(outcome__action=action) | models.Q(outcome__isnull=True, action=action)
+    def with_final_action(self) -> "MismatchQuerySet":
+        """Each row with ``final_action``: the action the mismatch ended with, its repair's
+        outcome event when one was recorded, else the action the row was stored with.
+
+        The one definition of a mismatch's action: the admin's list, its Action filter, the CSV
+        export and ``reconcile --json`` read it (the filter through :meth:`ended_as`). A
+        correlated subquery on the outcome's unique ``mismatch_id`` index: one index look-up
+        per row shown.
+        """
+        outcome = _outcomes().filter(mismatch_id=models.OuterRef("pk")).values("action")[:1]
+        return self.annotate(
+            final_action=Coalesce(
+                models.Subquery(outcome, output_field=models.CharField()), models.F("action")
+            )
         )
+
+    def ended_as(self, *actions: str) -> "MismatchQuerySet":
+        """Mismatches whose ``final_action`` (:meth:`with_final_action`) is one of ``actions``.
+
+        The same rule written for the filter: an outcome event with the action, or none and the
+        row stored with it (a mismatch has one outcome at most). Filtering on the annotation
+        would look up every row's outcome until a page is found (7 s over 1,000,000 mismatches
+        for an action no row has, on PostgreSQL); this form lets the database hash the few
+        outcome events with the action once and look up an outcome only for the rows stored
+        with it (0.45 s). A test holds both forms to the same answer for every action.
+        """
+        outcome = _outcomes().filter(mismatch_id=models.OuterRef("pk"))
+        return self.filter(
+            models.Exists(outcome.filter(action__in=actions))
+            | (models.Q(action__in=actions) & ~models.Exists(outcome))
+        )
+
+
+def _outcomes() -> models.QuerySet:
+    """Repair outcome events, unordered (a subquery needs no order)."""
+    return RunEvent.objects.filter(kind=RunEvent.Kind.REPAIR_OUTCOME).order_by()
 
 
 class Mismatch(ChainedRow):
     """One disagreement between the broker (holdings) and the signal store (intent).
 
     ``action`` is what the row was stored with, before any repair (``repair_started`` for a
-    repair); the repair's outcome is its ``RunEvent`` (``outcome``), see :attr:`outcome_action`.
+    repair); the repair's outcome is its ``RunEvent`` (``outcome``). What the mismatch ended
+    with is ``final_action`` (:meth:`MismatchQuerySet.with_final_action`).
     """
 
     class Kind(models.TextChoices):
@@ -142,15 +174,32 @@ class Mismatch(ChainedRow):
 
     @property
     def outcome_action(self) -> str:
-        """The action as it ended: the repair's outcome when one was recorded, else ``action``."""
+        """The action as it ended: ``final_action`` when the row was read with it, else the same
+        rule on this instance (the repair's outcome when one was recorded, else ``action``)."""
+        final = getattr(self, "final_action", None)
+        if final:
+            return final
         outcome = getattr(self, "outcome", None)
         return outcome.action if outcome is not None else self.action
+
+    @property
+    def outcome_label(self) -> str:
+        """:attr:`outcome_action` as people read it: a repair with no outcome is "in progress"
+        while its run is running; "no outcome recorded" only once the run stopped."""
+        action = self.outcome_action
+        if action == self.Action.REPAIR_STARTED and self.run.status in RUNS_STILL_GOING:
+            return REPAIR_IN_PROGRESS
+        return str(dict(self.Action.choices).get(action, action))
 
     @property
     def outcome_detail(self) -> str:
         outcome = getattr(self, "outcome", None)
         details = (self.detail, outcome.message if outcome is not None else "")
         return "; ".join(d for d in details if d)
+
+
+RUNS_STILL_GOING = frozenset({ReconciliationRun.Status.QUEUED, ReconciliationRun.Status.RUNNING})
+REPAIR_IN_PROGRESS = "Repair started (in progress)"
 
 
 class MismatchSignal(ChainedRow):

@@ -3,16 +3,33 @@
 The service stores every finding's ``Mismatch`` row (``repair_started`` for a repair) before any
 handler runs, then completes the rows with what the handlers report, so a crash in between leaves
 a visible "repair started" row, never a silent change. A handler gets all planned repairs of its
-kind and returns one :class:`RepairOutcome` per item, in order; one that raises fails only its own
-items (recorded ``repair_failed``), never the other handlers.
+kind and returns one :class:`RepairOutcome` per item, in order.
+
+One finding's repair never fails the others (:func:`repairs_apply`): a handler that raises for a
+batch is tried again one finding at a time, so the failure is recorded (``repair_failed``, with
+the reason) on the finding that fails alone; an outage (the broker or the store unavailable)
+fails the findings it reaches without trying each. Handlers are safe to try again: each decision
+is conditional on the state it was made on (a signal's version, an attempt still open, an order
+not yet adopted).
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
+from django.db import transaction
+
+from brokerops.alpaca import BrokerError
 from brokerops.intent.schema import Signal, SignalStatus
-from brokerops.intent.store import SignalStore, Transition, TransitionOutcome, TransitionResult
+from brokerops.intent.store import (
+    SignalStore,
+    SignalStoreError,
+    Transition,
+    TransitionOutcome,
+    TransitionResult,
+)
 from orders.models import OrderAttempt
 from orders.pairing import MISSING_REASON
 from orders.services import (
@@ -23,10 +40,13 @@ from orders.services import (
 
 from .diff import ReconciliationErrors
 from .models import Mismatch
-from .plan import PlannedRepair, Repair
+from .plan import PlannedRepair, Repair, Verdict
 
 logger = logging.getLogger(__name__)
 Action = Mismatch.Action
+#: Failures of a service we depend on (broker down, store down), not of one finding: an operator
+#: acts on them; they are logged in one line, without a traceback.
+OUTAGES = (BrokerError, SignalStoreError)
 
 
 @dataclass(frozen=True)
@@ -118,12 +138,18 @@ def _close_outcome(item: PlannedRepair, result: TransitionResult) -> RepairOutco
 
 
 def mark_orders_missing(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[RepairOutcome]:
-    """ORDER_NOT_FOUND confirmed by a 404: the attempt is MISSING, its signal CANCELED."""
+    """ORDER_NOT_FOUND confirmed by a 404: the attempt is MISSING, its signal CANCELED (an
+    attempt no longer open, whatever closed it, is left as it is)."""
     attempts = _attempts_by_client_id(items)
+    still_open = {
+        i.finding.client_order_id: attempts[i.finding.client_order_id]
+        for i in items
+        if attempts[i.finding.client_order_id].status in OrderAttempt.OPEN_STATUSES
+    }
     marked = {
         change.client_order_id
         for change in order_attempts_mark_missing(
-            attempts=[attempts[i.finding.client_order_id] for i in items],
+            attempts=list(still_open.values()),
             store=ctx.store,
             actor=ctx.actor,
             why=MISSING_REASON,
@@ -153,10 +179,21 @@ def apply_broker_orders(items: Sequence[PlannedRepair], ctx: RepairContext) -> l
 
 
 def adopt_orders(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[RepairOutcome]:
-    """UNKNOWN_ORDER: an order with our prefix we never recorded joins the audit trail."""
+    """UNKNOWN_ORDER: an order with our prefix we never recorded joins the audit trail (one
+    transaction per order, a savepoint inside another: an order that cannot be adopted fails
+    its own finding only)."""
+    outcomes = []
     for item in items:
-        order_attempt_adopt(order=item.order, actor=ctx.actor, prefix=ctx.client_order_id_prefix)
-    return [RepairOutcome(Action.ORDER_ADOPTED) for _ in items]
+        try:
+            with transaction.atomic():
+                order_attempt_adopt(
+                    order=item.order, actor=ctx.actor, prefix=ctx.client_order_id_prefix
+                )
+        except Exception as exc:  # noqa: BLE001 - recorded on its finding (repair_failed), logged
+            outcomes.append(_failed(Repair.ADOPT_ORDER, exc, ctx))
+        else:
+            outcomes.append(RepairOutcome(Action.ORDER_ADOPTED))
+    return outcomes
 
 
 def _attempts_by_client_id(items: Sequence[PlannedRepair]) -> dict[str, OrderAttempt]:
@@ -170,3 +207,81 @@ HANDLERS: dict[Repair, Handler] = {
     Repair.APPLY_BROKER_ORDER: apply_broker_orders,
     Repair.ADOPT_ORDER: adopt_orders,
 }
+
+
+def repairs_apply(items: Sequence[PlannedRepair], ctx: RepairContext) -> dict[int, RepairOutcome]:
+    """Run each kind's handler on its planned repairs; returns item index -> outcome.
+
+    A handler that raises for its batch is run again on each finding alone (in a savepoint when
+    the caller holds a transaction), so a finding that cannot be repaired is recorded
+    ``repair_failed`` with the reason and every other finding is repaired. An outage fails the
+    findings it reaches: trying each against a service that is down would only wait longer.
+    """
+    by_repair: dict[Repair, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        if item.verdict is Verdict.REPAIR and item.repair is not None:
+            by_repair[item.repair].append(index)
+    outcomes: dict[int, RepairOutcome] = {}
+    for repair, indexes in by_repair.items():
+        handler = HANDLERS[repair]
+        try:
+            results = handler([items[i] for i in indexes], ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded on the findings it fails, logged
+            if isinstance(exc, OUTAGES) or len(indexes) == 1:
+                failed = _failed(repair, exc, ctx)
+                outcomes.update({i: failed for i in indexes})
+                continue
+            logger.warning(
+                "reconciliation run %s: %s failed for its batch of %s (%s: %s); "
+                "trying each finding alone",
+                ctx.run_id,
+                repair,
+                len(indexes),
+                type(exc).__name__,
+                exc,
+            )
+            outcomes.update(_one_by_one(handler, repair, items, indexes, ctx))
+            continue
+        outcomes.update(zip(indexes, results, strict=True))
+    return outcomes
+
+
+def _one_by_one(
+    handler: Handler,
+    repair: Repair,
+    items: Sequence[PlannedRepair],
+    indexes: Sequence[int],
+    ctx: RepairContext,
+) -> dict[int, RepairOutcome]:
+    outcomes: dict[int, RepairOutcome] = {}
+    outage: RepairOutcome | None = None
+    for index in indexes:
+        if outage is not None:
+            outcomes[index] = outage
+            continue
+        try:
+            with _savepoint():
+                (outcomes[index],) = handler([items[index]], ctx)
+        except Exception as exc:  # noqa: BLE001 - recorded on its finding (repair_failed), logged
+            outcomes[index] = _failed(repair, exc, ctx)
+            if isinstance(exc, OUTAGES):
+                outage = outcomes[index]
+    return outcomes
+
+
+def _savepoint() -> AbstractContextManager:
+    """A savepoint when the caller holds a transaction (a failed statement would otherwise spoil
+    it on PostgreSQL); none otherwise: each handler's writes are their own transactions, and a
+    transaction around one would stay open across the signal store's calls."""
+    return transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+
+
+def _failed(repair: Repair, exc: Exception, ctx: RepairContext) -> RepairOutcome:
+    """A finding's failed repair: its outcome (the reason), logged (a traceback unless an
+    outage)."""
+    error = f"{repair} failed: {type(exc).__name__}: {exc}"
+    logger.error("reconciliation run %s: %s", ctx.run_id, error)
+    logger.log(
+        logging.DEBUG if isinstance(exc, OUTAGES) else logging.ERROR, "traceback", exc_info=exc
+    )
+    return RepairOutcome(Action.REPAIR_FAILED, error)

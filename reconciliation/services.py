@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -34,9 +33,8 @@ from django.utils import timezone
 from alerts.services import alerts_reconciliation_run_finished
 from audit.services import chain_heads_record
 from brokerops import metrics
-from brokerops.alpaca import BrokerError
 from brokerops.boundaries import broker_gateway, signal_store
-from brokerops.intent.store import SignalStore, SignalStoreError
+from brokerops.intent.store import SignalStore
 from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
 
@@ -44,7 +42,7 @@ from .confirm import confirm_findings
 from .diff import diff
 from .facts import reconciliation_facts_read
 from .models import Mismatch, ReconciliationRun, RunEvent
-from .plan import PlannedRepair, Repair, Verdict, repair_plan
+from .plan import PlannedRepair, repair_plan
 from .records import (
     initial_action,
     mismatches_complete,
@@ -52,7 +50,7 @@ from .records import (
     run_event_record,
     run_events_record_many,
 )
-from .repairs import HANDLERS, RepairContext
+from .repairs import OUTAGES, RepairContext, repairs_apply
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
@@ -63,7 +61,7 @@ LOCK_NAME = "reconciliation"
 QUEUED_RUN_EXPIRY_S = 3600
 Action = Mismatch.Action
 # Failures an operator acts on (broker down, store down): one line in the log, no traceback.
-EXPECTED_FAILURES = (BrokerError, SignalStoreError)
+EXPECTED_FAILURES = OUTAGES
 
 
 class ReconciliationFailed(Exception):
@@ -264,7 +262,9 @@ def _execute(
                     client_order_id_prefix=settings.CLIENT_ORDER_ID_PREFIX,
                 )
                 with _phase(timings, "repair_s"):
-                    outcomes = _repair(planned, context)
+                    outcomes = {
+                        i: (o.action, o.detail) for i, o in repairs_apply(planned, context).items()
+                    }
                 mismatches_complete(rows=rows, outcomes=outcomes, actor=context.actor)
         except Exception as exc:  # noqa: BLE001 - recorded on the run (the row is the result), logged
             _mark_failed(run, exc)
@@ -293,31 +293,6 @@ def _log_failure(run: ReconciliationRun, exc: Exception) -> None:
         logger.debug("reconciliation run %s failure", run.pk, exc_info=exc)
     else:  # a bug or an unforeseen failure: keep the traceback
         logger.exception("reconciliation run %s failed", run.pk)
-
-
-def _repair(planned: list[PlannedRepair], context: RepairContext) -> dict[int, tuple[str, str]]:
-    """Run each kind's handler on its items; returns row index -> (action, detail)."""
-    by_repair: dict[Repair, list[int]] = defaultdict(list)
-    for index, item in enumerate(planned):
-        if item.verdict is Verdict.REPAIR and item.repair is not None:
-            by_repair[item.repair].append(index)
-    outcomes: dict[int, tuple[str, str]] = {}
-    for repair, indexes in by_repair.items():
-        items = [planned[i] for i in indexes]
-        try:
-            results = HANDLERS[repair](items, context)
-        except Exception as exc:
-            error = f"{repair} failed: {type(exc).__name__}: {exc}"
-            logger.error("reconciliation run %s: %s", context.run_id, error)
-            logger.log(
-                logging.DEBUG if isinstance(exc, EXPECTED_FAILURES) else logging.ERROR,
-                "traceback",
-                exc_info=exc,
-            )
-            outcomes.update({i: (Action.REPAIR_FAILED, error) for i in indexes})
-            continue
-        outcomes.update({i: (r.action, r.detail) for i, r in zip(indexes, results, strict=True)})
-    return outcomes
 
 
 @contextmanager
@@ -394,9 +369,9 @@ def run_as_json(run: ReconciliationRun) -> dict:
                 "client_order_id": m.client_order_id,
                 "expected_qty": None if m.expected_qty is None else _plain(m.expected_qty),
                 "actual_qty": None if m.actual_qty is None else _plain(m.actual_qty),
-                "action": m.outcome_action,
+                "action": m.final_action,
             }
-            for m in run.mismatches.select_related("outcome").order_by("id")
+            for m in run.mismatches.with_final_action().order_by("id")
         ],
     }
 

@@ -311,7 +311,7 @@ def _mismatch_and_outcome(mismatch: Mismatch) -> list[TimelineEntry]:
     run = mismatch.run
     mismatch_link = _admin_link(f"mismatch #{mismatch.pk}", "reconciliation_mismatch", mismatch.pk)
     run_link = _admin_link(f"run #{run.pk}", "reconciliation_reconciliationrun", run.pk)
-    final = Mismatch.Action(mismatch.outcome_action).label
+    final = mismatch.outcome_label
     detail = "; ".join(d for d in (_quantities(mismatch), mismatch.detail) if d)
     entries = [
         TimelineEntry(
