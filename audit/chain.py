@@ -103,6 +103,21 @@ CHAINS: tuple[ChainSpec, ...] = (
             "created_at",
         ),
     ),
+    ChainSpec(
+        "schedule_changes",
+        "audit",
+        "ScheduleChange",
+        (
+            "created_at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_name",
+            "before",
+            "after",
+        ),
+    ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 
