@@ -99,7 +99,9 @@ def periodic_tasks_switch(
         raise ValueError(f"not a switch: {action!r}")
     changed = 0
     with transaction.atomic():
-        for task in tasks.select_for_update().order_by("pk"):
+        # Only the tasks' rows: the admin's list joins their (nullable) schedules, which
+        # PostgreSQL will not lock through an outer join.
+        for task in tasks.select_for_update(of=("self",)).order_by("pk"):
             before = schedule_snapshot(task)
             enabled = {
                 ScheduleChange.Action.ENABLE: True,
