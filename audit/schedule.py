@@ -3,14 +3,14 @@
 django-celery-beat's tables (periodic tasks and their interval, crontab, solar and clocked
 schedules) decide which jobs run: reconciliation, order sync, audit verification. Who enabled,
 disabled, ran or edited what, and what it was before and after, is part of the trail.
-:func:`schedule_change_record` is the one writer of :class:`~audit.models.ScheduleChange` rows;
-the services below change the schedule and record it in the same transaction. The admin
-(:mod:`audit.admin_schedule`) calls them, behind the ``audit.change_schedule`` permission.
+:func:`schedule_changes_append` is the one writer of :class:`~audit.models.ScheduleChange` rows
+(built by :func:`schedule_change_build`, as order events are); the services below change the
+schedule and record it in the same transaction, the records last (they lock the chain). The
+admin (:mod:`audit.admin_schedule`) calls them, behind the ``audit.change_schedule`` permission.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -60,31 +60,36 @@ def schedule_snapshot(obj: models.Model | None) -> dict[str, Any]:
     return json.loads(json.dumps(values, cls=_SnapshotEncoder))
 
 
-def schedule_change_record(
+def schedule_change_build(
     *,
     actor: str,
     action: ScheduleChange.Action | str,
     target: models.Model,
     before: dict[str, Any],
     after: dict[str, Any],
-    name: str | None = None,
 ) -> ScheduleChange:
-    """Append one schedule change to its chain (in the caller's transaction, if any);
-    ``name`` names the target when it can no longer name itself (deleted)."""
-    (row,) = chain_append(
-        [
-            ScheduleChange(
-                actor=actor[:150],
-                action=ScheduleChange.Action(action),
-                object_type=target._meta.model_name,
-                object_id=target.pk,
-                object_name=(str(target) if name is None else name)[:200],
-                before=before,
-                after=after,
-            )
-        ]
+    """An unsaved change of ``target`` (for :func:`schedule_changes_append`)."""
+    return ScheduleChange(
+        actor=actor[:150],
+        action=ScheduleChange.Action(action),
+        object_type=target._meta.model_name,
+        object_id=target.pk,
+        object_name=str(target)[:200],
+        before=before,
+        after=after,
     )
-    return row
+
+
+def schedule_changes_append(changes: Iterable[ScheduleChange]) -> list[ScheduleChange]:
+    """Store built changes at the end of their chain (in the caller's transaction, if any).
+    Append last in a transaction: the chain stays locked until it ends."""
+    return chain_append(changes)
+
+
+def schedule_change_record(**fields: Any) -> ScheduleChange:
+    """Build and store one change (see :func:`schedule_change_build`)."""
+    (change,) = schedule_changes_append([schedule_change_build(**fields)])
+    return change
 
 
 def periodic_tasks_switch(
@@ -97,7 +102,7 @@ def periodic_tasks_switch(
         ScheduleChange.Action.TOGGLE,
     ):
         raise ValueError(f"not a switch: {action!r}")
-    changed = 0
+    changes = []
     with transaction.atomic():
         # Only the tasks' rows: the admin's list joins their (nullable) schedules, which
         # PostgreSQL will not lock through an outer join.
@@ -112,15 +117,17 @@ def periodic_tasks_switch(
                 continue
             task.enabled = enabled
             task.save()  # beat's own save: clears last_run_at when disabled, marks the change
-            schedule_change_record(
-                actor=actor,
-                action=action,
-                target=task,
-                before=before,
-                after=schedule_snapshot(task),
+            changes.append(
+                schedule_change_build(
+                    actor=actor,
+                    action=action,
+                    target=task,
+                    before=before,
+                    after=schedule_snapshot(task),
+                )
             )
-            changed += 1
-    return changed
+        schedule_changes_append(changes)
+    return len(changes)
 
 
 def periodic_tasks_run(*, tasks: models.QuerySet[PeriodicTask], actor: str) -> int:
@@ -132,16 +139,20 @@ def periodic_tasks_run(*, tasks: models.QuerySet[PeriodicTask], actor: str) -> i
         for task in chosen:
             if task.task not in current_app.tasks:
                 raise ScheduleError(f'task "{task.task}" of "{task.name}" not found')
+        changes = []
         for task in chosen:
             snapshot = schedule_snapshot(task)
-            schedule_change_record(
-                actor=actor,
-                action=ScheduleChange.Action.RUN,
-                target=task,
-                before=snapshot,
-                after={**snapshot, "run_requested": True},
+            changes.append(
+                schedule_change_build(
+                    actor=actor,
+                    action=ScheduleChange.Action.RUN,
+                    target=task,
+                    before=snapshot,
+                    after={**snapshot, "run_requested": True},
+                )
             )
             transaction.on_commit(_sender(task))
+        schedule_changes_append(changes)
     return len(chosen)
 
 
@@ -176,6 +187,7 @@ def schedule_row_saved(
 def schedule_rows_delete(*, objs: Iterable[models.Model], actor: str) -> int:
     """Delete scheduler rows and record each, with the periodic tasks a deleted schedule
     takes with it (its foreign keys cascade)."""
+    changes = []
     count = 0
     with transaction.atomic():
         for obj in objs:
@@ -183,19 +195,19 @@ def schedule_rows_delete(*, objs: Iterable[models.Model], actor: str) -> int:
             if not isinstance(obj, PeriodicTask):
                 field = obj._meta.model_name.removesuffix("schedule")
                 gone = [*PeriodicTask.objects.filter(**{field: obj}).order_by("pk"), obj]
-            # Named and copied first: a deleted instance loses its id, and a task's name reads
-            # its schedule.
-            records = [(copy.copy(row), str(row), schedule_snapshot(row)) for row in gone]
-            obj.delete()
-            for row, name, before in records:
-                schedule_change_record(
+            # Built first: a deleted instance loses its id, and a task's name reads its schedule.
+            changes += [
+                schedule_change_build(
                     actor=actor,
                     action=ScheduleChange.Action.DELETE,
                     target=row,
-                    name=name,
-                    before=before,
+                    before=schedule_snapshot(row),
                     after={},
                 )
+                for row in gone
+            ]
+            obj.delete()
             count += 1
         PeriodicTasks.update_changed()
+        schedule_changes_append(changes)
     return count
