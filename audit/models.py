@@ -121,12 +121,19 @@ class ScheduleChange(ChainedRow):
         EDIT = "edit", "Edited"
         DELETE = "delete", "Deleted"
 
+    class ObjectType(models.TextChoices):
+        """django-celery-beat's tables, by model name."""
+
+        PERIODIC_TASK = "periodictask", "Periodic task"
+        INTERVAL = "intervalschedule", "Interval schedule"
+        CRONTAB = "crontabschedule", "Crontab schedule"
+        SOLAR = "solarschedule", "Solar schedule"
+        CLOCKED = "clockedschedule", "Clocked schedule"
+
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=150, help_text="The user who made the change.")
     action = models.CharField(max_length=16, choices=Action)
-    object_type = models.CharField(
-        max_length=32, help_text="The scheduler table: periodictask, intervalschedule, ..."
-    )
+    object_type = models.CharField(max_length=32, choices=ObjectType, help_text="What changed.")
     object_id = models.BigIntegerField(null=True, blank=True)
     object_name = models.CharField(max_length=200, help_text="The task's name or the schedule.")
     before = models.JSONField(default=dict, blank=True)

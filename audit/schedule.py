@@ -72,7 +72,7 @@ def schedule_change_build(
     return ScheduleChange(
         actor=actor[:150],
         action=ScheduleChange.Action(action),
-        object_type=target._meta.model_name,
+        object_type=ScheduleChange.ObjectType(target._meta.model_name),
         object_id=target.pk,
         object_name=str(target)[:200],
         before=before,

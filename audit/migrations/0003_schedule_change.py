@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
                 ('actor', models.CharField(help_text='The user who made the change.', max_length=150)),
                 ('action', models.CharField(choices=[('enable', 'Enabled'), ('disable', 'Disabled'), ('toggle', 'Toggled'), ('run', 'Run now'), ('add', 'Added'), ('edit', 'Edited'), ('delete', 'Deleted')], max_length=16)),
-                ('object_type', models.CharField(help_text='The scheduler table: periodictask, intervalschedule, ...', max_length=32)),
+                ('object_type', models.CharField(choices=[('periodictask', 'Periodic task'), ('intervalschedule', 'Interval schedule'), ('crontabschedule', 'Crontab schedule'), ('solarschedule', 'Solar schedule'), ('clockedschedule', 'Clocked schedule')], help_text='What changed.', max_length=32)),
                 ('object_id', models.BigIntegerField(blank=True, null=True)),
                 ('object_name', models.CharField(help_text="The task's name or the schedule.", max_length=200)),
                 ('before', models.JSONField(blank=True, default=dict)),

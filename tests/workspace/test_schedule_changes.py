@@ -218,6 +218,7 @@ def test_compliance_reads_the_changes_and_a_tasks_history_shows_them(client, ope
     assert [c.actor for c in history.context["cl"].result_list] == ["opal"]
     text = history.content.decode()
     assert "Disabled" in text and "enabled: True &rarr; False" in text
+    assert "Periodic task" in text  # labels in words (docs/design.md, section 19)
     listing = client.get(reverse("admin:audit_schedulechange_changelist"))
     assert listing.status_code == 200 and listing.context["action_form"] is None
     change = ScheduleChange.objects.get()
