@@ -120,6 +120,21 @@ CHAINS: tuple[ChainSpec, ...] = (
         ),
     ),
     ChainSpec("mismatch_signals", "reconciliation", "MismatchSignal", ("mismatch_id", "signal_id")),
+    ChainSpec(
+        "schedule_changes",
+        "audit",
+        "ScheduleChange",
+        (
+            "created_at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "object_name",
+            "before",
+            "after",
+        ),
+    ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 

@@ -1,9 +1,9 @@
 """What proves the audit trail: chained rows, the chain heads runs record, verification results.
 
 ``ChainedRow`` is the base of every hash-chained audit table (``OrderEvent``,
-``OrderExecution``, ``Mismatch``, ``MismatchSignal``, ``RunEvent``); its rows are written only by
-:func:`audit.chain.chain_append`. ``ChainHead`` and ``AuditVerification`` rows are append-only
-too (database triggers refuse UPDATE and DELETE).
+``OrderExecution``, ``Mismatch``, ``MismatchSignal``, ``RunEvent``, ``ScheduleChange``); its rows
+are written only by :func:`audit.chain.chain_append`. ``ChainHead`` and ``AuditVerification`` rows
+are append-only too (database triggers refuse UPDATE and DELETE).
 """
 
 from django.db import models
@@ -99,3 +99,57 @@ class AuditVerification(models.Model):
     @property
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+
+SCHEDULE_PERMISSION = "audit.change_schedule"
+
+
+class ScheduleChange(ChainedRow):
+    """One change to the beat schedule (docs/design.md, section 7): who, what, before and after.
+
+    Written only by :func:`audit.schedule.schedule_change_record`; hash-chained and append-only
+    like the rest of the trail. Its model also carries the one permission that allows changing
+    the schedule (``audit.change_schedule``, granted to operations).
+    """
+
+    class Action(models.TextChoices):
+        ENABLE = "enable", "Enabled"
+        DISABLE = "disable", "Disabled"
+        TOGGLE = "toggle", "Toggled"
+        RUN = "run", "Run now"
+        ADD = "add", "Added"
+        EDIT = "edit", "Edited"
+        DELETE = "delete", "Deleted"
+
+    class ObjectType(models.TextChoices):
+        """django-celery-beat's tables, by model name."""
+
+        PERIODIC_TASK = "periodictask", "Periodic task"
+        INTERVAL = "intervalschedule", "Interval schedule"
+        CRONTAB = "crontabschedule", "Crontab schedule"
+        SOLAR = "solarschedule", "Solar schedule"
+        CLOCKED = "clockedschedule", "Clocked schedule"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, help_text="The user who made the change.")
+    action = models.CharField(max_length=16, choices=Action)
+    object_type = models.CharField(max_length=32, choices=ObjectType, help_text="What changed.")
+    object_id = models.BigIntegerField(null=True, blank=True)
+    object_name = models.CharField(max_length=200, help_text="The task's name or the schedule.")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="schedulechange_object"),
+        ]
+        permissions = [
+            (
+                "change_schedule",
+                "Can change the schedule (enable, disable, toggle, run, edit periodic tasks)",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.object_name} by {self.actor}"

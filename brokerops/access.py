@@ -2,7 +2,8 @@
 
 ``compliance`` views and searches the audit trail (and which periodic jobs exist); ``operations``
 views it too, may trigger reconciliation reruns and order re-syncs, and sees the scheduler's
-internals (django-celery-beat's interval, crontab, solar and clocked tables). Migrations call
+internals (django-celery-beat's interval, crontab, solar and clocked tables); only operations may
+change the schedule (``audit.change_schedule``), and every change is recorded. Migrations call
 :func:`sync_groups` (with the historical app registry) so the groups exist on every database; it
 is idempotent, and a migration that adds a model to the trail, or changes a grant, calls it
 again.
@@ -14,7 +15,8 @@ from django.contrib.auth.management import create_permissions
 
 VIEW_ONLY = {
     "reconciliation": ["view_reconciliationrun", "view_mismatch", "view_runevent"],
-    "audit": ["view_chainhead", "view_auditverification"],
+    # The schedule's changes (who enabled, disabled, ran or edited which job) are part of the trail.
+    "audit": ["view_chainhead", "view_auditverification", "view_schedulechange"],
     "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
     "intent": ["view_localsignal"],
     # Which jobs run (reconciliation, order sync, audit verification): the periodic task list.
@@ -24,6 +26,9 @@ OPERATOR_EXTRA = {
     "reconciliation": ["trigger_reconciliation"],
     "orders": ["resync_orderattempt"],
     "alerts": ["view_alert"],  # what was sent to the operators, and how delivery went
+    # Changing the schedule (enable, disable, toggle, run now, edit, add, delete periodic tasks and
+    # their schedules) is one permission of its own (docs/design.md section 7).
+    "audit": ["change_schedule"],
     # The scheduler's internals (docs/design.md section 7): for operators, not compliance.
     "django_celery_beat": [
         "view_intervalschedule",
