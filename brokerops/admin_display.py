@@ -23,6 +23,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from brokerops.fields import plain_decimal_text
 from brokerops.intent.schema import CRYPTO_QUOTES
 from brokerops.symbols import symbol_key
 
@@ -36,8 +37,7 @@ def plain_decimal(value: Decimal | int | float | str | None) -> str:
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite():
         return str(number)
-    text = format(number.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    return plain_decimal_text(number)  # every digit: a broker price may carry 30
 
 
 def timestamp_display(value: Any) -> str:

@@ -173,7 +173,6 @@ def test_a_429_that_never_ends_is_rate_limited(data_gateway, scripted):
     [
         ('{"trades": {"AAPL": {"t": "x", "p": 1e308}}}', "trade AAPL: 'p'"),
         ('{"trades": {"AAPL": {"t": "x", "p": 1e999}}}', "trade AAPL: 'p'"),
-        ('{"trades": {"AAPL": {"t": "x", "p": 0.0000000001}}}', "finer than"),
         ('{"trades": {"AAPL": {"t": "x", "p": "NaN"}}}', "not finite"),
         ('{"trades": {"AAPL": {"t": "x", "p": -5}}}', "positive"),
         ('{"trades": {"AAPL": {"t": "x", "p": 0}}}', "positive"),
