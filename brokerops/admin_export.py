@@ -35,6 +35,7 @@ from django.contrib.admin.utils import label_for_field
 from django.core.exceptions import FieldDoesNotExist, FieldError, PermissionDenied
 from django.db import connections, models, transaction
 from django.db.models import CharField, F, Func, QuerySet
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.html import strip_tags
@@ -136,6 +137,8 @@ def _raw_field(opts, display: Any) -> models.Field | None:
     """The model field a display callable only renders (its ``ordering`` names a local date,
     decimal or number column): the export writes that field's value in the export's format."""
     order = getattr(display, "admin_order_field", None)
+    if isinstance(order, Cast) and isinstance(order.source_expressions[0], F):
+        order = order.source_expressions[0].name  # a text column sorted by its number
     if not isinstance(order, str) or "__" in order:
         return None
     try:

@@ -82,3 +82,18 @@ def test_executions_stay_append_only_after_their_price_column_changed():
     ):
         cursor.execute("UPDATE orders_orderexecution SET price = '1'")
     assert OrderExecution.objects.get().price == FINE
+
+
+def test_the_attempt_list_sorts_prices_by_number_and_exports_them_raw(client):
+    client.force_login(factories.staff_user(group="compliance"))
+    for coid, notional in (("bo-a-entry", "9"), ("bo-b-entry", "10"), ("bo-c-entry", "-0.5")):
+        factories.order_attempt(client_order_id=coid, qty=None, notional=Decimal(notional))
+    url = reverse("admin:orders_orderattempt_changelist")
+    page = client.get(
+        url, {"o": "7"}
+    ).content.decode()  # 7: notional (no action column here), ascending
+    assert page.index("bo-c-entry") < page.index("bo-a-entry") < page.index("bo-b-entry")
+    response = client.get(reverse("admin:orders_orderattempt_export"), {"o": "7"})
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [row[rows[0].index("Notional")] for row in rows[1:]] == ["-0.5", "9", "10"]
