@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from brokerops.text import db_text
+
 # requests and alpaca-py load with the gateway, not with this module (the apps import the error
 # classes; tests/ops/test_startup.py): the mapping below imports them when it first runs.
 if TYPE_CHECKING:
@@ -59,8 +61,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def one_line(text: object, limit: int = MAX_ERROR_TEXT) -> str:
-    """``text`` as one line of at most ``limit`` characters (whitespace runs become one space)."""
-    flat = " ".join(str(text).split())
+    """``text`` as one line of at most ``limit`` characters (whitespace runs become one space),
+    safe for any column (:func:`~brokerops.text.db_text`: a broker's NUL never reaches one)."""
+    flat = " ".join(db_text(text).split())
     if len(flat) > limit:
         flat = flat[: limit - 3].rstrip() + "..."
     return flat

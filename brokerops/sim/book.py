@@ -413,7 +413,7 @@ class Book:
                 return marketdata.crypto_trades(assets)
             return marketdata.stock_trades(assets, feed)
 
-    def set_asset_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+    def set_asset_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
         """Set raw values: plain attributes change the record, anything else overrides the JSON."""
         with self.lock:
             asset = self._asset(symbol)
@@ -577,7 +577,7 @@ class Book:
             self._book_value(position)
             return self._position_json(position)
 
-    def set_position_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+    def set_position_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
         """Override keys of a position's JSON (raw values; :data:`DROP` removes a key)."""
         with self.lock:
             position = self._find_position(self._asset(symbol).position_symbol)

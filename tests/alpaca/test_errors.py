@@ -344,3 +344,9 @@ def test_connection_refused_names_host_and_port():
         err = map_exception(exc, method="GET", path="/v2/account")
     assert isinstance(err, BrokerUnavailable)
     assert str(err) == "GET /v2/account: connection refused (127.0.0.1:9)"
+
+
+def test_a_broker_message_with_a_nul_is_made_safe_for_any_column():
+    body = '{"code": 50010000, "message": "upstream said \\u0000 oops"}'
+    err = map_exception(_api_error(500, body), method="GET", path="/v2/positions")
+    assert "upstream said" in str(err) and "\x00" not in str(err)
