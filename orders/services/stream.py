@@ -239,9 +239,8 @@ def _consume(
                 logger.error("trade_updates: %s (catching up with a sync)", item)
             else:
                 updates.append(item)
-        if updates:
-            _apply(updates, store=store, stats=stats, on_event=on_event)
-        if len(updates) < len(batch):
+        failed = _apply(updates, store=store, stats=stats, on_event=on_event) if updates else 0
+        if failed or len(updates) < len(batch):  # what those events said: from the broker
             _catch_up(gateway=gateway, store=store, stats=stats)
 
 
@@ -251,12 +250,12 @@ def _apply(
     store: SignalStore,
     stats: StreamStats,
     on_event: Callable[[TradeUpdate, str], None] | None,
-) -> None:
+) -> int:
     """Apply a batch; when it fails, each of its events alone, so one bad event (a value the
-    database refuses, a bug) never loses the others beside it. An event that fails alone is
-    logged and counted (the catch-up and the poll bring its order's state). When every event
-    fails on the database (it is down), the failure drops the connection: the catch-up on
-    reconnect redoes them."""
+    database refuses, a bug) never loses the others beside it. Returns how many failed alone:
+    each is logged and counted, and the caller catches up with a sync (the broker's state of
+    their orders). When every event fails on the database (it is down), the failure drops the
+    connection: the catch-up on reconnect redoes them."""
     stats.events += len(updates)
     outcomes: list[str | None]
     errors: dict[int, Exception] = {}
@@ -296,3 +295,4 @@ def _apply(
         stats.outcomes[outcome] += 1
         if on_event is not None:
             on_event(update, outcome)
+    return len(errors)
