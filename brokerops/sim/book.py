@@ -24,8 +24,10 @@ Fill model (see ``PaperBroker`` for the caller's view):
 Fills move the signed position (longs positive, shorts negative, a position at zero disappears,
 ``avg_entry_price`` is the weighted average of the fills that opened it) and cash; a crypto fill
 pays ``fidelity.crypto_fee_bps`` (a buy in the coin received: the position grows by less than
-``filled_qty``; a sell in dollars). One order never flips a position: selling more than a long (or
-buying more than a short) is refused with 403 ``insufficient qty available``, as Alpaca does.
+``filled_qty``, and its ``avg_entry_price`` is what was paid per coin held; a sell in dollars).
+Average prices carry 16 decimals, as Alpaca's (``"19660.5738784516887649"``). One order never
+flips a position: selling more than a long (or buying more than a short) is refused with 403
+``insufficient qty available``, as Alpaca does.
 
 The other :class:`~brokerops.sim.fidelity.Fidelity` rules are checked on submission: crypto
 minimums and cash (``crypto_rules``), buying power held by open orders
