@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 
+from brokerops.fields import ExactDecimalField, plain_decimal_text
+
 GENESIS = ""
 M = TypeVar("M", bound=models.Model)
 _SQLITE_DECIMAL = Context(prec=15)  # SQLite keeps 15 significant digits (Django's converter)
@@ -150,8 +152,7 @@ def chain_for(model: type[models.Model]) -> ChainSpec:
 def plain(value: Any) -> Any:
     """A field value in its canonical JSON form (see the module docstring)."""
     if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return "0" if text in ("-0", "0") else text
+        return plain_decimal_text(value)  # exact: normalize() would round past 28 digits
     if isinstance(value, datetime):
         if timezone.is_naive(value):
             raise ValueError(f"naive timestamp {value!r} in an audit row")
@@ -182,7 +183,11 @@ def row_hasher(model: type[models.Model], spec: ChainSpec) -> Callable[[str, lis
     (timestamps and decimals; the other columns are plain JSON already). Same result."""
     fields = _fields_by_attname(model)
     stamps = [i for i, n in enumerate(spec.fields) if isinstance(fields[n], models.DateTimeField)]
-    decimals = [i for i, n in enumerate(spec.fields) if isinstance(fields[n], models.DecimalField)]
+    decimals = [
+        i
+        for i, n in enumerate(spec.fields)
+        if isinstance(fields[n], models.DecimalField | ExactDecimalField)
+    ]
     names = spec.fields
     dumps = json.JSONEncoder(
         sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
@@ -220,6 +225,9 @@ def _as_stored(row: models.Model, spec: ChainSpec, vendor: str) -> dict[str, Any
         if isinstance(field, models.JSONField):
             # What JSON gives back: tuples become lists, keys strings.
             value = json.loads(json.dumps(value if value is not None else {}, allow_nan=False))
+            setattr(row, name, value)
+        elif isinstance(field, ExactDecimalField) and value is not None:
+            value = field.to_python(value)  # stored exactly: read back as given
             setattr(row, name, value)
         elif isinstance(field, models.DecimalField) and value is not None:
             value = Decimal(value)

@@ -17,12 +17,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import DecimalField, Model, QuerySet
+from django.db.models.functions import Cast
 from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from brokerops.fields import plain_decimal_text
 from brokerops.intent.schema import CRYPTO_QUOTES
 from brokerops.symbols import symbol_key
 
@@ -36,8 +38,7 @@ def plain_decimal(value: Decimal | int | float | str | None) -> str:
     number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite():
         return str(number)
-    text = format(number.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+    return plain_decimal_text(number)  # every digit: a broker price may carry 30
 
 
 def timestamp_display(value: Any) -> str:
@@ -48,11 +49,18 @@ def timestamp_display(value: Any) -> str:
     return formats.localize(timezone.template_localtime(value))
 
 
-def decimal_display(field: str, description: str | None = None) -> Callable[[Any, Model], str]:
+def decimal_display(
+    field: str, description: str | None = None, *, exact: bool = False
+) -> Callable[[Any, Model], str]:
     """An admin column/read-only field showing ``field`` with :func:`plain_decimal`, sortable
-    by the column. Assign it on the admin class (``qty_display = decimal_display("qty")``)."""
+    by the column. Assign it on the admin class (``qty_display = decimal_display("qty")``).
+    ``exact``: a broker price column (:class:`~brokerops.fields.ExactDecimalField`, stored as
+    text) sorts by its number, not its text ("9" before "10")."""
+    ordering: Any = field
+    if exact:
+        ordering = Cast(field, output_field=DecimalField(max_digits=65, decimal_places=30))
 
-    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    @admin.display(description=description or field.replace("_", " "), ordering=ordering)
     def show(self: Any, obj: Model) -> str:
         return plain_decimal(getattr(obj, field))
 

@@ -35,6 +35,7 @@ from django.contrib.admin.utils import label_for_field
 from django.core.exceptions import FieldDoesNotExist, FieldError, PermissionDenied
 from django.db import connections, models, transaction
 from django.db.models import CharField, F, Func, QuerySet
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.html import strip_tags
@@ -42,6 +43,7 @@ from django.utils.safestring import SafeData
 from django.utils.text import capfirst
 
 from brokerops.admin_filters import DateRangeFilter
+from brokerops.fields import ExactDecimalField, plain_decimal_text
 
 # Rows fetched per round trip of the server-side cursor, and per chunk of CSV text sent.
 EXPORT_CHUNK_ROWS = 2000
@@ -50,7 +52,13 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Set on the request by the export view: the change list it builds runs no count and no page.
 EXPORT_REQUEST_FLAG = "_brokerops_csv_export"
 # Field types whose raw value a display callable sorting by that field stands for.
-RAW_VALUE_FIELDS = (models.DateField, models.DecimalField, models.FloatField, models.IntegerField)
+RAW_VALUE_FIELDS = (
+    models.DateField,
+    models.DecimalField,
+    ExactDecimalField,
+    models.FloatField,
+    models.IntegerField,
+)
 # A cell that is nothing but one link (group 1: its text).
 SINGLE_LINK = re.compile(r"\s*<a\s[^>]*>([^<]*)</a>\s*", re.IGNORECASE)
 
@@ -71,11 +79,8 @@ class Column:
 
 
 def plain_decimal(value: Decimal) -> str:
-    """``10.000000000`` -> ``10``, ``0.500`` -> ``0.5``, never an exponent."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
+    """``10.000000000`` -> ``10``, ``0.500`` -> ``0.5``, never an exponent, every digit."""
+    return plain_decimal_text(value)
 
 
 def iso_utc(value: datetime) -> str:
@@ -132,6 +137,8 @@ def _raw_field(opts, display: Any) -> models.Field | None:
     """The model field a display callable only renders (its ``ordering`` names a local date,
     decimal or number column): the export writes that field's value in the export's format."""
     order = getattr(display, "admin_order_field", None)
+    if isinstance(order, Cast) and isinstance(order.source_expressions[0], F):
+        order = order.source_expressions[0].name  # a text column sorted by its number
     if not isinstance(order, str) or "__" in order:
         return None
     try:

@@ -106,11 +106,11 @@ class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
     actions = ("resync",)
 
     qty_display = decimal_display("qty")
-    notional_display = decimal_display("notional")
-    limit_price_display = decimal_display("limit_price", "limit price")
-    stop_price_display = decimal_display("stop_price", "stop price")
+    notional_display = decimal_display("notional", exact=True)
+    limit_price_display = decimal_display("limit_price", "limit price", exact=True)
+    stop_price_display = decimal_display("stop_price", "stop price", exact=True)
     filled_qty_display = decimal_display("filled_qty", "filled qty")
-    filled_avg_price_display = decimal_display("filled_avg_price", "filled avg price")
+    filled_avg_price_display = decimal_display("filled_avg_price", "filled avg price", exact=True)
     request_payload_display = json_display("request_payload", "request payload")
 
     @admin.display(description="timeline")
@@ -245,7 +245,7 @@ class OrderExecutionAdmin(SymbolSearchMixin, AuditTrailAdmin):
     )
     readonly_fields = fields
     qty_display = decimal_display("qty")
-    price_display = decimal_display("price")
+    price_display = decimal_display("price", exact=True)
     position_qty_display = decimal_display("position_qty", "position qty")
 
     @admin.display(description="timeline")

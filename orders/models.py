@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from audit.models import ChainedRow
+from brokerops.alpaca.constants import MAX_EXECUTION_ID
 from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
 from brokerops.intent.models import document_id_from_column, stored_document_id
 
@@ -154,7 +155,7 @@ class OrderExecution(ChainedRow):
     ``execution_id`` is what makes a redelivered event harmless. Append-only (triggers) and
     hash-chained: written only by :func:`orders.services.events.order_executions_append`."""
 
-    execution_id = models.CharField(max_length=64, unique=True)
+    execution_id = models.CharField(max_length=MAX_EXECUTION_ID, unique=True)
     attempt = models.ForeignKey(OrderAttempt, on_delete=models.PROTECT, related_name="executions")
     event = models.CharField(max_length=16, help_text="fill or partial_fill")
     qty = qty_field(help_text="Quantity of this execution.")

@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit.chain import chain_append
 from brokerops.fields import QTY_DIGITS
 from brokerops.intent.schema import audit_signal_id
+from brokerops.text import db_field_text, db_json, db_text
 
 from .diff import Finding, ReconciliationErrors
 from .models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
@@ -69,14 +70,15 @@ def mismatches_record(
                 run=run,
                 kind=finding.kind.value,
                 severity=finding.severity.value,
-                symbol=finding.symbol[:32],
+                # Symbols and ids come from the broker or the store: made safe and bounded.
+                symbol=db_field_text(Mismatch, "symbol", finding.symbol),
                 signal_id=signal_id,
-                client_order_id=finding.client_order_id,
-                alpaca_order_id=finding.alpaca_order_id,
+                client_order_id=db_field_text(Mismatch, "client_order_id", finding.client_order_id),
+                alpaca_order_id=db_field_text(Mismatch, "alpaca_order_id", finding.alpaca_order_id),
                 expected_qty=expected,
                 actual_qty=actual,
                 action=initial_action(item, dry_run=dry_run),
-                detail="; ".join(n for n in notes if n),
+                detail=db_text("; ".join(n for n in notes if n)),
                 created_at=now,
             )
         )
@@ -146,8 +148,8 @@ def run_event_record(
                 run=run,
                 kind=kind,
                 status=run.status,
-                message=message,
-                payload=payload or {},
+                message=db_text(message),
+                payload=db_json(payload or {}),
                 actor=actor[:150],
             )
         ]
@@ -160,6 +162,6 @@ def run_events_record_many(
 ) -> list[RunEvent]:
     """One event per run, in one append."""
     return chain_append(
-        RunEvent(run=run, kind=kind, status=run.status, message=message, actor=actor[:150])
+        RunEvent(run=run, kind=kind, status=run.status, message=db_text(message), actor=actor[:150])
         for run in runs
     )

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore
 from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
+from brokerops.text import db_text
 
 from .confirm import confirm_findings
 from .diff import diff
@@ -148,6 +149,7 @@ def _finished_payload(run: ReconciliationRun) -> dict:
 def _closed_run(fields: dict, status: str, error: str) -> ReconciliationRun:
     """A run that never started (skipped, or no lock service): recorded all the same."""
     now = timezone.now()
+    error = db_text(error)
     with transaction.atomic():
         run = ReconciliationRun.objects.create(
             **fields, status=status, started_at=now, finished_at=now, error=error
@@ -272,7 +274,7 @@ def _execute(
             failed = [d for a, d in outcomes.values() if a == Action.REPAIR_FAILED]
             if failed:
                 run.status = ReconciliationRun.Status.FAILED
-                run.error = f"{len(failed)} repair(s) failed; first: {failed[0]}"
+                run.error = db_text(f"{len(failed)} repair(s) failed; first: {failed[0]}")
                 logger.error("reconciliation run %s: %s", run.pk, run.error)
             else:
                 run.status = ReconciliationRun.Status.SUCCEEDED
@@ -283,7 +285,8 @@ def _execute(
 
 def _mark_failed(run: ReconciliationRun, exc: Exception) -> None:
     run.status = ReconciliationRun.Status.FAILED
-    run.error = f"{type(exc).__name__}: {exc}"
+    # The exception's text may be a broker's (any character): made safe for the column.
+    run.error = db_text(f"{type(exc).__name__}: {exc}")
     _log_failure(run, exc)
 
 
@@ -319,6 +322,22 @@ def _finish(
         "by_kind": _count(item.finding.kind.value for item in planned),
         "by_action": _count(actions),
     }
+    try:
+        _record_finished(run)
+    except DatabaseError as exc:
+        # A run always finishes, whatever its error: when the database refuses what it says
+        # (any text the helpers missed), it finishes FAILED saying so, in plain ASCII.
+        logger.exception("reconciliation run %s: recording its end failed", run.pk)
+        said = ascii(run.error)[1:-1]
+        run.status = ReconciliationRun.Status.FAILED
+        run.error = db_text(
+            f"recording the run's end failed ({type(exc).__name__}); it said: {said}"
+        )
+        _record_finished(run)
+    _run_ended(run)
+
+
+def _record_finished(run: ReconciliationRun) -> None:
     with transaction.atomic():
         run.save()
         run_event_record(
@@ -328,7 +347,6 @@ def _finish(
             payload=_finished_payload(run),
             actor=ACTOR,
         )
-    _run_ended(run)
 
 
 _NOT_APPLIED = frozenset(
@@ -474,7 +492,7 @@ def _queued_run_close(run_id: int, status: str, error: str, worker: str) -> Reco
             return run
         run.status = status
         run.finished_at = timezone.now()
-        run.error = error
+        run.error = db_text(error)
         run.worker = worker
         run.save(update_fields=["status", "finished_at", "error", "worker"])
         _never_started_event(run, error)

@@ -19,8 +19,9 @@ BrokerMalformedResponse (see :mod:`brokerops.alpaca.errors` for what a caller mu
 ``BrokerRejected.is_auth_error`` is 401 only; a 403 is ``is_business_refusal`` with Alpaca's
 figures in ``details``.
 
-Every broker figure is checked by :func:`bounded_decimal` (finite, under 1e12, no finer than
-1e-9); out of range fails the read as ``BrokerMalformedResponse``.
+Every broker figure is checked by :func:`bounded_decimal` (finite, under 1e12); quantities are
+also no finer than 1e-9, prices and money (:func:`broker_price`) come at any precision and stay
+exact (docs/design.md section 6). Out of range fails the read as ``BrokerMalformedResponse``.
 """
 
 from typing import TYPE_CHECKING
@@ -41,7 +42,7 @@ from .errors import (
     BrokerUnavailable,
 )
 from .listing import OrderSummaries
-from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal
+from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal, broker_price
 from .retry import NO_RETRY, RetryPolicy
 from .types import Account, Asset, Order, OrderRequest, OrderSummary, Position, symbol_key
 
@@ -107,6 +108,7 @@ __all__ = [
     "RedisLimiter",
     "RetryPolicy",
     "bounded_decimal",
+    "broker_price",
     "build_limiter",
     "gateway_from_settings",
     "symbol_key",

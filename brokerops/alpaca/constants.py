@@ -6,3 +6,6 @@ PAPER_BROKER_URL = "http://127.0.0.1:8765"
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
 #: ``ALPACA_MAX_ORDER_PAGES``: a paged orders read longer than this fails (1,000,000 orders at 500).
 DEFAULT_MAX_ORDER_PAGES = 2000
+#: Longest execution id a fill may carry (Alpaca's are UUIDs, 36 characters): the width of the
+#: column that records each execution once (``orders.OrderExecution.execution_id``).
+MAX_EXECUTION_ID = 64

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from brokerops.text import db_text
+
 # requests and alpaca-py load with the gateway, not with this module (the apps import the error
 # classes; tests/ops/test_startup.py): the mapping below imports them when it first runs.
 if TYPE_CHECKING:
@@ -59,8 +61,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def one_line(text: object, limit: int = MAX_ERROR_TEXT) -> str:
-    """``text`` as one line of at most ``limit`` characters (whitespace runs become one space)."""
-    flat = " ".join(str(text).split())
+    """``text`` as one line of at most ``limit`` characters (whitespace runs become one space),
+    safe for any column (:func:`~brokerops.text.db_text`: a broker's NUL never reaches one)."""
+    flat = " ".join(db_text(text).split())
     if len(flat) > limit:
         flat = flat[: limit - 3].rstrip() + "..."
     return flat
@@ -81,9 +84,10 @@ class BrokerError(Exception):
 
 
 class BrokerNotFound(BrokerError):
-    """404 with Alpaca's own JSON error (``{"code": 40410000, ...}``): the entity does not exist
-    at the broker (no position, no order with that id). A 404 without that body (an HTML or empty
-    page from a proxy or load balancer) is :class:`BrokerUnavailable`, never this.
+    """404 with Alpaca's own JSON error (``{"code": 40410000, ...}``, see
+    :func:`is_alpaca_not_found`): the entity does not exist at the broker (no position, no order
+    with that id). Any other 404 (an HTML or empty page from a proxy or load balancer, or a
+    proxy's JSON ``{"code": 404, ...}``) is :class:`BrokerUnavailable`, never this.
 
     Caller: treat as an answer ("none"), but confirm terminal decisions with a targeted look-up.
     """
@@ -256,6 +260,14 @@ def parse_retry_after(
     return found[1] if max_s is None else min(found[1], max_s)
 
 
+def is_alpaca_not_found(code: object) -> bool:
+    """True for Alpaca's own "not found" code: an integer of 8 digits starting with 404
+    (``40410000``). Alpaca's error codes are the HTTP status followed by five digits
+    (``40010001``, ``40310000``, ``42210000``); a proxy's or gateway's JSON 404 says
+    ``{"code": 404}`` or some other number, which says nothing about the entity."""
+    return isinstance(code, int) and not isinstance(code, bool) and 40400000 <= code <= 40499999
+
+
 @dataclass(frozen=True)
 class _ErrorBody:
     code: int | None
@@ -370,8 +382,8 @@ def map_http_error(
     body = _error_body(body_text or "", secrets)
     where = f"{method.upper()} {path}"
     detail = f"{where} -> HTTP {status}" + (f" ({body.code})" if body.code is not None else "")
-    if status == 404 and not body.is_alpaca:
-        # A proxy's or load balancer's page: no answer about the entity at all.
+    if status == 404 and not (body.is_alpaca and is_alpaca_not_found(body.code)):
+        # A proxy's or load balancer's page or JSON: no answer about the entity at all.
         detail += ": not Alpaca's JSON error (a proxy or load balancer?)"
         if body.message:
             detail += f": {body.message}"

@@ -6,9 +6,11 @@ and unknown fields are ignored, so a new exchange or order status never breaks a
 Every failure is a :class:`ParseError` (a ``ValueError``), mapped by the gateway to
 ``BrokerMalformedResponse``.
 
-Every quantity, price and money figure goes through :func:`bounded_decimal`: finite, less than
-``1e12`` in magnitude, no finer than ``1e-9``. A figure outside that range fails the read (it
-could not be stored without overflow or silent rounding); it is never clipped or rounded.
+Every quantity, price and money figure goes through :func:`bounded_decimal`: finite and less
+than ``1e12`` in magnitude. Quantities are also no finer than ``1e-9`` (the signal bound); prices
+and money (:func:`broker_price`) come at any precision and are kept exact: a real crypto
+position's ``avg_entry_price`` has 16 decimals (docs/design.md section 6). A figure outside its
+range fails the read; it is never clipped or rounded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from typing import Any
 from .types import Account, Asset, Order, OrderSummary, Position, symbol_key
 
 _ZERO = timedelta(0)
+_ORDER_FIGURES = ("qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price")
+# Of those, the prices and money: exact at any precision (the others are quantities).
+_ORDER_PRICES = frozenset({"notional", "filled_avg_price", "limit_price", "stop_price"})
 _fromisoformat = datetime.fromisoformat
 
 #: Figures must be strictly smaller than this in magnitude.
@@ -138,12 +143,14 @@ def _bounded_decimal(value: Any, key: str, what: str, *, max_places: int | None)
     return result
 
 
+def broker_price(value: Any, key: str, what: str) -> Decimal:
+    """A price or money figure from the broker: exact at any precision, finite, under ``1e12``
+    in magnitude (a quantity goes through :func:`bounded_decimal` with its 9-decimal bound)."""
+    return bounded_decimal(value, key, what, max_places=None)
+
+
 def _decimal(value: Any, key: str, what: str, *, max_places: int | None = MAX_PLACES) -> Decimal:
     return bounded_decimal(value, key, what, max_places=max_places)
-
-
-def _req_decimal(data: Mapping[str, Any], key: str, what: str) -> Decimal:
-    return _decimal(data.get(key), key, what)
 
 
 def _opt_decimal(
@@ -198,7 +205,7 @@ def _parse_timestamp_slow(value: str, key: str, what: str) -> datetime:
 
 
 def parse_position(data: Any) -> Position:
-    # The helpers (_str, _req_decimal, _opt_decimal, _opt_str) written out: a list of 100,000
+    # The helpers (_str, _opt_decimal, _opt_str) written out: a list of 100,000
     # positions goes through here. Same checks, in the same order, with the same errors.
     if type(data) is not dict:
         data = _require_mapping(data, "position")
@@ -222,13 +229,12 @@ def parse_position(data: Any) -> Position:
     key = symbol_key(symbol)
     avg_entry_price = get("avg_entry_price")
     if avg_entry_price is not None and avg_entry_price != "":
-        avg_entry_price = bounded_decimal(avg_entry_price, "avg_entry_price", what)
+        avg_entry_price = broker_price(avg_entry_price, "avg_entry_price", what)
     else:
         avg_entry_price = None
     market_value = get("market_value")
     if market_value is not None and market_value != "":
-        # qty x price: carries the places of both (never stored); size still bounded.
-        market_value = bounded_decimal(market_value, "market_value", what, max_places=None)
+        market_value = broker_price(market_value, "market_value", what)
     else:
         market_value = None
     asset_id, asset_class = get("asset_id"), get("asset_class")
@@ -280,9 +286,15 @@ def _parse_order(data: Any, *, owned: bool) -> Order:
         if not isinstance(value, str) or not value:
             raise ParseError(f"{what}: missing or invalid {key!r}")
     figures = []
-    for key in ("qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price"):
+    for key in _ORDER_FIGURES:
         value = get(key)
-        figures.append(None if value is None or value == "" else bounded_decimal(value, key, what))
+        figures.append(
+            None
+            if value is None or value == ""
+            else bounded_decimal(
+                value, key, what, max_places=None if key in _ORDER_PRICES else MAX_PLACES
+            )
+        )
     qty, notional, filled_qty, filled_avg_price, limit_price, stop_price = figures
     stamps = []
     for key in ("created_at", "submitted_at", "updated_at", "filled_at", "canceled_at"):
@@ -326,7 +338,6 @@ def _parse_order(data: Any, *, owned: bool) -> Order:
     )
 
 
-_ORDER_FIGURES = ("qty", "notional", "filled_qty", "filled_avg_price", "limit_price", "stop_price")
 _ORDER_STAMPS = ("created_at", "submitted_at", "updated_at", "filled_at", "canceled_at")
 _ORDER_TEXTS = ("type", "order_type", "time_in_force")
 
@@ -433,8 +444,14 @@ def _order_summary(
         figure = cached(value)
         if figure is None:
             if not _FINAL_DECIMAL(value):
-                return None
-            figure = bounded_decimal(value, key, "order")  # in bounds: cannot raise
+                if key not in _ORDER_PRICES:
+                    return None
+                try:  # a price at any precision: checked here as the general path checks it
+                    figure = broker_price(value, key, "order")
+                except ParseError:
+                    return None  # the general parser gives the error, naming the order
+            else:
+                figure = bounded_decimal(value, key, "order")  # in bounds: cannot raise
         figures.append(figure)
     parsed = []
     for key in _ORDER_STAMPS:
@@ -493,7 +510,7 @@ def parse_asset(data: Any) -> Asset:
         easy_to_borrow=_bool(data, "easy_to_borrow"),
         min_order_size=_opt_decimal(data, "min_order_size", what),
         min_trade_increment=_opt_decimal(data, "min_trade_increment", what),
-        price_increment=_opt_decimal(data, "price_increment", what),
+        price_increment=_opt_decimal(data, "price_increment", what, max_places=None),
         status=str(data.get("status") or ""),
     )
 
@@ -506,7 +523,7 @@ def parse_account(data: Any) -> Account:
         account_number=_opt_str(data, "account_number"),
         status=str(data.get("status") or ""),
         currency=_opt_str(data, "currency"),
-        # Account totals are sums of qty x price: bounded in size, not in precision.
+        # Money: bounded in size, not in precision.
         cash=_opt_decimal(data, "cash", what, max_places=None),
         buying_power=_opt_decimal(data, "buying_power", what, max_places=None),
         equity=_opt_decimal(data, "equity", what, max_places=None),
@@ -531,7 +548,7 @@ def parse_latest_trades(data: Any, wanted: Mapping[str, str]) -> dict[str, Decim
     """A market-data latest-trades body ``{"trades": {"AAPL": {"p": 187.12, ...}}}`` -> prices
     keyed by symbol key, for the symbols in ``wanted`` (symbol as sent -> its symbol key) only.
     A symbol missing from the map is absent from the result; a price that is not a positive
-    figure within :func:`bounded_decimal`'s range makes the whole body malformed."""
+    figure within :func:`broker_price`'s range makes the whole body malformed."""
     body = _require_mapping(data, "latest trades")
     trades = body.get("trades")
     if not isinstance(trades, Mapping):
@@ -543,7 +560,7 @@ def parse_latest_trades(data: Any, wanted: Mapping[str, str]) -> dict[str, Decim
             continue  # not asked for
         what = f"trade {symbol}"
         trade = _require_mapping(trade, what)
-        price = _req_decimal(trade, "p", what)
+        price = broker_price(trade.get("p"), "p", what)
         if price <= 0:
             raise ParseError(f"{what}: 'p' is not a positive price: {price}")
         prices[key] = price

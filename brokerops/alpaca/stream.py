@@ -23,8 +23,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .constants import MAX_EXECUTION_ID
 from .errors import BrokerMalformedResponse, BrokerRejected, BrokerUnavailable, one_line
-from .parsing import ParseError, bounded_decimal, parse_order, parse_timestamp
+from .parsing import ParseError, bounded_decimal, broker_price, parse_order, parse_timestamp
 from .types import Order
 
 logger = logging.getLogger(__name__)
@@ -101,16 +102,28 @@ def parse_trade_update(data: Any) -> TradeUpdate:
         if not isinstance(event, str) or not event:
             raise ParseError(f"{what} without an event")
         order = parse_order(data.get("order"))
+        # The price at any precision; the quantities with their 9-decimal bound
+        # (docs/design.md section 6). position_qty is negative for a short.
         figures = {
-            key: bounded_decimal(data[key], key, what) if data.get(key) is not None else None
+            key: None
+            if data.get(key) is None
+            else (broker_price if key == "price" else bounded_decimal)(data[key], key, what)
             for key in ("price", "qty", "position_qty")
         }
         execution_id = data.get("execution_id")
         if event in FILL_EVENTS:
             if not isinstance(execution_id, str) or not execution_id:
                 raise ParseError(f"{what} {event} without an execution_id")
+            if len(execution_id) > MAX_EXECUTION_ID:  # it could not be recorded once
+                raise ParseError(
+                    f"{what} {event}: 'execution_id' longer than {MAX_EXECUTION_ID} characters: "
+                    f"{execution_id[:24]!r}..."
+                )
             if figures["qty"] is None or figures["price"] is None:
                 raise ParseError(f"{what} {event} without its qty and price")
+            for key in ("qty", "price"):  # an execution of nothing, or at no price, is no fill
+                if figures[key] <= 0:
+                    raise ParseError(f"{what} {event}: {key!r} is not positive: {figures[key]}")
         return TradeUpdate(
             event=event,
             order=order,

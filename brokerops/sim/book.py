@@ -24,8 +24,10 @@ Fill model (see ``PaperBroker`` for the caller's view):
 Fills move the signed position (longs positive, shorts negative, a position at zero disappears,
 ``avg_entry_price`` is the weighted average of the fills that opened it) and cash; a crypto fill
 pays ``fidelity.crypto_fee_bps`` (a buy in the coin received: the position grows by less than
-``filled_qty``; a sell in dollars). One order never flips a position: selling more than a long (or
-buying more than a short) is refused with 403 ``insufficient qty available``, as Alpaca does.
+``filled_qty``, and its ``avg_entry_price`` is what was paid per coin held; a sell in dollars).
+Average prices carry 16 decimals, as Alpaca's (``"19660.5738784516887649"``). One order never
+flips a position: selling more than a long (or buying more than a short) is refused with 403
+``insufficient qty available``, as Alpaca does.
 
 The other :class:`~brokerops.sim.fidelity.Fidelity` rules are checked on submission: crypto
 minimums and cash (``crypto_rules``), buying power held by open orders
@@ -51,7 +53,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Context, Decimal
 
 from . import marketdata, rules
 from .errors import (
@@ -89,7 +91,10 @@ from .validation import (
 )
 
 QTY_STEP = Decimal("0.000000001")
-PRICE_STEP = Decimal("0.000000001")
+# Average prices carry 16 decimals, as Alpaca's do (an avg_entry_price of
+# "19660.5738784516887649"), computed in a context wide enough never to round before that.
+PRICE_STEP = Decimal("1e-16")
+_WIDE = Context(prec=60)
 ZERO = Decimal(0)
 DEFAULT_CASH = Decimal("1000000")
 DEFAULT_MULTIPLIER = Decimal(2)
@@ -410,7 +415,7 @@ class Book:
                 return marketdata.crypto_trades(assets)
             return marketdata.stock_trades(assets, feed)
 
-    def set_asset_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+    def set_asset_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
         """Set raw values: plain attributes change the record, anything else overrides the JSON."""
         with self.lock:
             asset = self._asset(symbol)
@@ -574,7 +579,7 @@ class Book:
             self._book_value(position)
             return self._position_json(position)
 
-    def set_position_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+    def set_position_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
         """Override keys of a position's JSON (raw values; :data:`DROP` removes a key)."""
         with self.lock:
             position = self._find_position(self._asset(symbol).position_symbol)
@@ -597,8 +602,12 @@ class Book:
         if _sign(new_qty) != _sign(old_qty):
             position.avg_entry_price = price
         elif abs(new_qty) > abs(old_qty):
-            total = old_qty * position.avg_entry_price + delta * price
-            position.avg_entry_price = (total / new_qty).quantize(PRICE_STEP)
+            total = _WIDE.add(
+                _WIDE.multiply(old_qty, position.avg_entry_price), _WIDE.multiply(delta, price)
+            )
+            position.avg_entry_price = _WIDE.divide(total, new_qty).quantize(
+                PRICE_STEP, context=_WIDE
+            )
         position.qty = new_qty
         self._book_value(position)
 
@@ -930,8 +939,10 @@ class Book:
         now = self._now()
         previous = order.filled_qty
         total = previous + qty
-        paid = previous * (order.filled_avg_price or ZERO) + qty * price
-        order.filled_avg_price = (paid / total).quantize(PRICE_STEP)
+        paid = _WIDE.add(
+            _WIDE.multiply(previous, order.filled_avg_price or ZERO), _WIDE.multiply(qty, price)
+        )
+        order.filled_avg_price = _WIDE.divide(paid, total).quantize(PRICE_STEP, context=_WIDE)
         order.filled_qty = total
         order.updated_at = now
         order.touch()
@@ -944,12 +955,17 @@ class Book:
         signed = qty if order.side == "buy" else -qty
         cash_delta = -signed * price
         fee_bps = self.fidelity.crypto_fee_bps if order.asset.is_crypto else ZERO
+        entry_price = price
         if fee_bps and order.side == "buy":
             signed -= rules.crypto_fee(qty, fee_bps)  # paid in the coin received
+            if signed > 0:  # what was paid per coin held: many digits, as Alpaca's averages
+                entry_price = _WIDE.divide(_WIDE.multiply(qty, price), signed).quantize(
+                    PRICE_STEP, context=_WIDE
+                )
         elif fee_bps:
             cash_delta -= cash_delta * fee_bps / rules.BPS  # paid in the dollars received
         if signed:
-            self._move_position(order.asset, signed, price)
+            self._move_position(order.asset, signed, entry_price)
         self.cash += cash_delta
         position = self._positions.get(order.asset.id)
         self._publish(

@@ -336,7 +336,7 @@ class PaperBroker:
     def account(self) -> dict[str, object]:
         return self.book.account_json()
 
-    def set_asset_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+    def set_asset_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
         """Raw values for an asset (``exchange="NEWEXCH"``); see :meth:`Book.set_asset_fields`."""
         return self.book.set_asset_fields(symbol, **fields)
 
@@ -344,7 +344,7 @@ class PaperBroker:
         """Raw values for an order (e.g. ``status="some_new_status"``); see the book."""
         return self.book.set_order_fields(ref, **fields)
 
-    def set_position_fields(self, symbol: str, **fields: object) -> dict[str, object]:
+    def set_position_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
         """Raw JSON overrides for a position (``DROP`` removes a key)."""
         return self.book.set_position_fields(symbol, **fields)
 

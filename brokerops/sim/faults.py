@@ -17,6 +17,9 @@ Kinds (:class:`FaultKind`):
 ``non_json_after``   apply the request, then answer the HTML 502 page
 ``429``              answer 429, the wait ``retry_after_s`` in ``Retry-After`` or, without
                      ``retry_after_header``, in ``X-RateLimit-Reset``; nothing applied
+``proxy_json``       answer a proxy's JSON error ``{"code": 404, "message": "Not Found"}``
+                     (404 by default), not Alpaca's; nothing applied. Forced only
+                     (:meth:`FaultInjector.inject_next`): it never takes part in the draw
 ===================  =================================================================
 
 A stall ends early when the broker stops; the request is then dropped without being applied
@@ -51,6 +54,7 @@ class FaultKind(StrEnum):
     NON_JSON = "non_json"
     NON_JSON_AFTER = "non_json_after"
     RATE_429 = "429"
+    PROXY_JSON = "proxy_json"
 
 
 AFTER_KINDS = frozenset(
@@ -193,6 +197,8 @@ class FaultInjector:
             status = status or 502
         elif kind is FaultKind.RATE_429:
             status = 429
+        elif kind is FaultKind.PROXY_JSON:
+            status = status or 404
         action = FaultAction(kind, status or 0, retry_after_s, stall_s)
         with self._lock:
             self._forced.setdefault(route, deque()).extend([action] * count)

@@ -259,6 +259,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send_5xx(action.status, rate_headers)
         elif kind is FaultKind.NON_JSON:
             self._send(action.status or 502, _html_page(action.status or 502), "text/html")
+        elif kind is FaultKind.PROXY_JSON:  # a gateway's JSON error: a code, but not Alpaca's
+            status = action.status or 404
+            body = {"code": status, "message": HTTPStatus(status).phrase}
+            self._send(status, _dumps(body), JSON_TYPE)
         elif kind is FaultKind.RATE_429:
             self.server.broker._count_429()
             reset = math.ceil(time.time() + action.retry_after_s)

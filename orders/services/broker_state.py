@@ -16,6 +16,7 @@ from django.utils import timezone
 from brokerops.alpaca import Order
 from brokerops.intent.schema import SignalStatus
 from brokerops.intent.store import SignalStore, Transition
+from brokerops.text import db_field_text, db_text
 from orders.broker_status import attempt_status_for
 from orders.client_order_id import parse_client_order_id
 from orders.models import OrderAttempt, OrderEvent
@@ -69,8 +70,8 @@ def _is_stale(attempt: OrderAttempt, order: Order) -> bool:
 
 
 def _take_broker_order(attempt: OrderAttempt, order: Order) -> None:
-    attempt.alpaca_order_id = order.id
-    attempt.broker_status = order.status
+    attempt.alpaca_order_id = db_field_text(OrderAttempt, "alpaca_order_id", order.id)
+    attempt.broker_status = db_field_text(OrderAttempt, "broker_status", order.status)
     attempt.status = attempt_status_for(order.status)
     attempt.filled_qty = order.filled_qty
     attempt.filled_avg_price = order.filled_avg_price
@@ -240,7 +241,7 @@ def order_attempts_mark_missing(
                 )
             )
             attempt.status = Status.MISSING
-            attempt.reason = why
+            attempt.reason = db_text(why)
             attempt.updated_at = attempt.last_synced_at = now
         OrderAttempt.objects.bulk_update(
             attempts, ["status", "reason", "updated_at", "last_synced_at"], batch_size=500
@@ -264,17 +265,21 @@ def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttemp
     signal_id, leg = parsed if parsed else ("", "entry")
     if signal_id and OrderAttempt.objects.filter(signal_id=signal_id, leg=leg).exists():
         signal_id = ""  # the id pattern matched by accident: keep the one row per signal-leg
+
     # One transaction: the adopted attempt and its ADOPTED event exist together or not at all.
+    def fit(name: str, value: str) -> str:  # the broker's text, made safe for its column
+        return db_field_text(OrderAttempt, name, value)
+
     with transaction.atomic():
         attempt, created = OrderAttempt.objects.get_or_create(
-            client_order_id=order.client_order_id,
+            client_order_id=fit("client_order_id", order.client_order_id),
             defaults=dict(
                 signal_id=signal_id,
                 leg=leg,
-                symbol=order.symbol,
-                side=order.side,
-                order_type=order.order_type,
-                time_in_force=order.time_in_force,
+                symbol=fit("symbol", order.symbol),
+                side=fit("side", order.side),
+                order_type=fit("order_type", order.order_type),
+                time_in_force=fit("time_in_force", order.time_in_force),
                 qty=order.qty,
                 notional=order.notional,
                 limit_price=order.limit_price,

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from audit.chain import chain_append
 from brokerops.redaction import redact
+from brokerops.text import db_json, db_text
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 
 
@@ -36,8 +37,9 @@ def order_event_build(
     return OrderEvent(
         attempt=attempt,
         kind=kind,
-        message=redact(message, secrets=secrets),
-        payload=redact(payload if payload is not None else {}, secrets=secrets),
+        # Outside text (a broker's message, its raw order) made safe for the columns.
+        message=db_text(redact(message, secrets=secrets)),
+        payload=db_json(redact(payload if payload is not None else {}, secrets=secrets)),
         http_status=http_status,
         status_from=status_from,
         status_to=status_to,

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from brokerops.intent.schema import InvalidSignal, SignalStatus, audit_signal_id
 from brokerops.intent.store import SignalStore
+from brokerops.text import db_field_text, db_json, db_text
 from orders.client_order_id import client_order_id_for
 from orders.models import OrderAttempt, OrderEvent
 
@@ -59,12 +60,12 @@ def _rejected_attempt(doc: InvalidSignal, coid: str, reason: str) -> tuple[Order
             defaults=dict(
                 signal_id=audit_id,
                 signal_ref=OrderAttempt.signal_ref_for(doc.id, audit_id),
-                symbol=(doc.raw_symbol or "")[:32],
+                symbol=db_field_text(OrderAttempt, "symbol", doc.raw_symbol),
                 side=_text(raw.get("side"), 8),
                 order_type=_text(raw.get("order_type"), 16),
                 status=Status.REJECTED,
-                reason=reason,
-                request_payload={"signal_id": repr(doc.id), "document": _printable(raw)},
+                reason=db_text(reason),
+                request_payload=db_json({"signal_id": repr(doc.id), "document": _printable(raw)}),
             ),
         )
         if created:
@@ -78,7 +79,7 @@ def _rejected_attempt(doc: InvalidSignal, coid: str, reason: str) -> tuple[Order
 
 
 def _text(value: object, length: int) -> str:
-    return value.strip().lower()[:length] if isinstance(value, str) else ""
+    return db_text(value.strip().lower(), max_length=length) if isinstance(value, str) else ""
 
 
 def _printable(raw: dict) -> dict:

@@ -243,9 +243,8 @@ def _consume(
                 logger.error("trade_updates: %s (catching up with a sync)", item)
             else:
                 updates.append(item)
-        if updates:
-            _apply(updates, store=store, stats=stats, on_event=on_event)
-        if len(updates) < len(batch):
+        failed = _apply(updates, store=store, stats=stats, on_event=on_event) if updates else 0
+        if failed or len(updates) < len(batch):  # what those events said: from the broker
             _catch_up(gateway=gateway, store=store, stats=stats)
 
 
@@ -255,17 +254,49 @@ def _apply(
     store: SignalStore,
     stats: StreamStats,
     on_event: Callable[[TradeUpdate, str], None] | None,
-) -> None:
+) -> int:
+    """Apply a batch; when it fails, each of its events alone, so one bad event (a value the
+    database refuses, a bug) never loses the others beside it. Returns how many failed alone:
+    each is logged and counted, and the caller catches up with a sync (the broker's state of
+    their orders). When every event fails on the database (it is down), the failure drops the
+    connection: the catch-up on reconnect redoes them."""
     stats.events += len(updates)
+    outcomes: list[str | None]
+    errors: dict[int, Exception] = {}
     try:
-        outcomes = trade_updates_apply(updates=updates, store=store)
-    except (DatabaseError, SignalStoreError):
-        raise  # the connection is dropped and the catch-up on reconnect redoes it
-    except Exception:  # a bug with these events: logged, the stream goes on, the poll covers
-        stats.failed += len(updates)
-        logger.exception("trade_updates: %d event(s) not applied", len(updates))
-        return
+        outcomes = list(trade_updates_apply(updates=updates, store=store))
+    except SignalStoreError:
+        raise  # the store is down: the connection drops and the catch-up redoes it
+    except Exception as exc:
+        outcomes = [None] * len(updates)
+        if len(updates) == 1:
+            errors[0] = exc
+        else:
+            for index, update in enumerate(updates):
+                try:
+                    outcomes[index] = trade_updates_apply(updates=[update], store=store)[0]
+                except SignalStoreError:
+                    raise
+                except Exception as one:  # noqa: BLE001 - this event only: recorded below
+                    errors[index] = one
+        if len(errors) == len(updates) and all(
+            isinstance(error, DatabaseError) for error in errors.values()
+        ):
+            raise exc from None
+    for index, error in errors.items():
+        stats.failed += 1
+        logger.error(
+            "trade_updates: %s of order %s not applied (the poll covers it): %s: %s",
+            updates[index].event,
+            updates[index].order.client_order_id,
+            type(error).__name__,
+            error,
+            exc_info=not isinstance(error, DatabaseError),
+        )
     for update, outcome in zip(updates, outcomes, strict=True):
+        if outcome is None:
+            continue
         stats.outcomes[outcome] += 1
         if on_event is not None:
             on_event(update, outcome)
+    return len(errors)

@@ -44,6 +44,7 @@ from brokerops.intent.schema import (
 )
 from brokerops.intent.store import SignalStore, SignalStoreError, Transition
 from brokerops.logs import log_context
+from brokerops.text import db_text
 from orders.client_order_id import client_order_id_for
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
@@ -781,7 +782,7 @@ def _reject(
 ) -> SignalOutcome:
     status_from = attempt.status
     attempt.status = Status.REJECTED
-    attempt.reason = reason
+    attempt.reason = db_text(reason)  # may quote the broker or the document
     attempt.updated_at = timezone.now()
     with transaction.atomic():
         attempt.save(update_fields=["status", "reason", "updated_at"])
@@ -804,7 +805,7 @@ def _unknown(
 ) -> SignalOutcome:
     status_from = attempt.status
     attempt.status = Status.UNKNOWN
-    attempt.reason = reason
+    attempt.reason = db_text(reason)  # may quote the broker
     attempt.updated_at = timezone.now()
     with transaction.atomic():
         attempt.save(update_fields=["status", "reason", "updated_at"])

@@ -166,6 +166,12 @@ def test_unrelated_exceptions_are_not_swallowed():
         '{"message": "Not Found"}',  # JSON, but no integer code: not Alpaca's error
         '{"code": "40410000", "message": "position does not exist"}',
         "[]",
+        # A proxy's or gateway's JSON error: an integer code, but not Alpaca's 8-digit 404 code.
+        '{"code": 404, "message": "Not Found"}',
+        '{"code": 404000, "message": "route not found"}',
+        '{"code": 40010001, "message": "not a 404 code"}',
+        '{"code": 4041000000, "message": "ten digits"}',
+        '{"code": true, "message": "Not Found"}',
     ],
 )
 def test_a_404_that_is_not_alpacas_json_error_is_unavailable(body):
@@ -179,6 +185,13 @@ def test_a_404_that_is_not_alpacas_json_error_is_unavailable(body):
 def test_a_proxy_404_on_a_write_leaves_the_outcome_unknown(method):
     err = map_exception(_api_error(404, "<html>nope</html>"), method=method, path="/v2/orders/x")
     assert isinstance(err, BrokerUnavailable) and err.outcome_unknown
+
+
+@pytest.mark.parametrize("code", [40410000, 40410001, 40499999])
+def test_alpacas_404_family_is_not_found(code):
+    body = f'{{"code": {code}, "message": "order not found"}}'
+    err = map_exception(_api_error(404, body), method="GET", path="/v2/orders/x")
+    assert isinstance(err, BrokerNotFound)
 
 
 def test_alpacas_json_404_on_delete_is_not_found():
@@ -331,3 +344,9 @@ def test_connection_refused_names_host_and_port():
         err = map_exception(exc, method="GET", path="/v2/account")
     assert isinstance(err, BrokerUnavailable)
     assert str(err) == "GET /v2/account: connection refused (127.0.0.1:9)"
+
+
+def test_a_broker_message_with_a_nul_is_made_safe_for_any_column():
+    body = '{"code": 50010000, "message": "upstream said \\u0000 oops"}'
+    err = map_exception(_api_error(500, body), method="GET", path="/v2/positions")
+    assert "upstream said" in str(err) and "\x00" not in str(err)

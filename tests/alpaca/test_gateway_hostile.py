@@ -300,7 +300,8 @@ def test_an_out_of_range_quantity_fails_the_read(over, scripted, raw_qty):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("filled_avg_price", "1e-12"),
+        ("filled_qty", "1e-12"),  # a quantity finer than 1e-9 (a price may be: section 6)
+        ("filled_avg_price", "1e12"),
         ("limit_price", "1e15"),
         ("notional", 1e308),
         ("filled_qty", "Infinity"),

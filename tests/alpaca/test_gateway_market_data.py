@@ -173,7 +173,6 @@ def test_a_429_that_never_ends_is_rate_limited(data_gateway, scripted):
     [
         ('{"trades": {"AAPL": {"t": "x", "p": 1e308}}}', "trade AAPL: 'p'"),
         ('{"trades": {"AAPL": {"t": "x", "p": 1e999}}}', "trade AAPL: 'p'"),
-        ('{"trades": {"AAPL": {"t": "x", "p": 0.0000000001}}}', "finer than"),
         ('{"trades": {"AAPL": {"t": "x", "p": "NaN"}}}', "not finite"),
         ('{"trades": {"AAPL": {"t": "x", "p": -5}}}', "positive"),
         ('{"trades": {"AAPL": {"t": "x", "p": 0}}}', "positive"),
@@ -263,3 +262,14 @@ def test_data_url_default_follows_the_trading_endpoint(make_gateway, broker):
         assert real.data_url == "https://data.alpaca.markets"
     with AlpacaGateway(api_key="k", secret_key="s", data_url="http://x:1/") as custom:
         assert custom.data_url == "http://x:1"
+
+
+def test_a_price_with_many_digits_is_read_exactly(data_gateway, scripted):
+    """A JSON number with more digits than a float holds, or finer than 1e-9: a price, exact
+    (docs/design.md section 6)."""
+    gateway = data_gateway()
+    body = '{"trades": {"SHIB/USD": {"t": "x", "p": 0.0000123456789012345678}}}'
+    scripted.answer("GET", CRYPTO, (200, body, {"Content-Type": "application/json"}))
+    assert gateway.latest_trade_prices(["SHIB/USD"]) == {
+        "SHIBUSD": Decimal("0.0000123456789012345678")
+    }

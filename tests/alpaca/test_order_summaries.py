@@ -231,7 +231,7 @@ def over(make_gateway, scripted):
 
 @pytest.mark.parametrize("method", BOTH)
 @pytest.mark.parametrize(
-    ("field", "value"), [("qty", "1e12"), ("filled_avg_price", "1e-12"), ("limit_price", 1e308)]
+    ("field", "value"), [("qty", "1e12"), ("filled_qty", "1e-12"), ("limit_price", 1e308)]
 )
 def test_an_out_of_range_figure_on_a_later_page_fails_the_read(
     over, scripted, method, field, value

@@ -268,7 +268,9 @@ def test_bounded_decimal_is_safe_under_a_trapping_context():
 
 def test_parsers_apply_the_bound_to_every_figure():
     with pytest.raises(ParseError, match="position AAPL: 'avg_entry_price'"):
-        parse_position({"symbol": "AAPL", "qty": "1", "avg_entry_price": "1e-10"})
+        parse_position({"symbol": "AAPL", "qty": "1", "avg_entry_price": "1e12"})
+    with pytest.raises(ParseError, match="position AAPL: 'qty'"):
+        parse_position({"symbol": "AAPL", "qty": "1e-10", "avg_entry_price": "1e-10"})
     with pytest.raises(ParseError, match="'limit_price'"):
         parse_order({**ORDER, "limit_price": "1e13"})
     with pytest.raises(ParseError, match="asset BTC/USD: 'min_trade_increment'"):

@@ -176,3 +176,21 @@ def test_crypto_rules_off_alone_skips_minimums_and_allows_margin(
     paper_broker.set_cash(1000)  # buying power 2,000 on margin, 1,000 in cash
     assert raw.post("/v2/orders", json=market("BTC/USD", "0.00005")).status_code == 200
     assert raw.post("/v2/orders", json=market("BTC/USD", "0.02")).status_code == 200  # $1,200
+
+
+def test_a_crypto_position_costs_what_was_paid_per_coin_held_with_many_digits(
+    strict_raw: Raw, strict_broker: PaperBroker
+) -> None:
+    """The fee paid in the coin makes the average entry price what was paid per coin held:
+    dollars over a quantity net of the fee, a figure with many digits (Alpaca's averages carry
+    16 decimals: docs/design.md section 6), served exactly so every client meets such prices."""
+    _buy(strict_raw, strict_broker, "BTC/USD", "0.5")
+    strict_broker.set_price("BTC/USD", "60123.45")
+    order = _buy(strict_raw, strict_broker, "BTC/USD", "0.25")
+    position = strict_raw.get("/v2/positions/BTCUSD").json()
+    paid = Decimal("0.5") * 60000 + Decimal("0.25") * Decimal("60123.45")
+    held = Decimal(position["qty"])
+    average = Decimal(position["avg_entry_price"])
+    assert len(position["avg_entry_price"].partition(".")[2]) == 16
+    assert abs(average - paid / held) < Decimal("1e-15")
+    assert Decimal(order["filled_avg_price"]) == Decimal("60123.45")
