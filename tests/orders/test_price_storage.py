@@ -13,6 +13,7 @@ from audit.chain import plain
 from brokerops.admin_display import plain_decimal
 from brokerops.admin_export import csv_cell
 from orders.models import OrderAttempt, OrderExecution
+from orders.services.events import order_executions_append
 from tests import factories
 
 FINE = Decimal("19660.5738784516887649")
@@ -36,8 +37,12 @@ def test_attempt_prices_read_back_exactly(price):
 
 def test_an_execution_price_reads_back_exactly():
     attempt = factories.order_attempt()
-    OrderExecution.objects.create(
-        execution_id="e-fine", attempt=attempt, event="fill", qty=Decimal("0.5"), price=FINE
+    order_executions_append(
+        [
+            OrderExecution(
+                execution_id="e-fine", attempt=attempt, event="fill", qty=Decimal("0.5"), price=FINE
+            )
+        ]
     )
     assert OrderExecution.objects.get().price == FINE
     assert OrderExecution.objects.values_list("price", flat=True).get() == FINE
@@ -70,11 +75,13 @@ def test_the_attempt_page_and_its_csv_show_the_exact_price(client):
 
 
 def test_executions_stay_append_only_after_their_price_column_changed():
-    """Migration 0008 rebuilds the table on SQLite (which drops triggers): they are back."""
+    """Migration 0010 rebuilds the table on SQLite (which drops triggers): they are back."""
     from django.db import DatabaseError, connection, transaction
 
     attempt = factories.order_attempt()
-    OrderExecution.objects.create(execution_id="e-1", attempt=attempt, event="fill", price=FINE)
+    order_executions_append(
+        [OrderExecution(execution_id="e-1", attempt=attempt, event="fill", price=FINE)]
+    )
     with (
         pytest.raises(DatabaseError, match="append-only"),
         transaction.atomic(),
