@@ -8,7 +8,9 @@ Values are plain: timestamps in ISO 8601 UTC, quantities without trailing zeros,
 text. A column that is only navigation (the same link on every row, like "timeline") is left
 out: it tells nothing about the row. A text
 cell that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage
-return) is prefixed with ``'``; numbers the export formats itself are left as they are.
+return) is prefixed with ``'``; numbers the export formats itself are left as they are. Every
+text cell is quoted, so a spreadsheet that splits at ``;`` or a tab (not only ``,``) never cuts
+``x;=1+1`` into a formula cell; an empty value (the admin's ``-``) is an empty cell.
 
 The response streams: rows come from a server-side cursor in chunks (``iterator(chunk_size)``
 inside a transaction, so PostgreSQL does not materialise the whole result first) and leave as CSV
@@ -90,10 +92,14 @@ def neutralise_formula(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+#: What the admin shows for an empty value (``empty_value_display``): an empty cell in the CSV.
+EMPTY_DISPLAY = "-"
+
+
 def csv_cell(value: Any) -> str:
     """One value as plain CSV text (see the module's docstring for the rules)."""
     if type(value) is str:  # the common case first (not SafeString: that may be HTML)
-        return neutralise_formula(value)
+        return "" if value == EMPTY_DISPLAY else neutralise_formula(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -109,7 +115,7 @@ def csv_cell(value: Any) -> str:
     text = str(value)
     if isinstance(value, SafeData):  # admin HTML (links, icons): its text only
         text = html.unescape(strip_tags(text))
-    return neutralise_formula(text)
+    return "" if text == EMPTY_DISPLAY else neutralise_formula(text)
 
 
 def _field_value(field: models.Field) -> Callable[[models.Model], Any]:
@@ -338,10 +344,16 @@ def export_plan(
     return ExportPlan(columns=columns, queryset=columns_read_only(queryset, columns), plain=False)
 
 
+def csv_writer(out: io.StringIO) -> Any:
+    """The project's CSV writer: every text cell quoted (numbers it was given as numbers are
+    not), so no separator a spreadsheet may split at (``;``, a tab) cuts a cell in two."""
+    return csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)
+
+
 def csv_chunks(*, plan: ExportPlan, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[str]:
     """The header row, then the rows of ``plan`` as CSV text, ``chunk_rows`` at a time."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
 
     def flush() -> str:
         text = out.getvalue()
