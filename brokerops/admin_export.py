@@ -14,7 +14,9 @@ text cell is quoted, so a spreadsheet that splits at ``;`` or a tab (not only ``
 
 The response streams: rows come from a server-side cursor in chunks (``iterator(chunk_size)``
 inside a transaction, so PostgreSQL does not materialise the whole result first) and leave as CSV
-text chunk by chunk, so memory stays flat whatever the number of rows. When every column is a
+text chunk by chunk, so memory stays flat whatever the number of rows. On SQLite, where an open
+read holds a lock that writers wait for, the rows are read at once to a file on disk and sent
+from there: a download the client stops reading never blocks a writer. When every column is a
 field, rows are read as plain tuples (no model instance per row; a foreign key's names fetched
 once per chunk); otherwise as instances loading only the fields the columns read.
 """
@@ -25,6 +27,7 @@ import csv
 import html
 import io
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -363,12 +366,42 @@ def csv_chunks(*, plan: ExportPlan, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iter
 
     writer.writerow([column.label for column in plan.columns])
     yield flush()
+    db = plan.queryset.db
+    if connections[db].vendor == "sqlite":
+        yield from _read_whole_then_send(plan, writer, flush, chunk_rows)
+        return
     # In a transaction, PostgreSQL's server-side cursor streams (outside one it is declared
-    # WITH HOLD and the whole result is materialised before the first row).
-    with transaction.atomic(using=plan.queryset.db):
+    # WITH HOLD and the whole result is materialised before the first row); its reads take no
+    # lock a writer waits for, so a client that stops reading holds up no one.
+    with transaction.atomic(using=db):
         for rows in plan.chunks(chunk_rows=chunk_rows):
             writer.writerows(rows)
             yield flush()
+
+
+def _read_whole_then_send(
+    plan: ExportPlan, writer: Any, flush: Callable[[], str], chunk_rows: int
+) -> Iterator[bytes]:
+    """SQLite: read every row at once into a file on disk, then send it chunk by chunk.
+
+    A transaction here begins with the write lock (``transaction_mode`` IMMEDIATE), and even a
+    plain read keeps a shared lock that a writer's commit waits for while its statement is open:
+    read lazily, a client that stops reading would hold the database until the writer gives up
+    ("database is locked"). The read runs without a transaction (one statement: one consistent
+    view) and ends before the first row is sent, so a stalled download holds nothing; memory
+    stays flat (the rows wait on disk, not in memory).
+    """
+    ends: list[int] = []
+    with tempfile.TemporaryFile() as spool:
+        for rows in plan.chunks(chunk_rows=chunk_rows):
+            writer.writerows(rows)
+            spool.write(flush().encode("utf-8"))
+            ends.append(spool.tell())
+        spool.seek(0)
+        start = 0
+        for end in ends:
+            yield spool.read(end - start)
+            start = end
 
 
 def _select_related_paths(tree: dict, prefix: str = "") -> list[str]:
