@@ -19,16 +19,13 @@ import smtplib
 import socket
 import threading
 import time
+from functools import cache
 from types import TracebackType
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .models import Alert
 
@@ -107,50 +104,55 @@ def _watch(holder: Any) -> None:
 # --- Webhook ------------------------------------------------------------------------------------
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class _WatchedAdapter(HTTPAdapter):
+@cache
+def _watched_adapter() -> type:
     """requests' adapter whose connections (direct or through an HTTP proxy) the current
-    :class:`Deadline` watches."""
+    :class:`Deadline` watches (built when first used: requests is not loaded at start-up)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+    class WatchedHTTPConnection(HTTPConnection):
+        def connect(self) -> None:
+            _watch(self)
+            super().connect()
 
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS pools are the proxy's own kind
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
-        return manager
+    class WatchedHTTPSConnection(HTTPSConnection):
+        def connect(self) -> None:
+            _watch(self)
+            super().connect()
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    pools = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            if not proxy.lower().startswith("socks"):  # SOCKS pools are the proxy's own kind
+                manager.pool_classes_by_scheme = pools
+            return manager
+
+    return WatchedAdapter
 
 
 def webhook_post(url: str, payload: dict, *, deadline_s: float) -> None:
     """POST ``payload`` as JSON to ``url``; non-2xx, no answer or one too slow is an
     :class:`AlertDeliveryError` (whose text never names the URL: it may hold a secret)."""
+    import requests
+
+    adapter = _watched_adapter()
     with requests.Session() as session:
-        session.mount("http://", _WatchedAdapter())
-        session.mount("https://", _WatchedAdapter())
+        session.mount("http://", adapter())
+        session.mount("https://", adapter())
         with Deadline(deadline_s) as deadline:
             try:
                 response = session.post(

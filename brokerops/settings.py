@@ -297,7 +297,9 @@ ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="") or None
 # An alert still open (the same orphan found run after run) is sent again after this long
 # (seconds; 0: never again until it resolved). A stale-runs alert is sent once per outage.
 ALERT_REALERT_S = _env_number("ALERT_REALERT_S", 86400, low=0, high=31536000)
-# Per-attempt timeout of the SMTP connection and of the webhook POST (seconds).
+# Wall-clock deadline of one delivery attempt, email or webhook: connecting, sending and the
+# whole answer (seconds; a receiver trickling its answer is cut off at it). Deliveries start
+# only after a run released its lock (docs/design.md, section 13).
 ALERT_TIMEOUT_S = _env_number("ALERT_TIMEOUT_S", 10.0, low=0.001, high=600.0)
 EMAIL_TIMEOUT = ALERT_TIMEOUT_S
 # A failed delivery is retried in the background after ALERT_RETRY_BASE_S, doubling up to

@@ -170,7 +170,7 @@ class FirestoreSignalStore(SignalStore):
 
     def _read_into(self, query: Any, signals: list[Signal], invalid: list[InvalidSignal]) -> None:
         for doc_id, data, version in self._stream_documents(query):
-            parsed = _document(doc_id, data, version)
+            parsed = parse_document(doc_id, data, version)
             (signals if isinstance(parsed, Signal) else invalid).append(parsed)
 
     def _stream_documents(self, query: Any) -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -472,10 +472,10 @@ def snapshot_version(snapshot: Any) -> str | None:
 
 
 def _parsed(snapshot: Any) -> Signal | InvalidSignal:
-    return _document(snapshot.id, snapshot.to_dict(), snapshot_version(snapshot))
+    return parse_document(snapshot.id, snapshot.to_dict(), snapshot_version(snapshot))
 
 
-def _document(doc_id: str, data: Any, version: str | None) -> Signal | InvalidSignal:
+def parse_document(doc_id: str, data: Any, version: str | None) -> Signal | InvalidSignal:
     """A decoded document parsed, from plain values only (`plain_fields`): a value a signal
     cannot hold makes it invalid, naming the field, and never travels on."""
     if not isinstance(data, dict):
