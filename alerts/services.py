@@ -12,11 +12,15 @@ An alert is a condition with a ``key``; :func:`alerts_raise` records that it was
   sighting is a new message.
 
 :func:`alerts_deliver` makes one attempt on one channel: it claims the channel (``pending`` ->
-``sending``, attempts + 1) with a conditional update, sends outside any transaction, and records
+``sending``, attempts + 1) with a conditional update, sends outside any transaction within one
+wall-clock deadline (``ALERT_TIMEOUT_S`` for the whole attempt, :mod:`alerts.senders`), and records
 ``sent``, or ``pending`` with the next attempt's time (``ALERT_RETRY_BASE_S`` doubling up to
 ``ALERT_RETRY_MAX_S``), or ``failed`` after ``ALERT_MAX_ATTEMPTS``. The Celery task retries at that
 time; beat's sweep (:func:`alerts_deliver_due`) delivers whatever is due, including a delivery
 that could not be queued (Redis down) and, with tasks run eagerly (no Redis), every retry.
+Deliveries are queued once the raising thread holds no lock (``after_locks_released``): a run
+is never held by a receiver. Run inline, a channel that failed is not tried again in the same
+batch or sweep; its other alerts wait for the next sweep (docs/design.md, section 13).
 
 The hooks (:func:`alerts_reconciliation_run_finished`, :func:`alerts_audit_verified`) never
 raise: a run or a verification is recorded before they are called, and an alert that cannot be
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import re
-import smtplib
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -40,9 +44,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from brokerops.locks import after_locks_released
 from brokerops.redaction import REDACTED, redact
 
 from .models import Alert
+from .senders import SENDERS, AlertDeliveryError
 
 logger = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -51,7 +57,6 @@ Delivery = Alert.Delivery
 EMAIL = "email"
 WEBHOOK = "webhook"
 CHANNELS = (EMAIL, WEBHOOK)
-SUBJECT_PREFIX = "[brokerops] "
 #: Kinds sent once per episode (an outage): never re-alerted while open.
 ONCE_PER_EPISODE = frozenset({Kind.RUNS_STALE})
 #: Fixed keys of the conditions there is one of at a time.
@@ -72,10 +77,6 @@ _SECRET_SETTINGS = (
     "ALERT_WEBHOOK_URL",
 )
 _URL_PASSWORD = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
-
-
-class AlertDeliveryError(Exception):
-    """A channel did not take the message: the attempt counts, a later one may succeed."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _raise(kind: str, key: str, subject: str, body: str, now: datetime) -> Raise
         logger.warning("alert %s: %s", alert.kind, alert.subject)
         for channel in CHANNELS:
             if getattr(alert, f"{channel}_status") == Delivery.PENDING:
-                transaction.on_commit(partial(_enqueue, alert.pk, channel))
+                transaction.on_commit(partial(_queue_delivery, alert.pk, channel))
     return Raised(alert, notify)
 
 
@@ -200,16 +201,46 @@ def _set_channel(alert: Alert, channel: str, **values: object) -> None:
         setattr(alert, f"{channel}_{name}", value)
 
 
-def _enqueue(alert_id: int, channel: str) -> None:
-    """Queue one delivery (after commit). A broker that is down is logged: the sweep sends it."""
+_batch = threading.local()  # per thread: deliveries waiting for the locks to be released
+
+
+def _queue_delivery(alert_id: int, channel: str) -> None:
+    """After commit: queue a delivery once this thread holds no lock (a run raises its alerts
+    while it holds the reconciliation lock; a receiver's answer must never hold the lock)."""
+    queued = getattr(_batch, "queued", None)
+    if queued is not None:  # a batch waits for the locks already
+        queued.append((alert_id, channel))
+        return
+    _batch.queued = [(alert_id, channel)]
+    after_locks_released(_deliver_queued)
+
+
+def _deliver_queued() -> None:
+    """Queue this thread's waiting deliveries. Run inline (tasks eager, no Redis), a channel
+    that failed is not tried again in the same batch: its other alerts stay pending, due, for
+    beat's sweep, so one slow receiver costs the caller one deadline, not one per alert."""
+    queued, _batch.queued = getattr(_batch, "queued", None) or [], None
+    failed: set[str] = set()
+    for alert_id, channel in queued:
+        if channel not in failed and not _enqueue(alert_id, channel):
+            failed.add(channel)
+
+
+def _enqueue(alert_id: int, channel: str) -> bool:
+    """Queue one delivery; False when it ran inline and did not send. A broker that is down is
+    logged: the sweep sends it."""
+    from celery.result import EagerResult
+
     from .tasks import alerts_deliver_task
 
     try:
-        alerts_deliver_task.delay(alert_id=alert_id, channel=channel)
+        result = alerts_deliver_task.delay(alert_id=alert_id, channel=channel)
     except Exception:  # never fail the caller: the row stays pending for the sweep
         logger.exception(
             "alert #%s: %s delivery not queued; beat's sweep sends it", alert_id, channel
         )
+        return True
+    return not isinstance(result, EagerResult) or result.result == Delivery.SENT
 
 
 # --- Delivering ---------------------------------------------------------------------------------
@@ -239,7 +270,7 @@ def alerts_deliver(*, alert_id: int, channel: str, now: datetime | None = None) 
         return DeliveryResult(getattr(alert, status))
     attempt = getattr(alert, attempts)
     try:
-        _SENDERS[channel](alert)
+        SENDERS[channel](alert)
     except AlertDeliveryError as exc:
         return _attempt_failed(alert, channel, attempt, exc)
     Alert.objects.filter(pk=alert_id, **{status: Delivery.SENDING}).update(
@@ -291,66 +322,9 @@ def alerts_deliver_due(*, now: datetime | None = None) -> int:
         for alert_id in list(due):
             result = alerts_deliver(alert_id=alert_id, channel=channel, now=now)
             sent += result.status == Delivery.SENT and result.attempted
+            if result.attempted and result.status != Delivery.SENT:
+                break  # the receiver did not take it: the rest wait for the next sweep
     return sent
-
-
-def _send_email(alert: Alert) -> None:
-    from django.core.mail import EmailMessage
-
-    message = EmailMessage(
-        subject=SUBJECT_PREFIX + alert.subject,
-        body=f"{alert.body}\n\n{_footer(alert)}",
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=list(settings.ALERT_EMAILS),
-        headers={"X-Brokerops-Alert": alert.kind},
-    )
-    try:
-        message.send(fail_silently=False)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise AlertDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _post_webhook(alert: Alert) -> None:
-    """A JSON POST a Slack incoming webhook accepts (``text``), with the fields under
-    ``brokerops`` for other receivers. Non-2xx is a failure; the error never names the URL."""
-    import requests
-
-    payload = {
-        "text": f"*{SUBJECT_PREFIX}{alert.subject}*\n{alert.body}",
-        "brokerops": {
-            "alert_id": alert.pk,
-            "kind": alert.kind,
-            "key": alert.key,
-            "subject": alert.subject,
-            "body": alert.body,
-            "first_seen_at": alert.first_seen_at.isoformat(),
-            "last_seen_at": alert.last_seen_at.isoformat(),
-            "times_seen": alert.times_seen,
-            "notification": alert.notifications,
-        },
-    }
-    try:
-        response = requests.post(
-            settings.ALERT_WEBHOOK_URL,
-            json=payload,
-            timeout=settings.ALERT_TIMEOUT_S,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:  # its text names the URL: the class only
-        raise AlertDeliveryError(type(exc).__name__) from exc
-    if not 200 <= response.status_code < 300:
-        raise AlertDeliveryError(f"HTTP {response.status_code}")
-
-
-_SENDERS = {EMAIL: _send_email, WEBHOOK: _post_webhook}
-
-
-def _footer(alert: Alert) -> str:
-    return (
-        f"Alert #{alert.pk} ({alert.kind}), first seen {alert.first_seen_at:%Y-%m-%d %H:%M:%S} "
-        f"UTC, seen {alert.times_seen} time(s). brokerops sends it once per event; see the "
-        "admin's Alerts page."
-    )
 
 
 # --- Hooks: the conditions ----------------------------------------------------------------------

@@ -8,11 +8,15 @@ Values are plain: timestamps in ISO 8601 UTC, quantities without trailing zeros,
 text. A column that is only navigation (the same link on every row, like "timeline") is left
 out: it tells nothing about the row. A text
 cell that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage
-return) is prefixed with ``'``; numbers the export formats itself are left as they are.
+return) is prefixed with ``'``; numbers the export formats itself are left as they are. Every
+text cell is quoted, so a spreadsheet that splits at ``;`` or a tab (not only ``,``) never cuts
+``x;=1+1`` into a formula cell; an empty value (the admin's ``-``) is an empty cell.
 
 The response streams: rows come from a server-side cursor in chunks (``iterator(chunk_size)``
 inside a transaction, so PostgreSQL does not materialise the whole result first) and leave as CSV
-text chunk by chunk, so memory stays flat whatever the number of rows. When every column is a
+text chunk by chunk, so memory stays flat whatever the number of rows. On SQLite, where an open
+read holds a lock that writers wait for, the rows are read at once to a file on disk and sent
+from there: a download the client stops reading never blocks a writer. When every column is a
 field, rows are read as plain tuples (no model instance per row; a foreign key's names fetched
 once per chunk); otherwise as instances loading only the fields the columns read.
 """
@@ -23,6 +27,7 @@ import csv
 import html
 import io
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -95,10 +100,14 @@ def neutralise_formula(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+#: What the admin shows for an empty value (``empty_value_display``): an empty cell in the CSV.
+EMPTY_DISPLAY = "-"
+
+
 def csv_cell(value: Any) -> str:
     """One value as plain CSV text (see the module's docstring for the rules)."""
     if type(value) is str:  # the common case first (not SafeString: that may be HTML)
-        return neutralise_formula(value)
+        return "" if value == EMPTY_DISPLAY else neutralise_formula(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -114,7 +123,7 @@ def csv_cell(value: Any) -> str:
     text = str(value)
     if isinstance(value, SafeData):  # admin HTML (links, icons): its text only
         text = html.unescape(strip_tags(text))
-    return neutralise_formula(text)
+    return "" if text == EMPTY_DISPLAY else neutralise_formula(text)
 
 
 def _field_value(field: models.Field) -> Callable[[models.Model], Any]:
@@ -345,10 +354,16 @@ def export_plan(
     return ExportPlan(columns=columns, queryset=columns_read_only(queryset, columns), plain=False)
 
 
+def csv_writer(out: io.StringIO) -> Any:
+    """The project's CSV writer: every text cell quoted (numbers it was given as numbers are
+    not), so no separator a spreadsheet may split at (``;``, a tab) cuts a cell in two."""
+    return csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)
+
+
 def csv_chunks(*, plan: ExportPlan, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[str]:
     """The header row, then the rows of ``plan`` as CSV text, ``chunk_rows`` at a time."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
 
     def flush() -> str:
         text = out.getvalue()
@@ -358,12 +373,42 @@ def csv_chunks(*, plan: ExportPlan, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iter
 
     writer.writerow([column.label for column in plan.columns])
     yield flush()
+    db = plan.queryset.db
+    if connections[db].vendor == "sqlite":
+        yield from _read_whole_then_send(plan, writer, flush, chunk_rows)
+        return
     # In a transaction, PostgreSQL's server-side cursor streams (outside one it is declared
-    # WITH HOLD and the whole result is materialised before the first row).
-    with transaction.atomic(using=plan.queryset.db):
+    # WITH HOLD and the whole result is materialised before the first row); its reads take no
+    # lock a writer waits for, so a client that stops reading holds up no one.
+    with transaction.atomic(using=db):
         for rows in plan.chunks(chunk_rows=chunk_rows):
             writer.writerows(rows)
             yield flush()
+
+
+def _read_whole_then_send(
+    plan: ExportPlan, writer: Any, flush: Callable[[], str], chunk_rows: int
+) -> Iterator[bytes]:
+    """SQLite: read every row at once into a file on disk, then send it chunk by chunk.
+
+    A transaction here begins with the write lock (``transaction_mode`` IMMEDIATE), and even a
+    plain read keeps a shared lock that a writer's commit waits for while its statement is open:
+    read lazily, a client that stops reading would hold the database until the writer gives up
+    ("database is locked"). The read runs without a transaction (one statement: one consistent
+    view) and ends before the first row is sent, so a stalled download holds nothing; memory
+    stays flat (the rows wait on disk, not in memory).
+    """
+    ends: list[int] = []
+    with tempfile.TemporaryFile() as spool:
+        for rows in plan.chunks(chunk_rows=chunk_rows):
+            writer.writerows(rows)
+            spool.write(flush().encode("utf-8"))
+            ends.append(spool.tell())
+        spool.seek(0)
+        start = 0
+        for end in ends:
+            yield spool.read(end - start)
+            start = end
 
 
 def _select_related_paths(tree: dict, prefix: str = "") -> list[str]:

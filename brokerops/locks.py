@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -41,6 +41,7 @@ DEFAULT_LEASE_S = 60.0
 KEY_PREFIX = "brokerops:lock:"
 
 _local_locks: dict[str, threading.Lock] = {}
+_held = threading.local()  # per thread: locks held (depth), callbacks for their release
 _local_guard = threading.Lock()
 
 
@@ -76,6 +77,38 @@ def single_flight(
     Raises :class:`LockUnavailable` when Redis cannot be reached.
     """
     del ttl_s  # superseded by the renewed lease
+    callbacks: list[Callable[[], None]] = []
+    try:
+        with _backend_lock(name, lease_s) as acquired:
+            _held.depth = getattr(_held, "depth", 0) + acquired
+            try:
+                yield acquired
+            finally:
+                _held.depth -= acquired
+                if not _held.depth:
+                    callbacks, _held.callbacks = getattr(_held, "callbacks", []), []
+    finally:  # the lock is released here
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # the block's own outcome stands; the callback's failure is logged
+                logger.exception("after-lock callback %r failed", callback)
+
+
+def after_locks_released(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once this thread holds no :func:`single_flight` lock: at once, or when
+    the last one it holds is released (whatever the block's outcome).
+
+    For work that must never hold a lock up, such as an alert's delivery to a receiver that may
+    answer slowly (docs/design.md, section 13)."""
+    if getattr(_held, "depth", 0):
+        _held.callbacks = [*getattr(_held, "callbacks", []), callback]
+    else:
+        callback()
+
+
+@contextmanager
+def _backend_lock(name: str, lease_s: float | None) -> Iterator[bool]:
     backend = lock_backend()
     if backend == "redis":
         lease = float(lease_s or getattr(settings, "LOCK_LEASE_S", DEFAULT_LEASE_S))

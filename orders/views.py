@@ -18,7 +18,9 @@ def order_timeline_view(request: HttpRequest, client_order_id: str) -> HttpRespo
     login)."""
     if not request.user.has_perm(TIMELINE_PERMISSION):
         raise PermissionDenied
-    timeline = order_timeline(client_order_id=client_order_id)
+    timeline = order_timeline(
+        client_order_id=client_order_id, signal_id=request.GET.get("signal", "")
+    )
     if timeline is None:
         raise Http404(f"nothing is recorded about {client_order_id!r}")
     context = {

@@ -258,8 +258,10 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         client_order_id = _mismatch_client_order_id(mismatch)
         if not client_order_id:
             return "-"
+        signal_id = "" if mismatch.client_order_id else mismatch.signal_id
         return format_html(
-            '<a class="timeline-link" href="{}">timeline</a>', _timeline_url(client_order_id)
+            '<a class="timeline-link" href="{}">timeline</a>',
+            _timeline_url(client_order_id, signal_id=signal_id),
         )
 
     @admin.display(description="client order id")
@@ -318,7 +320,7 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
                 (
                     signal_id,
                     document,
-                    _timeline_url(signal_client_order_id(signal_id)),
+                    _timeline_url(signal_client_order_id(signal_id), signal_id=signal_id),
                 )
             )
         return format_html_join(
@@ -329,10 +331,10 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         )
 
 
-def _timeline_url(client_order_id: str) -> str:
+def _timeline_url(client_order_id: str, *, signal_id: str = "") -> str:
     from orders.services.timeline import timeline_url
 
-    return timeline_url(client_order_id)
+    return timeline_url(client_order_id, signal_id=signal_id)
 
 
 def _mismatch_client_order_id(mismatch: Mismatch) -> str:

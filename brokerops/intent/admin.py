@@ -82,7 +82,7 @@ class LocalSignalAdmin(AuditListMixin, admin.ModelAdmin):
         deterministic one)."""
         from orders.services.timeline import signal_client_order_id, timeline_url
 
-        url = timeline_url(signal_client_order_id(obj.signal_id, obj.data))
+        url = timeline_url(signal_client_order_id(obj.signal_id, obj.data), signal_id=obj.signal_id)
         return format_html('<a class="timeline-link" href="{}">timeline</a>', url)
 
     @admin.display(description="document id", ordering="document_id")

@@ -39,7 +39,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.services.firestore import client as gapic_client
 from google.cloud.firestore_v1.services.firestore.transports.grpc import FirestoreGrpcTransport
 
-from brokerops.intent.firestore_decode import VersionFormatter, decode_fields
+from brokerops.intent.firestore_decode import VersionFormatter, decode_fields, plain_fields
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
 from brokerops.intent.store import (
     MAX_WRITE_ATTEMPTS,
@@ -170,7 +170,7 @@ class FirestoreSignalStore(SignalStore):
 
     def _read_into(self, query: Any, signals: list[Signal], invalid: list[InvalidSignal]) -> None:
         for doc_id, data, version in self._stream_documents(query):
-            parsed = parse_signal(doc_id, data, version=version)
+            parsed = parse_document(doc_id, data, version)
             (signals if isinstance(parsed, Signal) else invalid).append(parsed)
 
     def _stream_documents(self, query: Any) -> Iterator[tuple[str, dict[str, Any], str]]:
@@ -472,7 +472,20 @@ def snapshot_version(snapshot: Any) -> str | None:
 
 
 def _parsed(snapshot: Any) -> Signal | InvalidSignal:
-    return parse_signal(snapshot.id, snapshot.to_dict(), version=snapshot_version(snapshot))
+    return parse_document(snapshot.id, snapshot.to_dict(), snapshot_version(snapshot))
+
+
+def parse_document(doc_id: str, data: Any, version: str | None) -> Signal | InvalidSignal:
+    """A decoded document parsed, from plain values only (`plain_fields`): a value a signal
+    cannot hold makes it invalid, naming the field, and never travels on."""
+    if not isinstance(data, dict):
+        return parse_signal(doc_id, data, version=version)
+    plain, problems = plain_fields(data)
+    parsed = parse_signal(doc_id, plain, version=version)
+    if not problems:
+        return parsed
+    reasons = parsed.reasons if isinstance(parsed, InvalidSignal) else ()
+    return InvalidSignal(id=parsed.id, reasons=(*problems, *reasons), raw=plain, version=version)
 
 
 def _classify(t: Transition, snapshot: Any) -> TransitionResult | PlannedWrite:

@@ -18,6 +18,12 @@ Timestamps are the library's ``DatetimeWithNanoseconds``, built by the library's
 nanoseconds kept (``to_dict()`` loses the attribute: its deep copy of a ``DatetimeWithNanoseconds``
 drops it; the value, to the microsecond, is equal. Firestore stores microseconds anyway).
 
+`plain_fields` makes a decoded document plain (``str``, numbers, booleans, null, timestamps, maps
+and arrays of them): whatever else a document holds (a reference, which carries the client, a
+geo point, bytes, a vector) is replaced by a description and named as a problem, so the document
+is invalid with its reason and every document can cross a process boundary (the listener's
+pipe pickles what it sends: a reference there killed the hand-off).
+
 `VersionFormatter` formats an update time the way `brokerops.intent.firestore.snapshot_version`
 does (``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``), straight from the protobuf's seconds and nanos.
 """
@@ -29,8 +35,9 @@ from typing import Any
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.document import DocumentReference
 
-__all__ = ["VersionFormatter", "decode_fields"]
+__all__ = ["VersionFormatter", "decode_fields", "plain_fields"]
 
 _library_value = _helpers.decode_value
 _library_dict = _helpers.decode_dict
@@ -93,6 +100,47 @@ def _decode_array(values: Any, client: Any) -> list[Any]:
         else:
             append(_library_value(value, client))
     return out
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None), datetime)
+_FAST = frozenset({str, int, float, bool, type(None), DatetimeWithNanoseconds, datetime})
+
+
+def plain_fields(data: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``data`` with plain values only, and a problem per value a signal cannot hold (see the
+    module docstring); ``data`` itself when it is plain already (the common case)."""
+    if all(type(value) in _FAST for value in data.values()):
+        return data, ()
+    problems: list[str] = []
+    return _plain_map(data, "", problems), tuple(problems)
+
+
+def _plain_map(data: dict[str, Any], prefix: str, problems: list[str]) -> dict[str, Any]:
+    return {key: _plain(value, f"{prefix}{key}", problems) for key, value in data.items()}
+
+
+def _plain(value: Any, path: str, problems: list[str]) -> Any:
+    if isinstance(value, _PLAIN_SCALARS):
+        return value
+    if isinstance(value, dict):
+        return _plain_map(value, f"{path}.", problems)
+    if isinstance(value, list):
+        return [_plain(item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    kind, shown = _unsupported(value)
+    problems.append(f"field {path!r} holds a {kind}, which a signal cannot hold")
+    return shown
+
+
+def _unsupported(value: Any) -> tuple[str, str]:
+    """What ``value`` is, and the plain text that stands for it."""
+    if isinstance(value, DocumentReference):
+        return "Firestore reference", f"<reference {value.path}>"
+    if isinstance(value, _helpers.GeoPoint):
+        return "geo point", f"<geo point {value.latitude}, {value.longitude}>"
+    if isinstance(value, bytes):
+        return "bytes value", f"<{len(value)} bytes>"
+    name = type(value).__name__
+    return f"{name} value", f"<{name}>"
 
 
 class VersionFormatter:

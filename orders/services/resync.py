@@ -22,7 +22,7 @@ from brokerops.alpaca import BrokerError
 from orders.models import OrderAttempt, OrderEvent
 
 from .events import order_event_build, order_events_append
-from .sync import order_attempts_sync
+from .sync import BrokerAnswer, order_attempts_sync
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
@@ -88,18 +88,22 @@ def order_attempts_resync(
     if not before:
         return []
     error = ""
+    answers: dict[int, BrokerAnswer] = {}
     try:
-        order_attempts_sync(
+        answers = order_attempts_sync(
             attempt_ids=list(before),
             gateway=gateway,
             store=store,
             actor=f"re-sync requested by {actor}",
-        )
+        ).answers
     except BrokerError as exc:
         error = f"{type(exc).__name__}: {exc}"
         logger.error("re-sync of %d attempt(s) for %s: %s", len(before), actor, error)
     after = _states(list(before))
-    outcomes = [_outcome(pk, before[pk], after.get(pk, before[pk]), error) for pk in sorted(before)]
+    outcomes = [
+        _outcome(pk, before[pk], after.get(pk, before[pk]), error, answers.get(pk))
+        for pk in sorted(before)
+    ]
     attempts = OrderAttempt.objects.in_bulk([o.attempt_id for o in outcomes])
     order_events_append(
         order_event_build(
@@ -117,14 +121,9 @@ def order_attempts_resync(
     return outcomes
 
 
-_State = tuple[str, str, str]  # status, broker_status, filled_qty
-
-
-def _states(attempt_ids: Sequence[int]) -> dict[int, _State]:
-    rows = OrderAttempt.objects.filter(pk__in=list(attempt_ids)).values_list(
-        "pk", "status", "broker_status", "filled_qty"
-    )
-    return {pk: (status, broker, _qty(filled)) for pk, status, broker, filled in rows}
+def _states(attempt_ids: Sequence[int]) -> dict[int, str]:
+    rows = OrderAttempt.objects.filter(pk__in=list(attempt_ids)).values_list("pk", "status")
+    return dict(rows)
 
 
 def _qty(value) -> str:
@@ -134,10 +133,19 @@ def _qty(value) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _outcome(pk: int, before: _State, after: _State, error: str) -> ResyncOutcome:
-    status_from, _, _ = before
-    status_to, broker_status, filled = after
-    said = f"Alpaca says {broker_status}, filled {filled or 0}" if broker_status else ""
+def _said(answer: BrokerAnswer | None) -> str:
+    """What the broker answered this time (never the status an earlier read left on the row)."""
+    if answer is None or answer.found is None:
+        return "not listed by Alpaca yet"
+    if not answer.found:
+        return "Alpaca answered 404: order not found by client_order_id"
+    return f"Alpaca says {answer.status}, filled {_qty(answer.filled_qty) or 0}"
+
+
+def _outcome(
+    pk: int, status_from: str, status_to: str, error: str, answer: BrokerAnswer | None
+) -> ResyncOutcome:
+    said = _said(answer)
     if error and status_from == status_to:
         message = f"broker unavailable: {error}"
         return ResyncOutcome(pk, ResyncResult.BROKER_UNAVAILABLE, status_from, status_to, message)
@@ -147,5 +155,5 @@ def _outcome(pk: int, before: _State, after: _State, error: str) -> ResyncOutcom
     if status_from != status_to:
         message = f"status changed: {status_from} -> {status_to} ({said})"
         return ResyncOutcome(pk, ResyncResult.STATUS_CHANGED, status_from, status_to, message)
-    message = f"unchanged: {status_to} ({said or 'not listed by Alpaca yet'})"
+    message = f"unchanged: {status_to} ({said})"
     return ResyncOutcome(pk, ResyncResult.UNCHANGED, status_from, status_to, message)

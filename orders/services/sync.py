@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -47,6 +48,17 @@ FINAL_STATUSES = (
 FOLLOW_MAX = 500
 
 
+@dataclass(frozen=True)
+class BrokerAnswer:
+    """What the broker answered about one attempt in this sync: its order (``status``,
+    ``filled_qty``, listed or looked up), a 404 (``found`` False), or nothing because it was not
+    asked (``found`` None: listed too recently to be absent, or over the look-up budget)."""
+
+    found: bool | None
+    status: str = ""
+    filled_qty: Decimal | None = None
+
+
 @dataclass
 class SyncResult:
     attempts_seen: int = 0
@@ -56,6 +68,7 @@ class SyncResult:
     missing: int = 0
     unconfirmed: int = 0
     signals_followed: int = 0  # SUBMITTED signals moved after their final attempt
+    answers: dict[int, BrokerAnswer] = field(default_factory=dict)  # attempt pk -> this read
 
     def counts(self) -> dict[str, int]:
         return {
@@ -129,6 +142,10 @@ def _sync_attempts(
         result.unconfirmed = len(check.unconfirmed)
     result.api_calls = calls.total
     pairs = pairing.paired + check.found
+    for attempt, order in pairs:
+        result.answers[attempt.pk] = BrokerAnswer(True, order.status, order.filled_qty)
+    for attempt in check.missing:
+        result.answers[attempt.pk] = BrokerAnswer(False)
     for change in order_attempts_apply_broker_orders(pairs=pairs, store=store, actor=actor):
         result.changes[change.status_to] += 1
     if check.missing:

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q
@@ -24,9 +25,9 @@ from django.urls import reverse
 
 from brokerops.admin_display import plain_decimal
 from brokerops.intent.models import LocalSignal, stored_document_id
-from brokerops.intent.schema import InvalidSignal, Signal, parse_signal
+from brokerops.intent.schema import InvalidSignal, Signal, audit_signal_id, parse_signal
 from brokerops.intent.store import SignalStoreError, get_signal_store
-from orders.client_order_id import parse_client_order_id
+from orders.client_order_id import LEGS, client_order_id_for, parse_client_order_id
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from reconciliation.models import Mismatch, MismatchSignal
 
@@ -87,15 +88,22 @@ def _admin_link(label: str, name: str, pk: Any) -> Link:
     return Link(label, reverse(f"admin:{name}_change", args=[pk]))
 
 
-def order_timeline(*, client_order_id: str) -> Timeline | None:
-    """The timeline of ``client_order_id``; None when the trail knows nothing of it."""
+def order_timeline(*, client_order_id: str, signal_id: str = "") -> Timeline | None:
+    """The timeline of ``client_order_id``; None when the trail knows nothing of it.
+
+    ``signal_id`` names the signal when the id cannot (a hashed id with no attempt yet: the
+    signal's own page links here with it); it counts only when ``client_order_id`` is made from
+    it."""
     if "\x00" in client_order_id:  # no database text holds NUL: no row can name it
         return None
     attempt = OrderAttempt.objects.filter(client_order_id=client_order_id).first()
-    signal_id = attempt.signal_id if attempt is not None else _signal_id_of(client_order_id)
+    if attempt is not None:
+        store_id, signal_id = attempt.store_signal_id, attempt.signal_id  # raw, audit form
+    else:
+        store_id = _signal_id_of(client_order_id) or _named_signal(client_order_id, signal_id)
+        signal_id = audit_signal_id(store_id) if store_id else ""
     notes: list[str] = []
     entries: list[TimelineEntry] = []
-    store_id = attempt.store_signal_id if attempt is not None else signal_id  # not hashed
     signal = _signal_state(store_id) if store_id else None
     if signal is not None:
         entries += _signal_entries(signal)
@@ -125,6 +133,15 @@ def order_timeline(*, client_order_id: str) -> Timeline | None:
 def _signal_id_of(client_order_id: str) -> str:
     parsed = parse_client_order_id(client_order_id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
     return parsed[0] if parsed else ""
+
+
+def _named_signal(client_order_id: str, signal_id: str) -> str:
+    """``signal_id`` when ``client_order_id`` is one of its legs' ids, else ""."""
+    if not signal_id:
+        return ""
+    prefix = settings.CLIENT_ORDER_ID_PREFIX
+    made = {client_order_id_for(signal_id=signal_id, leg=leg, prefix=prefix) for leg in LEGS}
+    return signal_id if client_order_id in made else ""
 
 
 def _signal_state(signal_id: str) -> SignalState | None:
@@ -347,16 +364,19 @@ def _mismatch_and_outcome(mismatch: Mismatch) -> list[TimelineEntry]:
     return entries
 
 
-def timeline_url(client_order_id: str) -> str:
-    """The timeline page of ``client_order_id``."""
-    return reverse("order_timeline", kwargs={"client_order_id": client_order_id})
+def timeline_url(client_order_id: str, *, signal_id: str = "") -> str:
+    """The timeline page of ``client_order_id``; ``signal_id`` (the signal the link starts from)
+    goes in the query when the id does not carry it (hashed), so the page can find the signal
+    before any attempt exists."""
+    url = reverse("order_timeline", kwargs={"client_order_id": client_order_id})
+    if signal_id and _signal_id_of(client_order_id) != signal_id:
+        url += "?" + urlencode({"signal": signal_id})
+    return url
 
 
 def signal_client_order_id(signal_id: str, data: Any = None) -> str:
     """The client_order_id of a signal's entry order: the one its document records, else the
     deterministic id (:func:`orders.client_order_id.client_order_id_for`)."""
-    from orders.client_order_id import client_order_id_for
-
     recorded = data.get("client_order_id") if isinstance(data, dict) else None
     if isinstance(recorded, str) and recorded:
         return recorded

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 import redis
 
-from brokerops.locks import LockUnavailable, single_flight
+from brokerops.locks import LockUnavailable, after_locks_released, single_flight
 from tests.own_redis import start_own_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -347,3 +347,19 @@ def test_on_postgresql_a_killed_holder_frees_the_lock_at_once(
     killed_at = holder.kill()
     acquired_at = float(waiter.wait_line("acquired", timeout_s=15).split()[1])
     assert acquired_at - killed_at < 1.5, "the advisory lock outlived its killed holder"
+
+
+def test_work_after_the_locks_runs_once_the_outermost_lock_is_released():
+    ran: list[str] = []
+    after_locks_released(lambda: ran.append("at once"))
+    with single_flight("after-a") as outer:
+        with single_flight("after-b") as inner:
+            assert outer and inner
+            after_locks_released(lambda: ran.append("after both"))
+        assert ran == ["at once"]
+        with single_flight("after-a") as again:  # not acquired: holds nothing
+            assert not again
+        assert ran == ["at once"]
+    assert ran == ["at once", "after both"]
+    with single_flight("after-a") as free:
+        assert free  # released before the callback ran

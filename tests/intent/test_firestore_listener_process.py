@@ -121,3 +121,46 @@ def test_the_listener_process_ends_when_its_watcher_is_killed(firestore_store, t
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_whatever_a_document_holds_the_hand_off_goes_on(firestore_store):
+    """A reference, a geo point, bytes or a nested map in a PENDING document: each comes over
+    the pipe as plain values; one a signal cannot hold makes its document invalid, saying why;
+    the documents after it still come."""
+    from google.cloud.firestore import GeoPoint
+
+    client = firestore_store._client
+    odd = {
+        "ref": ("referenced", {**pending(), "account": client.document("accounts/a1")}),
+        "geo": ("located", {**pending(), "where": GeoPoint(52.5, 13.4)}),
+        "raw": ("bytes", {**pending(), "blob": b"\x00\xff"}),
+        "deep": ("nested", {**pending(), "meta": {"a": {"b": [1, {"c": client.document("x/y")}]}}}),
+        "fine": ("plain", {**pending(), "meta": {"a": {"b": [1, "two", None]}}}),
+        "symbol": ("symbolic", {**pending(), "symbol": client.document("symbols/AAPL")}),
+    }
+    for doc_id, data in odd.values():
+        firestore_store._collection.document(doc_id).set(data)
+    delivered: queue.SimpleQueue = queue.SimpleQueue()
+    watch = ProcessPendingWatch(firestore_store.listener_spec(), delivered.put)
+    try:
+        got = take(delivered, {doc_id for doc_id, _ in odd.values()})
+        assert watch.failure is None
+        assert set(got) == {doc_id for doc_id, _ in odd.values()}
+        assert isinstance(got["plain"], Signal)
+        for doc_id, where, kind in (
+            ("referenced", "account", "reference"),
+            ("located", "where", "geo point"),
+            ("bytes", "blob", "bytes"),
+            ("nested", "meta.a.b[1].c", "reference"),
+            ("symbolic", "symbol", "reference"),
+        ):
+            document = got[doc_id]
+            assert isinstance(document, InvalidSignal), doc_id
+            assert any(where in r and kind in r for r in document.reasons), document.reasons
+        assert got["referenced"].raw["account"] == "<reference accounts/a1>"
+
+        firestore_store.put_documents([("later", pending("MSFT"))])
+        assert take(delivered, {"later"})["later"].symbol_key == "MSFT"
+        assert watch.failure is None
+    finally:
+        watch.close()

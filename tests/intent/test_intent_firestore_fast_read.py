@@ -19,9 +19,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.vector import Vector
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from brokerops.intent.firestore import FirestoreSignalStore, snapshot_version
+from brokerops.intent.firestore import FirestoreSignalStore, parse_document, snapshot_version
 from brokerops.intent.firestore_decode import VersionFormatter, decode_fields
-from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStoreError, SignalStoreUnavailable
 
 pytestmark = pytest.mark.firestore
@@ -184,8 +184,10 @@ def library_documents(store: FirestoreSignalStore) -> dict[str, tuple[dict[str, 
 
 
 def library_parse(store: FirestoreSignalStore) -> dict[str, Signal | InvalidSignal]:
+    """The library's snapshots through the store's parse of a decoded document (values a signal
+    cannot hold, such as a reference, make it invalid)."""
     return {
-        doc_id: parse_signal(doc_id, data, version=version)
+        doc_id: parse_document(doc_id, data, version)
         for doc_id, (data, version) in library_documents(store).items()
     }
 
@@ -261,8 +263,12 @@ def test_read_gives_what_parse_signal_gives_on_the_librarys_snapshots(firestore_
         assert same(parsed, expected[parsed.id]), parsed.id
     assert [s.id for s in result.signals] == sorted(s.id for s in result.signals)
     assert [i.id for i in result.invalid] == sorted(i.id for i in result.invalid)
-    assert {"valid-plain", "valid-full", "valid-every-value", " "} <= {s.id for s in result.signals}
+    assert {"valid-plain", "valid-full", " "} <= {s.id for s in result.signals}
     assert {"invalid-every-value", "unknown-every-value", LONG_ID} <= {i.id for i in result.invalid}
+    # A reference, a geo point, bytes, a vector: values a signal cannot hold, each named.
+    reasons = " ".join(got["valid-every-value"].reasons)
+    for field in ("bytes", "geo", "ref", "vector"):
+        assert f"field {field!r} holds a" in reasons
     assert isinstance(got["valid-full"], Signal)
     assert got["valid-full"].created_at.nanosecond == 123456000
 

@@ -64,8 +64,8 @@ def test_log_format_json_puts_the_json_formatter_on_the_console_handler(tmp_path
     ("name", "value", "message"),
     [
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be 'text' or 'json', not 'xml'"),
-        ("READY_MAX_RUN_AGE_S", "-1", "READY_MAX_RUN_AGE_S must be 0 (off) or a number"),
-        ("READY_CHECK_TIMEOUT_S", "0", "READY_CHECK_TIMEOUT_S must be a positive number"),
+        ("READY_MAX_RUN_AGE_S", "-1", "READY_MAX_RUN_AGE_S must be a number from 0.0 to "),
+        ("READY_CHECK_TIMEOUT_S", "0", "READY_CHECK_TIMEOUT_S must be a number from 0.001 to "),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(tmp_path, name, value, message):

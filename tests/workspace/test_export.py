@@ -337,3 +337,29 @@ def test_lists_of_fields_export_from_plain_rows_and_others_from_instances(rf):
         plan = admin_export.export_plan(model_admin.get_queryset(request), columns)
         assert plan.plain is plain, model
         assert "Timeline" not in [c.label for c in plan.columns]
+
+
+def test_text_cells_are_quoted_so_no_separator_splits_them_into_a_formula(compliance_client):
+    """A ``;``-separated (or tab-separated) spreadsheet splits only at separators outside
+    quotes (a quote opens or closes quoted text wherever it stands): every text cell is quoted,
+    so ``x;=1+1`` stays one inert cell."""
+    factories.order_attempt(
+        client_order_id="bo-semi-entry", signal_id="x;=1+1", broker_status="y\t=2+2"
+    )
+    response = export(compliance_client, "orders", "orderattempt")
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert '"x;=1+1"' in text and '"y\t=2+2"' in text
+    for separator in (";", "\t", ","):
+        outside_quotes = re.compile(f'{separator}(?=(?:[^"]*"[^"]*")*[^"]*$)')
+        for line in text.splitlines():
+            cells = [cell.strip('"') for cell in outside_quotes.split(line)]
+            assert not [cell for cell in cells if cell.startswith(admin_export.FORMULA_STARTS)]
+
+
+def test_an_empty_value_is_an_empty_cell(compliance_client):
+    factories.mismatch(signal_id="", expected_qty=None, actual_qty=Decimal("5"))
+    (header, row) = read_csv(export(compliance_client, "reconciliation", "mismatch"))
+    shown = dict(zip(header, row, strict=True))
+    assert shown["Expected qty"] == "" and shown["Signal id"] == ""
+    assert "'-" not in row
+    assert csv_cell("-") == ""

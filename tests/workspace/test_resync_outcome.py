@@ -126,3 +126,26 @@ def test_each_attempt_gets_its_own_outcome_and_the_chain_holds(broker):
     }
     assert OrderEvent.objects.filter(kind=Kind.RESYNC_OUTCOME).count() == 2
     assert audit_verify(trigger="command", processes=1).ok
+
+
+def test_a_missing_attempt_resynced_again_quotes_this_404_not_the_stale_status(broker):
+    # Marked missing by an earlier sync; its row still holds the last listed status ("new").
+    gone = attempt(
+        client_order_id="bo-rs7-entry", signal_id="rs7", status="missing", broker_status="new"
+    )
+
+    (outcome,) = order_attempts_resync(attempt_ids=[gone.pk], actor="olga")
+
+    event = outcome_of(gone)
+    assert "Alpaca says new" not in event.message
+    assert "404" in event.message and "not found" in event.message
+    assert outcome.result is ResyncResult.UNCHANGED
+
+
+def test_a_resync_quotes_the_status_the_broker_answered_this_time(broker):
+    listed = attempt(client_order_id="bo-rs8-entry", signal_id="rs8", broker_status="accepted")
+    broker.seed_order("AAPL", 10, client_order_id="bo-rs8-entry", status="new")
+
+    order_attempts_resync(attempt_ids=[listed.pk], actor="olga")
+
+    assert "Alpaca says new, filled 0" in outcome_of(listed).message

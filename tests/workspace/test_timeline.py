@@ -258,3 +258,46 @@ def test_an_unreadable_signal_store_leaves_the_rest_of_the_story(
     html = page.content.decode()
     assert "the signal store could not be read (firestore unreachable)" in html
     assert "Request sent" in html and "Re-sync requested by olivia" in html
+
+
+@pytest.mark.parametrize("signal_id", ["needs hashing #1", "x" * 130, "sha256:lookalike"])
+def test_a_signal_whose_id_is_hashed_and_has_no_attempt_links_to_a_timeline_that_serves_it(
+    compliance_client, signal_id
+):
+    """Its client_order_id carries a digest, not the id: the link names the signal, and the
+    page serves it (a link the page answers 404 would be a dead end)."""
+    row = local_signal(signal_id, status="PENDING", symbol="NVDA")
+    record_mismatch(kind=ReconciliationErrors.ORPHAN_POSITION, symbol="NVDA", signal_id=signal_id)
+    for page in (
+        reverse("admin:intent_localsignal_change", args=[row.pk]),
+        reverse("admin:intent_localsignal_changelist"),
+    ):
+        html = compliance_client.get(page).content.decode()
+        (link,) = set(re.findall(r'class="timeline-link" href="([^"]+)"', html))
+        timeline = compliance_client.get(link.replace("&amp;", "&"))
+        assert timeline.status_code == 200, page
+        assert signal_id.encode() in timeline.content
+        assert b"Orphan position" in timeline.content
+
+
+def test_a_hashed_id_names_only_its_own_signal(compliance_client):
+    """The signal named in the link must be the one the id was made from."""
+    from orders.client_order_id import client_order_id_for
+
+    local_signal("other signal", status="PENDING")
+    hashed = client_order_id_for(signal_id="needs hashing #2", prefix="bo")
+    response = compliance_client.get(_url(hashed), {"signal": "other signal"})
+    assert response.status_code == 404
+
+
+def test_a_mismatch_about_a_hashed_signal_links_to_a_timeline_that_serves_it(compliance_client):
+    mismatch = record_mismatch(
+        kind=ReconciliationErrors.ORPHAN_POSITION, symbol="NVDA", signal_id="needs hashing #3"
+    )
+    for page in (
+        reverse("admin:reconciliation_mismatch_change", args=[mismatch.pk]),
+        reverse("admin:reconciliation_mismatch_changelist"),
+    ):
+        html = compliance_client.get(page).content.decode()
+        for link in set(re.findall(r'class="timeline-link" href="([^"]+)"', html)):
+            assert compliance_client.get(link.replace("&amp;", "&")).status_code == 200, page
