@@ -36,18 +36,24 @@ from brokerops.alpaca import (
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.schema import (
     InvalidSignal,
-    OrderType,
     Signal,
     SignalStatus,
     audit_signal_id,
 )
-from brokerops.intent.store import SignalStore, SignalStoreError, Transition
+from brokerops.intent.store import (
+    MAX_WRITE_ATTEMPTS,
+    SignalStore,
+    SignalStoreError,
+    TransitionOutcome,
+    TransitionResult,
+)
 from brokerops.logs import log_context
 from orders.client_order_id import client_order_id_for
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
 from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
+from .conflicts import order_differences, signal_conflict_reject, signals_submitted_after_send
 from .events import order_event_build, order_event_record, order_events_append
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome, SubmitResult
@@ -57,8 +63,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Status = OrderAttempt.Status
-# Orders that carry no price of their own: the risk check prices them from market data.
-_UNPRICED_TYPES = frozenset({OrderType.MARKET})
 
 
 #: Signals a call takes together: one re-read of their documents (DESIGN 3), sent in order.
@@ -117,7 +121,9 @@ def submit_context_open(
     positions = {p.symbol_key: p for p in gateway.list_positions()}
     prices: dict[str, Decimal] = {}
     prices_error = ""
-    symbols = sorted({s.symbol for s in signals if s.order_type in _UNPRICED_TYPES})
+    # Every order by quantity is valued at the market's price too, its own price or not
+    # (`orders.validation.risk_value`): a stop or limit names no bound on what it fills at.
+    symbols = sorted({s.symbol for s in signals if s.qty is not None})
     if symbols:
         try:
             prices = gateway.latest_trade_prices(symbols)
@@ -219,29 +225,42 @@ def order_signals_submit(
                 for attempt in claimed.values():  # not reached (429, 401): free at once
                     _release(attempt)
             if finish and len(context.accepted) >= FINISH_BATCH:
-                orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+                orders_accepted_finish(
+                    accepted=context.accepted, store=store, gateway=gateway, actor=actor
+                )
                 context.accepted = []
     except BaseException:
         if context.accepted:  # a 401 (or a bug) stops the call: what was sent is finished first
-            orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+            orders_accepted_finish(
+                accepted=context.accepted, store=store, gateway=gateway, actor=actor
+            )
             context.accepted = []
         raise
     finally:
         if finish and context.accepted:
-            orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+            orders_accepted_finish(
+                accepted=context.accepted, store=store, gateway=gateway, actor=actor
+            )
             context.accepted = []
         batch.accepted = context.accepted
     return batch
 
 
 def orders_accepted_finish(
-    *, accepted: Sequence[AcceptedOrder], store: SignalStore, actor: str
+    *,
+    accepted: Sequence[AcceptedOrder],
+    store: SignalStore,
+    gateway: AlpacaGateway,
+    actor: str,
 ) -> int:
     """The post-send work of accepted orders, together: each attempt takes its order's state
     (one bulk update; the RESPONSE and STATUS_CHANGED events in one append), the signals move
-    PENDING -> SUBMITTED (one `transition_many`: on Firestore one read and one batched commit),
-    with their SIGNAL_TRANSITION events in one append, then those whose order is final already
-    move on (a market order that filled). Returns how many signals moved to SUBMITTED.
+    PENDING -> SUBMITTED on the version their order was sent for (one `transition_many`: on
+    Firestore one read and one batched commit), with their SIGNAL_TRANSITION events in one
+    append, then those whose order is final already move on (a market order that filled).
+    A signal rewritten meanwhile to ask for another order is a conflict, one withdrawn
+    meanwhile gets its order canceled (`conflicts.signals_submitted_after_send`). Returns how
+    many signals stand by their order (SUBMITTED).
 
     A signal store that fails here leaves the signals PENDING with their attempts at the
     broker (an ERROR event on each says so): the next cycle (or watcher) finds the attempt and
@@ -281,21 +300,10 @@ def orders_accepted_finish(
         attempt.submitted_at = now
     if unstamped:
         OrderAttempt.objects.bulk_update(unstamped, ["submitted_at"])
-    transitions = [
-        Transition(
-            signal_id=item.signal.id,
-            expected_status=SignalStatus.PENDING,
-            new_status=SignalStatus.SUBMITTED,
-            reason=f"order {item.order.id} accepted by Alpaca"[:500],
-            fields={
-                "client_order_id": item.attempt.client_order_id,
-                "alpaca_order_id": item.order.id,
-            },
-        )
-        for item in items
-    ]
     try:
-        results = store.transition_many(transitions)
+        standing, moved = signals_submitted_after_send(
+            items=items, store=store, gateway=gateway, actor=actor
+        )
     except Exception as exc:
         why = f"signal not moved to SUBMITTED: {type(exc).__name__}: {exc}"
         logger.warning("%d order(s) accepted, %s; the next cycle moves them", len(items), why)
@@ -313,24 +321,10 @@ def orders_accepted_finish(
             ]
         )
         return 0
-    order_events_append(
-        [
-            order_event_build(
-                attempt=by_signal[result.signal_id].attempt,
-                kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-                status_from=str(result.expected_status),
-                status_to=str(result.new_status if result.applied else result.actual_status or ""),
-                message=f"signal {result.signal_id!r}: {result.outcome}"
-                + (f" ({result.detail})" if result.detail else ""),
-                actor=actor,
-            )
-            for result in results
-        ]
-    )
-    final = [i.attempt for i in items if i.attempt.status not in OrderAttempt.OPEN_STATUSES]
+    final = [i.attempt for i in standing if i.attempt.status not in OrderAttempt.OPEN_STATUSES]
     if final:  # final already: apply the signal move the order implies
         signals_follow_attempts(final, store=store, actor=actor)
-    return sum(1 for result in results if result.applied)
+    return moved
 
 
 #: What a caller knows of the store without reading it (the watcher's listener): the documents
@@ -482,6 +476,7 @@ def _submit_one(
     if isinstance(current, SignalOutcome):
         return current  # deleted or moved out of PENDING since it was read: nothing is sent
     signal = current
+    _attempt_describe(attempt, signal)
     try:
         plan = _plan(signal, coid, cycle)
     except BrokerError as exc:  # the asset list could not be read: not the signal's fault
@@ -495,6 +490,27 @@ def _submit_one(
     if not plan.ok:
         return _reject(signal, attempt, cycle, "; ".join(plan.reasons), by_validation=True)
     return _send(signal, attempt, plan, cycle)
+
+
+def _attempt_describe(attempt: OrderAttempt, signal: Signal) -> None:
+    """The attempt records the order of the document as it is decided on now: its writer may
+    have changed it since the claim (nothing was sent for the attempt yet, or Alpaca said 404),
+    and later decisions compare the document with what the attempt says was sent."""
+    if not order_differences(attempt, signal):
+        return
+    fields = dict(
+        symbol=signal.symbol,
+        side=str(signal.side),
+        order_type=str(signal.order_type),
+        qty=signal.qty,
+        notional=signal.notional,
+        limit_price=signal.limit_price,
+        stop_price=signal.stop_price,
+        extended_hours=signal.extended_hours,
+    )
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+    attempt.save(update_fields=list(fields))
 
 
 def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
@@ -833,8 +849,13 @@ def _release(attempt: OrderAttempt) -> None:
 def _reconcile_existing(
     signal: Signal, attempt: OrderAttempt, cycle: SubmitContext
 ) -> SignalOutcome:
+    """A PENDING signal whose attempt reached the broker (or was rejected) already: the signal
+    follows its one order, when the document still asks for that order (else: a conflict)."""
+    diffs = order_differences(attempt, signal)
+    if diffs:
+        return _conflict(signal, attempt, cycle)
     if attempt.status == Status.REJECTED:
-        _move_signal(
+        moved = _move_signal(
             signal,
             attempt,
             SignalStatus.PENDING,
@@ -842,12 +863,14 @@ def _reconcile_existing(
             attempt.reason or "order rejected",
             cycle,
         )
+        if moved.outcome is TransitionOutcome.CHANGED:
+            return _changed(signal, attempt)
         return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.reason)
     if attempt.status in (Status.MISSING, Status.CANCELED, Status.EXPIRED) and not (
         attempt.filled_qty or 0
     ):
         # Its order is gone or ended unfilled: this signal's one order will not come.
-        _move_signal(
+        moved = _move_signal(
             signal,
             attempt,
             SignalStatus.PENDING,
@@ -855,8 +878,10 @@ def _reconcile_existing(
             f"order {attempt.client_order_id} is {attempt.status}",
             cycle,
         )
+        if moved.outcome is TransitionOutcome.CHANGED:
+            return _changed(signal, attempt)
         return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.status)
-    _move_signal(
+    moved = _move_signal(
         signal,
         attempt,
         SignalStatus.PENDING,
@@ -868,7 +893,9 @@ def _reconcile_existing(
             "alpaca_order_id": attempt.alpaca_order_id,
         },
     )
-    if attempt.status not in OrderAttempt.OPEN_STATUSES:
+    if moved.outcome is TransitionOutcome.CHANGED:
+        return _changed(signal, attempt)
+    if moved.applied and attempt.status not in OrderAttempt.OPEN_STATUSES:
         signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
     return SignalOutcome(
         signal.id,
@@ -879,6 +906,37 @@ def _reconcile_existing(
     )
 
 
+def _conflict(signal: Signal, attempt: OrderAttempt, cycle: SubmitContext) -> SignalOutcome:
+    """The document asks for another order than its id's (a reused id, a rewrite after the
+    send): decided on the document as stored now (one read: an order may be canceled on it),
+    recorded, the signal REJECTED (`conflicts.signal_conflict_reject`)."""
+    fresh = cycle.store.get(signal.id)
+    if not isinstance(fresh, Signal) or fresh.status is not SignalStatus.PENDING:
+        why = "the document changed since it was read (no longer PENDING): left as it is"
+        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, why)
+    diffs = order_differences(attempt, fresh)
+    if not diffs:  # rewritten back to its order meanwhile: decided again next cycle
+        return _changed(signal, attempt)
+    open_at_broker = attempt.status in (Status.OPEN, Status.PARTIALLY_FILLED)
+    reason = signal_conflict_reject(
+        attempt=attempt,
+        signal=fresh,
+        diffs=diffs,
+        store=cycle.store,
+        actor=cycle.actor,
+        gateway=cycle.gateway,
+        order_id=attempt.alpaca_order_id if open_at_broker else "",
+    )
+    return SignalOutcome(
+        signal.id, attempt.client_order_id, Outcome.CONFLICT, reason, attempt.alpaca_order_id
+    )
+
+
+def _changed(signal: Signal, attempt: OrderAttempt) -> SignalOutcome:
+    why = "the document changed since it was read: decided again on the new one next cycle"
+    return SignalOutcome(signal.id, attempt.client_order_id, Outcome.DEFERRED, why)
+
+
 def _move_signal(
     signal: Signal,
     attempt: OrderAttempt,
@@ -887,14 +945,28 @@ def _move_signal(
     reason: str,
     cycle: SubmitContext,
     fields: dict | None = None,
-) -> None:
-    result = cycle.store.transition(
-        signal_id=signal.id,
-        expected_status=expected,
-        new_status=new,
-        reason=reason[:500],
-        fields=fields,
-    )
+) -> TransitionResult:
+    """Move the signal on the version of the document decided on (`signal.version`). A
+    document changed since that still asks for the attempt's order is moved on its new
+    version; one that asks for another is left (`CHANGED`) to be decided again."""
+    version = signal.version
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        result = cycle.store.transition(
+            signal_id=signal.id,
+            expected_status=expected,
+            new_status=new,
+            reason=reason[:500],
+            fields=fields,
+            expected_version=version,
+        )
+        current = result.current
+        if (
+            result.outcome is not TransitionOutcome.CHANGED
+            or not isinstance(current, Signal)
+            or order_differences(attempt, current)
+        ):
+            break
+        version = current.version
     order_event_record(
         attempt=attempt,
         kind=OrderEvent.Kind.SIGNAL_TRANSITION,
@@ -904,3 +976,4 @@ def _move_signal(
         + (f" ({result.detail})" if result.detail else ""),
         actor=cycle.actor,
     )
+    return result
