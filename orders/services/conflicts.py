@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from brokerops.alpaca import BrokerError
@@ -38,7 +37,7 @@ from brokerops.intent.store import (
     TransitionOutcome,
     TransitionResult,
 )
-from brokerops.symbols import symbol_key
+from orders.matching import order_differences, quantity_text
 from orders.models import OrderAttempt, OrderEvent
 
 from .broker_state import order_attempts_apply_broker_orders
@@ -51,30 +50,6 @@ if TYPE_CHECKING:
     from .submit import AcceptedOrder
 
 logger = logging.getLogger(__name__)
-
-#: What a signal's document says of its order, compared field by field with the attempt.
-_ORDER_FIELDS = ("side", "order_type", "qty", "notional", "limit_price", "stop_price")
-
-
-def order_differences(attempt: OrderAttempt, signal: Signal) -> list[str]:
-    """What ``signal`` asks for that ``attempt``'s order is not (pure; empty: the same order).
-
-    Compared: the symbol (in its normal form), side, type, quantity or notional, limit and stop
-    prices and extended hours, as the attempt recorded what was sent."""
-    diffs = []
-    if symbol_key(attempt.symbol) != signal.symbol_key:
-        diffs.append(f"symbol {attempt.symbol} -> {signal.symbol}")
-    for name in _ORDER_FIELDS:
-        ours, theirs = getattr(attempt, name), getattr(signal, name)
-        if isinstance(ours, Decimal) or isinstance(theirs, Decimal):
-            same = ours == theirs  # Decimal compares numerically: 1 == 1.000000000
-        else:
-            same = str(ours or "") == str(theirs or "")
-        if not same:
-            diffs.append(f"{name} {_text(ours)} -> {_text(theirs)}")
-    if bool(attempt.extended_hours) != bool(signal.extended_hours):
-        diffs.append(f"extended_hours {attempt.extended_hours} -> {signal.extended_hours}")
-    return diffs
 
 
 def signals_submitted_after_send(
@@ -183,7 +158,7 @@ def signals_submitted_after_send(
 
 def conflict_reason(attempt: OrderAttempt, diffs: list[str], *, canceled: bool) -> str:
     """The status_reason of a signal in conflict with its id's order."""
-    order = f"{attempt.side} {_text(attempt.qty or attempt.notional)} {attempt.symbol}"
+    order = f"{attempt.side} {quantity_text(attempt.qty or attempt.notional)} {attempt.symbol}"
     return (
         f"conflict: this signal id's one order {attempt.client_order_id} ({order}, "
         f"{attempt.status}{', canceled at the broker' if canceled else ''}) is not what the "
@@ -342,9 +317,3 @@ def _take_state(
         move_signals=False,
         leading_events=leading or (),
     )
-
-
-def _text(value: object) -> str:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return "none" if value in (None, "") else str(value)

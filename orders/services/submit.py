@@ -49,11 +49,12 @@ from brokerops.intent.store import (
 )
 from brokerops.logs import log_context
 from orders.client_order_id import client_order_id_for
+from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
 from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
-from .conflicts import order_differences, signal_conflict_reject, signals_submitted_after_send
+from .conflicts import signal_conflict_reject, signals_submitted_after_send
 from .events import order_event_build, order_event_record, order_events_append
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome, SubmitResult

@@ -400,3 +400,45 @@ def test_rapid_pending_canceled_flips_leave_no_canceled_signal_with_a_live_order
         if store.get(sid).status is SignalStatus.CANCELED:
             assert f"bo-{sid}-entry" not in live, sid
     assert max(Counter(o["client_order_id"] for o in broker.orders()).values(), default=0) <= 1
+
+
+@pytest.mark.parametrize("rewrite", [dict(symbol="MSFT", qty="100"), dict(note="hello")])
+def test_a_submitted_signal_follows_its_fill_only_while_its_document_asks_for_that_order(
+    broker, gateway, store, rewrite
+):
+    """The fill of the AAPL 1 order moves its signal to ACTIVE only if the document still asks
+    for AAPL 1: rewritten as MSFT 100 while SUBMITTED it is a recorded conflict, left SUBMITTED
+    (never ACTIVE MSFT with AAPL's fill); another field changed, it follows on the new version."""
+    store.put_documents([("held", pending("AAPL", qty="1"))])
+    orders_submit_pending(gateway=gateway, store=store)
+    submitted = store.get("held")
+    assert submitted.status is SignalStatus.SUBMITTED
+    fields = {"symbol": "AAPL", "side": "buy", "qty": "1", "order_type": "market"}
+    store.put_documents(
+        [
+            (
+                "held",
+                {
+                    **fields,
+                    **rewrite,
+                    "status": "SUBMITTED",
+                    "client_order_id": submitted.client_order_id,
+                    "alpaca_order_id": submitted.alpaca_order_id,
+                },
+            )
+        ]
+    )
+    assert broker.settle(timeout=5)
+    order_attempts_sync(gateway=gateway, store=store)
+
+    signal = store.get("held")
+    attempt = OrderAttempt.objects.get(signal_id="held")
+    assert attempt.status == OrderAttempt.Status.FILLED
+    if "symbol" in rewrite:
+        assert signal.status is SignalStatus.SUBMITTED, signal.status
+        assert signal.filled_qty is None
+        found = messages(attempt, Kind.SIGNAL_TRANSITION)[-1]
+        assert "conflict" in found and "symbol AAPL -> MSFT" in found, found
+    else:
+        assert signal.status is SignalStatus.ACTIVE
+        assert signal.filled_qty == D("1")
