@@ -161,7 +161,7 @@ def conflict_reason(attempt: OrderAttempt, diffs: list[str], *, canceled: bool) 
     order = f"{attempt.side} {quantity_text(attempt.qty or attempt.notional)} {attempt.symbol}"
     return (
         f"conflict: this signal id's one order {attempt.client_order_id} ({order}, "
-        f"{attempt.status}{', canceled at the broker' if canceled else ''}) is not what the "
+        f"{'canceled at the broker' if canceled else attempt.status}) is not what the "
         f"document asks ({'; '.join(diffs)}): a signal id yields one order; write the new "
         "intent under a new id"
     )[:500]
