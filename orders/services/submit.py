@@ -41,11 +41,8 @@ from brokerops.intent.schema import (
     audit_signal_id,
 )
 from brokerops.intent.store import (
-    MAX_WRITE_ATTEMPTS,
     SignalStore,
     SignalStoreError,
-    TransitionOutcome,
-    TransitionResult,
 )
 from brokerops.logs import log_context
 from orders.client_order_id import client_order_id_for
@@ -54,8 +51,9 @@ from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
 from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
-from .conflicts import signal_conflict_reject, signals_submitted_after_send
+from .conflicts import signals_submitted_after_send
 from .events import order_event_build, order_event_record, order_events_append
+from .existing import attempt_existing_follow, signal_move_on_version
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome, SubmitResult
 
@@ -471,7 +469,7 @@ def _submit_one(
         # Alpaca answered 404: the earlier request never landed, so sending is not blind.
     elif attempt.status not in (Status.CREATED, Status.UNKNOWN):
         # At the broker already (or rejected): make sure the signal reflects it.
-        return _reconcile_existing(signal, attempt, cycle)
+        return attempt_existing_follow(signal=signal, attempt=attempt, cycle=cycle)
 
     current = _pending_now(signal, attempt, cycle, reread)
     if isinstance(current, SignalOutcome):
@@ -809,7 +807,9 @@ def _reject(
             message=reason,
             actor=cycle.actor,
         )
-    _move_signal(signal, attempt, SignalStatus.PENDING, SignalStatus.REJECTED, reason, cycle)
+    signal_move_on_version(
+        signal, attempt, SignalStatus.PENDING, SignalStatus.REJECTED, reason, cycle
+    )
     return SignalOutcome(signal.id, attempt.client_order_id, Outcome.REJECTED, reason)
 
 
@@ -845,136 +845,3 @@ def _release(attempt: OrderAttempt) -> None:
     OrderAttempt.objects.filter(pk=attempt.pk).update(
         updated_at=timezone.now() - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT_S)
     )
-
-
-def _reconcile_existing(
-    signal: Signal, attempt: OrderAttempt, cycle: SubmitContext
-) -> SignalOutcome:
-    """A PENDING signal whose attempt reached the broker (or was rejected) already: the signal
-    follows its one order, when the document still asks for that order (else: a conflict)."""
-    diffs = order_differences(attempt, signal)
-    if diffs:
-        return _conflict(signal, attempt, cycle)
-    if attempt.status == Status.REJECTED:
-        moved = _move_signal(
-            signal,
-            attempt,
-            SignalStatus.PENDING,
-            SignalStatus.REJECTED,
-            attempt.reason or "order rejected",
-            cycle,
-        )
-        if moved.outcome is TransitionOutcome.CHANGED:
-            return _changed(signal, attempt)
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.reason)
-    if attempt.status in (Status.MISSING, Status.CANCELED, Status.EXPIRED) and not (
-        attempt.filled_qty or 0
-    ):
-        # Its order is gone or ended unfilled: this signal's one order will not come.
-        moved = _move_signal(
-            signal,
-            attempt,
-            SignalStatus.PENDING,
-            SignalStatus.CANCELED,
-            f"order {attempt.client_order_id} is {attempt.status}",
-            cycle,
-        )
-        if moved.outcome is TransitionOutcome.CHANGED:
-            return _changed(signal, attempt)
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.status)
-    moved = _move_signal(
-        signal,
-        attempt,
-        SignalStatus.PENDING,
-        SignalStatus.SUBMITTED,
-        f"order {attempt.alpaca_order_id} at Alpaca",
-        cycle,
-        fields={
-            "client_order_id": attempt.client_order_id,
-            "alpaca_order_id": attempt.alpaca_order_id,
-        },
-    )
-    if moved.outcome is TransitionOutcome.CHANGED:
-        return _changed(signal, attempt)
-    if moved.applied and attempt.status not in OrderAttempt.OPEN_STATUSES:
-        signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
-    return SignalOutcome(
-        signal.id,
-        attempt.client_order_id,
-        Outcome.ALREADY,
-        attempt.broker_status,
-        attempt.alpaca_order_id,
-    )
-
-
-def _conflict(signal: Signal, attempt: OrderAttempt, cycle: SubmitContext) -> SignalOutcome:
-    """The document asks for another order than its id's (a reused id, a rewrite after the
-    send): decided on the document as stored now (one read: an order may be canceled on it),
-    recorded, the signal REJECTED (`conflicts.signal_conflict_reject`)."""
-    fresh = cycle.store.get(signal.id)
-    if not isinstance(fresh, Signal) or fresh.status is not SignalStatus.PENDING:
-        why = "the document changed since it was read (no longer PENDING): left as it is"
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, why)
-    diffs = order_differences(attempt, fresh)
-    if not diffs:  # rewritten back to its order meanwhile: decided again next cycle
-        return _changed(signal, attempt)
-    open_at_broker = attempt.status in (Status.OPEN, Status.PARTIALLY_FILLED)
-    reason = signal_conflict_reject(
-        attempt=attempt,
-        signal=fresh,
-        diffs=diffs,
-        store=cycle.store,
-        actor=cycle.actor,
-        gateway=cycle.gateway,
-        order_id=attempt.alpaca_order_id if open_at_broker else "",
-    )
-    return SignalOutcome(
-        signal.id, attempt.client_order_id, Outcome.CONFLICT, reason, attempt.alpaca_order_id
-    )
-
-
-def _changed(signal: Signal, attempt: OrderAttempt) -> SignalOutcome:
-    why = "the document changed since it was read: decided again on the new one next cycle"
-    return SignalOutcome(signal.id, attempt.client_order_id, Outcome.DEFERRED, why)
-
-
-def _move_signal(
-    signal: Signal,
-    attempt: OrderAttempt,
-    expected: SignalStatus,
-    new: SignalStatus,
-    reason: str,
-    cycle: SubmitContext,
-    fields: dict | None = None,
-) -> TransitionResult:
-    """Move the signal on the version of the document decided on (`signal.version`). A
-    document changed since that still asks for the attempt's order is moved on its new
-    version; one that asks for another is left (`CHANGED`) to be decided again."""
-    version = signal.version
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        result = cycle.store.transition(
-            signal_id=signal.id,
-            expected_status=expected,
-            new_status=new,
-            reason=reason[:500],
-            fields=fields,
-            expected_version=version,
-        )
-        current = result.current
-        if (
-            result.outcome is not TransitionOutcome.CHANGED
-            or not isinstance(current, Signal)
-            or order_differences(attempt, current)
-        ):
-            break
-        version = current.version
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-        status_from=str(expected),
-        status_to=str(new if result.applied else result.actual_status or ""),
-        message=f"signal {signal.id!r}: {result.outcome}"
-        + (f" ({result.detail})" if result.detail else ""),
-        actor=cycle.actor,
-    )
-    return result
