@@ -54,9 +54,11 @@ def order_plan(
     """Validate ``signal`` against ``asset`` and the limits.
 
     ``held_qty`` is the signed position Alpaca reports for the symbol (a sell beyond a long
-    holding opens a short); ``reference_price`` (the latest trade from Alpaca's market data)
-    prices orders by quantity that carry no price of their own. Risk checks fail closed: with a
-    max notional set and no price to check it against, the plan is ``deferred``, never sent.
+    holding opens a short); ``reference_price`` is the market's price (the latest trade from
+    Alpaca's market data). The max notional values an order at what it can cost
+    (`risk_value`): an order by quantity at the larger of its own prices and the market's.
+    Risk checks fail closed: with a max notional set and no market price, an order by quantity
+    is ``deferred``, never sent, even when it names a price of its own.
     """
     reasons: list[str] = []
     notes: list[str] = []
@@ -103,9 +105,9 @@ def order_plan(
         if opening_short and (crypto or not asset.shortable):
             reasons.append(f"{signal.symbol} is not shortable (sell exceeds the long holding)")
 
-    estimate = _notional_estimate(signal, reference_price)
     deferred = ""
     if limits.max_notional is not None:
+        estimate = risk_value(signal, reference_price)
         if estimate is None:
             deferred = "no market price to check the max notional against: not sent"
         elif estimate > limits.max_notional:
@@ -174,7 +176,7 @@ def _crypto_size_problems(
         step = asset.min_trade_increment
         if step and qty % step != 0:
             problems.append(f"qty {qty} is not a multiple of the trade increment {step}")
-    cost = _notional_estimate(signal, reference_price)
+    cost = _order_cost(signal, reference_price)
     if cost is not None and cost < CRYPTO_MIN_COST:
         problems.append(f"order value {cost} is below the ${CRYPTO_MIN_COST} crypto minimum")
     return problems
@@ -207,7 +209,27 @@ def _time_in_force(signal: Signal, *, crypto: bool, fractional: bool) -> tuple[s
     return tif, None
 
 
-def _notional_estimate(signal: Signal, reference_price: Decimal | None) -> Decimal | None:
+def risk_value(signal: Signal, market_price: Decimal | None) -> Decimal | None:
+    """What an order can cost, for the max notional: its notional, or its quantity at the
+    larger of its own prices and the market's; None (fail closed) without a market price.
+
+    An order's own price bounds nothing on its own: a buy stop at $1 triggers at once and fills
+    at the market, and so does a sell limit at $0.01. The market's price alone is not enough
+    either: a buy limit far above the market may fill up to its limit. Without the market's
+    price the own price cannot be trusted, so the check cannot be made (docs/design.md
+    section 5: risk checks fail closed).
+    """
+    if signal.notional is not None:
+        return signal.notional
+    if signal.qty is None or market_price is None:
+        return None
+    own = [p for p in (signal.limit_price, signal.stop_price) if p is not None]
+    return signal.qty * max([market_price, *own])
+
+
+def _order_cost(signal: Signal, reference_price: Decimal | None) -> Decimal | None:
+    """The order's value as Alpaca prices its crypto minimum: its notional, or its quantity at
+    its own price (the market's for a market order)."""
     if signal.notional is not None:
         return signal.notional
     price = signal.limit_price or signal.stop_price or reference_price

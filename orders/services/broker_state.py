@@ -8,17 +8,24 @@ signal somebody changed meanwhile is left alone (and the skip recorded).
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import transaction
 from django.utils import timezone
 
 from brokerops.alpaca import Order
-from brokerops.intent.schema import SignalStatus
-from brokerops.intent.store import SignalStore, Transition
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
+from brokerops.intent.store import (
+    MAX_WRITE_ATTEMPTS,
+    SignalStore,
+    Transition,
+    TransitionOutcome,
+    TransitionResult,
+)
 from brokerops.text import db_field_text, db_text
 from orders.broker_status import attempt_status_for
 from orders.client_order_id import parse_client_order_id
+from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 
 from .events import order_event_build, order_events_append
@@ -321,15 +328,30 @@ def signals_follow_attempts(
     attempts: Sequence[OrderAttempt], *, store: SignalStore, actor: str
 ) -> dict[str, str]:
     """Move each attempt's SUBMITTED signal to where its order ended (if it ended); returns the
-    transition outcome per client_order_id."""
-    transitions: list[Transition] = []
-    by_signal: dict[str, OrderAttempt] = {}
+    transition outcome per client_order_id.
+
+    A decision holds only for the document it was made on (docs/design.md section 4): the
+    documents are read first (one bulk read) and each move is conditional on the version read.
+    A document that asks for another order than the attempt's (rewritten while SUBMITTED) is a
+    recorded conflict and stays as it is (``CONFLICT``): it never takes another order's fill.
+    A document changed otherwise since the read is moved on its new version."""
+    by_signal: dict[str, tuple[OrderAttempt, SignalStatus]] = {}
     for attempt in attempts:
         target = _signal_target(attempt)
         signal_id = attempt.store_signal_id
-        if target is None or signal_id in by_signal:
+        if target is not None and signal_id not in by_signal:
+            by_signal[signal_id] = (attempt, target)
+    if not by_signal:
+        return {}
+    docs = store.get_many(list(by_signal))
+    events: list[OrderEvent] = []
+    outcomes: dict[str, str] = {}
+    transitions: list[Transition] = []
+    for signal_id, (attempt, target) in by_signal.items():
+        doc = docs.get(signal_id)
+        if not _still_asks(attempt, doc, signal_id, events, actor):
+            outcomes[attempt.client_order_id] = CONFLICT
             continue
-        by_signal[signal_id] = attempt
         transitions.append(
             Transition(
                 signal_id=signal_id,
@@ -338,14 +360,27 @@ def signals_follow_attempts(
                 reason=f"order {attempt.client_order_id} is "
                 f"{attempt.broker_status or attempt.status} at Alpaca",
                 fields=_fields_for(attempt, target),
+                expected_version=doc.version if doc is not None else None,
             )
         )
-    if not transitions:
-        return {}
-    results = store.transition_many(transitions)
-    events = []
+    results: list[TransitionResult] = []
+    for round_no in range(MAX_WRITE_ATTEMPTS):
+        if not transitions:
+            break
+        again = []
+        for t, result in zip(transitions, store.transition_many(transitions), strict=True):
+            attempt = by_signal[result.signal_id][0]
+            current = result.current
+            if result.outcome is TransitionOutcome.CHANGED and round_no < MAX_WRITE_ATTEMPTS - 1:
+                if _still_asks(attempt, current, result.signal_id, events, actor):
+                    again.append(replace(t, expected_version=current.version))
+                else:
+                    outcomes[attempt.client_order_id] = CONFLICT
+                continue
+            results.append(result)
+        transitions = again
     for result in results:
-        attempt = by_signal[result.signal_id]
+        attempt = by_signal[result.signal_id][0]
         events.append(
             order_event_build(
                 attempt=attempt,
@@ -361,5 +396,43 @@ def signals_follow_attempts(
             logger.info(
                 "signal %s not moved: %s %s", result.signal_id, result.outcome, result.detail
             )
+        outcomes[attempt.client_order_id] = str(result.outcome)
     order_events_append(events)
-    return {by_signal[r.signal_id].client_order_id: str(r.outcome) for r in results}
+    return outcomes
+
+
+#: The outcome `signals_follow_attempts` reports for a document in conflict with its order.
+CONFLICT = "CONFLICT"
+
+
+def _still_asks(
+    attempt: OrderAttempt,
+    doc: Signal | InvalidSignal | None,
+    signal_id: str,
+    events: list[OrderEvent],
+    actor: str,
+) -> bool:
+    """False (the conflict recorded in `events`) when ``doc``, SUBMITTED, asks for another
+    order than the attempt's; True otherwise (the transition decides the rest)."""
+    if not isinstance(doc, Signal) or doc.status is not SignalStatus.SUBMITTED:
+        return True
+    diffs = order_differences(attempt, doc)
+    if not diffs:
+        return True
+    why = (
+        f"signal {signal_id!r}: {CONFLICT}: not moved: its document asks for another order "
+        f"than {attempt.client_order_id} ({'; '.join(diffs)}); a conflict: left SUBMITTED "
+        "for a person to resolve (a signal id yields one order)"
+    )
+    logger.warning("%s", why)
+    events.append(
+        order_event_build(
+            attempt=attempt,
+            kind=OrderEvent.Kind.SIGNAL_TRANSITION,
+            status_from=str(SignalStatus.SUBMITTED),
+            status_to=str(SignalStatus.SUBMITTED),
+            message=why[:2000],
+            actor=actor,
+        )
+    )
+    return False

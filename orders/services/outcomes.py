@@ -11,7 +11,8 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # by validation or by Alpaca; the signal is REJECTED
     UNKNOWN = "unknown"  # outcome unknown: resolved by client_order_id next cycle
     DEFERRED = "deferred"  # not sent now (rate limited, broker unavailable before sending)
-    WITHDRAWN = "withdrawn"  # deleted or moved out of PENDING by its writer first: never sent
+    WITHDRAWN = "withdrawn"  # deleted or moved out of PENDING by its writer: not sent, or undone
+    CONFLICT = "conflict"  # the document asks for another order than its id's: REJECTED
     BUSY = "busy"  # another worker holds this signal's attempt
     ALREADY = "already"  # the attempt had reached the broker before this cycle
     FAILED = "failed"  # an error on this signal (recorded on it); the cycle went on

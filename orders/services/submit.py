@@ -37,20 +37,25 @@ from brokerops.alpaca import (
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.schema import (
     InvalidSignal,
-    OrderType,
     Signal,
     SignalStatus,
     audit_signal_id,
 )
-from brokerops.intent.store import SignalStore, SignalStoreError, Transition
+from brokerops.intent.store import (
+    SignalStore,
+    SignalStoreError,
+)
 from brokerops.logs import log_context
 from brokerops.text import db_text
 from orders.client_order_id import client_order_id_for
+from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
 from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
+from .conflicts import signals_submitted_after_send
 from .events import order_event_build, order_event_record, order_events_append
+from .existing import attempt_existing_follow, signal_move_on_version
 from .invalid import reject_invalid_signal
 from .outcomes import Outcome, SignalOutcome, SubmitResult
 
@@ -59,8 +64,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Status = OrderAttempt.Status
-# Orders that carry no price of their own: the risk check prices them from market data.
-_UNPRICED_TYPES = frozenset({OrderType.MARKET})
 
 
 #: Signals a call takes together: one re-read of their documents (docs/design.md section 3), sent
@@ -120,7 +123,9 @@ def submit_context_open(
     positions = {p.symbol_key: p for p in gateway.list_positions()}
     prices: dict[str, Decimal] = {}
     prices_error = ""
-    symbols = sorted({s.symbol for s in signals if s.order_type in _UNPRICED_TYPES})
+    # Every order by quantity is valued at the market's price too, its own price or not
+    # (`orders.validation.risk_value`): a stop or limit names no bound on what it fills at.
+    symbols = sorted({s.symbol for s in signals if s.qty is not None})
     if symbols:
         try:
             prices = gateway.latest_trade_prices(symbols)
@@ -222,29 +227,42 @@ def order_signals_submit(
                 for attempt in claimed.values():  # not reached (429, 401): free at once
                     _release(attempt)
             if finish and len(context.accepted) >= FINISH_BATCH:
-                orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+                orders_accepted_finish(
+                    accepted=context.accepted, store=store, gateway=gateway, actor=actor
+                )
                 context.accepted = []
     except BaseException:
         if context.accepted:  # a 401 (or a bug) stops the call: what was sent is finished first
-            orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+            orders_accepted_finish(
+                accepted=context.accepted, store=store, gateway=gateway, actor=actor
+            )
             context.accepted = []
         raise
     finally:
         if finish and context.accepted:
-            orders_accepted_finish(accepted=context.accepted, store=store, actor=actor)
+            orders_accepted_finish(
+                accepted=context.accepted, store=store, gateway=gateway, actor=actor
+            )
             context.accepted = []
         batch.accepted = context.accepted
     return batch
 
 
 def orders_accepted_finish(
-    *, accepted: Sequence[AcceptedOrder], store: SignalStore, actor: str
+    *,
+    accepted: Sequence[AcceptedOrder],
+    store: SignalStore,
+    gateway: AlpacaGateway,
+    actor: str,
 ) -> int:
     """The post-send work of accepted orders, together: each attempt takes its order's state
     (one bulk update; the RESPONSE and STATUS_CHANGED events in one append), the signals move
-    PENDING -> SUBMITTED (one `transition_many`: on Firestore one read and one batched commit),
-    with their SIGNAL_TRANSITION events in one append, then those whose order is final already
-    move on (a market order that filled). Returns how many signals moved to SUBMITTED.
+    PENDING -> SUBMITTED on the version their order was sent for (one `transition_many`: on
+    Firestore one read and one batched commit), with their SIGNAL_TRANSITION events in one
+    append, then those whose order is final already move on (a market order that filled).
+    A signal rewritten meanwhile to ask for another order is a conflict, one withdrawn
+    meanwhile gets its order canceled (`conflicts.signals_submitted_after_send`). Returns how
+    many signals stand by their order (SUBMITTED).
 
     A signal store that fails here leaves the signals PENDING with their attempts at the
     broker (an ERROR event on each says so): the next cycle (or watcher) finds the attempt and
@@ -284,21 +302,10 @@ def orders_accepted_finish(
         attempt.submitted_at = now
     if unstamped:
         OrderAttempt.objects.bulk_update(unstamped, ["submitted_at"])
-    transitions = [
-        Transition(
-            signal_id=item.signal.id,
-            expected_status=SignalStatus.PENDING,
-            new_status=SignalStatus.SUBMITTED,
-            reason=f"order {item.order.id} accepted by Alpaca"[:500],
-            fields={
-                "client_order_id": item.attempt.client_order_id,
-                "alpaca_order_id": item.order.id,
-            },
-        )
-        for item in items
-    ]
     try:
-        results = store.transition_many(transitions)
+        standing, moved = signals_submitted_after_send(
+            items=items, store=store, gateway=gateway, actor=actor
+        )
     except Exception as exc:
         why = f"signal not moved to SUBMITTED: {type(exc).__name__}: {exc}"
         logger.warning("%d order(s) accepted, %s; the next cycle moves them", len(items), why)
@@ -316,24 +323,10 @@ def orders_accepted_finish(
             ]
         )
         return 0
-    order_events_append(
-        [
-            order_event_build(
-                attempt=by_signal[result.signal_id].attempt,
-                kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-                status_from=str(result.expected_status),
-                status_to=str(result.new_status if result.applied else result.actual_status or ""),
-                message=f"signal {result.signal_id!r}: {result.outcome}"
-                + (f" ({result.detail})" if result.detail else ""),
-                actor=actor,
-            )
-            for result in results
-        ]
-    )
-    final = [i.attempt for i in items if i.attempt.status not in OrderAttempt.OPEN_STATUSES]
+    final = [i.attempt for i in standing if i.attempt.status not in OrderAttempt.OPEN_STATUSES]
     if final:  # final already: apply the signal move the order implies
         signals_follow_attempts(final, store=store, actor=actor)
-    return sum(1 for result in results if result.applied)
+    return moved
 
 
 #: What a caller knows of the store without reading it (the watcher's listener): the documents
@@ -480,12 +473,13 @@ def _submit_one(
         # Alpaca answered 404: the earlier request never landed, so sending is not blind.
     elif attempt.status not in (Status.CREATED, Status.UNKNOWN):
         # At the broker already (or rejected): make sure the signal reflects it.
-        return _reconcile_existing(signal, attempt, cycle)
+        return attempt_existing_follow(signal=signal, attempt=attempt, cycle=cycle)
 
     current = _pending_now(signal, attempt, cycle, reread)
     if isinstance(current, SignalOutcome):
         return current  # deleted or moved out of PENDING since it was read: nothing is sent
     signal = current
+    _attempt_describe(attempt, signal)
     try:
         plan = _plan(signal, coid, cycle)
     except BrokerError as exc:  # the asset list could not be read: not the signal's fault
@@ -499,6 +493,27 @@ def _submit_one(
     if not plan.ok:
         return _reject(signal, attempt, cycle, "; ".join(plan.reasons), by_validation=True)
     return _send(signal, attempt, plan, cycle)
+
+
+def _attempt_describe(attempt: OrderAttempt, signal: Signal) -> None:
+    """The attempt records the order of the document as it is decided on now: its writer may
+    have changed it since the claim (nothing was sent for the attempt yet, or Alpaca said 404),
+    and later decisions compare the document with what the attempt says was sent."""
+    if not order_differences(attempt, signal):
+        return
+    fields = dict(
+        symbol=signal.symbol,
+        side=str(signal.side),
+        order_type=str(signal.order_type),
+        qty=signal.qty,
+        notional=signal.notional,
+        limit_price=signal.limit_price,
+        stop_price=signal.stop_price,
+        extended_hours=signal.extended_hours,
+    )
+    for name, value in fields.items():
+        setattr(attempt, name, value)
+    attempt.save(update_fields=list(fields))
 
 
 def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
@@ -796,7 +811,9 @@ def _reject(
             message=reason,
             actor=cycle.actor,
         )
-    _move_signal(signal, attempt, SignalStatus.PENDING, SignalStatus.REJECTED, reason, cycle)
+    signal_move_on_version(
+        signal, attempt, SignalStatus.PENDING, SignalStatus.REJECTED, reason, cycle
+    )
     return SignalOutcome(signal.id, attempt.client_order_id, Outcome.REJECTED, reason)
 
 
@@ -831,80 +848,4 @@ def _release(attempt: OrderAttempt) -> None:
     """Free the claim of an attempt nothing was sent for (the next claim takes it at once)."""
     OrderAttempt.objects.filter(pk=attempt.pk).update(
         updated_at=timezone.now() - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT_S)
-    )
-
-
-def _reconcile_existing(
-    signal: Signal, attempt: OrderAttempt, cycle: SubmitContext
-) -> SignalOutcome:
-    if attempt.status == Status.REJECTED:
-        _move_signal(
-            signal,
-            attempt,
-            SignalStatus.PENDING,
-            SignalStatus.REJECTED,
-            attempt.reason or "order rejected",
-            cycle,
-        )
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.reason)
-    if attempt.status in (Status.MISSING, Status.CANCELED, Status.EXPIRED) and not (
-        attempt.filled_qty or 0
-    ):
-        # Its order is gone or ended unfilled: this signal's one order will not come.
-        _move_signal(
-            signal,
-            attempt,
-            SignalStatus.PENDING,
-            SignalStatus.CANCELED,
-            f"order {attempt.client_order_id} is {attempt.status}",
-            cycle,
-        )
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.status)
-    _move_signal(
-        signal,
-        attempt,
-        SignalStatus.PENDING,
-        SignalStatus.SUBMITTED,
-        f"order {attempt.alpaca_order_id} at Alpaca",
-        cycle,
-        fields={
-            "client_order_id": attempt.client_order_id,
-            "alpaca_order_id": attempt.alpaca_order_id,
-        },
-    )
-    if attempt.status not in OrderAttempt.OPEN_STATUSES:
-        signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
-    return SignalOutcome(
-        signal.id,
-        attempt.client_order_id,
-        Outcome.ALREADY,
-        attempt.broker_status,
-        attempt.alpaca_order_id,
-    )
-
-
-def _move_signal(
-    signal: Signal,
-    attempt: OrderAttempt,
-    expected: SignalStatus,
-    new: SignalStatus,
-    reason: str,
-    cycle: SubmitContext,
-    fields: dict | None = None,
-) -> None:
-    result = cycle.store.transition(
-        signal_id=signal.id,
-        expected_status=expected,
-        new_status=new,
-        reason=reason[:500],
-        fields=fields,
-    )
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-        status_from=str(expected),
-        status_to=str(new if result.applied else result.actual_status or ""),
-        message=f"signal {signal.id!r}: {result.outcome}"
-        + (f" ({result.detail})" if result.detail else ""),
-        actor=cycle.actor,
     )

@@ -158,6 +158,8 @@ class _Workers:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._held: set[str] = set()  # queued or being sent: a repeat is not queued again
+        # A newer version of a held signal, taken once the one held is done (the latest only).
+        self._newer: dict[str, Document] = {}
         self._tries: dict[str, int] = {}
         self._due: list[tuple[float, str]] = []  # (monotonic time, signal id), a heap
         self._rng = random.Random()  # noqa: S311 - jitter, not a secret
@@ -179,7 +181,10 @@ class _Workers:
         with self._lock:
             for doc in docs:
                 if doc.id in self._held:
-                    continue  # queued or being sent: the claim re-reads it before any send
+                    # Queued or being sent: what is being decided on may be the older version
+                    # (withdrawn before its send, or rewritten): this one is handled after it.
+                    self._newer[doc.id] = doc
+                    continue
                 self._held.add(doc.id)
                 self._queue.put(doc)
 
@@ -298,7 +303,9 @@ class _Workers:
                 if not items:
                     continue
                 try:
-                    orders_accepted_finish(accepted=items, store=self.store, actor=ACTOR)
+                    orders_accepted_finish(
+                        accepted=items, store=self.store, gateway=self.gateway, actor=ACTOR
+                    )
                 except Exception:  # a bug or the database: the signals are retried, the cycle too
                     logger.exception("signal watcher: post-send work of %d order(s)", len(items))
                     for item in items:
@@ -336,16 +343,23 @@ class _Workers:
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
         if retry or outcome is None or outcome.outcome in RETRIED:
-            self._release(signal_id, keep_tries=True)
-            self._schedule(signal_id)
+            if not self._release(signal_id, keep_tries=True):
+                self._schedule(signal_id)
         else:
             self._release(signal_id)
 
-    def _release(self, signal_id: str, *, keep_tries: bool = False) -> None:
+    def _release(self, signal_id: str, *, keep_tries: bool = False) -> bool:
+        """Done with a signal: a newer version that came meanwhile is queued now (True; the
+        signal stays held), else the signal is free for the next version that comes."""
         with self._lock:
+            newer = self._newer.pop(signal_id, None)
+            if newer is not None:
+                self._queue.put(newer)
+                return True
             self._held.discard(signal_id)
             if not keep_tries:
                 self._tries.pop(signal_id, None)
+            return False
 
     def _schedule(self, signal_id: str) -> None:
         with self._lock:

@@ -274,7 +274,9 @@ def test_a_pending_signal_whose_order_is_gone_is_canceled_not_resent(broker, gat
     from tests import factories
 
     store.put_documents([("s1", pending())])
-    factories.order_attempt(client_order_id="bo-s1-entry", signal_id="s1", status="missing")
+    factories.order_attempt(  # the order of this very document (5 AAPL): else a conflict
+        client_order_id="bo-s1-entry", signal_id="s1", qty=D("5"), status="missing"
+    )
     [outcome] = orders_submit_pending(gateway=gateway, store=store).outcomes
     assert outcome.outcome == "already"
     assert store.get("s1").status is SignalStatus.CANCELED

@@ -142,8 +142,16 @@ def test_shorts_only_where_shortable():
 
 def test_max_notional_per_order():
     limits = RiskLimits(max_notional=D("1000"))
-    assert plan(signal(order_type="limit", limit_price="99", qty="10"), limits=limits).ok
-    p = plan(signal(order_type="limit", limit_price="101", qty="10"), limits=limits)
+    assert plan(
+        signal(order_type="limit", limit_price="99", qty="10"),
+        limits=limits,
+        reference_price=D("98"),
+    ).ok
+    p = plan(
+        signal(order_type="limit", limit_price="101", qty="10"),
+        limits=limits,
+        reference_price=D("98"),
+    )
     assert "exceeds the max notional" in p.reasons[0]
     p = plan(signal(qty=None, notional="1500"), limits=limits)
     assert not p.ok
@@ -232,3 +240,80 @@ def test_an_equity_sell_is_never_clamped_to_the_holding():
     limits = RiskLimits(crypto_fee_tolerance_bps=D("40"))
     p = plan(signal(side="sell", qty="10"), held_qty=D("9.99"), limits=limits)
     assert p.ok and p.request.qty == D("10")  # the rest opens a short, as asked
+
+
+# --- risk limits price an order at what it can cost (issue 20 point 4) -------------------------
+
+MAX_100K = RiskLimits(max_notional=D("100000"))
+MARKET_190 = D("190")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(order_type="market"),
+        dict(order_type="stop", stop_price="1"),  # triggers at once, fills at the market
+        dict(order_type="limit", limit_price="1"),
+        dict(order_type="stop_limit", stop_price="1", limit_price="1"),
+        dict(order_type="limit", limit_price="0.01", side="sell"),  # fills at the market
+        dict(order_type="stop", stop_price="0.5", side="sell"),
+        dict(order_type="market", side="sell"),
+    ],
+    ids=[
+        "market-buy",
+        "stop-buy",
+        "limit-buy",
+        "stop-limit-buy",
+        "limit-sell",
+        "stop-sell",
+        "market-sell",
+    ],
+)
+def test_an_order_by_quantity_is_valued_at_least_at_the_market_price(fields):
+    """10,000 AAPL at $190 is $1.9M whatever low price the order names: refused at $100k."""
+    p = plan(signal(qty="10000", **fields), limits=MAX_100K, reference_price=MARKET_190)
+    assert not p.ok and not p.deferred
+    assert "order value 1900000 exceeds the max notional" in p.reasons[0], p.reasons
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(order_type="limit", limit_price="500"),
+        dict(order_type="stop", stop_price="500"),
+        dict(order_type="stop_limit", stop_price="480", limit_price="500"),
+        dict(order_type="limit", limit_price="500", side="sell"),
+    ],
+)
+def test_an_order_by_quantity_is_valued_at_its_own_price_when_that_is_higher(fields):
+    """300 at a $500 limit with the market at $190: $150,000, refused; 100 of them pass."""
+    p = plan(signal(qty="300", **fields), limits=MAX_100K, reference_price=MARKET_190)
+    assert not p.ok and "order value 150000 exceeds" in p.reasons[0], p.reasons
+    assert plan(signal(qty="100", **fields), limits=MAX_100K, reference_price=MARKET_190).ok
+
+
+@pytest.mark.parametrize("side", ["buy", "sell"])
+def test_an_order_by_notional_is_valued_at_its_notional_with_or_without_a_price(side):
+    ok = plan(signal(qty=None, notional="50000", side=side), limits=MAX_100K)
+    assert ok.ok, (ok.reasons, ok.deferred)
+    p = plan(signal(qty=None, notional="150000", side=side), limits=MAX_100K, reference_price=D(1))
+    assert not p.ok and "order value 150000 exceeds" in p.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(order_type="market"),
+        dict(order_type="limit", limit_price="5"),
+        dict(order_type="stop", stop_price="5"),
+        dict(order_type="stop_limit", stop_price="5", limit_price="5"),
+        dict(order_type="limit", limit_price="5", side="sell"),
+    ],
+)
+def test_with_no_market_price_an_order_by_quantity_is_deferred_even_with_its_own_price(fields):
+    """Fail closed (docs/design.md section 5): a stop or a sell limit says nothing of what it
+    fills at, so its own price is no bound; without the market's price nothing is sent."""
+    p = plan(signal(qty="10", **fields), limits=MAX_100K)
+    assert not p.ok and not p.reasons and "no market price" in p.deferred
+    # Without a limit configured there is nothing to check: no price is needed.
+    assert plan(signal(qty="10", **fields), limits=RiskLimits(max_notional=None)).ok
