@@ -3,6 +3,7 @@ for delayed fills as a client would."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -95,3 +96,10 @@ def wait_for_status(
             return order
         assert time.monotonic() < deadline, f"still {order['status']} after {timeout} s"
         time.sleep(every)
+
+
+def broker_threads(prefix: str = "paper-broker") -> set[threading.Thread]:
+    """The paper broker's own live threads (every one is named ``paper-broker-...``). A leak test
+    compares these before and after, never the process's thread count: threads of other tests
+    (clients, pools, earlier brokers) start and end meanwhile."""
+    return {t for t in threading.enumerate() if t.name.startswith(prefix)}
