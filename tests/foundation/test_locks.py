@@ -11,9 +11,7 @@ Contention and kills are tested between real OS processes.
 """
 
 import logging
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,10 +25,11 @@ import pytest
 import redis
 
 from brokerops.locks import LockUnavailable, single_flight
+from tests.environment import child_env
 from tests.own_redis import start_own_redis
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-OUR_VARS = ("DATABASE_URL", "REDIS_URL", "LOCK_LEASE_S", "LOG_LEVEL", "CELERY_TASK_ALWAYS_EAGER")
 
 # One contender process: sets Django up, says "ready", waits for the go file, tries the lock
 # until it gets it (or once, with TEST_ONCE), then holds it until the stop file or TEST_HOLD_S.
@@ -63,23 +62,15 @@ print("done", flush=True)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Contender:
     """A contender process; its stdout lines are collected by a reader thread."""
 
     def __init__(self, tmp_path: Path, name: str, env: dict[str, str], **extra: str) -> None:
         self.lines: list[str] = []
         self.go, self.stop = tmp_path / "go", tmp_path / f"stop-{uuid.uuid4().hex}"
-        child_env = {k: v for k, v in os.environ.items() if k not in OUR_VARS}
-        child_env.update(
-            env,
+        environment = child_env(
+            **env,
             DJANGO_SETTINGS_MODULE="brokerops.settings",
-            PYTHONPATH=str(ROOT),
             TEST_LOCK_NAME=name,
             TEST_GO=str(self.go),
             TEST_STOP=str(self.stop),
@@ -88,7 +79,7 @@ class Contender:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", CONTENDER],
             cwd=tmp_path,
-            env=child_env,
+            env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
