@@ -8,10 +8,14 @@ from typing import TypeVar
 
 T = TypeVar("T")
 POLL_S = 0.02
+#: Only when to give up: a wait returns as soon as its condition holds, so a generous bound costs
+#: nothing on a quiet machine and keeps a loaded one (CI's two workers beside other work) from
+#: turning a slow start into a red run.
+TIMEOUT_S = 30.0
 
 
 def wait_for(
-    condition: Callable[[], T], *, timeout_s: float = 10.0, what: str, poll_s: float = POLL_S
+    condition: Callable[[], T], *, timeout_s: float = TIMEOUT_S, what: str, poll_s: float = POLL_S
 ) -> T:
     """Return ``condition()``'s first true value as soon as there is one; fail the test after
     ``timeout_s`` saying ``what`` was awaited."""

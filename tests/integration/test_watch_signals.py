@@ -324,7 +324,7 @@ def test_a_watcher_killed_mid_signal_and_restarted_makes_one_order(
             sent = attempt.events.filter(kind=OrderEvent.Kind.REQUEST_SENT).exists()
             return sent if sent_before_kill else attempt.events.exists()
 
-        wait_for(reached, timeout_s=30, what="the watcher to reach the point of the kill")
+        wait_for(reached, timeout_s=60, what="the watcher to reach the point of the kill")
         if sent_before_kill:
             wait_for(lambda: broker.order("bo-k1-entry") is not None, what="the order landed")
         watcher.send_signal(signal.SIGKILL)
