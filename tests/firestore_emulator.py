@@ -11,7 +11,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,6 +22,7 @@ import pytest
 
 from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
 from tests.conftest import require_service
+from tests.ports import free_port
 
 EMULATOR_PROJECT = "brokerops-test"
 EMULATOR_SCRIPT = "platform/cloud-firestore-emulator/cloud_firestore_emulator"
@@ -42,12 +42,6 @@ class FirestoreEmulator:
         request = urllib.request.Request(url, method="DELETE")
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             assert response.status == 200, response.status
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _emulator_command(port: int) -> list[str]:
@@ -106,7 +100,7 @@ class EmulatorFailed(Exception):
 def running_emulator(log_path: Path) -> Iterator[FirestoreEmulator]:
     """Start an emulator on a free port (its log in ``log_path``), stop it on exit. Raises
     :class:`EmulatorFailed`; a missing installation goes through ``require_service``."""
-    port = _free_port()
+    port = free_port()
     host = f"127.0.0.1:{port}"
     with log_path.open("wb") as log:
         try:

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tests.conftest import require_service
-from tests.own_redis import _free_port
+from tests.ports import free_port
 
 
 def _binaries() -> Path:
@@ -65,7 +65,7 @@ def own_postgres() -> Iterator[OwnPostgres]:
         user = pwd.getpwnam("postgres")
         os.chown(directory, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     cluster = OwnPostgres(directory, port, bin_dir, as_user)
     try:
         subprocess.run(

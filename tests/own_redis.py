@@ -1,7 +1,6 @@
 """A redis-server of a test's own, for tests that stop or kill it (never the shared one)."""
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -9,12 +8,7 @@ from pathlib import Path
 import redis
 
 from tests.conftest import require_service
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
 
 
 def start_own_redis(directory: Path) -> tuple[str, subprocess.Popen]:
@@ -22,7 +16,7 @@ def start_own_redis(directory: Path) -> tuple[str, subprocess.Popen]:
     once it answers a PING. The caller stops it (``proc.kill(); proc.wait()``)."""
     if shutil.which("redis-server") is None:
         require_service("redis-server", "not installed (apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
          "no", "--dir", str(directory)],

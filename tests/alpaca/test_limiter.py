@@ -100,8 +100,9 @@ def test_redis_burst_then_throttle(redis_url, prefix):
     for _ in range(15):
         limiter.acquire()
     elapsed = time.monotonic() - start
-    # 5 immediately, 10 more at ~20/s.
-    assert 0.4 <= elapsed <= 1.5
+    # 5 immediately, 10 more at ~20/s (0.5 s): the lower bound is the throttle; the upper one only
+    # tells "paced" from "stuck", with room for a loaded machine's scheduling delays.
+    assert 0.4 <= elapsed <= 5
 
 
 @pytest.mark.redis

@@ -9,9 +9,7 @@ object on stdout with the failure in it.
 """
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,22 +22,12 @@ import pytest
 
 from brokerops.sim import PaperBroker
 from brokerops.sim.faults import FaultConfig
+from tests.commands import start_command
+from tests.environment import child_env
 from tests.own_redis import start_own_redis
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-OUR_VARS = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "ALPACA_API_KEY",
-    "ALPACA_SECRET_KEY",
-    "ALPACA_PAPER",
-    "ALPACA_BASE_URL",
-    "SIGNAL_STORE",
-    "LOG_LEVEL",
-    "LOCK_LEASE_S",
-    "CELERY_TASK_ALWAYS_EAGER",
-    "DJANGO_SETTINGS_MODULE",
-)
 KEYS = {"ALPACA_API_KEY": "test-key", "ALPACA_SECRET_KEY": "test-secret"}
 COMMANDS = ("reconcile", "submit_orders", "sync_orders")
 SIGNALS = [
@@ -60,28 +48,12 @@ PENDING = [  # loaded after the first cycle: a PENDING signal for submit_orders
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def command_env(database: Path, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in OUR_VARS}
-    env.update(DATABASE_URL=f"sqlite:///{database}", PYTHONPATH=str(ROOT), **KEYS)
-    env.update(overrides)
-    return env
+    return child_env(DATABASE_URL=f"sqlite:///{database}", **{**KEYS, **overrides})
 
 
 def start(command: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), command, *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_command(command, *args, env=env, cwd=cwd, merge_stderr=False)
 
 
 def finish(proc: subprocess.Popen, timeout_s: float = 120) -> subprocess.CompletedProcess:

@@ -1,43 +1,20 @@
 """The README's first command: the demo runs end to end on the embedded defaults, then stops on
 Ctrl-C."""
 
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.environment import child_env
+from tests.ports import free_port
+from tests.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
-OUR_VARS = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "ALPACA_API_KEY",
-    "ALPACA_SECRET_KEY",
-    "SIGNAL_STORE",
-    "ALPACA_BASE_URL",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -70,8 +47,7 @@ def kinds_by_run(db: Path) -> dict[int, set[str]]:
 def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     db = tmp_path / "demo.sqlite3"
     admin_port, broker_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in OUR_VARS}
-    env["DATABASE_URL"] = f"sqlite:///{db}"
+    env = child_env(DATABASE_URL=f"sqlite:///{db}")
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -95,8 +71,9 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     try:
         kinds = wait_for(
             lambda: any(kinds >= PROMISED_KINDS for kinds in kinds_by_run(db).values()),
-            90,
-            "a run with every mismatch kind the banner promises",
+            timeout_s=90,
+            what="a run with every mismatch kind the banner promises",
+            poll_s=0.5,
         )
         assert kinds
         # The order flow: the market order fills, the invalid ones are rejected before sending.
@@ -106,8 +83,9 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
                 "select status from orders_orderattempt where signal_id ="
                 " 'demo-buy-aapl' and status = 'filled'",
             ),
-            60,
-            "a fill",
+            timeout_s=60,
+            what="a fill",
+            poll_s=0.5,
         )
         # The fill came on the trade_updates stream the demo consumes.
         wait_for(
@@ -116,8 +94,9 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
                 "select 1 from orders_orderevent where actor = 'trade_updates stream'"
                 " and status_to = 'filled'",
             ),
-            30,
-            "a fill applied from the stream",
+            timeout_s=30,
+            what="a fill applied from the stream",
+            poll_s=0.5,
         )
         rejected = query(
             db,

@@ -1,6 +1,5 @@
 """Migrations are complete and apply on SQLite and on PostgreSQL, groups included."""
 
-import os
 import subprocess
 import sys
 import uuid
@@ -9,12 +8,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.environment import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(DATABASE_URL=database_url, PYTHONPATH=str(ROOT))
+    env = child_env(DATABASE_URL=database_url)
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=cwd,

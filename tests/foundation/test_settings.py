@@ -1,34 +1,15 @@
 """Settings come from the environment with safe embedded defaults (docs/design.md section 10)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.environment import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
-OUR_VARS = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "ALPACA_API_KEY",
-    "ALPACA_SECRET_KEY",
-    "ALPACA_PAPER",
-    "ALPACA_BASE_URL",
-    "ALPACA_RATE_LIMIT_PER_MIN",
-    "ALPACA_TIMEOUT_S",
-    "SIGNAL_STORE",
-    "GOOGLE_CLOUD_PROJECT",
-    "FIRESTORE_EMULATOR_HOST",
-    "FIRESTORE_SIGNALS_COLLECTION",
-    "CLIENT_ORDER_ID_PREFIX",
-    "DJANGO_DEBUG",
-    "DJANGO_SECRET_KEY",
-    "DJANGO_SECURE",
-    "CELERY_TASK_ALWAYS_EAGER",
-    "DJANGO_ALLOW_ASYNC_UNSAFE",
-)
 
 PROBE = """
 import json, django
@@ -60,8 +41,7 @@ def load_settings(tmp_path: Path, **overrides: str) -> subprocess.CompletedProce
 
     Runs in ``tmp_path`` with the project on the path, so a developer's own ``.env`` is not read.
     """
-    env = {k: v for k, v in os.environ.items() if k not in OUR_VARS}
-    env.update(overrides, DJANGO_SETTINGS_MODULE="brokerops.settings", PYTHONPATH=str(ROOT))
+    env = child_env(**overrides, DJANGO_SETTINGS_MODULE="brokerops.settings")
     return subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=tmp_path,
@@ -146,7 +126,7 @@ def test_bad_numbers_are_rejected_at_start(tmp_path, value):
 
 
 def test_check_deploy_is_clean_with_the_production_variables(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in OUR_VARS}
+    env = child_env()
     env.update(
         DJANGO_SECRET_KEY="p" * 20 + "Xq9!vR2#mL7@wK4$zT1%nB8^hY5&jC3*",
         DJANGO_SECURE="true",
@@ -167,7 +147,7 @@ def test_check_deploy_is_clean_with_the_production_variables(tmp_path):
 
 
 def test_check_deploy_flags_the_dev_defaults(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in OUR_VARS}
+    env = child_env()
     done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"],
         cwd=tmp_path,

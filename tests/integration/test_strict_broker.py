@@ -74,6 +74,9 @@ def test_a_buy_against_an_open_sell_is_refused_as_a_wash_trade_and_the_cycle_goe
 ):
     broker.seed_position("AAPL", 10)
     broker.set_price("AAPL", D("100"))
+    # A sell limit above the market rests open however long the store takes: one at or below
+    # the market would fill after the broker's fill delay and race the buy (a slow Firestore
+    # emulator under load lost that race).
     gateway.submit_order(
         OrderRequest(
             symbol="AAPL",
@@ -81,10 +84,12 @@ def test_a_buy_against_an_open_sell_is_refused_as_a_wash_trade_and_the_cycle_goe
             type="limit",
             time_in_force="gtc",
             qty=D("10"),
-            limit_price=D("90"),
+            limit_price=D("110"),
             client_order_id="manual-sell-1",
         )
     )
+    assert broker.settle(timeout=5)
+    assert broker.order("manual-sell-1")["status"] == "new"
     store.put_documents([("a-wash", pending()), ("b-other", pending("MSFT"))])
     result = orders_submit_pending(gateway=gateway, store=store)
 
@@ -92,6 +97,7 @@ def test_a_buy_against_an_open_sell_is_refused_as_a_wash_trade_and_the_cycle_goe
     assert got["a-wash"][0] == "rejected" and "potential wash trade" in got["a-wash"][1]
     assert got["b-other"][0] == "submitted"
     assert store.get("a-wash").status is SignalStatus.REJECTED
+    assert broker.order("manual-sell-1")["status"] == "new"
 
 
 def test_a_crypto_buy_holds_less_than_it_filled_and_reconciles_clean(broker, gateway, store):

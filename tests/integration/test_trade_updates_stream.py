@@ -2,24 +2,23 @@
 arrive without any poll, nothing is lost across dropped sockets or a killed consumer, a
 duplicated event is applied once."""
 
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from brokerops.alpaca.stream import TradeUpdatesConnection
 from brokerops.intent.schema import SignalStatus
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from orders.services import orders_submit_pending
 from orders.services.stream import Backoff, StreamStats, trade_updates_consume
+from tests.commands import database_url_of_this_test, start_command
+from tests.environment import child_env
 from tests.integration.conftest import KEY_ID, SECRET
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,15 +32,6 @@ def pending(symbol, qty=1):
         "order_type": "market",
         "status": "PENDING",
     }
-
-
-def wait_for(condition, timeout_s=10.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Consumer:
@@ -118,7 +108,10 @@ def test_a_socket_dropped_in_a_burst_loses_nothing(broker, gateway, store):
             timeout_s=30,
             what="all 20 fills",
         )
-        wait_for(lambda: all(store.get(f"b{i}").status is SignalStatus.ACTIVE for i in range(20)))
+        wait_for(
+            lambda: all(store.get(f"b{i}").status is SignalStatus.ACTIVE for i in range(20)),
+            what="every signal ACTIVE",
+        )
     assert consumer.stats.disconnects >= 1 and consumer.stats.catch_ups >= 2
     assert broker.stream_counters()["drops"] >= 1
 
@@ -139,20 +132,8 @@ def test_a_duplicated_event_is_applied_once(broker, gateway, store):
 
 
 def test_a_killed_consumer_restarted_later_catches_up(broker, gateway, store):
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DATABASE_URL": _database_url(),
-        "ALPACA_BASE_URL": broker.base_url,
-        "LOG_LEVEL": "INFO",
-    }
-    consumer = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "stream_trade_updates"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = consumer_env(broker, LOG_LEVEL="INFO")
+    consumer = start_command("stream_trade_updates", env=env)
     try:
         assert broker.wait_for_stream_listeners(1, timeout=30), "the consumer never listened"
         consumer.send_signal(signal.SIGKILL)
@@ -175,19 +156,7 @@ def test_a_killed_consumer_restarted_later_catches_up(broker, gateway, store):
 
 
 def test_sigterm_stops_the_command_cleanly_with_a_summary(broker):
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DATABASE_URL": _database_url(),
-        "ALPACA_BASE_URL": broker.base_url,
-    }
-    consumer = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "stream_trade_updates"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    consumer = start_command("stream_trade_updates", env=consumer_env(broker))
     try:
         assert broker.wait_for_stream_listeners(1, timeout=30), "the consumer never listened"
         consumer.send_signal(signal.SIGTERM)
@@ -201,11 +170,15 @@ def test_sigterm_stops_the_command_cleanly_with_a_summary(broker):
     assert broker.wait_for_stream_listeners(0, timeout=5)
 
 
-def _database_url() -> str:
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
+def consumer_env(broker, **extra: str) -> dict[str, str]:
+    """The command's environment: this test's database, the paper broker (with its keys)."""
+    return child_env(
+        DATABASE_URL=database_url_of_this_test(),
+        ALPACA_BASE_URL=broker.base_url,
+        ALPACA_API_KEY=KEY_ID,
+        ALPACA_SECRET_KEY=SECRET,
+        **extra,
+    )
 
 
 def test_refused_keys_stop_the_consumer_with_a_401(broker, gateway, store):

@@ -5,7 +5,6 @@ same time (the cycle, a second watcher, a watcher killed mid-send and restarted,
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 
 from brokerops.alpaca import InProcessLimiter
 from brokerops.intent.local import LocalSignalStore
@@ -25,6 +24,8 @@ from orders.services import orders_submit_pending
 from orders.services.stream import Backoff
 from orders.services.submit import order_signals_submit
 from orders.services.watch import WatchStats, signals_watch
+from tests.commands import database_url_of_this_test, start_command
+from tests.environment import child_env
 from tests.integration.conftest import gateway_for
 from tests.waiting import wait_for
 
@@ -274,21 +275,13 @@ def test_a_lost_listener_reconnects_and_catches_up(broker, gateway, firestore_st
 # --- the real command, as a process -------------------------------------------------------------
 
 
-def _database_url() -> str:
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    return f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
-
-
 def _command_env(broker, store, **extra) -> dict:
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-        "DATABASE_URL": _database_url(),
-        "ALPACA_BASE_URL": broker.base_url,
-        "LOG_LEVEL": "INFO",
+    env = child_env(
+        DATABASE_URL=database_url_of_this_test(),
+        ALPACA_BASE_URL=broker.base_url,
+        LOG_LEVEL="INFO",
         **extra,
-    }
+    )
     if isinstance(store, LocalSignalStore):
         env["SIGNAL_STORE"] = "local"
     else:
@@ -303,14 +296,7 @@ def _command_env(broker, store, **extra) -> dict:
 
 
 def _start_command(env) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "watch_signals"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start_command("watch_signals", env=env)
 
 
 @pytest.mark.parametrize(
@@ -338,7 +324,7 @@ def test_a_watcher_killed_mid_signal_and_restarted_makes_one_order(
             sent = attempt.events.filter(kind=OrderEvent.Kind.REQUEST_SENT).exists()
             return sent if sent_before_kill else attempt.events.exists()
 
-        wait_for(reached, timeout_s=30, what="the watcher to reach the point of the kill")
+        wait_for(reached, timeout_s=60, what="the watcher to reach the point of the kill")
         if sent_before_kill:
             wait_for(lambda: broker.order("bo-k1-entry") is not None, what="the order landed")
         watcher.send_signal(signal.SIGKILL)

@@ -82,9 +82,7 @@ def test_bulk_read_of_5000_signals_is_one_query(signal_store, backdoor):
     signal_store.put_documents(docs)
     backdoor.calls.clear()
 
-    started = time.perf_counter()
     result = signal_store.read(statuses={ACTIVE, PENDING})
-    elapsed = time.perf_counter() - started
 
     assert len(result.signals) == 2500
     assert {s.status for s in result.signals} == {ACTIVE, PENDING}
@@ -93,8 +91,7 @@ def test_bulk_read_of_5000_signals_is_one_query(signal_store, backdoor):
     if isinstance(signal_store, FirestoreSignalStore):
         assert backdoor.calls == {"run_query": 1}
     else:
-        assert backdoor.calls == {"SELECT": 1}
-    assert elapsed < 5, f"bulk read took {elapsed:.2f}s"
+        assert backdoor.calls == {"SELECT": 1}  # the count, not a clock, pins the cost
 
 
 def test_read_reports_unknown_statuses_only_when_asked(signal_store):
@@ -197,9 +194,7 @@ def test_transition_many_handles_thousands_in_batches(signal_store, backdoor):
     signal_store.put_documents((i, doc("ACTIVE")) for i in ids)
     backdoor.calls.clear()
 
-    started = time.perf_counter()
     results = signal_store.transition_many([Transition(i, ACTIVE, CLOSED, "closed") for i in ids])
-    elapsed = time.perf_counter() - started
     calls = dict(backdoor.calls)
 
     assert all(r.applied for r in results)
@@ -210,7 +205,6 @@ def test_transition_many_handles_thousands_in_batches(signal_store, backdoor):
     else:
         # 3 reads of 500 ids, then one conditional UPDATE per 500 rows in one transaction.
         assert (calls["SELECT"], calls["UPDATE"]) == (3, 3)
-    assert elapsed < 10, f"1,200 transitions took {elapsed:.2f}s"
 
 
 def test_malformed_documents_are_reported_and_never_modified(signal_store, backdoor):

@@ -4,7 +4,6 @@ receiver: one message per event, no secrets, retried in the background, never bl
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -38,18 +37,13 @@ from reconciliation.services import reconciliation_run
 from tests import factories
 from tests.audit._trail import write_trail
 from tests.integration.conftest import KEY_ID, SECRET, broker, gateway, gateway_for, store
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 API_KEY = "AKALERTTESTKEY0001"
 API_SECRET = "alert-test-secret-9f8e7d6c5b4a"
 Delivery = Alert.Delivery
 __all__ = ["broker", "gateway", "store"]  # the integration fixtures, used here
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mailbox:

@@ -200,9 +200,9 @@ def _db_config(url: str) -> dict:
 
 
 def _closed_port() -> int:
-    from tests.own_redis import _free_port
+    from tests.ports import free_port
 
-    return _free_port()
+    return free_port()
 
 
 def test_runs_that_cannot_be_read_fail_the_reconciliation_check(client):

@@ -4,7 +4,6 @@ fields (docs/design.md section 13)."""
 import io
 import json
 import logging
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,6 +16,8 @@ from brokerops.logs import JsonFormatter, current_log_context, log_context
 from brokerops.sim import PaperBroker
 from reconciliation.models import Mismatch
 from reconciliation.services import reconciliation_run
+from tests.commands import database_url_of_this_test
+from tests.environment import child_env
 from tests.integration.conftest import KEY_ID, SECRET, gateway_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,18 +114,12 @@ def test_manage_reconcile_with_log_format_json_writes_only_json_lines():
                      "order_type": "market", "status": "ACTIVE"})]
     )  # fmt: skip
     with PaperBroker(default_assets=True) as broker:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DATABASE_", "REDIS_", "ALPACA_", "LOG_", "SIGNAL_STORE"))
-        }
-        env.update(
-            DATABASE_URL=_test_database_url(),
+        env = child_env(
+            DATABASE_URL=database_url_of_this_test(),
             ALPACA_API_KEY=KEY_ID,
             ALPACA_SECRET_KEY=SECRET,
             ALPACA_BASE_URL=broker.base_url,
             LOG_FORMAT="json",
-            PYTHONPATH=str(ROOT),
         )
         done = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "reconcile", "--json", "-v", "2"],
@@ -142,14 +137,3 @@ def test_manage_reconcile_with_log_format_json_writes_only_json_lines():
     ours = [line for line in lines if line["logger"].startswith("reconciliation")]
     assert ours and all(line["run_id"] == run_id for line in ours), lines
     assert any(line["level"] == "CRITICAL" for line in ours)
-
-
-def _test_database_url() -> str:
-    """The URL of the database this test runs on (the test database, not the configured one)."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -3,7 +3,6 @@ real Celery worker process (multiprocess mode), the database gauges, access, and
 dashboard and alert rules in ``ops/`` naming only metrics that exist."""
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -33,6 +32,8 @@ from orders.services.outcomes import Outcome
 from reconciliation.models import Mismatch, ReconciliationRun
 from reconciliation.services import reconciliation_run
 from tests import factories
+from tests.commands import database_url_of_this_test
+from tests.environment import child_env
 from tests.integration.conftest import gateway_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,14 +291,6 @@ def test_the_gauges_follow_the_database(client, single_process):
 # --- a real Celery worker process, multiprocess mode -------------------------------------
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_celery_worker_processs_counts_reach_metrics_through_the_shared_directory(
     client, settings, tmp_path, redis_url
@@ -311,19 +304,13 @@ def test_a_celery_worker_processs_counts_reach_metrics_through_the_shared_direct
     with PaperBroker(default_assets=True) as broker:
         broker.seed_position("MSFT", 5)  # UNTRACKED_POSITION
         store.put_documents([("s-gone", active("AAPL", 3))])  # ORPHAN_POSITION
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DATABASE_", "REDIS_", "ALPACA_", "SIGNAL_STORE", "PROMETHEUS"))
-        }
-        env.update(
-            DATABASE_URL=_test_database_url(),
+        env = child_env(
+            DATABASE_URL=database_url_of_this_test(),
             REDIS_URL=redis_url,
             ALPACA_BASE_URL=broker.base_url,  # no keys: the paper broker's, market data there too
             ALPACA_RATE_LIMIT_PER_MIN="60000",
             SIGNAL_STORE="local",
             PROMETHEUS_MULTIPROC_DIR=str(directory),
-            PYTHONPATH=str(ROOT),
         )
         log = tmp_path / "worker.log"
         with log.open("w") as out:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.foundation.test_settings import OUR_VARS
+from tests.environment import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS_VARS = ("LOG_FORMAT", "READY_MAX_RUN_AGE_S", "READY_CHECK_TIMEOUT_S", "RECONCILE_INTERVAL_S")
@@ -26,10 +26,7 @@ print(json.dumps({
 
 
 def load(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k not in (*OUR_VARS, *OPS_VARS)}
-    env.update(overrides, DJANGO_SETTINGS_MODULE="brokerops.settings", PYTHONPATH=str(ROOT))
+    env = child_env(**overrides, DJANGO_SETTINGS_MODULE="brokerops.settings")
     return subprocess.run(
         [sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=60,

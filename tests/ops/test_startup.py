@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.environment import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
 # Top-level packages that must not be loaded at start-up (and why they are heavy).
 HEAVY = (
@@ -49,8 +51,9 @@ call_command("check", verbosity=0)  # the system checks load every template tag 
 
 
 def _loaded_after(code: str, tmp_path: Path) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "SIGNAL_STORE"))}
-    env.update(DJANGO_SETTINGS_MODULE="brokerops.settings", PYTHONPATH=str(ROOT))
+    # The services CI configures stay (a Redis broker must not load redis at start either).
+    services = {k: os.environ[k] for k in ("DATABASE_URL", "REDIS_URL") if os.environ.get(k)}
+    env = child_env(DJANGO_SETTINGS_MODULE="brokerops.settings", **services)
     script = f"HEAVY = {HEAVY!r}\n{code}\n{LOADED}"
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -3,12 +3,13 @@ for delayed fills as a client would."""
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 
 import requests
 
 from brokerops.sim import PaperBroker
+from tests.waiting import wait_for
 
 KEY_ID = "test-key"
 SECRET = "test-secret"
@@ -88,10 +89,16 @@ def wait_for_status(
 ) -> dict[str, Any]:
     """Poll ``GET /v2/orders/{id}`` until the order has ``status`` (what a client does without
     the broker's Python handle); returns the order as served then."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def reached() -> dict[str, Any] | None:
         order = raw.get(f"/v2/orders/{order_id}").json()
-        if order["status"] == status:
-            return order
-        assert time.monotonic() < deadline, f"still {order['status']} after {timeout} s"
-        time.sleep(every)
+        return order if order["status"] == status else None
+
+    return wait_for(reached, timeout_s=timeout, what=f"order {order_id} {status}", poll_s=every)
+
+
+def broker_threads(prefix: str = "paper-broker") -> set[threading.Thread]:
+    """The paper broker's own live threads (every one is named ``paper-broker-...``). A leak test
+    compares these before and after, never the process's thread count: threads of other tests
+    (clients, pools, earlier brokers) start and end meanwhile."""
+    return {t for t in threading.enumerate() if t.name.startswith(prefix)}

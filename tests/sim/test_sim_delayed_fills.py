@@ -6,7 +6,6 @@ machine cannot release it first, then release it by hand or wait for it.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import requests
@@ -15,8 +14,9 @@ from alpaca.trading.enums import OrderSide, OrderStatus, QueryOrderStatus, TimeI
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from brokerops.sim import PaperBroker
+from tests.waiting import wait_for
 
-from .helpers import AUTH, Raw, limit, market
+from .helpers import AUTH, Raw, broker_threads, limit, market
 
 
 def _status(raw: Raw, order_id: str) -> str:
@@ -38,9 +38,10 @@ def test_market_order_is_pending_then_fills_on_its_own(
     open_ids = [o["id"] for o in strict_raw.get("/v2/orders", params={"status": "open"}).json()]
     assert open_ids == [placed["id"]]
 
-    while _status(strict_raw, placed["id"]) != "filled":  # the broker's own thread fills it
-        assert time.monotonic() - started < 5
-        time.sleep(0.01)
+    wait_for(
+        lambda: _status(strict_raw, placed["id"]) == "filled",
+        what="the broker's own thread to fill the order",
+    )
     assert time.monotonic() - started >= strict_broker.fidelity.fill_delay_s
     order = strict_raw.get(f"/v2/orders/{placed['id']}").json()
     assert (order["filled_qty"], order["filled_avg_price"]) == ("10", "190")
@@ -141,19 +142,19 @@ def test_alpaca_py_sees_pending_new_then_filled(
 
 
 def test_stop_stops_the_fill_thread_and_pending_orders_survive_a_restart() -> None:
-    baseline = threading.active_count()
+    before = broker_threads()
     broker = PaperBroker(default_assets=True, strict=True, fill_delay_s=0.5).start()
     order = requests.post(
         broker.base_url + "/v2/orders", json=market("AAPL", 1), headers=AUTH, timeout=5
     ).json()
     broker.stop()
-    assert threading.active_count() == baseline
+    assert broker_threads() <= before
     time.sleep(0.6)
     assert broker.order(order["id"])["status"] == "pending_new"  # type: ignore[index]
     with broker:
         assert broker.settle(timeout=5)
         assert broker.order(order["id"])["status"] == "filled"  # type: ignore[index]
-    assert threading.active_count() == baseline
+    assert broker_threads() <= before
 
 
 def test_settle_works_without_a_running_broker() -> None:

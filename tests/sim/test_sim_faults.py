@@ -13,6 +13,7 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
 from brokerops.sim import FaultConfig, FaultKind, PaperBroker
+from tests.waiting import wait_for
 
 from .helpers import Raw, market, wait_for_status
 
@@ -124,10 +125,7 @@ def test_stall_outlasts_the_client_timeout_then_applies(
     with pytest.raises(requests.exceptions.Timeout):
         raw.post("/v2/orders", json=market("AAPL", 1, client_order_id="late"), timeout=0.1)
     assert paper_broker.order("late") is None
-    deadline = time.monotonic() + 3
-    while paper_broker.order("late") is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert paper_broker.order("late") is not None
+    wait_for(lambda: paper_broker.order("late") is not None, what="the stalled order to land")
 
 
 def test_stall_after_applies_before_the_client_gives_up(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -12,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 from brokerops.sim import PaperBroker, StreamFaultConfig, StreamFaultKind
 from brokerops.sim.__main__ import broker_from_args
 
-from .helpers import Raw, market
+from .helpers import Raw, broker_threads, market
 from .stream_helpers import message, next_update, open_listening, updates_until
 
 
@@ -156,19 +155,22 @@ def test_counters_reset_with_the_http_counters(raw: Raw, paper_broker: PaperBrok
 
 
 def test_stop_ends_promptly_with_stream_connections_open() -> None:
+    before = broker_threads("paper-broker-stream")
     broker = PaperBroker(default_assets=True).start()
     listening = open_listening(broker)
     stalled = open_listening(broker, *_other_key(broker))
-    broker.stream_stall(30)
+    broker.stream_stall(300)
     Raw(broker.base_url).post("/v2/orders", json=market("AAPL", 1))  # queued behind the stall
     started = time.monotonic()
     broker.stop()
-    assert time.monotonic() - started < 2
+    # Stop wakes the stall rather than waiting it out: the bound is far below the stall and far
+    # above a loaded machine's scheduling delays, so it tells the two apart and nothing else.
+    assert time.monotonic() - started < 60
     for ws in (listening, stalled):
         with pytest.raises(ConnectionClosed):
             while True:
                 ws.recv(timeout=5)
-    assert not [t for t in threading.enumerate() if t.name.startswith("paper-broker-stream")]
+    assert not broker_threads("paper-broker-stream") - before
     broker.start()  # and it serves the stream again after a restart
     try:
         with open_listening(broker) as ws:
