@@ -14,19 +14,12 @@ from audit.models import ChainedRow
 from brokerops.alpaca.constants import MAX_EXECUTION_ID
 from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
 from brokerops.intent.models import document_id_from_column, stored_document_id
+from orders import lifecycle
+from orders.lifecycle import AttemptStatus
 
 
 class OrderAttempt(models.Model):
-    class Status(models.TextChoices):
-        CREATED = "created", "Created (nothing sent yet)"
-        UNKNOWN = "unknown", "Outcome unknown (to resolve by client_order_id)"
-        OPEN = "open", "Open at the broker"
-        PARTIALLY_FILLED = "partially_filled", "Partially filled"
-        FILLED = "filled", "Filled"
-        CANCELED = "canceled", "Canceled"
-        EXPIRED = "expired", "Expired"
-        REJECTED = "rejected", "Rejected (by validation or the broker)"
-        MISSING = "missing", "Missing at the broker (404)"
+    Status = AttemptStatus  # orders/lifecycle.py: the lifecycle in one place
 
     class Side(models.TextChoices):
         BUY = "buy", "Buy"
@@ -39,9 +32,7 @@ class OrderAttempt(models.Model):
         STOP_LIMIT = "stop_limit", "Stop limit"
         TRAILING_STOP = "trailing_stop", "Trailing stop"
 
-    OPEN_STATUSES = frozenset(
-        {Status.CREATED, Status.UNKNOWN, Status.OPEN, Status.PARTIALLY_FILLED}
-    )
+    OPEN_STATUSES = lifecycle.OPEN
 
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, unique=True)
     signal_id = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, db_index=True)

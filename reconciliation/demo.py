@@ -77,7 +77,7 @@ def seed_demo_records(*, store: SignalStore, drift_order_id: str) -> None:
         side="buy",
         order_type="market",
         qty=1,
-        status="open",
+        status=OrderAttempt.Status.OPEN,
         broker_status="new",
         created_at=hour_ago,
     )
@@ -89,7 +89,7 @@ def seed_demo_records(*, store: SignalStore, drift_order_id: str) -> None:
         side="buy",
         order_type="market",
         qty=1,
-        status="open",
+        status=OrderAttempt.Status.OPEN,
         broker_status="new",
         alpaca_order_id=drift_order_id,
         created_at=hour_ago,

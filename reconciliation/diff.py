@@ -12,13 +12,14 @@ never as an orphan.
 
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from orders.broker_status import attempt_status_for
+from orders import lifecycle
+from orders.lifecycle import attempt_status_for
 from orders.pairing import pair_attempts_with_orders
 
 
@@ -165,9 +166,7 @@ class DiffInput:
     client_order_id_prefix: str = "bo"
     now: datetime | None = None
     grace: timedelta = timedelta(seconds=30)
-    open_attempt_statuses: frozenset[str] = field(
-        default_factory=lambda: frozenset({"open", "partially_filled"})
-    )
+    open_attempt_statuses: frozenset[str] = lifecycle.AT_BROKER
     # A crypto holding short of the expected quantity by at most this many basis points of it
     # is the buy's fee, not a mismatch (docs/design.md section 4, CRYPTO_FEE_TOLERANCE_BPS).
     crypto_fee_tolerance_bps: Decimal = Decimal(0)
@@ -177,7 +176,6 @@ ACTIVE = "ACTIVE"
 _ZERO = Decimal(0)  # immutable: one shared zero
 # A SUBMITTED signal has an order at the broker whose fill may not show in positions yet.
 IN_FLIGHT_SIGNAL_STATUSES = frozenset({"SUBMITTED"})
-OPEN_BROKER_STATUSES_TERMINAL = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 
 
 def diff(data: DiffInput) -> list[Finding]:
@@ -416,11 +414,7 @@ def order_findings(data: DiffInput) -> list[Finding]:
 
 
 def _symbols_with_orders_in_flight(data: DiffInput) -> frozenset[str]:
-    symbols = {
-        order.symbol_key
-        for order in data.orders
-        if order.status.lower() not in OPEN_BROKER_STATUSES_TERMINAL
-    }
+    symbols = {order.symbol_key for order in data.orders if not lifecycle.is_terminal(order.status)}
     symbols |= {a.symbol_key for a in data.attempts if a.status in data.open_attempt_statuses}
     symbols |= {s.symbol_key for s in data.signals if s.status in IN_FLIGHT_SIGNAL_STATUSES}
     return frozenset(symbols)

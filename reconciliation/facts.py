@@ -27,6 +27,7 @@ from django.db import connections, router
 from brokerops.alpaca import Order, symbol_key
 from brokerops.intent.schema import Signal, SignalStatus
 from brokerops.intent.store import SignalStore
+from orders import lifecycle
 from orders.models import OrderAttempt
 from orders.pairing import orders_read_after
 
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway, CallCount
 
 RELEVANT_SIGNAL_STATUSES = (SignalStatus.ACTIVE, SignalStatus.SUBMITTED)
-# Attempts whose order the broker decides. CREATED and UNKNOWN ones belong to the order cycle,
-# which resolves them by client_order_id before anything is (re)sent.
-CHECKED_ATTEMPT_STATUSES = (OrderAttempt.Status.OPEN, OrderAttempt.Status.PARTIALLY_FILLED)
 _ID_BATCH = 2000
 
 
@@ -100,7 +98,7 @@ def reconciliation_facts_read(
 
 
 def _open_attempts() -> list[AttemptFact]:
-    rows = OrderAttempt.objects.filter(status__in=CHECKED_ATTEMPT_STATUSES).values_list(
+    rows = OrderAttempt.objects.filter(status__in=lifecycle.AT_BROKER).values_list(
         "client_order_id",
         "symbol",
         "status",

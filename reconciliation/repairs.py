@@ -30,6 +30,8 @@ from brokerops.intent.store import (
     TransitionOutcome,
     TransitionResult,
 )
+from orders import lifecycle
+from orders.lifecycle import SignalMove, signals_move_record
 from orders.models import OrderAttempt
 from orders.pairing import MISSING_REASON
 from orders.services import (
@@ -86,20 +88,22 @@ def close_signals(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[Re
             item.finding.expected_qty,
             ctx.run_id,
         )
-    transitions = [_close_transition(item, ctx) for item in items]
-    results = ctx.store.transition_many(transitions)
-    retry = [
-        (i, replace(transitions[i], expected_version=result.current.version))
-        for i, result in enumerate(results)
-        if result.outcome is TransitionOutcome.CHANGED
-        and _still_orphan(result.current, items[i].finding.symbol)
-    ]
-    if retry:
-        for (i, _), result in zip(
-            retry, ctx.store.transition_many([t for _, t in retry]), strict=True
-        ):
-            results[i] = result
-    return [_close_outcome(item, result) for item, result in zip(items, results, strict=True)]
+    moves = [SignalMove(transition=_close_transition(item, ctx)) for item in items]
+    symbols = {item.finding.signal_id: item.finding.symbol for item in items}
+
+    def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | None:
+        if not _still_orphan(result.current, symbols[result.signal_id]):
+            return None
+        return replace(
+            move, transition=replace(move.transition, expected_version=result.current.version)
+        )
+
+    # No order event: the finding's Mismatch row records the outcome. One retry on a fresh copy.
+    recorded = signals_move_record(
+        moves=moves, store=ctx.store, actor=ctx.actor, on_changed=on_changed, rounds=2
+    )
+    results = {result.signal_id: result for _, result in recorded}
+    return [_close_outcome(item, results[item.finding.signal_id]) for item in items]
 
 
 def _close_transition(item: PlannedRepair, ctx: RepairContext) -> Transition:
@@ -144,7 +148,7 @@ def mark_orders_missing(items: Sequence[PlannedRepair], ctx: RepairContext) -> l
     still_open = {
         i.finding.client_order_id: attempts[i.finding.client_order_id]
         for i in items
-        if attempts[i.finding.client_order_id].status in OrderAttempt.OPEN_STATUSES
+        if attempts[i.finding.client_order_id].status in lifecycle.OPEN
     }
     marked = {
         change.client_order_id

@@ -12,12 +12,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from brokerops.fields import CLIENT_ORDER_ID_MAX
 from brokerops.symbols import symbol_key
 
 ORDER_SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIMES_IN_FORCE = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
-MAX_CLIENT_ORDER_ID = 128
+MAX_CLIENT_ORDER_ID = CLIENT_ORDER_ID_MAX  # Alpaca's limit, defined once in brokerops/fields.py
 
 
 def decimal_to_wire(value: Decimal) -> str:

@@ -16,15 +16,14 @@ from django.utils import timezone
 from brokerops.alpaca import Order
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import (
-    MAX_WRITE_ATTEMPTS,
     SignalStore,
     Transition,
-    TransitionOutcome,
     TransitionResult,
 )
 from brokerops.text import db_field_text, db_text
-from orders.broker_status import attempt_status_for
+from orders import lifecycle
 from orders.client_order_id import parse_client_order_id
+from orders.lifecycle import SetAside, SignalMove, attempt_status_for, signals_move_record
 from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 
@@ -33,13 +32,6 @@ from .events import order_event_build, order_events_append
 logger = logging.getLogger(__name__)
 
 Status = OrderAttempt.Status
-_SIGNAL_FOR_ATTEMPT = {
-    Status.FILLED: SignalStatus.ACTIVE,
-    Status.CANCELED: SignalStatus.CANCELED,
-    Status.EXPIRED: SignalStatus.CANCELED,
-    Status.REJECTED: SignalStatus.REJECTED,
-    Status.MISSING: SignalStatus.CANCELED,
-}
 
 
 @dataclass(frozen=True)
@@ -51,22 +43,17 @@ class AttemptChange:
 
 
 def _signal_target(attempt: OrderAttempt) -> SignalStatus | None:
-    """Where the attempt's signal goes; a canceled order that filled partly still holds."""
+    """Where the attempt's signal goes (an entry's: an exit leg moves none)."""
     if not attempt.signal_id or attempt.leg != "entry":
         return None
-    if attempt.status in (Status.CANCELED, Status.EXPIRED) and (attempt.filled_qty or 0) > 0:
-        return SignalStatus.ACTIVE
-    return _SIGNAL_FOR_ATTEMPT.get(attempt.status)
-
-
-_FINAL_AT_BROKER = frozenset({Status.FILLED, Status.CANCELED, Status.EXPIRED, Status.REJECTED})
+    return lifecycle.signal_status_for(status=attempt.status, filled_qty=attempt.filled_qty)
 
 
 def _is_stale(attempt: OrderAttempt, order: Order) -> bool:
     """An order state older than what the attempt holds (a late or repeated stream event):
     Alpaca's orders never reopen once final, and their filled quantity never goes down."""
-    if attempt.status in _FINAL_AT_BROKER and attempt_status_for(order.status) in (
-        OrderAttempt.OPEN_STATUSES
+    if attempt.status in lifecycle.FINAL_AT_BROKER and attempt_status_for(order.status) in (
+        lifecycle.OPEN
     ):
         return True
     return (
@@ -344,60 +331,42 @@ def signals_follow_attempts(
     if not by_signal:
         return {}
     docs = store.get_many(list(by_signal))
-    events: list[OrderEvent] = []
+    conflicts: list[OrderEvent] = []
     outcomes: dict[str, str] = {}
-    transitions: list[Transition] = []
+    moves: list[SignalMove] = []
     for signal_id, (attempt, target) in by_signal.items():
-        doc = docs.get(signal_id)
-        if not _still_asks(attempt, doc, signal_id, events, actor):
+        if conflict := _conflict_event(attempt, docs.get(signal_id), signal_id, actor):
+            conflicts.append(conflict)
             outcomes[attempt.client_order_id] = CONFLICT
             continue
-        transitions.append(
-            Transition(
-                signal_id=signal_id,
-                expected_status=SignalStatus.SUBMITTED,
-                new_status=target,
-                reason=f"order {attempt.client_order_id} is "
-                f"{attempt.broker_status or attempt.status} at Alpaca",
-                fields=_fields_for(attempt, target),
-                expected_version=doc.version if doc is not None else None,
-            )
+        doc = docs.get(signal_id)
+        transition = Transition(
+            signal_id=signal_id,
+            expected_status=SignalStatus.SUBMITTED,
+            new_status=target,
+            reason=f"order {attempt.client_order_id} is "
+            f"{attempt.broker_status or attempt.status} at Alpaca",
+            fields=_fields_for(attempt, target),
+            expected_version=doc.version if doc is not None else None,
         )
-    results: list[TransitionResult] = []
-    for round_no in range(MAX_WRITE_ATTEMPTS):
-        if not transitions:
-            break
-        again = []
-        for t, result in zip(transitions, store.transition_many(transitions), strict=True):
-            attempt = by_signal[result.signal_id][0]
-            current = result.current
-            if result.outcome is TransitionOutcome.CHANGED and round_no < MAX_WRITE_ATTEMPTS - 1:
-                if _still_asks(attempt, current, result.signal_id, events, actor):
-                    again.append(replace(t, expected_version=current.version))
-                else:
-                    outcomes[attempt.client_order_id] = CONFLICT
-                continue
-            results.append(result)
-        transitions = again
-    for result in results:
-        attempt = by_signal[result.signal_id][0]
-        events.append(
-            order_event_build(
-                attempt=attempt,
-                kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-                status_from=str(result.expected_status),
-                status_to=str(result.new_status if result.applied else result.actual_status or ""),
-                message=f"signal {result.signal_id!r}: {result.outcome}"
-                + (f" ({result.detail})" if result.detail else ""),
-                actor=actor,
-            )
-        )
+        moves.append(SignalMove(transition=transition, attempt=attempt))
+
+    def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | SetAside:
+        attempt, current = move.attempt, result.current
+        if conflict := _conflict_event(attempt, current, result.signal_id, actor):
+            outcomes[attempt.client_order_id] = CONFLICT
+            return SetAside(events=(conflict,))
+        return replace(move, transition=replace(move.transition, expected_version=current.version))
+
+    recorded = signals_move_record(
+        moves=moves, store=store, actor=actor, on_changed=on_changed, leading_events=conflicts
+    )
+    for move, result in recorded:
         if not result.applied:
             logger.info(
                 "signal %s not moved: %s %s", result.signal_id, result.outcome, result.detail
             )
-        outcomes[attempt.client_order_id] = str(result.outcome)
-    order_events_append(events)
+        outcomes[move.attempt.client_order_id] = str(result.outcome)
     return outcomes
 
 
@@ -405,34 +374,27 @@ def signals_follow_attempts(
 CONFLICT = "CONFLICT"
 
 
-def _still_asks(
-    attempt: OrderAttempt,
-    doc: Signal | InvalidSignal | None,
-    signal_id: str,
-    events: list[OrderEvent],
-    actor: str,
-) -> bool:
-    """False (the conflict recorded in `events`) when ``doc``, SUBMITTED, asks for another
-    order than the attempt's; True otherwise (the transition decides the rest)."""
+def _conflict_event(
+    attempt: OrderAttempt, doc: Signal | InvalidSignal | None, signal_id: str, actor: str
+) -> OrderEvent | None:
+    """The conflict's event (unsaved) when ``doc``, SUBMITTED, asks for another order than
+    the attempt's; None otherwise (the transition decides the rest)."""
     if not isinstance(doc, Signal) or doc.status is not SignalStatus.SUBMITTED:
-        return True
+        return None
     diffs = order_differences(attempt, doc)
     if not diffs:
-        return True
+        return None
     why = (
         f"signal {signal_id!r}: {CONFLICT}: not moved: its document asks for another order "
         f"than {attempt.client_order_id} ({'; '.join(diffs)}); a conflict: left SUBMITTED "
         "for a person to resolve (a signal id yields one order)"
     )
     logger.warning("%s", why)
-    events.append(
-        order_event_build(
-            attempt=attempt,
-            kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-            status_from=str(SignalStatus.SUBMITTED),
-            status_to=str(SignalStatus.SUBMITTED),
-            message=why[:2000],
-            actor=actor,
-        )
+    return order_event_build(
+        attempt=attempt,
+        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
+        status_from=str(SignalStatus.SUBMITTED),
+        status_to=str(SignalStatus.SUBMITTED),
+        message=why[:2000],
+        actor=actor,
     )
-    return False

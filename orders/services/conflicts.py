@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING
 from brokerops.alpaca import BrokerError
 from brokerops.intent.schema import Signal, SignalStatus
 from brokerops.intent.store import (
-    MAX_WRITE_ATTEMPTS,
     SignalStore,
     SignalStoreError,
     Transition,
     TransitionOutcome,
     TransitionResult,
 )
+from orders import lifecycle
+from orders.lifecycle import SetAside, SignalMove, signals_move_record
 from orders.matching import order_differences, quantity_text
 from orders.models import OrderAttempt, OrderEvent
 
@@ -76,50 +77,42 @@ def signals_submitted_after_send(
         if diffs := order_differences(item.attempt, item.signal):
             conflicts.append((item, item.signal, diffs))
     conflicted = {item.signal.id for item, _, _ in conflicts}
-    todo = [
-        Transition(
-            signal_id=item.signal.id,
-            expected_status=SignalStatus.PENDING,
-            new_status=SignalStatus.SUBMITTED,
-            reason=f"order {item.order.id} accepted by Alpaca"[:500],
-            fields={
-                "client_order_id": item.attempt.client_order_id,
-                "alpaca_order_id": item.order.id,
-            },
-            expected_version=item.signal.version,
+    moves = [
+        SignalMove(
+            transition=Transition(
+                signal_id=item.signal.id,
+                expected_status=SignalStatus.PENDING,
+                new_status=SignalStatus.SUBMITTED,
+                reason=f"order {item.order.id} accepted by Alpaca"[:500],
+                fields={
+                    "client_order_id": item.attempt.client_order_id,
+                    "alpaca_order_id": item.order.id,
+                },
+                expected_version=item.signal.version,
+            ),
+            attempt=item.attempt,
         )
         for item in items
         if item.signal.id not in conflicted
     ]
-    final: list[TransitionResult] = []
-    for round_no in range(MAX_WRITE_ATTEMPTS):
-        if not todo:
-            break
-        again = []
-        for t, result in zip(todo, store.transition_many(todo), strict=True):
-            current, item = result.current, by_signal[result.signal_id]
-            if result.outcome is TransitionOutcome.CHANGED and isinstance(current, Signal):
-                diffs = order_differences(item.attempt, current)
-                if diffs:
-                    conflicts.append((item, current, diffs))
-                    continue
-                if round_no < MAX_WRITE_ATTEMPTS - 1:  # the same order: on the fresh version
-                    again.append(replace(t, expected_version=current.version))
-                    continue
-            final.append(result)
-        todo = again
-    order_events_append(
-        order_event_build(
-            attempt=by_signal[result.signal_id].attempt,
-            kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-            status_from=str(result.expected_status),
-            status_to=str(result.new_status if result.applied else result.actual_status or ""),
-            message=f"signal {result.signal_id!r}: {result.outcome}"
-            + (f" ({result.detail})" if result.detail else ""),
-            actor=actor,
+
+    def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | SetAside | None:
+        current = result.current
+        if not isinstance(current, Signal):
+            return None
+        item = by_signal[result.signal_id]
+        if diffs := order_differences(item.attempt, current):
+            conflicts.append((item, current, diffs))
+            return SetAside()
+        # the same order: on the fresh version
+        return replace(move, transition=replace(move.transition, expected_version=current.version))
+
+    final = [
+        result
+        for _, result in signals_move_record(
+            moves=moves, store=store, actor=actor, on_changed=on_changed
         )
-        for result in final
-    )
+    ]
     standing = []
     for result in final:
         item = by_signal[result.signal_id]
@@ -194,14 +187,19 @@ def signal_conflict_reject(
         )
     reason = conflict_reason(attempt, diffs, canceled=canceled)
     logger.warning("signal %r: %s", signal.id, reason)
-    try:
-        result = store.transition(
+    move = SignalMove(
+        transition=Transition(
             signal_id=signal.id,
             expected_status=SignalStatus.PENDING,
             new_status=SignalStatus.REJECTED,
             reason=reason,
             expected_version=signal.version,
-        )
+        ),
+        attempt=attempt,
+        note=reason,
+    )
+    try:
+        signals_move_record(moves=[move], store=store, actor=actor)
     except SignalStoreError as exc:
         order_event_record(
             attempt=attempt,
@@ -210,16 +208,6 @@ def signal_conflict_reject(
             actor=actor,
         )
         raise
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-        status_from=str(SignalStatus.PENDING),
-        status_to=str(SignalStatus.REJECTED if result.applied else result.actual_status or ""),
-        message=f"signal {signal.id!r}: {result.outcome}"
-        + (f" ({result.detail})" if result.detail else "")
-        + f"; {reason}",
-        actor=actor,
-    )
     return reason
 
 
@@ -240,7 +228,7 @@ def order_undo(
     that cannot be reached is recorded as an ERROR event ("not undone") and logged; the
     attempt takes what the look-up says (a fill stays a fill: reconciliation then sees the
     holding no signal explains)."""
-    if attempt.status not in OrderAttempt.OPEN_STATUSES:  # final at the broker: nothing to cancel
+    if attempt.status not in lifecycle.OPEN:  # final at the broker: nothing to cancel
         message = f"order {order_id} not undone ({why}): it is {attempt.status} already"
         logger.warning("order %s: %s", attempt.client_order_id, message)
         order_event_record(

@@ -11,22 +11,22 @@ adopted.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from brokerops.intent.schema import Signal, SignalStatus
-from brokerops.intent.store import MAX_WRITE_ATTEMPTS, TransitionOutcome, TransitionResult
+from brokerops.intent.store import Transition, TransitionOutcome, TransitionResult
+from orders import lifecycle
+from orders.lifecycle import SignalMove, signals_move_record
 from orders.matching import order_differences
-from orders.models import OrderAttempt, OrderEvent
+from orders.models import OrderAttempt
 
 from .broker_state import signals_follow_attempts
 from .conflicts import signal_conflict_reject
-from .events import order_event_record
 from .outcomes import Outcome, SignalOutcome
 
 if TYPE_CHECKING:
     from .submit import SubmitContext
-
-Status = OrderAttempt.Status
 
 
 def attempt_existing_follow(
@@ -37,7 +37,9 @@ def attempt_existing_follow(
     diffs = order_differences(attempt, signal)
     if diffs:
         return _conflict(signal, attempt, cycle)
-    if attempt.status == Status.REJECTED:
+    # Where the attempt's end takes the signal (None: the order is still open).
+    target = lifecycle.signal_status_for(status=attempt.status, filled_qty=attempt.filled_qty)
+    if target is SignalStatus.REJECTED:
         moved = signal_move_on_version(
             signal,
             attempt,
@@ -49,9 +51,7 @@ def attempt_existing_follow(
         if moved.outcome is TransitionOutcome.CHANGED:
             return _changed(signal, attempt)
         return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.reason)
-    if attempt.status in (Status.MISSING, Status.CANCELED, Status.EXPIRED) and not (
-        attempt.filled_qty or 0
-    ):
+    if target is SignalStatus.CANCELED and not (attempt.filled_qty or 0):
         # Its order is gone or ended unfilled: this signal's one order will not come.
         moved = signal_move_on_version(
             signal,
@@ -78,7 +78,7 @@ def attempt_existing_follow(
     )
     if moved.outcome is TransitionOutcome.CHANGED:
         return _changed(signal, attempt)
-    if moved.applied and attempt.status not in OrderAttempt.OPEN_STATUSES:
+    if moved.applied and attempt.status not in lifecycle.OPEN:
         signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
     return SignalOutcome(
         signal.id,
@@ -100,7 +100,7 @@ def _conflict(signal: Signal, attempt: OrderAttempt, cycle: SubmitContext) -> Si
     diffs = order_differences(attempt, fresh)
     if not diffs:  # rewritten back to its order meanwhile: decided again next cycle
         return _changed(signal, attempt)
-    open_at_broker = attempt.status in (Status.OPEN, Status.PARTIALLY_FILLED)
+    open_at_broker = attempt.status in lifecycle.AT_BROKER
     reason = signal_conflict_reject(
         attempt=attempt,
         signal=fresh,
@@ -132,31 +132,25 @@ def signal_move_on_version(
     """Move the signal on the version of the document decided on (`signal.version`). A
     document changed since that still asks for the attempt's order is moved on its new
     version; one that asks for another is left (`CHANGED`) to be decided again."""
-    version = signal.version
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        result = cycle.store.transition(
-            signal_id=signal.id,
-            expected_status=expected,
-            new_status=new,
-            reason=reason[:500],
-            fields=fields,
-            expected_version=version,
-        )
+    transition = Transition(
+        signal_id=signal.id,
+        expected_status=expected,
+        new_status=new,
+        reason=reason[:500],
+        fields=fields,
+        expected_version=signal.version,
+    )
+
+    def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | None:
         current = result.current
-        if (
-            result.outcome is not TransitionOutcome.CHANGED
-            or not isinstance(current, Signal)
-            or order_differences(attempt, current)
-        ):
-            break
-        version = current.version
-    order_event_record(
-        attempt=attempt,
-        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-        status_from=str(expected),
-        status_to=str(new if result.applied else result.actual_status or ""),
-        message=f"signal {signal.id!r}: {result.outcome}"
-        + (f" ({result.detail})" if result.detail else ""),
+        if not isinstance(current, Signal) or order_differences(attempt, current):
+            return None
+        return replace(move, transition=replace(move.transition, expected_version=current.version))
+
+    ((_, result),) = signals_move_record(
+        moves=[SignalMove(transition=transition, attempt=attempt)],
+        store=cycle.store,
         actor=cycle.actor,
+        on_changed=on_changed,
     )
     return result

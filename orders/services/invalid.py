@@ -8,13 +8,16 @@ document moves PENDING -> REJECTED, conditionally, writing only its status field
 whose status cannot be read is never read as PENDING and never touched.
 """
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.db import transaction
 
-from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, audit_signal_id
-from brokerops.intent.store import MAX_WRITE_ATTEMPTS, SignalStore, TransitionOutcome
+from brokerops.intent.schema import InvalidSignal, SignalStatus, audit_signal_id
+from brokerops.intent.store import SignalStore, Transition, TransitionOutcome, TransitionResult
 from brokerops.text import db_field_text, db_json, db_text
 from orders.client_order_id import client_order_id_for
+from orders.lifecycle import SignalMove, signals_move_record
 from orders.models import OrderAttempt, OrderEvent
 
 from .events import order_event_record
@@ -34,32 +37,31 @@ def reject_invalid_signal(doc: InvalidSignal, *, store: SignalStore, actor: str)
         return SignalOutcome(doc.id, coid, Outcome.ALREADY, why, attempt.alpaca_order_id)
     # On the version read (docs/design.md section 4): a document rewritten since is decided
     # again on what it holds now, never rejected for what it held.
-    current: InvalidSignal | Signal | None = doc
-    for _ in range(MAX_WRITE_ATTEMPTS):
-        result = store.transition(
+    move = SignalMove(
+        transition=Transition(
             signal_id=doc.id,
             expected_status=SignalStatus.PENDING,
             new_status=SignalStatus.REJECTED,
             reason=reason[:500],
-            expected_version=current.version,
+            expected_version=doc.version,
             allow_invalid=True,
-        )
-        current = result.current
-        if result.outcome is not TransitionOutcome.CHANGED or not isinstance(
-            current, InvalidSignal
-        ):
-            break
-        reason = "invalid signal: " + "; ".join(current.reasons)  # still broken, another way
-    order_event_record(
+        ),
         attempt=attempt,
-        kind=OrderEvent.Kind.SIGNAL_TRANSITION,
-        status_from=SignalStatus.PENDING,
-        status_to=str(SignalStatus.REJECTED if result.applied else result.actual_status or ""),
-        message=f"signal {doc.id!r}: {result.outcome}"
-        + (f" ({result.detail})" if result.detail else "")
-        + f"; {reason}",
-        actor=actor,
+        note=reason,
     )
+
+    def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | None:
+        current = result.current
+        if not isinstance(current, InvalidSignal):  # it parses now: the next cycle decides
+            return None
+        why = "invalid signal: " + "; ".join(current.reasons)  # still broken, another way
+        transition = replace(move.transition, reason=why[:500], expected_version=current.version)
+        return replace(move, transition=transition, note=why)
+
+    ((move, result),) = signals_move_record(
+        moves=[move], store=store, actor=actor, on_changed=on_changed
+    )
+    reason = move.note
     if result.outcome is TransitionOutcome.CHANGED:  # it parses now: the next cycle decides
         why = "the document changed since it was read (it parses now): not rejected"
         return SignalOutcome(doc.id, coid, Outcome.DEFERRED, why)

@@ -47,6 +47,7 @@ from brokerops.intent.store import (
 )
 from brokerops.logs import log_context
 from brokerops.text import db_text
+from orders import lifecycle
 from orders.client_order_id import client_order_id_for
 from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
@@ -323,7 +324,7 @@ def orders_accepted_finish(
             ]
         )
         return 0
-    final = [i.attempt for i in standing if i.attempt.status not in OrderAttempt.OPEN_STATUSES]
+    final = [i.attempt for i in standing if i.attempt.status not in lifecycle.OPEN]
     if final:  # final already: apply the signal move the order implies
         signals_follow_attempts(final, store=store, actor=actor)
     return moved
@@ -461,7 +462,7 @@ def _submit_one(
     if attempt is None:
         return SignalOutcome(signal.id, coid, Outcome.BUSY, "another worker holds this signal")
     if (
-        attempt.status in (Status.CREATED, Status.UNKNOWN)
+        attempt.status in lifecycle.NOT_SENT
         and attempt.events.filter(kind=OrderEvent.Kind.REQUEST_SENT).exists()
     ):
         # An earlier request may have landed: look before sending anything.
@@ -471,7 +472,7 @@ def _submit_one(
         if not look.answered:
             return _unknown(signal, attempt, cycle, "look-up by client_order_id failed")
         # Alpaca answered 404: the earlier request never landed, so sending is not blind.
-    elif attempt.status not in (Status.CREATED, Status.UNKNOWN):
+    elif attempt.status not in lifecycle.NOT_SENT:
         # At the broker already (or rejected): make sure the signal reflects it.
         return attempt_existing_follow(signal=signal, attempt=attempt, cycle=cycle)
 
@@ -596,7 +597,7 @@ def _claim_attempt(signal: Signal, coid: str) -> OrderAttempt | None:
         pass  # the row exists: an earlier cycle or another worker made it; claim it below
     attempt = OrderAttempt.objects.get(client_order_id=coid)
     stale_before = now - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT_S)
-    if attempt.status in (Status.CREATED, Status.UNKNOWN):
+    if attempt.status in lifecycle.NOT_SENT:
         if attempt.status == Status.CREATED and attempt.updated_at > stale_before:
             return None
         # Claim: only one worker's conditional update matches the timestamp it read.

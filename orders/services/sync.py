@@ -18,6 +18,7 @@ from audit.services import chain_heads_record_moved
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.schema import SignalStatus, audit_signal_id
 from brokerops.intent.store import SignalStore, TransitionOutcome
+from orders import lifecycle
 from orders.models import OrderAttempt
 from orders.pairing import MISSING_REASON, orders_read_after, pair_attempts_with_orders
 
@@ -33,17 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Attempts whose outcome the broker decides. CREATED and UNKNOWN belong to the submit cycle,
-# which resolves them by client_order_id before anything is (re)sent.
-SYNCED_STATUSES = (OrderAttempt.Status.OPEN, OrderAttempt.Status.PARTIALLY_FILLED)
-# Attempts whose order has ended: their SUBMITTED signal should have moved with them.
-FINAL_STATUSES = (
-    OrderAttempt.Status.FILLED,
-    OrderAttempt.Status.CANCELED,
-    OrderAttempt.Status.EXPIRED,
-    OrderAttempt.Status.REJECTED,
-    OrderAttempt.Status.MISSING,
-)
 #: Final attempts whose SUBMITTED signal one sync moves at most (the rest: the next sync).
 FOLLOW_MAX = 500
 
@@ -104,7 +94,7 @@ def order_attempts_sync(
     store = store or signal_store()
     attempts_qs = OrderAttempt.objects.all()
     if attempt_ids is None:
-        attempts_qs = attempts_qs.filter(status__in=SYNCED_STATUSES)
+        attempts_qs = attempts_qs.filter(status__in=lifecycle.AT_BROKER)
     else:
         attempts_qs = attempts_qs.filter(pk__in=list(attempt_ids))
     attempts = list(attempts_qs.order_by("created_at"))
@@ -176,7 +166,7 @@ def signals_follow_final_attempts(
     for start in range(0, len(ids), 1000):
         attempts.extend(
             OrderAttempt.objects.filter(
-                signal_id__in=ids[start : start + 1000], leg="entry", status__in=FINAL_STATUSES
+                signal_id__in=ids[start : start + 1000], leg="entry", status__in=lifecycle.FINAL
             )
         )
         if len(attempts) >= limit:
