@@ -84,6 +84,7 @@ ORDER_OUTCOMES = (
     "busy",
     "already",
     "failed",
+    "conflict",
 )
 #: The reconciliation action that closes a signal (``Mismatch.Action.SIGNAL_CLOSED_MANUAL``).
 SIGNAL_CLOSED_ACTION = "signal_closed_manual"

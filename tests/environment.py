@@ -13,17 +13,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_SETTING = re.compile(r"\benv(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]*)\"")
+# env.str("NAME", ...), env.bool(...), env.db(...), and the bounded readers _env_number("NAME", ...)
+# and _env_decimal(...): the call may break its line before the name.
+_SETTING = re.compile(r"\b(?:env(?:\.\w+)?|_env_\w+)\(\s*\"([A-Z][A-Z0-9_]*)\"")
+
+
+def settings_variables() -> set[str]:
+    """Every environment variable brokerops/settings.py reads."""
+    return set(_SETTING.findall((ROOT / "brokerops" / "settings.py").read_text()))
+
+
 #: Read by the project outside settings.py (Django's and Prometheus's own). DJANGO_SETTINGS_MODULE
 #: is left to the child: it is always brokerops.settings.
 _OUTSIDE_SETTINGS = ("DJANGO_ALLOW_ASYNC_UNSAFE", "PROMETHEUS_MULTIPROC_DIR")
 
-PROJECT_VARS: tuple[str, ...] = tuple(
-    sorted(
-        set(_SETTING.findall((ROOT / "brokerops" / "settings.py").read_text()))
-        | set(_OUTSIDE_SETTINGS)
-    )
-)
+PROJECT_VARS: tuple[str, ...] = tuple(sorted(settings_variables() | set(_OUTSIDE_SETTINGS)))
 
 
 def child_env(**overrides: str) -> dict[str, str]:

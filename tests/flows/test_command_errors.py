@@ -131,7 +131,9 @@ def template_db(tmp_path_factory, paper_broker) -> Path:
     db = folder / "template.sqlite3"
     (folder / "first.json").write_text(json.dumps(SIGNALS))
     (folder / "pending.json").write_text(json.dumps(PENDING))
-    env = command_env(db, ALPACA_BASE_URL=paper_broker.base_url)
+    env = command_env(
+        db, ALPACA_BASE_URL=paper_broker.base_url, ALPACA_DATA_URL=paper_broker.base_url
+    )
     env["DJANGO_SETTINGS_MODULE"] = "brokerops.settings"
     done = finish(
         subprocess.Popen(
@@ -228,7 +230,9 @@ def test_at_debug_the_traceback_comes_before_the_one_line(database, tmp_path):
 
 
 def test_commands_that_succeed_write_nothing_on_stderr(database, paper_broker, tmp_path):
-    env = command_env(database, ALPACA_BASE_URL=paper_broker.base_url)
+    env = command_env(
+        database, ALPACA_BASE_URL=paper_broker.base_url, ALPACA_DATA_URL=paper_broker.base_url
+    )
     for command in ("sync_orders", "reconcile", "submit_orders"):
         done = manage(command, "--json", env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
@@ -247,7 +251,12 @@ def test_redis_dying_during_a_run_leaves_the_run_succeeded_and_one_warning(
             FaultConfig(latency_s=3, routes=("GET /v2/positions", "GET /v2/orders"))
         )
         paper_broker.reset_counters()
-        env = command_env(database, ALPACA_BASE_URL=paper_broker.base_url, REDIS_URL=url)
+        env = command_env(
+            database,
+            ALPACA_BASE_URL=paper_broker.base_url,
+            ALPACA_DATA_URL=paper_broker.base_url,
+            REDIS_URL=url,
+        )
         run = start("reconcile", "--json", "-v", "2", env=env, cwd=tmp_path)
         deadline = time.monotonic() + 60
         while not (

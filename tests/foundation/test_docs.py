@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.environment import settings_variables
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
-# env.str("NAME", ...), env.bool(...), env.db(...), env.email_url(...), _env_decimal("NAME", ...):
-# the call may break its line before the name.
-_SETTING_READ = re.compile(r"\b(?:env\.[a-z_]+|_env_decimal)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 # Citations of a design file outside the repository: "DESIGN.md", "DESIGN section 9",
 # "DESIGN 15" (upper case: the prose word "design" is fine).
 _OUTSIDE_CITATION = re.compile(
@@ -24,7 +23,7 @@ _MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def _settings_variables() -> set[str]:
-    return set(_SETTING_READ.findall((ROOT / "brokerops" / "settings.py").read_text()))
+    return settings_variables()
 
 
 def _project_files() -> list[Path]:

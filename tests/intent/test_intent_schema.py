@@ -305,7 +305,9 @@ def test_out_of_range_and_poison_numbers_are_invalid_with_a_reason_naming_the_fi
     assert isinstance(parsed, InvalidSignal), parsed
     assert expected in " | ".join(parsed.reasons)
     assert all(len(r) < 300 for r in parsed.reasons), parsed.reasons  # never the whole input
-    assert elapsed < 0.5, f"parsing took {elapsed:.2f}s"
+    # A poison number (an exponent of a million digits) must not make parsing work for minutes;
+    # the bound tells stuck from merely slow on a loaded machine.
+    assert elapsed < 5, f"parsing took {elapsed:.2f}s"
 
 
 @pytest.mark.parametrize(
