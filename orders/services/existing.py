@@ -18,7 +18,7 @@ from brokerops.intent.store import MAX_WRITE_ATTEMPTS, TransitionOutcome, Transi
 from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 
-from .broker_state import signals_follow_attempts
+from .broker_state import attempts_read_current, signals_follow_attempts
 from .conflicts import signal_conflict_reject
 from .events import order_event_record
 from .outcomes import Outcome, SignalOutcome
@@ -78,6 +78,10 @@ def attempt_existing_follow(
     )
     if moved.outcome is TransitionOutcome.CHANGED:
         return _changed(signal, attempt)
+    if moved.applied:
+        # A fill applied while the signal was PENDING could not move it: read the attempt as
+        # stored now that it is SUBMITTED (a later fill moves it itself).
+        attempts_read_current([attempt])
     if moved.applied and attempt.status not in OrderAttempt.OPEN_STATUSES:
         signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
     return SignalOutcome(
