@@ -93,17 +93,23 @@ def attempts_lock_current(attempts: Sequence[OrderAttempt]) -> None:
     sync, a re-sync) decides against the row as it is when it writes, never against an earlier
     read: a fill another process applied in between is never taken back by an older answer.
     """
+    _attempts_take_stored(attempts, lock=True)
+
+
+def _attempts_take_stored(attempts: Sequence[OrderAttempt], *, lock: bool) -> None:
     by_pk: dict[int, list[OrderAttempt]] = {}
     for attempt in attempts:
         by_pk.setdefault(attempt.pk, []).append(attempt)
     pks = sorted(by_pk)
     for start in range(0, len(pks), _LOCK_CHUNK):
+        # FOR NO KEY UPDATE: the lock an UPDATE takes anyway. Unlike FOR UPDATE it lets rows
+        # referencing the attempt (its audit events, executions) be inserted meanwhile, so a
+        # writer holding the audit chain's lock is never left waiting for these rows.
+        queryset = (
+            OrderAttempt.objects.select_for_update(no_key=True) if lock else OrderAttempt.objects
+        )
         rows = (
-            # FOR NO KEY UPDATE: the lock an UPDATE takes anyway. Unlike FOR UPDATE it lets rows
-            # referencing the attempt (its audit events, executions) be inserted meanwhile, so a
-            # writer holding the audit chain's lock is never left waiting for these rows.
-            OrderAttempt.objects.select_for_update(no_key=True)
-            .filter(pk__in=pks[start : start + _LOCK_CHUNK])
+            queryset.filter(pk__in=pks[start : start + _LOCK_CHUNK])
             .order_by("pk")
             .values("pk", *_BROKER_STATE)
         )
@@ -111,6 +117,12 @@ def attempts_lock_current(attempts: Sequence[OrderAttempt]) -> None:
             for attempt in by_pk[row["pk"]]:
                 for name in _BROKER_STATE:
                     setattr(attempt, name, row[name])
+
+
+def attempts_read_current(attempts: Sequence[OrderAttempt]) -> None:
+    """Bring the given objects to their stored broker state, without locking (a decision that
+    must see what another writer committed since they were read, and writes nothing on it)."""
+    _attempts_take_stored(attempts, lock=False)
 
 
 def order_attempts_apply_broker_orders(

@@ -21,7 +21,7 @@ from orders.lifecycle import SignalMove, signals_move_record
 from orders.matching import order_differences
 from orders.models import OrderAttempt
 
-from .broker_state import signals_follow_attempts
+from .broker_state import attempts_read_current, signals_follow_attempts
 from .conflicts import signal_conflict_reject
 from .outcomes import Outcome, SignalOutcome
 
@@ -78,6 +78,10 @@ def attempt_existing_follow(
     )
     if moved.outcome is TransitionOutcome.CHANGED:
         return _changed(signal, attempt)
+    if moved.applied:
+        # A fill applied while the signal was PENDING could not move it: read the attempt as
+        # stored now that it is SUBMITTED (a later fill moves it itself).
+        attempts_read_current([attempt])
     if moved.applied and attempt.status not in lifecycle.OPEN:
         signals_follow_attempts([attempt], store=cycle.store, actor=cycle.actor)
     return SignalOutcome(

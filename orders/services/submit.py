@@ -53,7 +53,11 @@ from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, RiskLimits, order_plan
 
-from .broker_state import order_attempts_apply_broker_orders, signals_follow_attempts
+from .broker_state import (
+    attempts_read_current,
+    order_attempts_apply_broker_orders,
+    signals_follow_attempts,
+)
 from .conflicts import signals_submitted_after_send
 from .events import order_event_build, order_event_record, order_events_append
 from .existing import attempt_existing_follow, signal_move_on_version
@@ -324,6 +328,10 @@ def orders_accepted_finish(
             ]
         )
         return 0
+    # A fill the stream or a sync applied meanwhile found the signal PENDING and could not move
+    # it: read the attempts as stored now, after the move to SUBMITTED (a later fill moves the
+    # signal itself), so the order's end moves the signal in this batch, not at a later sync.
+    attempts_read_current([i.attempt for i in standing])
     final = [i.attempt for i in standing if i.attempt.status not in lifecycle.OPEN]
     if final:  # final already: apply the signal move the order implies
         signals_follow_attempts(final, store=store, actor=actor)

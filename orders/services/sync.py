@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import chain_heads_record_moved
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A CREATED attempt may be sent with its post-send work still to do (the stream's catch-up runs
+# meanwhile: docs/design.md section 14): an order the list shows for it is applied like any
+# other (the apply decides under the row lock; the POST answer applied later is older and
+# ignored). One the list does not show is left alone: it may not be sent yet. Only recent ones:
+# an older CREATED attempt belongs to a process that died, which the next claim resolves.
+SENDING_STATUS = lifecycle.AttemptStatus.CREATED
+SENDING_WINDOW = timedelta(minutes=15)
 #: Final attempts whose SUBMITTED signal one sync moves at most (the rest: the next sync).
 FOLLOW_MAX = 500
 
@@ -82,7 +90,10 @@ def order_attempts_sync(
 ) -> SyncResult:
     """Refresh open attempts (or the given ones) from one paginated bulk read of orders.
 
-    An attempt absent from the list (and older than ``ORDER_GRACE_S``) is looked up by
+    CREATED attempts of the last `SENDING_WINDOW` take the order the list shows for them (an
+    order sent whose post-send work is not done yet); absent from the list, they are left to
+    the submit cycle. Any other attempt absent from the list (and older than ``ORDER_GRACE_S``)
+    is looked up by
     client_order_id, at most ``RECONCILE_MAX_CONFIRMATIONS`` per call; a 404 marks it MISSING
     (canceled by hand, most likely) and its signal CANCELED. Safe to run concurrently and to
     repeat: applying the same broker state twice changes nothing.
@@ -94,7 +105,10 @@ def order_attempts_sync(
     store = store or signal_store()
     attempts_qs = OrderAttempt.objects.all()
     if attempt_ids is None:
-        attempts_qs = attempts_qs.filter(status__in=lifecycle.AT_BROKER)
+        attempts_qs = attempts_qs.filter(
+            Q(status__in=lifecycle.AT_BROKER)
+            | Q(status=SENDING_STATUS, created_at__gte=timezone.now() - SENDING_WINDOW)
+        )
     else:
         attempts_qs = attempts_qs.filter(pk__in=list(attempt_ids))
     attempts = list(attempts_qs.order_by("created_at"))
@@ -124,7 +138,7 @@ def _sync_attempts(
             attempts, orders, now=now, grace=timedelta(seconds=settings.ORDER_GRACE_S)
         )
         check = orders_confirm_absent(
-            pairing.absent,
+            [a for a in pairing.absent if a.status != SENDING_STATUS],  # maybe not sent yet
             gateway=gateway,
             calls=calls,
             budget=settings.RECONCILE_MAX_CONFIRMATIONS,
