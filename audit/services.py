@@ -15,10 +15,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.services import alerts_audit_verified
+from brokerops.announce import announce
 
 from .chain import CHAINS, chain_head, head_signature
 from .models import AuditVerification, ChainHead
+from .signals import verification_finished
 from .summaries import check_summaries
 from .verify import ChainReport, check_chains, check_heads
 
@@ -143,7 +144,7 @@ def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationR
         chain_heads_record(recorded_by=f"verify_audit #{verification.pk}")
     else:
         logger.critical("audit trail BROKEN: %d problem(s); first: %s", len(problems), problems[0])
-    alerts_audit_verified(verification=verification)
+    announce(verification_finished, sender=AuditVerification, verification=verification)
     return VerificationResult(verification, reports, notes)
 
 

@@ -30,9 +30,9 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alerts.services import alerts_reconciliation_run_finished
 from audit.services import chain_heads_record
 from brokerops import metrics
+from brokerops.announce import announce
 from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.intent.store import SignalStore
 from brokerops.locks import LockUnavailable, single_flight
@@ -52,6 +52,7 @@ from .records import (
     run_events_record_many,
 )
 from .repairs import OUTAGES, RepairContext, repairs_apply
+from .signals import run_finished
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
@@ -172,10 +173,10 @@ def _never_started_event(run: ReconciliationRun, error: str) -> None:
 
 def _run_ended(run: ReconciliationRun) -> None:
     """What follows every run's end, after its rows committed: the chain heads, its metrics, its
-    alerts (none of them can fail the run)."""
+    announcement to the floors above (alerts listens); none of them can fail the run."""
     _record_heads(run)
     metrics.reconciliation_run_record(run=run)
-    alerts_reconciliation_run_finished(run=run)
+    announce(run_finished, sender=ReconciliationRun, run=run)
 
 
 def _fail_abandoned_runs() -> None:
