@@ -76,6 +76,10 @@ class SignalStoreError(Exception):
     """The signal store failed for a reason that needs a person: configuration, permissions,
     a rejected request. Retrying will not help."""
 
+    def operator_line(self) -> str:
+        """What failed, for an operator's terminal (:mod:`brokerops.commands`)."""
+        return f"the signal store is unavailable: {self}"
+
 
 class SignalStoreUnavailable(SignalStoreError):
     """The signal store could not be reached, timed out, or is overloaded. Usually resolves
