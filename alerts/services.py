@@ -397,8 +397,8 @@ def alerts_check_stale_runs(*, now: datetime | None = None) -> Raised | None:
 
     Counted from the last successful (non-dry) run's end or, before any success, from the first
     run's start; with no run at all there is nothing to compare (``/readyz`` reports that)."""
-    from brokerops.health import last_successful_run_finished_at
     from reconciliation.models import ReconciliationRun
+    from reconciliation.readings import last_successful_run_finished_at
 
     now = now or timezone.now()
     window_s = settings.RECONCILE_INTERVAL_S * settings.ALERT_STALE_INTERVALS

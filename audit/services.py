@@ -151,3 +151,10 @@ def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationR
 def audit_last_verification() -> AuditVerification | None:
     """The latest verification, for the admin pages."""
     return AuditVerification.objects.order_by("-started_at", "-pk").first()
+
+
+def audit_chain_intact() -> bool | None:
+    """Whether the latest verification found the trail intact (``None``: never verified); the
+    ``/metrics`` gauge (:mod:`brokerops.readings`)."""
+    verification = audit_last_verification()
+    return None if verification is None else verification.ok
