@@ -32,8 +32,9 @@ from django.utils import timezone
 
 from audit.services import chain_heads_record
 from brokerops import metrics
+from brokerops.alpaca import broker_gateway
 from brokerops.announce import announce
-from brokerops.boundaries import broker_gateway, signal_store
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.store import SignalStore
 from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
@@ -226,7 +227,7 @@ def _execute(
     outcomes: dict[int, tuple[str, str]] = {}
     try:
         gateway = gateway or broker_gateway()
-        store = store or signal_store()
+        store = store or get_signal_store()
     except Exception as exc:  # noqa: BLE001 - a bad setting: recorded on the run, logged
         _mark_failed(run, exc)
         _finish(run, planned, outcomes)

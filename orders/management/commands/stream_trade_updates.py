@@ -9,14 +9,14 @@ listens, catches up and reconnects.
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.alpaca import BrokerRejected
+from brokerops.alpaca import BrokerRejected, broker_gateway
 from brokerops.alpaca.stream import trade_updates_connection_from_settings
-from brokerops.boundaries import broker_gateway, signal_store
 from brokerops.commands import (
     add_seconds_argument,
     long_running,
     stopped_summary,
 )
+from brokerops.intent.factory import get_signal_store
 from orders.services.stream import trade_updates_consume
 
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             stats = trade_updates_consume(
                 connect=trade_updates_connection_from_settings,
                 gateway=broker_gateway(),
-                store=signal_store(),
+                store=get_signal_store(),
                 stop=stop,
             )
         self.stdout.write(
