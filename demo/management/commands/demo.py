@@ -19,7 +19,7 @@ from audit.triggers import audit_maintenance
 from brokerops.access import assign_group_permissions
 from brokerops.intent.factory import get_signal_store
 from brokerops.sim import PaperBroker
-from reconciliation.demo import seed_demo, tick_prices
+from demo.world import seed_demo, tick_prices
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import reconciliation_run
 
