@@ -7,7 +7,7 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Alerts listen to the floors below (docs/design.md, "The house"): they announce, they
+        # Alerts listen to the floors below (docs/design.md section 1): they announce, they
         # never call alerts.
         from audit.signals import verification_finished
         from reconciliation.signals import run_finished

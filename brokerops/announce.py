@@ -1,6 +1,6 @@
 """Announcements: how a floor tells the floors above it that something happened.
 
-A floor never calls the apps above it (docs/design.md, "The house"): a reconciliation run or an
+A floor never calls the apps above it (docs/design.md section 1): a reconciliation run or an
 audit verification sends a Django signal defined on its own floor, and the apps that care (alerts)
 connect receivers in their ``AppConfig.ready``. :func:`announce` sends one: a receiver that
 raises is logged with its traceback and never reaches the sender, whose work is recorded already.

@@ -4,7 +4,7 @@ from django.apps import AppConfig
 class DemoConfig(AppConfig):
     """``manage.py demo``: the whole product on the embedded defaults, against the paper broker.
 
-    The top floor beside the workspace (docs/design.md, "The house"): it drives every app and is
+    The top floor beside the workspace (docs/design.md section 1): it drives every app and is
     the one place outside the tests allowed to import the paper broker (``brokerops.sim``); no app
     imports it."""
 

@@ -7,7 +7,7 @@ class ReconciliationConfig(AppConfig):
 
     def ready(self) -> None:
         # The ground floor's probes report the last successful run without importing this app
-        # (docs/design.md, "The house"): it is handed the reader here.
+        # (docs/design.md section 1): it is handed the reader here.
         from brokerops import readings
 
         from .readings import last_successful_run_finished_at

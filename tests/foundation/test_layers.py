@@ -1,4 +1,4 @@
-"""The house's floors hold (docs/design.md, "The house"): import-linter's contracts in
+"""The house's floors hold (docs/design.md section 1): import-linter's contracts in
 pyproject.toml pass on the project, and each fails when a back-arrow is added to a copy of it,
 an import hidden inside a function included."""
 
