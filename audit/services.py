@@ -15,8 +15,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from brokerops.announce import announce
-
 from .chain import CHAINS, chain_head, head_signature
 from .models import AuditVerification, ChainHead
 from .signals import verification_finished
@@ -144,7 +142,8 @@ def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationR
         chain_heads_record(recorded_by=f"verify_audit #{verification.pk}")
     else:
         logger.critical("audit trail BROKEN: %d problem(s); first: %s", len(problems), problems[0])
-    announce(verification_finished, sender=AuditVerification, verification=verification)
+    # A receiver that raises is logged by Django (ERROR, with its traceback), never passed on.
+    verification_finished.send_robust(sender=AuditVerification, verification=verification)
     return VerificationResult(verification, reports, notes)
 
 

@@ -33,7 +33,6 @@ from django.utils import timezone
 from audit.services import chain_heads_record
 from brokerops import metrics
 from brokerops.alpaca import broker_gateway
-from brokerops.announce import announce
 from brokerops.intent.factory import get_signal_store
 from brokerops.intent.store import SignalStore
 from brokerops.locks import LockUnavailable, single_flight
@@ -177,7 +176,8 @@ def _run_ended(run: ReconciliationRun) -> None:
     announcement to the floors above (alerts listens); none of them can fail the run."""
     _record_heads(run)
     metrics.reconciliation_run_record(run=run)
-    announce(run_finished, sender=ReconciliationRun, run=run)
+    # A receiver that raises is logged by Django (ERROR, with its traceback), never passed on.
+    run_finished.send_robust(sender=ReconciliationRun, run=run)
 
 
 def _fail_abandoned_runs() -> None:
