@@ -22,9 +22,10 @@ Deliveries are queued once the raising thread holds no lock (``after_locks_relea
 is never held by a receiver. Run inline, a channel that failed is not tried again in the same
 batch or sweep; its other alerts wait for the next sweep (docs/design.md, section 13).
 
-The hooks (:func:`alerts_reconciliation_run_finished`, :func:`alerts_audit_verified`) never
-raise: a run or a verification is recorded before they are called, and an alert that cannot be
-raised is logged at ERROR, not passed on. Text goes through :func:`clean_text` (credentials in
+The hooks (:func:`alerts_reconciliation_run_finished`, :func:`alerts_audit_verified`) listen to
+the runs' and verifications' announcements (:mod:`alerts.receivers`) and never raise: a run or a
+verification is recorded before it announces, and an alert that cannot be raised is logged at
+ERROR, not passed on. Text goes through :func:`clean_text` (credentials in
 settings, URL passwords and the webhook's URL masked) before it is stored or sent.
 """
 
@@ -396,8 +397,8 @@ def alerts_check_stale_runs(*, now: datetime | None = None) -> Raised | None:
 
     Counted from the last successful (non-dry) run's end or, before any success, from the first
     run's start; with no run at all there is nothing to compare (``/readyz`` reports that)."""
-    from brokerops.health import last_successful_run_finished_at
     from reconciliation.models import ReconciliationRun
+    from reconciliation.readings import last_successful_run_finished_at
 
     now = now or timezone.now()
     window_s = settings.RECONCILE_INTERVAL_S * settings.ALERT_STALE_INTERVALS

@@ -12,3 +12,10 @@ class AuditConfig(AppConfig):
         from brokerops.admin_checks import admin_actions_need_more_than_view
 
         checks.register(admin_actions_need_more_than_view, checks.Tags.admin)
+
+        # The ground floor's /metrics reports the chain's state without importing this app.
+        from brokerops import readings
+
+        from .services import audit_chain_intact
+
+        readings.audit_chain_intact.provide(audit_chain_intact)

@@ -15,10 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.services import alerts_audit_verified
-
 from .chain import CHAINS, chain_head, head_signature
 from .models import AuditVerification, ChainHead
+from .signals import verification_finished
 from .summaries import check_summaries
 from .verify import ChainReport, check_chains, check_heads
 
@@ -143,10 +142,18 @@ def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationR
         chain_heads_record(recorded_by=f"verify_audit #{verification.pk}")
     else:
         logger.critical("audit trail BROKEN: %d problem(s); first: %s", len(problems), problems[0])
-    alerts_audit_verified(verification=verification)
+    # A receiver that raises is logged by Django (ERROR, with its traceback), never passed on.
+    verification_finished.send_robust(sender=AuditVerification, verification=verification)
     return VerificationResult(verification, reports, notes)
 
 
 def audit_last_verification() -> AuditVerification | None:
     """The latest verification, for the admin pages."""
     return AuditVerification.objects.order_by("-started_at", "-pk").first()
+
+
+def audit_chain_intact() -> bool | None:
+    """Whether the latest verification found the trail intact (``None``: never verified); the
+    ``/metrics`` gauge (:mod:`brokerops.readings`)."""
+    verification = audit_last_verification()
+    return None if verification is None else verification.ok

@@ -33,6 +33,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils import timezone
 
+from brokerops import readings
+
 logger = logging.getLogger(__name__)
 
 OK = "ok"
@@ -90,7 +92,8 @@ def health_readiness(*, connection=None, redis_url: str | None = None) -> Readin
         run = Check("reconciliation", SKIPPED, "database unreachable")
         return Readiness((database, redis_check, run))
     try:
-        last_success = last_successful_run_finished_at(connection=connection)
+        alias = connection.alias if connection is not None else DEFAULT_DB_ALIAS
+        last_success = readings.last_successful_run_finished_at(using=alias)
     except DatabaseError as exc:  # e.g. migrations not applied yet, or the database just went
         _note_failure("reconciliation", f"reconciliation runs unreadable: {exc}")
         run = Check("reconciliation", FAILING, f"runs unreadable ({type(exc).__name__})")
@@ -173,22 +176,6 @@ def check_reconciliation(
         )
     _note_recovery("reconciliation")
     return Check("reconciliation", OK, f"last success {max(age_s, 0):.0f} s ago")
-
-
-def last_successful_run_finished_at(*, connection=None) -> datetime | None:
-    """When the latest successful, non-dry reconciliation run finished (the (status,
-    started_at) index finds it: runs are single-flight, so the latest started is the latest
-    finished)."""
-    from reconciliation.models import ReconciliationRun
-
-    alias = connection.alias if connection is not None else DEFAULT_DB_ALIAS
-    return (
-        ReconciliationRun.objects.using(alias)
-        .filter(status=ReconciliationRun.Status.SUCCEEDED, dry_run=False)
-        .order_by("-started_at")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
 
 
 @cache

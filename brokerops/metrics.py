@@ -52,7 +52,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 if TYPE_CHECKING:
-    from reconciliation.models import ReconciliationRun
+    from typing import Protocol
+
+    class FinishedRun(Protocol):
+        """What a run's count needs of it (``reconciliation.models.ReconciliationRun``)."""
+
+        status: str
+        summary: Mapping[str, Any] | None
+
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -221,7 +228,7 @@ def rate_limiter_wait_record(*, seconds: float) -> None:
     RATE_LIMITER_WAIT.observe(max(0.0, seconds))
 
 
-def reconciliation_run_record(*, run: ReconciliationRun) -> None:
+def reconciliation_run_record(*, run: FinishedRun) -> None:
     """A finished run (any status): its status, its mismatches by kind, the signals it closed
     (from ``run.summary``'s ``by_kind`` and ``by_action``, as the run recorded them)."""
     RECONCILIATION_RUNS.labels(status=str(run.status)).inc()
@@ -270,8 +277,7 @@ class DatabaseGauges:
     def collect(self) -> Iterator[Metric]:
         from django.db import DatabaseError
 
-        from audit.services import audit_last_verification
-        from brokerops.health import last_successful_run_finished_at
+        from brokerops import readings
 
         last = GaugeMetricFamily(
             LAST_SUCCESS_GAUGE,
@@ -282,16 +288,16 @@ class DatabaseGauges:
             "1 when the latest verify_audit found the audit chains intact, 0 when broken.",
         )
         try:
-            finished_at = last_successful_run_finished_at()
-            verification = audit_last_verification()
+            finished_at = readings.last_successful_run_finished_at()
+            intact = readings.audit_chain_intact()
         except DatabaseError as exc:
             # The counters are still served; the gauges are absent (an alert on absent() sees it).
             logger.warning("/metrics: database gauges unreadable: %s", type(exc).__name__)
         else:
             if finished_at is not None:
                 last.add_metric([], finished_at.timestamp())
-            if verification is not None:
-                chain.add_metric([], 1.0 if verification.ok else 0.0)
+            if intact is not None:
+                chain.add_metric([], 1.0 if intact else 0.0)
         yield last
         yield chain
 

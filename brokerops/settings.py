@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "reconciliation",
     "orders",
     "alerts",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -30,10 +30,10 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from alerts.services import alerts_reconciliation_run_finished
 from audit.services import chain_heads_record
 from brokerops import metrics
-from brokerops.boundaries import broker_gateway, signal_store
+from brokerops.alpaca import broker_gateway
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.store import SignalStore
 from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
@@ -52,6 +52,7 @@ from .records import (
     run_events_record_many,
 )
 from .repairs import OUTAGES, RepairContext, repairs_apply
+from .signals import run_finished
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
@@ -172,10 +173,11 @@ def _never_started_event(run: ReconciliationRun, error: str) -> None:
 
 def _run_ended(run: ReconciliationRun) -> None:
     """What follows every run's end, after its rows committed: the chain heads, its metrics, its
-    alerts (none of them can fail the run)."""
+    announcement to the floors above (alerts listens); none of them can fail the run."""
     _record_heads(run)
     metrics.reconciliation_run_record(run=run)
-    alerts_reconciliation_run_finished(run=run)
+    # A receiver that raises is logged by Django (ERROR, with its traceback), never passed on.
+    run_finished.send_robust(sender=ReconciliationRun, run=run)
 
 
 def _fail_abandoned_runs() -> None:
@@ -225,7 +227,7 @@ def _execute(
     outcomes: dict[int, tuple[str, str]] = {}
     try:
         gateway = gateway or broker_gateway()
-        store = store or signal_store()
+        store = store or get_signal_store()
     except Exception as exc:  # noqa: BLE001 - a bad setting: recorded on the run, logged
         _mark_failed(run, exc)
         _finish(run, planned, outcomes)

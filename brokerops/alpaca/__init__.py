@@ -2,6 +2,7 @@
 
 Public surface::
 
+    gateway = broker_gateway()                 # the process's, built once from settings
     gateway = gateway_from_settings()          # or AlpacaGateway(api_key=..., secret_key=..., ...)
     gateway.list_positions() -> list[Position]
     gateway.get_position(symbol_or_asset_id) -> Position
@@ -24,6 +25,7 @@ also no finer than 1e-9, prices and money (:func:`broker_price`) come at any pre
 exact (docs/design.md section 6). Out of range fails the read as ``BrokerMalformedResponse``.
 """
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 from .constants import (
@@ -63,6 +65,16 @@ _LAZY = {
 if TYPE_CHECKING:
     from .gateway import AlpacaGateway, CallCount, gateway_from_settings
     from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
+
+
+@cache
+def broker_gateway() -> "AlpacaGateway":
+    """The process's gateway, built once from settings: services take ``gateway=`` (tests pass
+    their own) and use this one when it is omitted, so a worker keeps one HTTP session pool.
+    alpaca-py loads here, on first use, not when the apps load (tests/ops/test_startup.py)."""
+    from .gateway import gateway_from_settings
+
+    return gateway_from_settings()
 
 
 def __getattr__(name: str):
@@ -108,6 +120,7 @@ __all__ = [
     "RedisLimiter",
     "RetryPolicy",
     "bounded_decimal",
+    "broker_gateway",
     "broker_price",
     "build_limiter",
     "gateway_from_settings",

@@ -82,6 +82,12 @@ class BrokerError(Exception):
         self.message = message
         self.outcome_unknown = outcome_unknown
 
+    def operator_line(self) -> str:
+        """What failed and what to do, for an operator's terminal (:mod:`brokerops.commands`)."""
+        from .operator import broker_operator_line
+
+        return broker_operator_line(self)
+
 
 class BrokerNotFound(BrokerError):
     """404 with Alpaca's own JSON error (``{"code": 40410000, ...}``, see

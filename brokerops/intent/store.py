@@ -1,6 +1,7 @@
-"""The signal store: the interface every caller uses, its result types, and the factory.
+"""The signal store: the interface every caller uses and its result types.
 
-Callers get a store with `get_signal_store()` and never see Firestore or the ORM. Two
+Callers get a store with `get_signal_store()` (`brokerops.intent.factory`) and never see
+Firestore or the ORM. Two
 implementations behave the same (one test suite runs against both):
 
 - `FirestoreSignalStore` (`brokerops.intent.firestore`): production, and the Firestore emulator;
@@ -75,6 +76,10 @@ MAX_WRITE_ATTEMPTS = 5
 class SignalStoreError(Exception):
     """The signal store failed for a reason that needs a person: configuration, permissions,
     a rejected request. Retrying will not help."""
+
+    def operator_line(self) -> str:
+        """What failed, for an operator's terminal (:mod:`brokerops.commands`)."""
+        return f"the signal store is unavailable: {self}"
 
 
 class SignalStoreUnavailable(SignalStoreError):
@@ -390,29 +395,11 @@ def sort_read(signals: list[Signal], invalid: list[InvalidSignal]) -> SignalRead
     return SignalRead(signals=signals, invalid=invalid)
 
 
-# --- factory ------------------------------------------------------------------------------------
+def __getattr__(name: str):
+    """``get_signal_store`` lives in :mod:`brokerops.intent.factory`; this alias serves
+    ``orders/services/timeline.py`` only until the workspace move lands (then it goes)."""
+    if name == "get_signal_store":
+        from brokerops.intent.factory import get_signal_store
 
-
-def get_signal_store() -> SignalStore:
-    """The store named by the `SIGNAL_STORE` setting (``local`` or ``firestore``).
-
-    Firestore uses `GOOGLE_CLOUD_PROJECT`, `FIRESTORE_EMULATOR_HOST` (the setting wins over the
-    process environment) and `FIRESTORE_SIGNALS_COLLECTION`; its client is built once per
-    process and settings combination. Raises `SignalStoreError` when the client cannot be built
-    (no credentials, for example).
-    """
-    from django.conf import settings
-
-    if settings.SIGNAL_STORE == "local":
-        from brokerops.intent.local import LocalSignalStore
-
-        return LocalSignalStore()
-    if settings.SIGNAL_STORE == "firestore":
-        from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
-
-        client = firestore_client(
-            project=settings.GOOGLE_CLOUD_PROJECT,
-            emulator_host=settings.FIRESTORE_EMULATOR_HOST,
-        )
-        return FirestoreSignalStore(client, settings.FIRESTORE_SIGNALS_COLLECTION)
-    raise SignalStoreError(f"unknown SIGNAL_STORE {settings.SIGNAL_STORE!r}")
+        return get_signal_store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,8 +33,9 @@ from brokerops.alpaca import (
     BrokerRejected,
     Order,
     Position,
+    broker_gateway,
 )
-from brokerops.boundaries import broker_gateway, signal_store
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.schema import (
     InvalidSignal,
     Signal,
@@ -394,7 +395,7 @@ def orders_submit_pending(
     workers split the work instead of contending for the same signals.
     """
     gateway = gateway or broker_gateway()
-    store = store or signal_store()
+    store = store or get_signal_store()
     limit = limit or settings.ORDER_BATCH_SIZE
     read = store.read(statuses=[SignalStatus.PENDING])
     result = result if result is not None else SubmitResult()
@@ -456,7 +457,7 @@ def order_submit(
 ) -> SignalOutcome:
     """Submit one PENDING signal (see :func:`orders_submit_pending` for the rules)."""
     gateway = gateway or broker_gateway()
-    store = store or signal_store()
+    store = store or get_signal_store()
     batch = order_signals_submit(documents=[signal], gateway=gateway, store=store, actor=actor)
     return batch.outcomes[0]
 

@@ -16,7 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import chain_heads_record_moved
-from brokerops.boundaries import broker_gateway, signal_store
+from brokerops.alpaca import broker_gateway
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.schema import SignalStatus, audit_signal_id
 from brokerops.intent.store import SignalStore, TransitionOutcome
 from orders import lifecycle
@@ -102,7 +103,7 @@ def order_attempts_sync(
     attempt (`signals_follow_final_attempts`): a process that died between the two commits.
     """
     gateway = gateway or broker_gateway()
-    store = store or signal_store()
+    store = store or get_signal_store()
     attempts_qs = OrderAttempt.objects.all()
     if attempt_ids is None:
         attempts_qs = attempts_qs.filter(

@@ -147,7 +147,7 @@ def test_the_paper_brokers_demo_scenario_is_the_demos_broker():
     from brokerops.intent.local import LocalSignalStore
     from brokerops.sim.__main__ import broker_from_args
     from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID
-    from reconciliation.demo import DEMO_ORPHANS, seed_demo_records
+    from demo.world import DEMO_ORPHANS, seed_demo_records
     from reconciliation.models import Mismatch
     from reconciliation.services import reconciliation_run
     from tests.integration.conftest import gateway_for

@@ -18,7 +18,7 @@ def wired(monkeypatch, gateway, store):
     """Tasks enqueued by the admin use the test's paper broker and store."""
     for target in ("reconciliation.services", "orders.services.sync"):
         monkeypatch.setattr(f"{target}.broker_gateway", lambda: gateway)
-        monkeypatch.setattr(f"{target}.signal_store", lambda: store)
+        monkeypatch.setattr(f"{target}.get_signal_store", lambda: store)
 
 
 def login(client, group):

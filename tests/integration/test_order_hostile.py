@@ -54,7 +54,7 @@ def test_an_order_naming_a_low_price_is_valued_at_the_market_and_refused(
     the market ($1.9M). Through the operator's command, as it was found."""
     for target in ("orders.services.submit", "orders.services.sync"):
         monkeypatch.setattr(f"{target}.broker_gateway", lambda: gateway)
-        monkeypatch.setattr(f"{target}.signal_store", lambda: store)
+        monkeypatch.setattr(f"{target}.get_signal_store", lambda: store)
     settings.ORDER_MAX_NOTIONAL = D("100000")
     broker.set_price("AAPL", D("190"))
     store.put_documents([("whale", pending(qty="10000", **fields))])

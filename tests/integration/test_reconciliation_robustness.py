@@ -168,7 +168,7 @@ def test_redis_down_records_a_failed_run_naming_redis(gateway, store, settings):
 
 
 def test_a_bad_broker_setting_fails_the_run_instead_of_leaving_it_running(store, settings):
-    from brokerops.boundaries import broker_gateway
+    from brokerops.alpaca import broker_gateway
 
     broker_gateway.cache_clear()
     settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = "a-key", ""

@@ -10,15 +10,11 @@ import pytest
 from django.test.utils import override_settings
 
 from brokerops.intent import firestore as firestore_module
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
 from brokerops.intent.local import LocalSignalStore
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
-from brokerops.intent.store import (
-    SignalStoreUnavailable,
-    Transition,
-    TransitionOutcome,
-    get_signal_store,
-)
+from brokerops.intent.store import SignalStoreUnavailable, Transition, TransitionOutcome
 
 ACTIVE, PENDING, CLOSED = SignalStatus.ACTIVE, SignalStatus.PENDING, SignalStatus.CLOSED
 CLOSED_MANUAL, SUBMITTED = SignalStatus.CLOSED_MANUAL, SignalStatus.SUBMITTED

@@ -30,7 +30,7 @@ def broker(monkeypatch):
     with PaperBroker(default_assets=True) as running:
         gateway = gateway_for(running)
         monkeypatch.setattr(services, "broker_gateway", lambda: gateway)
-        monkeypatch.setattr(services, "signal_store", LocalSignalStore)
+        monkeypatch.setattr(services, "get_signal_store", LocalSignalStore)
         yield running
         gateway.close()
 

@@ -11,7 +11,7 @@ import json
 from django.core.management.base import BaseCommand, CommandParser
 
 from audit.services import audit_verify
-from orders.management.commands._operator import fail, operator_console, operator_error
+from brokerops.commands import fail, operator_console, operator_error
 
 
 class Command(BaseCommand):

@@ -9,13 +9,14 @@ listens, catches up and reconnects.
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from brokerops.alpaca import BrokerRejected, broker_gateway
 from brokerops.alpaca.stream import trade_updates_connection_from_settings
-from brokerops.boundaries import broker_gateway, signal_store
-from orders.management.commands._operator import (
+from brokerops.commands import (
     add_seconds_argument,
     long_running,
     stopped_summary,
 )
+from brokerops.intent.factory import get_signal_store
 from orders.services.stream import trade_updates_consume
 
 
@@ -26,13 +27,18 @@ class Command(BaseCommand):
         add_seconds_argument(parser)
 
     def handle(self, *args, seconds: float | None, **options) -> None:
-        with long_running("stream_trade_updates", seconds=seconds, stderr=self.stderr) as stop:
+        with long_running(
+            "stream_trade_updates",
+            seconds=seconds,
+            stderr=self.stderr,
+            said_as_is=(BrokerRejected,),
+        ) as stop:
             connection = trade_updates_connection_from_settings()  # checks the settings now
             self.stdout.write(f"trade_updates: consuming {connection.url} (SIGTERM stops)")
             stats = trade_updates_consume(
                 connect=trade_updates_connection_from_settings,
                 gateway=broker_gateway(),
-                store=signal_store(),
+                store=get_signal_store(),
                 stop=stop,
             )
         self.stdout.write(

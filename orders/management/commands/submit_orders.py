@@ -8,10 +8,9 @@ import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from brokerops.commands import fail, operator_console, operator_error
 from brokerops.locks import check_redis
 from orders.services import SubmitResult, orders_submit_pending
-
-from ._operator import fail, operator_console, operator_error
 
 
 class Command(BaseCommand):

@@ -10,13 +10,14 @@ exit status 1. The beat's order cycle stays the safety net (docs/design.md secti
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.boundaries import broker_gateway, signal_store
-from brokerops.intent.watch import pending_source
-from orders.management.commands._operator import (
+from brokerops.alpaca import BrokerRejected, broker_gateway
+from brokerops.commands import (
     add_seconds_argument,
     long_running,
     stopped_summary,
 )
+from brokerops.intent.factory import get_signal_store
+from brokerops.intent.watch import pending_source
 from orders.services.watch import signals_watch
 
 
@@ -27,15 +28,17 @@ class Command(BaseCommand):
         add_seconds_argument(parser)
 
     def handle(self, *args, seconds: float | None, **options) -> None:
-        with long_running("watch_signals", seconds=seconds, stderr=self.stderr) as stop:
-            store = signal_store()  # checks the settings now
+        with long_running(
+            "watch_signals", seconds=seconds, stderr=self.stderr, said_as_is=(BrokerRejected,)
+        ) as stop:
+            store = get_signal_store()  # checks the settings now
             self.stdout.write(
                 f"watch_signals: watching PENDING signals in {store!r} (SIGTERM stops)"
             )
             self.stdout.flush()
             stats = signals_watch(
                 source=lambda: pending_source(
-                    signal_store(),
+                    get_signal_store(),
                     poll_s=settings.WATCH_POLL_S,
                     listener_process=settings.WATCH_LISTENER_PROCESS,
                 ),

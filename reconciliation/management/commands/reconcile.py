@@ -9,12 +9,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orders.management.commands._operator import (
-    fail,
-    operator_console,
-    operator_error,
-    run_error_hint,
-)
+from brokerops.alpaca.operator import run_error_hint
+from brokerops.commands import fail, operator_console, operator_error
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import reconciliation_run, run_as_json
 

@@ -10,8 +10,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.schema import SignalStatus
-from brokerops.intent.store import SignalStoreError, get_signal_store
+from brokerops.intent.store import SignalStoreError
 
 
 class Command(BaseCommand):

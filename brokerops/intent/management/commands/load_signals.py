@@ -12,8 +12,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.schema import InvalidSignal, parse_signal
-from brokerops.intent.store import SignalStoreError, check_document_id, get_signal_store
+from brokerops.intent.store import SignalStoreError, check_document_id
 
 
 def read_signal_file(path: Path) -> list[tuple[str, dict]]:

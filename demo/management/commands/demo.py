@@ -17,9 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.triggers import audit_maintenance
 from brokerops.access import assign_group_permissions
-from brokerops.intent.store import get_signal_store
+from brokerops.intent.factory import get_signal_store
 from brokerops.sim import PaperBroker
-from reconciliation.demo import seed_demo, tick_prices
+from demo.world import seed_demo, tick_prices
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import reconciliation_run
 
@@ -175,7 +175,7 @@ class _signal_watcher:
     def __enter__(self):
         from django.db import connections
 
-        from brokerops.boundaries import broker_gateway, signal_store
+        from brokerops.alpaca import broker_gateway
         from brokerops.intent.watch import pending_source
         from orders.services.watch import signals_watch
 
@@ -184,9 +184,9 @@ class _signal_watcher:
         def run() -> None:
             try:
                 signals_watch(
-                    source=lambda: pending_source(signal_store(), poll_s=settings.WATCH_POLL_S),
+                    source=lambda: pending_source(get_signal_store(), poll_s=settings.WATCH_POLL_S),
                     gateway=broker_gateway(),
-                    store=signal_store(),
+                    store=get_signal_store(),
                     stop=self._stop,
                     workers=2,
                 )
@@ -208,8 +208,8 @@ class _stream_consumer:
     def __enter__(self):
         from django.db import connections
 
+        from brokerops.alpaca import broker_gateway
         from brokerops.alpaca.stream import trade_updates_connection_from_settings
-        from brokerops.boundaries import broker_gateway, signal_store
         from orders.services.stream import trade_updates_consume
 
         self._stop = threading.Event()
@@ -227,7 +227,7 @@ class _stream_consumer:
             kwargs={
                 "connect": trade_updates_connection_from_settings,
                 "gateway": broker_gateway(),
-                "store": signal_store(),
+                "store": get_signal_store(),
                 "stop": self._stop,
             },
             name="demo-trade-updates",

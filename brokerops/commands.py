@@ -1,5 +1,6 @@
-"""What the operator commands (``reconcile``, ``submit_orders``, ``sync_orders``, and the
-long-running ``stream_trade_updates`` and ``watch_signals``) share.
+"""What the operator commands (``reconcile``, ``submit_orders``, ``sync_orders``, ``verify_audit``,
+and the long-running ``stream_trade_updates`` and ``watch_signals``) share: the ground floor's
+command scaffolding, which knows no app and no door (a door's error explains itself).
 
 docs/design.md section 10: an error an operator can act on (broker down, Redis down, bad keys, the
 database or the signal store unreachable, a bad setting) is one clear line on stderr and a
@@ -9,8 +10,7 @@ traceback.
 While a command runs, the ``console`` log handler (settings ``LOGGING``) shows CRITICAL records
 only: the command's own output says what happened, and the run and attempt rows hold the detail
 (retries, per-signal errors). ``-v 2`` shows the log at ``LOG_LEVEL``; ``LOG_LEVEL=DEBUG`` shows
-everything, tracebacks included. (Django skips modules starting with ``_`` when it lists
-commands, so this one is not a command.)
+everything, tracebacks included.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Protocol, runtime_checkable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -51,37 +52,28 @@ def operator_console(verbosity: int = 1) -> Iterator[None]:
             handler.setLevel(level)
 
 
+@runtime_checkable
+class ExplainsItself(Protocol):
+    """A failure that says in one line what failed and what to do: the two doors' errors
+    (``BrokerError``, ``SignalStoreError``) answer so, and this floor knows neither class."""
+
+    def operator_line(self) -> str: ...
+
+
 def operator_error(exc: BaseException) -> str | None:
     """One line saying what failed and what to do, for a failure an operator can act on;
     ``None`` for anything else (a bug keeps its traceback)."""
     import redis
     from django.db import InterfaceError, OperationalError
 
-    from brokerops.alpaca import (
-        BrokerError,
-        BrokerMalformedResponse,
-        BrokerRateLimited,
-        BrokerRejected,
-    )
-    from brokerops.intent.store import SignalStoreError
     from brokerops.locks import LockUnavailable, redis_unreachable
 
     if isinstance(exc, LockUnavailable):
         line = str(exc)
     elif isinstance(exc, redis.RedisError) and settings.REDIS_URL:
         line = str(redis_unreachable(settings.REDIS_URL, exc))
-    elif isinstance(exc, BrokerRejected) and exc.status == 401:
-        line = f"the broker refused the API keys: {exc}{keys_hint()}"
-    elif isinstance(exc, BrokerRejected):
-        line = f"the broker refused the request: {exc}"
-    elif isinstance(exc, BrokerRateLimited):
-        line = f"the broker is rate limiting this account: {exc}"
-    elif isinstance(exc, BrokerMalformedResponse):
-        line = f"the broker's answer is malformed: {exc}"
-    elif isinstance(exc, BrokerError):
-        line = f"the broker is unavailable: {exc}{paper_broker_hint()}"
-    elif isinstance(exc, SignalStoreError):
-        line = f"the signal store is unavailable: {exc}"
+    elif isinstance(exc, ExplainsItself):
+        line = exc.operator_line()
     elif isinstance(exc, OperationalError | InterfaceError):
         line = f"the database is unavailable: {exc}"
     elif isinstance(exc, ImproperlyConfigured):
@@ -89,33 +81,6 @@ def operator_error(exc: BaseException) -> str | None:
     else:
         return None
     return one_line(line)
-
-
-def run_error_hint(error: str) -> str:
-    """What to do about a failed reconciliation run, from its recorded error."""
-    if error.startswith("BrokerRejected") and "HTTP 401" in error:
-        return keys_hint()
-    if error.startswith("BrokerUnavailable"):
-        return paper_broker_hint()
-    return ""
-
-
-def keys_hint() -> str:
-    if not settings.ALPACA_API_KEY:
-        return " (no ALPACA_API_KEY set: the built-in paper broker's keys were sent)"
-    return " (check ALPACA_API_KEY and ALPACA_SECRET_KEY)"
-
-
-def paper_broker_hint() -> str:
-    from brokerops.alpaca import PAPER_BROKER_URL
-
-    if settings.ALPACA_API_KEY:
-        return ""
-    return (
-        f" (no ALPACA_API_KEY set: the built-in paper broker is expected at "
-        f"{settings.ALPACA_BASE_URL or PAPER_BROKER_URL}; start one with "
-        "`python -m brokerops.sim --scenario demo`, or run `./dev demo`)"
-    )
 
 
 def fail(line: str, *, stderr, exc: BaseException | None = None) -> CommandError:
@@ -144,14 +109,19 @@ def add_seconds_argument(parser: CommandParser) -> None:
 
 
 @contextmanager
-def long_running(name: str, *, seconds: float | None, stderr) -> Iterator[threading.Event]:
+def long_running(
+    name: str,
+    *,
+    seconds: float | None,
+    stderr,
+    said_as_is: tuple[type[BaseException], ...] = (),
+) -> Iterator[threading.Event]:
     """The stop event of a long-running command: set by SIGTERM, Ctrl-C or after ``seconds``.
 
     A failure inside becomes one line, ``<name> stopped: <what to do>``, and exit status 1
-    (refused keys included); a bug keeps its traceback.
+    (refused keys included); a failure of a class in ``said_as_is`` (the broker's refusals: their
+    message says it) is told in its own words; a bug keeps its traceback.
     """
-    from brokerops.alpaca import BrokerRejected
-
     if seconds is not None and seconds <= 0:
         raise fail("--seconds must be positive", stderr=stderr)
     stop = threading.Event()
@@ -163,7 +133,7 @@ def long_running(name: str, *, seconds: float | None, stderr) -> Iterator[thread
         timer.start()
     try:
         yield stop
-    except BrokerRejected as exc:
+    except said_as_is as exc:
         raise fail(f"{name} stopped: {exc}", stderr=stderr, exc=exc) from exc
     except Exception as exc:
         line = operator_error(exc)
