@@ -5,10 +5,3 @@ class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Audit integrity"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from django.core import checks
-
-        from brokerops.admin_checks import admin_actions_need_more_than_view
-
-        checks.register(admin_actions_need_more_than_view, checks.Tags.admin)

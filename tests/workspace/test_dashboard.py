@@ -14,11 +14,11 @@ from django.utils import timezone
 from brokerops.alpaca import PAPER_BROKER_KEYS
 from brokerops.alpaca.limiter import RedisLimiter
 from orders.models import OrderAttempt
-from reconciliation import dashboard as dashboard_module
-from reconciliation.dashboard import dashboard_read, mismatch_chart, today_start
 from reconciliation.models import Mismatch, ReconciliationRun
 from reconciliation.records import mismatches_complete
 from tests import factories
+from workspace import dashboard as dashboard_module
+from workspace.dashboard import dashboard_read, mismatch_chart, today_start
 
 pytestmark = pytest.mark.django_db
 Status = ReconciliationRun.Status

@@ -47,8 +47,8 @@ from django.utils.html import strip_tags
 from django.utils.safestring import SafeData
 from django.utils.text import capfirst
 
-from brokerops.admin_filters import DateRangeFilter
 from brokerops.fields import ExactDecimalField, plain_decimal_text
+from workspace.filters import DateRangeFilter
 
 # Rows fetched per round trip of the server-side cursor, and per chunk of CSV text sent.
 EXPORT_CHUNK_ROWS = 2000

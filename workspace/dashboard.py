@@ -26,8 +26,7 @@ from django.utils import timezone
 
 from brokerops.alpaca import PAPER_BROKER_KEYS, BrokerUnavailable
 from orders.models import OrderAttempt
-
-from .models import Mismatch, ReconciliationRun, RunEvent
+from reconciliation.models import Mismatch, ReconciliationRun, RunEvent
 
 if TYPE_CHECKING:  # the limiter (redis) loads when the dashboard first reads it, not at start-up
     from brokerops.alpaca.limiter import LimiterState, RedisLimiter

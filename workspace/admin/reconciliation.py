@@ -8,18 +8,17 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from brokerops.admin import AuditTrailAdmin, AuditTrailInline
-from brokerops.admin_display import (
+from brokerops.intent.schema import audit_signal_id
+from reconciliation.models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
+from reconciliation.records import JOINED_SIGNAL_KINDS
+from reconciliation.services import reconciliation_request_rerun
+from workspace.admin.site import AuditTrailAdmin, AuditTrailInline
+from workspace.display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
     timestamp_display,
 )
-from brokerops.intent.schema import audit_signal_id
-
-from .models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
-from .records import JOINED_SIGNAL_KINDS
-from .services import reconciliation_request_rerun
 
 # Exact lookups on indexed columns, so a search over millions of rows uses the indexes.
 EXACT_SEARCH = (
@@ -298,7 +297,7 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         if not signal_ids:
             return "-"
         from brokerops.intent.models import LocalSignal, stored_document_id
-        from orders.services.timeline import signal_client_order_id
+        from workspace.timeline import signal_client_order_id
 
         documents = dict(
             LocalSignal.objects.filter(
@@ -332,7 +331,7 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
 
 
 def _timeline_url(client_order_id: str, *, signal_id: str = "") -> str:
-    from orders.services.timeline import timeline_url
+    from workspace.timeline import timeline_url
 
     return timeline_url(client_order_id, signal_id=signal_id)
 
@@ -344,7 +343,7 @@ def _mismatch_client_order_id(mismatch: Mismatch) -> str:
     if mismatch.signal_id and (
         mismatch.kind not in JOINED_SIGNAL_KINDS or "," not in mismatch.signal_id
     ):
-        from orders.services.timeline import signal_client_order_id
+        from workspace.timeline import signal_client_order_id
 
         return signal_client_order_id(mismatch.signal_id)
     return ""
