@@ -13,8 +13,8 @@ from audit.chain import plain
 from orders.models import OrderAttempt, OrderExecution
 from orders.services.events import order_executions_append
 from tests import factories
+from workspace.cells import csv_cell
 from workspace.display import plain_decimal
-from workspace.export import csv_cell
 
 FINE = Decimal("19660.5738784516887649")
 LONG = Decimal("49.6499849505605227113711001112")  # 30 significant digits (a real cost_basis)

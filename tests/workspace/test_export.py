@@ -18,7 +18,7 @@ from audit.services import audit_verify
 from orders.models import OrderAttempt
 from tests import factories
 from workspace import export as csv_export
-from workspace.export import csv_cell
+from workspace.cells import FORMULA_STARTS, csv_cell
 
 pytestmark = pytest.mark.django_db
 
@@ -353,7 +353,7 @@ def test_text_cells_are_quoted_so_no_separator_splits_them_into_a_formula(compli
         outside_quotes = re.compile(f'{separator}(?=(?:[^"]*"[^"]*")*[^"]*$)')
         for line in text.splitlines():
             cells = [cell.strip('"') for cell in outside_quotes.split(line)]
-            assert not [cell for cell in cells if cell.startswith(csv_export.FORMULA_STARTS)]
+            assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
 
 
 def test_an_empty_value_is_an_empty_cell(compliance_client):
