@@ -7,12 +7,6 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.core import checks
-
-        from brokerops.admin_checks import admin_actions_need_more_than_view
-
-        checks.register(admin_actions_need_more_than_view, checks.Tags.admin)
-
         # The ground floor's /metrics reports the chain's state without importing this app.
         from brokerops import readings
 

@@ -6,7 +6,7 @@ disabled, ran or edited what, and what it was before and after, is part of the t
 :func:`schedule_changes_append` is the one writer of :class:`~audit.models.ScheduleChange` rows
 (built by :func:`schedule_change_build`, as order events are); the services below change the
 schedule and record it in the same transaction, the records last (they lock the chain). The
-admin (:mod:`audit.admin_schedule`) calls them, behind the ``audit.change_schedule`` permission.
+admin (:mod:`workspace.admin.schedule`) calls them, behind the ``audit.change_schedule`` permission.
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "reconciliation",
     "orders",
     "alerts",
+    # The compliance workspace (the admin of every app): the top floor, after the apps it reads.
+    "workspace",
     "demo",
 ]
 
@@ -98,9 +100,10 @@ WSGI_APPLICATION = "brokerops.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        # Project-wide overrides of the admin's own templates (the index); app templates live
-        # in the apps.
-        "DIRS": [BASE_DIR / "brokerops" / "templates"],
+        # The workspace's templates, as a directory too: its overrides of the admin's own
+        # templates (the index, the change list) must win over django.contrib.admin's, which
+        # comes first in INSTALLED_APPS.
+        "DIRS": [BASE_DIR / "workspace" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -14,7 +14,6 @@ from audit.models import ChainedRow
 from brokerops.alpaca.constants import MAX_EXECUTION_ID
 from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
 from brokerops.intent.models import document_id_from_column, stored_document_id
-from orders import lifecycle
 from orders.lifecycle import AttemptStatus
 
 
@@ -31,8 +30,6 @@ class OrderAttempt(models.Model):
         STOP = "stop", "Stop"
         STOP_LIMIT = "stop_limit", "Stop limit"
         TRAILING_STOP = "trailing_stop", "Trailing stop"
-
-    OPEN_STATUSES = lifecycle.OPEN
 
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, unique=True)
     signal_id = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, db_index=True)

@@ -393,13 +393,3 @@ def sort_read(signals: list[Signal], invalid: list[InvalidSignal]) -> SignalRead
     signals.sort(key=lambda s: s.id)
     invalid.sort(key=lambda s: s.id)
     return SignalRead(signals=signals, invalid=invalid)
-
-
-def __getattr__(name: str):
-    """``get_signal_store`` lives in :mod:`brokerops.intent.factory`; this alias serves
-    ``orders/services/timeline.py`` only until the workspace move lands (then it goes)."""
-    if name == "get_signal_store":
-        from brokerops.intent.factory import get_signal_store
-
-        return get_signal_store
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

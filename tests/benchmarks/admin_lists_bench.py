@@ -134,7 +134,7 @@ def list_pages(client, requests: int) -> None:
     from django.core.paginator import Paginator
     from django.urls import reverse
 
-    from brokerops.admin_pagination import EstimatedCountPaginator
+    from workspace.pagination import EstimatedCountPaginator
 
     print(f"\n(a) unsearched audit list pages, {requests} requests each (bar: < 100 ms)")
     for label, app, model in LISTS:

@@ -10,11 +10,11 @@ import pytest
 from django.urls import reverse
 
 from audit.chain import plain
-from brokerops.admin_display import plain_decimal
-from brokerops.admin_export import csv_cell
 from orders.models import OrderAttempt, OrderExecution
 from orders.services.events import order_executions_append
 from tests import factories
+from workspace.cells import csv_cell
+from workspace.display import plain_decimal
 
 FINE = Decimal("19660.5738784516887649")
 LONG = Decimal("49.6499849505605227113711001112")  # 30 significant digits (a real cost_basis)

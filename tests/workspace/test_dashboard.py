@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from brokerops.alpaca import PAPER_BROKER_KEYS
 from brokerops.alpaca.limiter import RedisLimiter
-from orders.models import OrderAttempt
-from reconciliation import dashboard as dashboard_module
-from reconciliation.dashboard import dashboard_read, mismatch_chart, today_start
+from orders import lifecycle
 from reconciliation.models import Mismatch, ReconciliationRun
 from reconciliation.records import mismatches_complete
 from tests import factories
+from workspace import dashboard as dashboard_module
+from workspace.dashboard import dashboard_read, mismatch_chart, today_start
 
 pytestmark = pytest.mark.django_db
 Status = ReconciliationRun.Status
@@ -125,7 +125,7 @@ def test_open_attempts_count_uses_the_status_index():
     """At a million attempts the count must not scan the table (docs/design.md section 8)."""
     if connection.vendor != "postgresql":
         pytest.skip("query plans checked on PostgreSQL")
-    statuses = list(OrderAttempt.OPEN_STATUSES)
+    statuses = sorted(lifecycle.OPEN)
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(

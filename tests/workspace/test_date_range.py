@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 import pytest
 from django.urls import reverse
 
-from brokerops.admin_filters import DateRangeFilter, date_range_list_filter, day_range_bounds
 from orders.models import OrderAttempt, OrderEvent
 from tests import factories
+from workspace.filters import DateRangeFilter, date_range_list_filter, day_range_bounds
 
 pytestmark = pytest.mark.django_db
 

@@ -15,10 +15,10 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from audit.services import audit_verify
-from brokerops import admin_export
-from brokerops.admin_export import csv_cell
 from orders.models import OrderAttempt
 from tests import factories
+from workspace import export as csv_export
+from workspace.cells import FORMULA_STARTS, csv_cell
 
 pytestmark = pytest.mark.django_db
 
@@ -216,9 +216,9 @@ def test_navigation_columns_are_told_apart_from_links_that_carry_data():
     def link(href: str, text: str):
         return format_html('<a class="timeline-link" href="{}">{}</a>', href, text)
 
-    assert admin_export.is_navigation([link("/t/a/", "timeline"), link("/t/b/", "timeline")])
-    assert not admin_export.is_navigation([link("/o/1/", "bo-1-entry"), link("/o/2/", "bo-2")])
-    assert not admin_export.is_navigation(["timeline", "timeline"])
+    assert csv_export.is_navigation([link("/t/a/", "timeline"), link("/t/b/", "timeline")])
+    assert not csv_export.is_navigation([link("/o/1/", "bo-1-entry"), link("/o/2/", "bo-2")])
+    assert not csv_export.is_navigation(["timeline", "timeline"])
     assert csv_cell(format_html("<b>{}</b> &amp; more", "bold")) == "bold & more"
 
 
@@ -295,7 +295,7 @@ def test_a_big_export_streams_in_chunks_of_rows(compliance_client):
     assert isinstance(response, StreamingHttpResponse)
     chunks, size = _consume(response)
     # The header, then one chunk per EXPORT_CHUNK_ROWS rows.
-    assert chunks == 1 + 20_000 // admin_export.EXPORT_CHUNK_ROWS
+    assert chunks == 1 + 20_000 // csv_export.EXPORT_CHUNK_ROWS
     assert size > 20_000 * 50
 
 
@@ -331,10 +331,10 @@ def test_lists_of_fields_export_from_plain_rows_and_others_from_instances(rf):
     factories.mismatch(client_order_id=attempt.client_order_id)
     for model, plain in ((OrderEvent, True), (OrderAttempt, True), (Mismatch, False)):
         model_admin = admin.site.get_model_admin(model)
-        columns = admin_export.export_columns(model_admin, model_admin.list_display)
+        columns = csv_export.export_columns(model_admin, model_admin.list_display)
         request = rf.get("/")
         request.user = AnonymousUser()
-        plan = admin_export.export_plan(model_admin.get_queryset(request), columns)
+        plan = csv_export.export_plan(model_admin.get_queryset(request), columns)
         assert plan.plain is plain, model
         assert "Timeline" not in [c.label for c in plan.columns]
 
@@ -353,7 +353,7 @@ def test_text_cells_are_quoted_so_no_separator_splits_them_into_a_formula(compli
         outside_quotes = re.compile(f'{separator}(?=(?:[^"]*"[^"]*")*[^"]*$)')
         for line in text.splitlines():
             cells = [cell.strip('"') for cell in outside_quotes.split(line)]
-            assert not [cell for cell in cells if cell.startswith(admin_export.FORMULA_STARTS)]
+            assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
 
 
 def test_an_empty_value_is_an_empty_cell(compliance_client):

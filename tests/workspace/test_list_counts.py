@@ -9,13 +9,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from brokerops.admin_pagination import (
+from orders.models import OrderAttempt
+from tests import factories
+from workspace.pagination import (
     EstimatedCountPaginator,
     queryset_is_whole_table,
     table_row_estimate,
 )
-from orders.models import OrderAttempt
-from tests import factories
 
 pytestmark = pytest.mark.django_db
 

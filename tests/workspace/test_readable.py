@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from brokerops.admin_display import plain_decimal, symbol_search_forms
 from orders.models import OrderEvent
 from reconciliation.diff import ReconciliationErrors
 from tests import factories
 from tests.workspace.helpers import local_signal, record_mismatch
+from workspace.display import plain_decimal, symbol_search_forms
 
 SECONDS_AND_ZONE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 

@@ -13,8 +13,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from audit.models import AuditVerification, ScheduleChange
 from audit.services import audit_verify
-from brokerops.admin_checks import actions_without_permissions
 from tests import factories
+from workspace.checks import actions_without_permissions
 
 pytestmark = pytest.mark.django_db
 TASKS_URL = "admin:django_celery_beat_periodictask_changelist"

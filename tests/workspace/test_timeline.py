@@ -13,10 +13,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders.models import OrderEvent
-from orders.services.timeline import order_timeline
 from reconciliation.diff import ReconciliationErrors
 from tests import factories
 from tests.workspace.helpers import execution, local_signal, record_mismatch
+from workspace.timeline import order_timeline
 
 pytestmark = pytest.mark.django_db
 
@@ -252,7 +252,7 @@ def test_an_unreadable_signal_store_leaves_the_rest_of_the_story(
 ):
     _story()
     settings.SIGNAL_STORE = "firestore"
-    monkeypatch.setattr("orders.services.timeline.get_signal_store", _UnreachableStore)
+    monkeypatch.setattr("workspace.timeline.get_signal_store", _UnreachableStore)
     page = compliance_client.get(_url())
     assert page.status_code == 200
     html = page.content.decode()

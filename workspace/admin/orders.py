@@ -10,19 +10,18 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from brokerops.admin import AuditTrailAdmin, AuditTrailInline
-from brokerops.admin_display import (
+from orders.models import OrderAttempt, OrderEvent, OrderExecution
+from orders.services.resync import order_attempts_request_resync
+from reconciliation.models import Mismatch, MismatchSignal
+from workspace.admin.reconciliation import EXACT_SEARCH
+from workspace.admin.site import AuditTrailAdmin, AuditTrailInline
+from workspace.display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
     timestamp_display,
 )
-from reconciliation.admin import EXACT_SEARCH
-from reconciliation.models import Mismatch, MismatchSignal
-
-from .models import OrderAttempt, OrderEvent, OrderExecution
-from .services.resync import order_attempts_request_resync
-from .services.timeline import timeline_url
+from workspace.timeline import timeline_url
 
 _MISMATCHES_SHOWN = 200
 

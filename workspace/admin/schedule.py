@@ -22,8 +22,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from .models import SCHEDULE_PERMISSION, ScheduleChange
-from .schedule import (
+from audit.models import SCHEDULE_PERMISSION, ScheduleChange
+from audit.schedule import (
     ScheduleError,
     periodic_tasks_run,
     periodic_tasks_switch,

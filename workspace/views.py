@@ -1,12 +1,12 @@
 """The order timeline page of the admin (docs/design.md section 7): thin, the story is assembled by
-:func:`orders.services.timeline.order_timeline`."""
+:func:`workspace.timeline.order_timeline`."""
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from orders.services.timeline import order_timeline
+from workspace.timeline import order_timeline
 
 #: Who may read a timeline: whoever may view order attempts (groups ``compliance`` and
 #: ``operations``, superusers).

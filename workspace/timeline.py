@@ -23,13 +23,14 @@ from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 
-from brokerops.admin_display import plain_decimal
+from brokerops.intent.factory import get_signal_store
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, Signal, audit_signal_id, parse_signal
-from brokerops.intent.store import SignalStoreError, get_signal_store
+from brokerops.intent.store import SignalStoreError
 from orders.client_order_id import LEGS, client_order_id_for, parse_client_order_id
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from reconciliation.models import Mismatch, MismatchSignal
+from workspace.display import plain_decimal
 
 logger = logging.getLogger(__name__)
 

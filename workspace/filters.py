@@ -1,7 +1,7 @@
 """The audit lists' date filter: a range of days, from and to (both inclusive, UTC).
 
 Replaces the admin's "Today / Past 7 days / This month" links on the date columns of every
-audit list (:meth:`brokerops.admin.AuditListMixin.get_list_filter` maps the date entries of
+audit list (:meth:`workspace.admin.site.AuditListMixin.get_list_filter` maps the date entries of
 ``list_filter`` to :class:`DateRangeFilter`). The query string carries ``<field>__from`` and
 ``<field>__to`` as ``YYYY-MM-DD``; the filter becomes ``from <= field < to + 1 day`` on the
 indexed column. Input that is not a date, or a range that ends before it starts, filters nothing:

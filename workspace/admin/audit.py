@@ -4,13 +4,12 @@ of the trail; django-celery-beat's admin replaced by one behind ``audit.change_s
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from brokerops.admin import AuditTrailAdmin
-from brokerops.admin_display import json_display
+from audit.models import AuditVerification, ChainHead, ScheduleChange
+from workspace.admin import schedule
+from workspace.admin.site import AuditTrailAdmin
+from workspace.display import json_display
 
-from . import admin_schedule
-from .models import AuditVerification, ChainHead, ScheduleChange
-
-admin_schedule.register(admin.site)
+schedule.register(admin.site)
 
 
 @admin.register(AuditVerification)

@@ -1,4 +1,4 @@
-"""Template tags for readable values (:mod:`brokerops.admin_display`): ``{% plain qty %}``
+"""Template tags for readable values (:mod:`workspace.display`): ``{% plain qty %}``
 writes a number without trailing zeros, ``{% folded payload %}`` pretty-printed folded JSON."""
 
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from brokerops.admin_display import folded_json, plain_decimal
+from workspace.display import folded_json, plain_decimal
 
 register = template.Library()
 

@@ -1,27 +1,31 @@
-"""Admin building blocks shared by the audit apps."""
+"""The admin site's titles, and the building blocks shared by the audit lists of every app."""
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 
-from brokerops.admin_export import (
+from workspace.export import (
     EXPORT_REQUEST_FLAG,
     changelist_csv_response,
     export_changelist_class,
 )
-from brokerops.admin_filters import DateRangeFilter, date_range_list_filter
-from brokerops.admin_pagination import EstimatedCountPaginator
+from workspace.filters import DateRangeFilter, date_range_list_filter
+from workspace.pagination import EstimatedCountPaginator
+
+admin.site.site_header = "brokerops audit trail"
+admin.site.site_title = "brokerops"
+admin.site.index_title = "Reconciliation runs, mismatches and order attempts"
 
 
 class AuditListMixin:
     """What every audit list has (docs/design.md section 7), for any ModelAdmin:
 
     - an "Export CSV" button exporting what the list shows (search, filters, ordering), all
-      rows, streamed (:mod:`brokerops.admin_export`), to whoever may view the list;
+      rows, streamed (:mod:`workspace.export`), to whoever may view the list;
     - its date columns filtered by a typed range of days instead of fixed links
-      (:class:`brokerops.admin_filters.DateRangeFilter`); bad input is a message, not an error;
+      (:class:`workspace.filters.DateRangeFilter`); bad input is a message, not an error;
     - pages that do not count a whole big table: an unfiltered list on PostgreSQL takes the
-      planner's estimate (:class:`brokerops.admin_pagination.EstimatedCountPaginator`).
+      planner's estimate (:class:`workspace.pagination.EstimatedCountPaginator`).
     """
 
     # Counting a million rows for "N total" on every page costs more than the page itself; so

@@ -23,15 +23,12 @@ once per chunk); otherwise as instances loading only the fields the columns read
 
 from __future__ import annotations
 
-import csv
-import html
 import io
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.admin import ModelAdmin
@@ -43,17 +40,15 @@ from django.db.models import CharField, F, Func, QuerySet
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
-from django.utils.html import strip_tags
 from django.utils.safestring import SafeData
 from django.utils.text import capfirst
 
-from brokerops.admin_filters import DateRangeFilter
-from brokerops.fields import ExactDecimalField, plain_decimal_text
+from brokerops.fields import ExactDecimalField
+from workspace.cells import csv_cell, csv_writer, text_cell
+from workspace.filters import DateRangeFilter
 
 # Rows fetched per round trip of the server-side cursor, and per chunk of CSV text sent.
 EXPORT_CHUNK_ROWS = 2000
-# First characters that make a spreadsheet evaluate a cell (OWASP's CSV injection list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Set on the request by the export view: the change list it builds runs no count and no page.
 EXPORT_REQUEST_FLAG = "_brokerops_csv_export"
 # Field types whose raw value a display callable sorting by that field stands for.
@@ -81,49 +76,6 @@ class Column:
     value: Callable[[models.Model], Any]
     field: models.Field | None = None
     display: bool = False
-
-
-def plain_decimal(value: Decimal) -> str:
-    """``10.000000000`` -> ``10``, ``0.500`` -> ``0.5``, never an exponent, every digit."""
-    return plain_decimal_text(value)
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with microseconds and ``Z`` (naive values are taken as UTC)."""
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def neutralise_formula(text: str) -> str:
-    """``text`` made inert for spreadsheets: a leading ``'`` before a formula character."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-#: What the admin shows for an empty value (``empty_value_display``): an empty cell in the CSV.
-EMPTY_DISPLAY = "-"
-
-
-def csv_cell(value: Any) -> str:
-    """One value as plain CSV text (see the module's docstring for the rules)."""
-    if type(value) is str:  # the common case first (not SafeString: that may be HTML)
-        return "" if value == EMPTY_DISPLAY else neutralise_formula(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return plain_decimal(value) if value.is_finite() else str(value)
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
-    if isinstance(value, SafeData):  # admin HTML (links, icons): its text only
-        text = html.unescape(strip_tags(text))
-    return "" if text == EMPTY_DISPLAY else neutralise_formula(text)
 
 
 def _field_value(field: models.Field) -> Callable[[models.Model], Any]:
@@ -257,27 +209,21 @@ def _batches(rows: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-# PostgreSQL writes a timestamp exactly as iso_utc does, saving its parse and format per cell.
+# PostgreSQL writes a timestamp exactly as cells.iso_utc does, saving its parse and format
+# per cell.
 PG_ISO_UTC = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-
-
-def _text_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value if type(value) is str else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _plain_formatter(field: models.Field, *, in_sql: bool) -> Callable[[Any], Any]:
     """What turns one stored value of ``field`` into its cell (the rules of :func:`csv_cell`,
     picked once per column instead of per value)."""
     if in_sql:
-        return _text_cell  # already ISO text (or NULL)
+        return text_cell  # already ISO text (or NULL)
     if field.flatchoices:
         labels = {value: str(label) for value, label in field.flatchoices}
-        return lambda value: _text_cell(labels.get(value, value))
+        return lambda value: text_cell(labels.get(value, value))
     if isinstance(field, models.CharField | models.TextField):
-        return _text_cell
+        return text_cell
     if isinstance(field, models.IntegerField | models.AutoField):
         return lambda value: "" if value is None else value  # the csv module writes ints
     return csv_cell
@@ -304,7 +250,7 @@ def plain_rows(
         if field.is_relation:
             names = _RelatedNames(field)
             related.append((position, names))
-            converters.append((position, lambda key, names=names: _text_cell(names(key))))
+            converters.append((position, lambda key, names=names: text_cell(names(key))))
         else:
             converters.append((position, _plain_formatter(field, in_sql=iso_in_sql)))
     rows = queryset.annotate(**in_sql).values_list(*selected).iterator(chunk_size=chunk_rows)
@@ -352,12 +298,6 @@ def export_plan(
     if all(column.field is not None for column in columns):
         return ExportPlan(columns=columns, queryset=queryset, plain=True)
     return ExportPlan(columns=columns, queryset=columns_read_only(queryset, columns), plain=False)
-
-
-def csv_writer(out: io.StringIO) -> Any:
-    """The project's CSV writer: every text cell quoted (numbers it was given as numbers are
-    not), so no separator a spreadsheet may split at (``;``, a tab) cuts a cell in two."""
-    return csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def csv_chunks(*, plan: ExportPlan, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[str]:

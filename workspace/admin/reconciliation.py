@@ -8,18 +8,20 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from brokerops.admin import AuditTrailAdmin, AuditTrailInline
-from brokerops.admin_display import (
+from brokerops.intent.models import LocalSignal, stored_document_id
+from brokerops.intent.schema import audit_signal_id
+from orders.models import OrderAttempt
+from reconciliation.models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
+from reconciliation.records import JOINED_SIGNAL_KINDS
+from reconciliation.services import reconciliation_request_rerun
+from workspace.admin.site import AuditTrailAdmin, AuditTrailInline
+from workspace.display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
     timestamp_display,
 )
-from brokerops.intent.schema import audit_signal_id
-
-from .models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
-from .records import JOINED_SIGNAL_KINDS
-from .services import reconciliation_request_rerun
+from workspace.timeline import signal_client_order_id, timeline_url
 
 # Exact lookups on indexed columns, so a search over millions of rows uses the indexes.
 EXACT_SEARCH = (
@@ -261,15 +263,13 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         signal_id = "" if mismatch.client_order_id else mismatch.signal_id
         return format_html(
             '<a class="timeline-link" href="{}">timeline</a>',
-            _timeline_url(client_order_id, signal_id=signal_id),
+            timeline_url(client_order_id, signal_id=signal_id),
         )
 
     @admin.display(description="client order id")
     def client_order_id_display(self, mismatch: Mismatch) -> str:
         if not mismatch.client_order_id:
             return "-"
-        from orders.models import OrderAttempt
-
         attempt = (
             OrderAttempt.objects.filter(client_order_id=mismatch.client_order_id).only("pk").first()
         )
@@ -285,7 +285,7 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
             '{}{} &middot; <a class="timeline-link" href="{}">timeline</a>',
             mismatch.client_order_id,
             attempt_link,
-            _timeline_url(mismatch.client_order_id),
+            timeline_url(mismatch.client_order_id),
         )
 
     @admin.display(description="signals")
@@ -297,9 +297,6 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
             signal_ids = [mismatch.signal_id]  # a row written before the relation existed
         if not signal_ids:
             return "-"
-        from brokerops.intent.models import LocalSignal, stored_document_id
-        from orders.services.timeline import signal_client_order_id
-
         documents = dict(
             LocalSignal.objects.filter(
                 document_id__in=[stored_document_id(s) for s in signal_ids]
@@ -320,7 +317,7 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
                 (
                     signal_id,
                     document,
-                    _timeline_url(signal_client_order_id(signal_id), signal_id=signal_id),
+                    timeline_url(signal_client_order_id(signal_id), signal_id=signal_id),
                 )
             )
         return format_html_join(
@@ -331,12 +328,6 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         )
 
 
-def _timeline_url(client_order_id: str, *, signal_id: str = "") -> str:
-    from orders.services.timeline import timeline_url
-
-    return timeline_url(client_order_id, signal_id=signal_id)
-
-
 def _mismatch_client_order_id(mismatch: Mismatch) -> str:
     """The order a mismatch's timeline is about: its client_order_id, else its one signal's."""
     if mismatch.client_order_id:
@@ -344,7 +335,5 @@ def _mismatch_client_order_id(mismatch: Mismatch) -> str:
     if mismatch.signal_id and (
         mismatch.kind not in JOINED_SIGNAL_KINDS or "," not in mismatch.signal_id
     ):
-        from orders.services.timeline import signal_client_order_id
-
         return signal_client_order_id(mismatch.signal_id)
     return ""

@@ -5,10 +5,11 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html
 
-from brokerops.admin import AuditListMixin
-from brokerops.admin_display import folded_json, plain_decimal, symbol_search_forms
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, SignalStatus, parse_signal
+from workspace.admin.site import AuditListMixin
+from workspace.display import folded_json, plain_decimal, symbol_search_forms
+from workspace.timeline import signal_client_order_id, timeline_url
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -80,8 +81,6 @@ class LocalSignalAdmin(AuditListMixin, admin.ModelAdmin):
     def timeline(self, obj):
         """The timeline of the signal's entry order (the id its document records, else the
         deterministic one)."""
-        from orders.services.timeline import signal_client_order_id, timeline_url
-
         url = timeline_url(signal_client_order_id(obj.signal_id, obj.data), signal_id=obj.signal_id)
         return format_html('<a class="timeline-link" href="{}">timeline</a>', url)
 

@@ -25,9 +25,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from brokerops.alpaca import PAPER_BROKER_KEYS, BrokerUnavailable
+from orders import lifecycle
 from orders.models import OrderAttempt
-
-from .models import Mismatch, ReconciliationRun, RunEvent
+from reconciliation.models import Mismatch, ReconciliationRun, RunEvent
 
 if TYPE_CHECKING:  # the limiter (redis) loads when the dashboard first reads it, not at start-up
     from brokerops.alpaca.limiter import LimiterState, RedisLimiter
@@ -204,7 +204,7 @@ def dashboard_read(*, recent_runs: int = RECENT_RUNS, now: datetime | None = Non
         .order_by("-started_at", "-id")
         .values_list("id", "started_at", "status", "summary")[:recent_runs]
     )
-    open_statuses = tuple(sorted(OrderAttempt.OPEN_STATUSES))
+    open_statuses = tuple(sorted(lifecycle.OPEN))
     open_attempts = OrderAttempt.objects.filter(status__in=open_statuses).count()
     midnight = today_start(now)
     closed_today = RunEvent.objects.filter(

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Alert
+from alerts.models import Alert
 
 
 @admin.register(Alert)

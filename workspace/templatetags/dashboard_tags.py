@@ -1,9 +1,9 @@
 """``{% brokerops_dashboard as d %}``: the admin index's dashboard (see
-:mod:`reconciliation.dashboard`; the template only renders what the service read)."""
+:mod:`workspace.dashboard`; the template only renders what the service read)."""
 
 from django import template
 
-from reconciliation.dashboard import Dashboard, dashboard_read
+from workspace.dashboard import Dashboard, dashboard_read
 
 register = template.Library()
 
