@@ -8,7 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 
-from .book import DEFAULT_CASH, DEFAULT_MULTIPLIER, Book
+from .account import DEFAULT_CASH, DEFAULT_MULTIPLIER
+from .book import Book
 from .faults import (
     FaultConfig,
     FaultEvent,
