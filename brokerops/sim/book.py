@@ -45,7 +45,7 @@ ORDER_ATTRIBUTES = frozenset(
 
 
 class Book:
-    """All state of the paper broker. Thread-safe; see the module docstring for the fill model."""
+    """All state of the paper broker. Thread-safe; the fill model is documented in ``fills.py``."""
 
     def __init__(
         self,

@@ -59,7 +59,7 @@ class Engine:
         self._account = account
         self._delays = delays
         self._triggered: set[str] = set()
-        #: Where order events go (see ``book.py``); None: nowhere.
+        #: Where order events go (see the module docstring); None: nowhere.
         self.publisher: TradeUpdatePublisher | None = None
 
     def _publish(self, event: str, order: Order, **fields: str) -> None:
