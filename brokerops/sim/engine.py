@@ -273,7 +273,7 @@ class Engine:
     def expire_day_orders(self) -> int:
         """End the trading day: open ``day`` orders become ``expired``; returns how many."""
         count = 0
-        for order in self._orders.open_orders():
+        for order in list(self._orders.open_orders()):
             if order.time_in_force == "day":
                 now = self._stamps.now()
                 order.status = "expired"
@@ -292,7 +292,7 @@ class Engine:
     def cancel_all(self) -> list[dict[str, object]]:
         """``DELETE /v2/orders``: cancel every open order; Alpaca's per-order status list."""
         result: list[dict[str, object]] = []
-        for order in self._orders.open_orders():
+        for order in list(self._orders.open_orders()):
             self._cancel(order)
             result.append({"id": order.id, "status": 200, "body": None})
         return result

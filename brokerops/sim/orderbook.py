@@ -86,9 +86,9 @@ class OrderBook:
         return list(bucket.values()) if bucket else []
 
     def open_orders(self) -> Iterator[Order]:
-        """Every open order (a snapshot: safe to change orders while iterating)."""
-        for bucket in list(self._open_by_asset.values()):
-            yield from list(bucket.values())
+        """Every open order (a live view: list it before changing any order's status)."""
+        for bucket in self._open_by_asset.values():
+            yield from bucket.values()
 
     def held(self, asset: Asset, side: str) -> Decimal:
         """Unfilled quantity of open ``side`` orders on the asset."""

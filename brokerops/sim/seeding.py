@@ -15,7 +15,7 @@ from .stamps import Stamps, stamp
 Moment = datetime | str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SeedOrder:
     """What ``Book.seed_order`` was asked for.
 
