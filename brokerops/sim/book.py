@@ -328,18 +328,8 @@ class Book:
 
     def list_orders_bytes(self, **filters: object) -> bytes:
         """:meth:`list_orders_json` already encoded as a JSON array (the HTTP fast path)."""
-        options: dict[str, object] = {
-            "status": "open",
-            "limit": 50,
-            "after": None,
-            "until": None,
-            "direction": "desc",
-            "symbols": None,
-            "side": None,
-        }
-        options.update(filters)
         with self.lock:
-            orders = self.orders.select(**options)  # type: ignore[arg-type]
+            orders = self.orders.select(**filters)  # type: ignore[arg-type]
             return b"[" + b",".join(order.raw_json() for order in orders) + b"]"
 
     def cancel_order(self, order_id: str) -> None:

@@ -102,13 +102,13 @@ class OrderBook:
     def select(
         self,
         *,
-        status: str,
-        limit: int,
-        after: int | None,
-        until: int | None,
-        direction: str,
-        symbols: Iterable[str] | None,
-        side: str | None,
+        status: str = "open",
+        limit: int = 50,
+        after: int | None = None,
+        until: int | None = None,
+        direction: str = "desc",
+        symbols: Iterable[str] | None = None,
+        side: str | None = None,
     ) -> list[Order]:
         """``GET /v2/orders``' selection; see :meth:`Book.list_orders_json`."""
         wanted = {s.replace("/", "").upper() for s in symbols} if symbols else None
