@@ -192,7 +192,7 @@ class Engine:
         if fills.crosses(order, price, self._triggered):
             self._fill(order, order.remaining_qty(price), price)
         elif order.time_in_force in ("ioc", "fok"):
-            self._cancel(order)
+            self.cancel(order)
 
     def match_resting(self, asset: Asset) -> list[Order]:
         """Fill the asset's resting orders its current price crosses; returns those filled."""
@@ -250,7 +250,8 @@ class Engine:
             position_qty=fmt_decimal(position.qty if position is not None else ZERO),
         )
 
-    def _cancel(self, order: Order) -> None:
+    def cancel(self, order: Order) -> None:
+        """Cancel an open order (the caller checked it is open); publishes ``canceled``."""
         now = self._stamps.now()
         order.status = "canceled"
         order.canceled_at = now
@@ -285,15 +286,11 @@ class Engine:
                 count += 1
         return count
 
-    def cancel(self, order: Order) -> None:
-        """Cancel an open order (the caller checked it is open)."""
-        self._cancel(order)
-
     def cancel_all(self) -> list[dict[str, object]]:
         """``DELETE /v2/orders``: cancel every open order; Alpaca's per-order status list."""
         result: list[dict[str, object]] = []
         for order in list(self._orders.open_orders()):
-            self._cancel(order)
+            self.cancel(order)
             result.append({"id": order.id, "status": 200, "body": None})
         return result
 
