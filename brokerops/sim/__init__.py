@@ -115,7 +115,8 @@ State (all thread-safe; JSON-shaped snapshots are exactly what the API serves)
   ``exchange="NEWEXCH"``; also shows in positions), ``set_order_fields(ref, **fields)`` (e.g.
   ``status="some_new_status"``, which counts as open), ``set_position_fields(symbol, **fields)``.
   Other keys override the served JSON verbatim; the value ``DROP`` removes a key.
-- ``book``: the underlying :class:`~brokerops.sim.book.Book` (fill model documented there).
+- ``book``: the underlying :class:`~brokerops.sim.book.Book`, a facade over the market, the
+  order book, the account, the fill model (documented in ``fills.py``) and the matching engine.
 
 Fill model and money
 --------------------

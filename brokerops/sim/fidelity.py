@@ -136,3 +136,14 @@ def resolve(strict: bool | None, fidelity: Fidelity | None, **overrides: object)
     else:
         base = STRICT if strict else LENIENT
     return base.replace(**overrides)
+
+
+@dataclass(slots=True)
+class Policy:
+    """The switches the book's parts (account, matching engine, fill model) read at the moment
+    they act: one object they share, so the broker changes them in one place while running
+    (under the book's lock): a new :class:`Fidelity`, ``auto_fill``, ``enforce_buying_power``."""
+
+    fidelity: Fidelity
+    auto_fill: bool = True
+    enforce_buying_power: bool = True

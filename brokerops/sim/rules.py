@@ -1,7 +1,7 @@
 """Alpaca's trading rules that need more than one request: fees, reservations, wash trades.
 
-Pure functions over the book's records; ``book.py`` calls them under its lock when the matching
-:class:`~brokerops.sim.fidelity.Fidelity` rule is on.
+Pure functions over the book's records; the account and the matching engine call them under
+the book's lock when the matching :class:`~brokerops.sim.fidelity.Fidelity` rule is on.
 """
 
 from __future__ import annotations

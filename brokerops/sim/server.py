@@ -168,14 +168,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Answer the websocket handshake, then serve the trade_updates stream on this
         connection until it ends (the handler thread is the connection's reader)."""
         broker = self.server.broker
-        broker._count("GET", STREAM_PATH)
+        broker.requests.count_request("GET", STREAM_PATH)
         refusal = websocket.handshake_refusal(self.headers)
         if refusal is not None:
             body = refusal.message.encode()
             self._send(refusal.status, body, "text/plain; charset=utf-8", list(refusal.headers))
             return
         self.close_connection = True
-        broker._count_status(101)
+        broker.requests.count_status(101)
         self.wfile.write(
             websocket.switching_protocols(self.headers["Sec-WebSocket-Key"], self.server_version)
         )
@@ -193,23 +193,23 @@ class RequestHandler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         route, params, path_known = api.match(method, split.path)
         template = route.template if route is not None else UNMATCHED
-        broker._count(method, template)
+        broker.requests.count_request(method, template)
 
         delay = broker.faults.latency(method, template)
-        if delay and broker._stopping.wait(delay):
+        if delay and broker.stopped_within(delay):
             self._drop()
             return
 
         key_id = self.headers.get("APCA-API-KEY-ID")
         secret = self.headers.get("APCA-API-SECRET-KEY")
-        if key_id is None or secret is None or broker._keys.get(key_id) != secret:
+        if key_id is None or secret is None or not broker.authenticate(key_id, secret):
             self._send(401, UNAUTHORIZED, JSON_TYPE)
             return
 
         decision = broker.limiter.check(key_id)
         rate_headers = decision.headers() if decision is not None else []
         if decision is not None and not decision.allowed:
-            broker._count_429()
+            broker.requests.count_rate_limited()
             self._send_429(rate_headers, decision.retry_after_s, decision.reset_epoch)
             return
 
@@ -249,7 +249,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Apply a fault that precedes the request; True when the request should still run."""
         kind = action.kind
         if kind is FaultKind.STALL:
-            if self.server.broker._stopping.wait(action.stall_s):
+            if self.server.broker.stopped_within(action.stall_s):
                 self._drop()
                 return False
             return True
@@ -264,7 +264,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             body = {"code": status, "message": HTTPStatus(status).phrase}
             self._send(status, _dumps(body), JSON_TYPE)
         elif kind is FaultKind.RATE_429:
-            self.server.broker._count_429()
+            self.server.broker.requests.count_rate_limited()
             reset = math.ceil(time.time() + action.retry_after_s)
             self._send_429(rate_headers, action.retry_after_s, reset)
         return False
@@ -278,7 +278,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     ) -> None:
         kind = action.kind
         if kind is FaultKind.STALL_AFTER:
-            if self.server.broker._stopping.wait(action.stall_s):
+            if self.server.broker.stopped_within(action.stall_s):
                 self._drop()
             else:
                 self._respond(status, payload, rate_headers)
@@ -343,13 +343,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.server.broker._count_status(status)  # before the client can see the answer
+        self.server.broker.requests.count_status(status)  # before the client can see the answer
         self.wfile.write(head + body)
 
     def _reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0), as a crashed proxy would."""
         self.close_connection = True
-        self.server.broker._count_status(0)
+        self.server.broker.requests.count_status(0)
         connection = self.connection
         try:
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -24,7 +24,7 @@ binary frames, fragmented or not.
   {"action": "listen", "status": "unauthorized"}}`` and the connection stays open.
 - Events: ``{"stream": "trade_updates", "data": {"event": E, "order": {...}, "timestamp": T}}``,
   fills with ``execution_id``, ``price``, ``qty`` and ``position_qty`` too (see
-  :func:`~brokerops.sim.model.trade_update_json` and ``book.py`` for which transition sends
+  :func:`~brokerops.sim.model.trade_update_json` and ``engine.py`` for which transition sends
   which event). Only authenticated, listening connections get them; nothing is queued for later
   (Alpaca does not replay: a client catches up with a REST order sync when it reconnects).
 - Anything else: ``{"stream": "error", "data": {"error": "invalid syntax"}}`` (not a JSON
@@ -146,7 +146,7 @@ class StreamConnection:
         try:
             self._read_loop()
         finally:
-            self.hub._forget(self)
+            self.hub.forget(self)
             self._ended.set()  # ends a stall at once
             self._queue.put(None)
             self._writer.join()
@@ -167,9 +167,9 @@ class StreamConnection:
             except ConnectionEnded:
                 return
             if opcode is Opcode.PING:
-                self._enqueue(_Outgoing(encode_frame(Opcode.PONG, payload)))  # type: ignore[arg-type]
+                self.enqueue(_Outgoing(encode_frame(Opcode.PONG, payload)))  # type: ignore[arg-type]
             elif opcode in (Opcode.TEXT, Opcode.BINARY) and not self._closing:
-                self.hub._on_message(self, payload)
+                self.hub.receive(self, payload)
 
     def _drain(self) -> None:
         """Read and discard until the client hangs up (or :data:`CLOSE_TIMEOUT_S` passes), so
@@ -182,11 +182,11 @@ class StreamConnection:
 
     # ------------------------------------------------------------------ writing
 
-    def _enqueue(self, item: _Outgoing) -> None:
+    def enqueue(self, item: _Outgoing) -> None:
         self._queue.put(item)
 
     def send(self, message: Mapping[str, object]) -> None:
-        self._enqueue(_Outgoing(_encode(message)))
+        self.enqueue(_Outgoing(_encode(message)))
 
     def close(self, code: CloseCode | int, reason: str = "") -> None:
         """Queue the close frame; the reader then waits at most :data:`CLOSE_TIMEOUT_S` for the
@@ -195,7 +195,7 @@ class StreamConnection:
             return
         self._closing = True
         frame = encode_frame(Opcode.CLOSE, close_payload(code, reason))
-        self._enqueue(_Outgoing(frame, close=True))
+        self.enqueue(_Outgoing(frame, close=True))
         try:
             self.sock.settimeout(CLOSE_TIMEOUT_S)
         except OSError:
@@ -223,10 +223,10 @@ class StreamConnection:
                 continue
             fault = item.fault.kind if item.fault is not None else None
             if fault is StreamFaultKind.DROP:
-                self.hub._cut(self)
+                self.hub.cut(self)
                 continue
             if fault is StreamFaultKind.STALL:
-                self.hub._count("stalls")
+                self.hub.count("stalls")
                 self.stall(item.fault.stall_s)  # type: ignore[union-attr]
             self._wait_out_stall()
             copies = 2 if fault is StreamFaultKind.DUPLICATE else 1
@@ -236,11 +236,11 @@ class StreamConnection:
                 self.abort()
                 continue
             if item.event is not None:
-                self.hub._count("events_pushed", copies)
+                self.hub.count("events_pushed", copies)
                 if copies > 1:
-                    self.hub._count("events_duplicated")
+                    self.hub.count("events_duplicated")
             if item.drop_after:
-                self.hub._cut(self)
+                self.hub.cut(self)
             elif item.close:
                 self._dead = True
 
@@ -284,11 +284,12 @@ class StreamHub:
                 drop_after = self.faults.drop_after(event, connection.events_queued)
                 if drop_after or (fault is not None and fault.kind is StreamFaultKind.DROP):
                     self._stop_listening(connection)  # nothing more for a connection being cut
-                connection._enqueue(_Outgoing(frame, event, fault, drop_after))
+                connection.enqueue(_Outgoing(frame, event, fault, drop_after))
 
     # ------------------------------------------------------------------ the protocol
 
-    def _on_message(self, connection: StreamConnection, payload: str | bytes) -> None:
+    def receive(self, connection: StreamConnection, payload: str | bytes) -> None:
+        """A client message (text or binary) from one of the hub's connections."""
         try:
             message = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
@@ -307,7 +308,7 @@ class StreamHub:
     def _on_auth(self, connection: StreamConnection, key: object, secret: object) -> None:
         valid = isinstance(key, str) and isinstance(secret, str)
         if not (valid and self._authenticate(key, secret)):  # type: ignore[arg-type]
-            self._count("connections_unauthorized")
+            self.count("connections_unauthorized")
             connection.send(_authorization("authenticate", status="unauthorized"))
             connection.close(CloseCode.POLICY_VIOLATION, CLOSE_UNAUTHORIZED)
             return
@@ -356,7 +357,7 @@ class StreamHub:
             self._listening.remove(connection)
             self._changed.notify_all()
 
-    def _forget(self, connection: StreamConnection) -> bool:
+    def forget(self, connection: StreamConnection) -> bool:
         """The connection ended (or is being cut): free its key's slot at once. False when it
         was already forgotten."""
         with self._lock:
@@ -369,13 +370,14 @@ class StreamHub:
             self._changed.notify_all()
             return True
 
-    def _cut(self, connection: StreamConnection) -> None:
+    def cut(self, connection: StreamConnection) -> None:
         """Drop a connection now (its slot is free before the client can notice)."""
-        if self._forget(connection):
-            self._count("drops")
+        if self.forget(connection):
+            self.count("drops")
         connection.abort()
 
-    def _count(self, name: str, amount: int = 1) -> None:
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to one of :data:`COUNTERS` (connections count their stalls, pushes, drops)."""
         with self._lock:
             self._counters[name] += amount
 
@@ -386,7 +388,7 @@ class StreamHub:
         with self._lock:
             connections = list(self._open)
         for connection in connections:
-            self._cut(connection)
+            self.cut(connection)
         return len(connections)
 
     def stall_all(self, seconds: float) -> int:
