@@ -129,9 +129,19 @@ def submit_context_open(
     positions = {p.symbol_key: p for p in gateway.list_positions()}
     prices: dict[str, Decimal] = {}
     prices_error = ""
-    # Every order by quantity is valued at the market's price too, its own price or not
-    # (`orders.validation.risk_value`): a stop or limit names no bound on what it fills at.
-    symbols = sorted({s.symbol for s in signals if s.qty is not None})
+    # With a max notional, every order by quantity is valued at the market's price too, its own
+    # price or not (`orders.validation.risk_value`): a stop or limit names no bound on what it
+    # fills at. Without one, only an order naming no price of its own needs the market's (the
+    # crypto minimum cost), so a cycle of limit orders makes no market-data call.
+    max_notional = bool(settings.ORDER_MAX_NOTIONAL)
+    symbols = sorted(
+        {
+            s.symbol
+            for s in signals
+            if s.qty is not None
+            and (max_notional or (s.limit_price is None and s.stop_price is None))
+        }
+    )
     if symbols:
         try:
             prices = gateway.latest_trade_prices(symbols)

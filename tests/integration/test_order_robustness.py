@@ -176,3 +176,25 @@ def test_outcomes_before_a_stopping_error_are_kept_for_the_caller(broker, store)
         "broken": ("rejected", "invalid signal: limit_price is required for a limit order")
     }
     assert status_of(store, "fine") == SignalStatus.PENDING
+
+
+def test_without_a_max_notional_limit_orders_cost_no_market_data_call(
+    broker, gateway, store, settings
+):
+    """The market's price is read for the risk check (a max notional) and for orders naming no
+    price of their own; a cycle of limit orders without a max notional makes no such call."""
+    settings.ORDER_MAX_NOTIONAL = D("0")
+    store.put_documents([("resting", pending("MSFT", order_type="limit", limit_price="1"))])
+    broker.reset_counters()
+    result = orders_submit_pending(gateway=gateway, store=store)
+
+    assert outcomes(result)["resting"][0] == "submitted"
+    assert not [k for k in broker.counters() if "trades/latest" in k[1]]
+
+    settings.ORDER_MAX_NOTIONAL = D("100000")  # with one, the same order is priced too
+    store.put_documents([("priced", pending("MSFT", order_type="limit", limit_price="1"))])
+    broker.reset_counters()
+    assert outcomes(orders_submit_pending(gateway=gateway, store=store))["priced"][0] == (
+        "submitted"
+    )
+    assert [k for k in broker.counters() if "trades/latest" in k[1]]

@@ -311,10 +311,10 @@ def test_a_watcher_killed_mid_signal_and_restarted_makes_one_order(
     broker, gateway, store, settings, route, kind, sent_before_kill
 ):
     broker.inject_next(route, kind, stall_s=60)
-    # A limit order: no market data to read, so the first read of the assets comes after the
-    # claim (validation).
+    # A limit order and no max notional: no market data to read (which would read the assets
+    # before the claim), so the first read of the assets comes after the claim (validation).
     store.put_documents([("k1", pending(order_type="limit", limit_price="1"))])
-    watcher = _start_command(_command_env(broker, store))
+    watcher = _start_command(_command_env(broker, store, ORDER_MAX_NOTIONAL="0"))
     try:
 
         def reached():
