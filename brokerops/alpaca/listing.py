@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, overload
 
-from .parsing import parse_orders
+from .parsing.orders import parse_orders
 from .types import Order, OrderSummary
 
 # A stored row seen as an OrderSummary (a C-level call: no Python frame per order).

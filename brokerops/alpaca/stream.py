@@ -2,8 +2,8 @@
 
 The broker boundary's second door: :class:`TradeUpdatesConnection` connects, authenticates,
 listens to ``trade_updates`` and yields each event parsed into a :class:`TradeUpdate` (the order
-as :func:`~brokerops.alpaca.parsing.parse_order` reads it, with every bound checked). What to do
-with an event is the order services' business, not this module's.
+as :func:`~brokerops.alpaca.parsing.orders.parse_order` reads it, with every bound checked).
+What to do with an event is the order services' business, not this module's.
 
 Failures map onto the broker error taxonomy: no connection, a dropped one or a silent one is
 :class:`BrokerUnavailable` (reconnect with backoff); refused keys are :class:`BrokerRejected`
@@ -23,9 +23,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .constants import MAX_EXECUTION_ID
+from .constants import MAX_EXECUTION_ID, PAPER_BROKER_KEYS, PAPER_BROKER_URL
 from .errors import BrokerMalformedResponse, BrokerRejected, BrokerUnavailable, one_line
-from .parsing import ParseError, bounded_decimal, broker_price, parse_order, parse_timestamp
+from .parsing.orders import parse_order
+from .parsing.values import ParseError, bounded_decimal, broker_price, parse_timestamp
 from .types import Order
 
 logger = logging.getLogger(__name__)
@@ -289,8 +290,6 @@ def trade_updates_connection_from_settings() -> TradeUpdatesConnection:
     the trading endpoint in use."""
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
-
-    from .gateway import PAPER_BROKER_KEYS, PAPER_BROKER_URL
 
     api_key, secret_key = settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY
     if bool(api_key) != bool(secret_key):

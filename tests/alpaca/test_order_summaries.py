@@ -13,12 +13,12 @@ from brokerops.alpaca import (
     BrokerUnavailable,
     OrderSummaries,
     OrderSummary,
+    symbol_key,
 )
 from brokerops.alpaca.parsing import (
     ParseError,
     parse_order_summaries,
     parse_orders,
-    symbol_key,
 )
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)

@@ -296,7 +296,7 @@ def test_market_value_is_bounded_in_size_not_precision():
     ["0", "-0", "10", "-10", "0.5", "1.5", "999999999999", "999999999999.999999999", "0.000000001"],
 )
 def test_bounded_decimal_fast_path_gives_what_the_general_path_gives(text):
-    from brokerops.alpaca.parsing import _bounded_decimal
+    from brokerops.alpaca.parsing.values import _bounded_decimal
 
     for _ in range(2):  # the second call is answered from the cache
         fast = bounded_decimal(text, "qty", "order")
