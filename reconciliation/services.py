@@ -10,7 +10,8 @@ records the heads of the audit chains (:func:`audit.services.chain_heads_record`
 - :mod:`reconciliation.plan` decides what to do about each finding (pure);
 - :mod:`reconciliation.records` stores every ``Mismatch`` row *before* any repair, and appends
   the repair's outcome after, so no repair ever happens without its audit row;
-- :mod:`reconciliation.repairs` applies the repairs, one handler per kind.
+- :mod:`reconciliation.repairs` applies the repairs, one handler per kind;
+- :mod:`reconciliation.report` gives a finished run as JSON (``manage.py reconcile --json``).
 """
 
 from __future__ import annotations
@@ -273,16 +274,21 @@ def _execute(
         except Exception as exc:  # noqa: BLE001 - recorded on the run (the row is the result), logged
             _mark_failed(run, exc)
         else:
-            failed = [d for a, d in outcomes.values() if a == Action.REPAIR_FAILED]
-            if failed:
-                run.status = ReconciliationRun.Status.FAILED
-                run.error = db_text(f"{len(failed)} repair(s) failed; first: {failed[0]}")
-                logger.error("reconciliation run %s: %s", run.pk, run.error)
-            else:
-                run.status = ReconciliationRun.Status.SUCCEEDED
+            _mark_completed(run, outcomes)
     run.api_calls = calls.total
     run.summary["timings"] = timings
     _finish(run, planned, outcomes)
+
+
+def _mark_completed(run: ReconciliationRun, outcomes: dict[int, tuple[str, str]]) -> None:
+    """Every step ran: SUCCEEDED, or FAILED when a repair failed (the first one is named)."""
+    failed = [d for a, d in outcomes.values() if a == Action.REPAIR_FAILED]
+    if failed:
+        run.status = ReconciliationRun.Status.FAILED
+        run.error = db_text(f"{len(failed)} repair(s) failed; first: {failed[0]}")
+        logger.error("reconciliation run %s: %s", run.pk, run.error)
+    else:
+        run.status = ReconciliationRun.Status.SUCCEEDED
 
 
 def _mark_failed(run: ReconciliationRun, exc: Exception) -> None:
@@ -367,38 +373,6 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def run_as_json(run: ReconciliationRun) -> dict:
-    """The JSON object ``manage.py reconcile --json`` prints (docs/design.md section 10)."""
-    return {
-        "run_id": run.pk,
-        "status": run.status,
-        "dry_run": run.dry_run,
-        "positions_seen": run.positions_seen,
-        "signals_seen": run.signals_seen,
-        "orders_seen": run.orders_seen,
-        "api_calls": run.api_calls,
-        "duration_s": round(run.duration_s or 0.0, 3),
-        "error": run.error or None,
-        "mismatches": [
-            {
-                "kind": m.kind,
-                "symbol": m.symbol,
-                "signal_id": m.signal_id,
-                "client_order_id": m.client_order_id,
-                "expected_qty": None if m.expected_qty is None else _plain(m.expected_qty),
-                "actual_qty": None if m.actual_qty is None else _plain(m.actual_qty),
-                "action": m.final_action,
-            }
-            for m in run.mismatches.with_final_action().order_by("id")
-        ],
-    }
-
-
-def _plain(value) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def reconciliation_request_rerun(*, run_id: int | None, user_id: int) -> ReconciliationRun:

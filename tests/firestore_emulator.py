@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+from brokerops.intent.firestore import FirestoreSignalStore
+from brokerops.intent.firestore_client import firestore_client
 from tests.conftest import require_service
 from tests.ports import free_port
 

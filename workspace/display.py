@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from brokerops.fields import plain_decimal_text
-from brokerops.intent.schema import CRYPTO_QUOTES
+from brokerops.intent.signal_model import CRYPTO_QUOTES
 from brokerops.symbols import symbol_key
 
 EMPTY = "-"

@@ -24,7 +24,8 @@ def get_signal_store() -> SignalStore:
 
         return LocalSignalStore()
     if settings.SIGNAL_STORE == "firestore":
-        from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+        from brokerops.intent.firestore import FirestoreSignalStore
+        from brokerops.intent.firestore_client import firestore_client
 
         client = firestore_client(
             project=settings.GOOGLE_CLOUD_PROJECT,

@@ -4,7 +4,7 @@ Reads are streamed queries: ``status in [...]`` (at most 30 values per query, Fi
 or, when unknown statuses are wanted too, one ``status not-in [the known statuses not wanted]``.
 Bulk reads decode the raw protobufs of the stream (`brokerops.intent.firestore_decode`: the same
 values as the library's snapshots, at a fraction of the cost), and the client built by
-`firestore_client()` reads server streams on the calling thread (`_CallingThreadStreamsTransport`).
+`firestore_client()` reads server streams on the calling thread (see `firestore_client`).
 Transitions read their documents with one `get_all` per 1,000 ids and write them in atomic batches
 of at most 500 writes (production Firestore's limit; the emulator accepts more), each write with
 an update-time precondition. A batch that fails a precondition is retried document by document
@@ -16,37 +16,37 @@ is compared with the version of the snapshot the store just read, and the write 
 that snapshot's update time as its precondition.
 
 `FirestoreSignalStore` needs only a client and a collection name, not Django settings;
-`firestore_client()` builds (and caches) the client the way the settings ask.
+`brokerops.intent.firestore_client.firestore_client()` builds (and caches) the client the way the
+settings ask. The real-time listener of `watch_pending` is `brokerops.intent.firestore_watch`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import os
-import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, timedelta
 from typing import Any
 
-from google.api_core import bidi
 from google.api_core import exceptions as gexc
 from google.api_core import retry as retries
-from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
-from google.cloud.firestore_v1.services.firestore import client as gapic_client
-from google.cloud.firestore_v1.services.firestore.transports.grpc import FirestoreGrpcTransport
 
-from brokerops.intent.firestore_decode import VersionFormatter, decode_fields, plain_fields
-from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
+from brokerops.intent.firestore_client import CONFLICT, RETRYABLE, firestore_errors
+from brokerops.intent.firestore_decode import (
+    VersionFormatter,
+    decode_fields,
+    parse_document,
+    parsed_snapshot,
+    snapshot_version,
+)
+from brokerops.intent.firestore_watch import PendingWatch
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import (
     MAX_WRITE_ATTEMPTS,
     PlannedWrite,
     SignalRead,
     SignalStore,
-    SignalStoreError,
     SignalStoreUnavailable,
     Transition,
     TransitionResult,
@@ -57,7 +57,7 @@ from brokerops.intent.store import (
     sort_read,
     validate_transitions,
 )
-from brokerops.intent.watch import ListenerSpec, SnapshotHook, SnapshotView
+from brokerops.intent.watch import ListenerSpec, SnapshotHook
 
 logger = logging.getLogger(__name__)
 
@@ -67,39 +67,6 @@ IN_QUERY_LIMIT = 30
 BATCH_WRITE_LIMIT = 500
 #: Documents fetched per BatchGetDocuments call.
 GET_ALL_CHUNK = 1000
-#: Project used with the emulator when none is configured.
-DEFAULT_EMULATOR_PROJECT = "brokerops-local"
-
-_EMULATOR_ENV = "FIRESTORE_EMULATOR_HOST"
-_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.InternalServerError,
-    gexc.ResourceExhausted,
-    gexc.TooManyRequests,
-    gexc.Aborted,
-    gexc.RetryError,
-    auth_exceptions.TransportError,
-)
-# A write's precondition failed: the document changed (or vanished) since it was read. The
-# emulator reports a vanished document as FAILED_PRECONDITION too.
-_CONFLICT = (gexc.FailedPrecondition, gexc.NotFound)
-# Errors worth another attempt within one call's deadline. A commit is safe to retry: its writes
-# carry update-time preconditions (or are whole-document sets).
-_RETRYABLE = retries.if_exception_type(
-    gexc.ServiceUnavailable, gexc.InternalServerError, gexc.ResourceExhausted
-)
-
-
-@contextlib.contextmanager
-def _backend(action: str) -> Iterator[None]:
-    """Translate Google client errors into the store's two error types."""
-    try:
-        yield
-    except _TRANSIENT as exc:
-        raise SignalStoreUnavailable(f"Firestore {action} failed: {exc}") from exc
-    except (gexc.GoogleAPIError, auth_exceptions.GoogleAuthError) as exc:
-        raise SignalStoreError(f"Firestore {action} failed: {exc}") from exc
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -122,7 +89,7 @@ class FirestoreSignalStore(SignalStore):
         self._client = client
         self._collection = client.collection(collection)
         retry = retries.Retry(
-            predicate=_RETRYABLE, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
+            predicate=RETRYABLE, initial=0.1, maximum=2.0, multiplier=2.0, timeout=timeout
         )
         self._call: dict[str, Any] = {"retry": retry, "timeout": timeout}
 
@@ -156,7 +123,7 @@ class FirestoreSignalStore(SignalStore):
                 )
         signals: list[Signal] = []
         invalid: list[InvalidSignal] = []
-        with _backend("read"):
+        with firestore_errors("read"):
             for query in queries:
                 self._read_into(query, signals, invalid)
         return sort_read(signals, invalid)
@@ -164,7 +131,7 @@ class FirestoreSignalStore(SignalStore):
     def read_all(self) -> SignalRead:
         signals: list[Signal] = []
         invalid: list[InvalidSignal] = []
-        with _backend("read"):
+        with firestore_errors("read"):
             self._read_into(self._collection._query(), signals, invalid)
         return sort_read(signals, invalid)
 
@@ -227,23 +194,25 @@ class FirestoreSignalStore(SignalStore):
 
     def get(self, signal_id: str) -> Signal | InvalidSignal | None:
         check_document_id(signal_id)
-        with _backend("get"):
+        with firestore_errors("get"):
             snapshot = self._collection.document(signal_id).get(**self._call)
         if not snapshot.exists:
             return None
-        return _parsed(snapshot)
+        return parsed_snapshot(snapshot)
 
     def get_many(self, signal_ids: Sequence[str]) -> dict[str, Signal | InvalidSignal | None]:
         """One BatchGetDocuments call per 1,000 ids."""
         for signal_id in signal_ids:
             check_document_id(signal_id)
         snapshots = self._get_many(list(dict.fromkeys(signal_ids)))
-        return {i: _parsed(snapshots[i]) if snapshots[i].exists else None for i in signal_ids}
+        return {
+            i: parsed_snapshot(snapshots[i]) if snapshots[i].exists else None for i in signal_ids
+        }
 
     def _get_many(self, ids: Sequence[str]) -> dict[str, Any]:
         """Snapshots by id (missing documents included, with ``exists`` False)."""
         snapshots: dict[str, Any] = {}
-        with _backend("read"):
+        with firestore_errors("read"):
             for chunk in _chunks(ids, GET_ALL_CHUNK):
                 refs = [self._collection.document(i) for i in chunk]
                 for snapshot in self._client.get_all(refs, **self._call):
@@ -275,11 +244,11 @@ class FirestoreSignalStore(SignalStore):
                     plan.payload(firestore.SERVER_TIMESTAMP),
                     option=self._client.write_option(last_update_time=snapshot.update_time),
                 )
-            with _backend("commit"):
+            with firestore_errors("commit"):
                 try:
                     batch.commit(**self._call)
                     committed = True
-                except _CONFLICT as exc:
+                except CONFLICT as exc:
                     # The batch is atomic: nothing in it was written. Redo it one by one.
                     logger.info("signal batch of %d hit a changed document (%s)", len(chunk), exc)
                     committed = False
@@ -294,7 +263,7 @@ class FirestoreSignalStore(SignalStore):
         t = plan.transition
         ref = snapshot.reference
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            with _backend("commit"):
+            with firestore_errors("commit"):
                 try:
                     ref.update(
                         plan.payload(firestore.SERVER_TIMESTAMP),
@@ -302,7 +271,7 @@ class FirestoreSignalStore(SignalStore):
                         **self._call,
                     )
                     return applied(t)
-                except _CONFLICT:
+                except CONFLICT:
                     pass
                 snapshot = ref.get(**self._call)
             next_step = _classify(t, snapshot)
@@ -328,14 +297,14 @@ class FirestoreSignalStore(SignalStore):
                 if not isinstance(data, Mapping):
                     raise TypeError(f"document {doc_id!r} must be a mapping")
                 batch.set(self._collection.document(doc_id), plain_value(data))
-            with _backend("write"):
+            with firestore_errors("write"):
                 batch.commit(**self._call)
             count += len(chunk)
         return count
 
     def delete_all(self) -> int:
         count = 0
-        with _backend("delete"):
+        with firestore_errors("delete"):
             refs = (s.reference for s in self._collection.select([]).stream(**self._call))
             for chunk in _chunks(refs, BATCH_WRITE_LIMIT):
                 batch = self._client.batch()
@@ -379,194 +348,7 @@ class FirestoreSignalStore(SignalStore):
         )
 
 
-class PendingWatch:
-    """One running listener of `FirestoreSignalStore.watch_pending`; `close()` stops it."""
-
-    def __init__(
-        self,
-        query: Any,
-        on_documents: Callable[[list[Signal | InvalidSignal]], None],
-        *,
-        on_snapshot: SnapshotHook | None = None,
-    ) -> None:
-        self._on_documents = on_documents
-        self._on_snapshot_hook = on_snapshot
-        self._error: str | None = None
-        self.snapshots = 0
-        self._view = SnapshotView()
-        with _backend("listen"):
-            self._watch = query.on_snapshot(self._on_snapshot)
-        _throttle_reopens(self._watch)
-
-    def _on_snapshot(self, _documents: Any, changes: Any, read_time: Any) -> None:
-        try:
-            docs = [_parsed(c.document) for c in changes if c.type.name != "REMOVED"]
-            removed = [c.document.id for c in changes if c.type.name == "REMOVED"]
-            read_at = read_time.timestamp() if read_time is not None else None
-            self._view.apply(docs, removed, read_at)
-            self.snapshots += 1
-            if self._on_snapshot_hook is not None:
-                self._on_snapshot_hook(docs, removed, read_at)
-            if docs:
-                self._on_documents(docs)
-        except Exception as exc:
-            logger.exception("Firestore listener: snapshot not handled")
-            self._error = f"snapshot not handled: {type(exc).__name__}: {exc}"
-
-    def pending_as_of(
-        self, signal_ids: Sequence[str], max_age_s: float
-    ) -> dict[str, Signal | InvalidSignal]:
-        """The documents among `signal_ids` that were PENDING in the last snapshot, when that
-        snapshot's read time is at most `max_age_s` old (by this machine's clock): as good as
-        a read of them that long ago. Empty when the listener is behind or failed."""
-        if self.failure is not None:
-            return {}
-        return self._view.as_of(signal_ids, max_age_s)
-
-    @property
-    def failure(self) -> str | None:
-        """Why the listener stopped (it will deliver nothing more), or None while it runs."""
-        if self._error is not None:
-            return self._error
-        # The library closes its Watch for good on an error it does not retry (its
-        # `is_active` is unusable: a classmethod); `_closed` is the only trace left of it.
-        if getattr(self._watch, "_closed", False):
-            return "the Firestore listener stopped"
-        return None
-
-    def close(self) -> None:
-        self._error = self._error or "closed"
-        with contextlib.suppress(Exception):  # already closed by the library: nothing to stop
-            self._watch.close()
-
-
-#: Stream reopens a listener may make in `REOPEN_WINDOW` (api_core's own throttle, which the
-#: library's `Watch` does not ask for).
-REOPEN_LIMIT = 5
-REOPEN_WINDOW = timedelta(seconds=10)
-
-
-def _throttle_reopens(watch: Any) -> None:
-    """google-cloud-firestore's `Watch` reopens its stream at once after every recoverable
-    error (api_core's `ResumableBidiRpc`, built without ``throttle_reopen``): with Firestore
-    unreachable every open fails at once, and it looped ~2,000 times a second, a core spent
-    until Firestore came back. This gives the stream the throttle the library leaves out."""
-    rpc = getattr(watch, "_rpc", None)
-    if rpc is None or not hasattr(rpc, "_reopen_throttle"):
-        logger.warning("Firestore listener: no stream to throttle (library changed?)")
-        return
-    rpc._reopen_throttle = bidi._Throttle(access_limit=REOPEN_LIMIT, time_window=REOPEN_WINDOW)
-
-
-def snapshot_version(snapshot: Any) -> str | None:
-    """A snapshot's version: its update time, ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (UTC, nine
-    digits of nanoseconds). None for a document that does not exist."""
-    stamp = getattr(snapshot, "update_time", None)
-    if stamp is None:
-        return None
-    nanos = getattr(stamp, "nanosecond", None)
-    if nanos is None:
-        nanos = stamp.microsecond * 1000
-    utc = stamp.astimezone(UTC) if stamp.tzinfo is not None else stamp
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
-
-
-def _parsed(snapshot: Any) -> Signal | InvalidSignal:
-    return parse_document(snapshot.id, snapshot.to_dict(), snapshot_version(snapshot))
-
-
-def parse_document(doc_id: str, data: Any, version: str | None) -> Signal | InvalidSignal:
-    """A decoded document parsed, from plain values only (`plain_fields`): a value a signal
-    cannot hold makes it invalid, naming the field, and never travels on."""
-    if not isinstance(data, dict):
-        return parse_signal(doc_id, data, version=version)
-    plain, problems = plain_fields(data)
-    parsed = parse_signal(doc_id, plain, version=version)
-    if not problems:
-        return parsed
-    reasons = parsed.reasons if isinstance(parsed, InvalidSignal) else ()
-    return InvalidSignal(id=parsed.id, reasons=(*problems, *reasons), raw=plain, version=version)
-
-
 def _classify(t: Transition, snapshot: Any) -> TransitionResult | PlannedWrite:
     if not snapshot.exists:
         return classify(t, None, None)
     return classify(t, snapshot.to_dict(), snapshot_version(snapshot))
-
-
-# --- client ---------------------------------------------------------------------------------------
-
-_clients: dict[tuple[int, str | None, str | None], firestore.Client] = {}
-_clients_lock = threading.Lock()
-
-
-def firestore_client(*, project: str | None, emulator_host: str | None) -> firestore.Client:
-    """A Firestore client for `project`, talking to the emulator at `emulator_host` when given.
-
-    Cached per process (gRPC channels do not survive a fork) and per arguments. The arguments
-    win over the process environment: the Google client reads ``FIRESTORE_EMULATOR_HOST`` from
-    ``os.environ`` when it is built, so the variable is set (or removed) for the duration of the
-    construction, under a lock, and restored afterwards. With an emulator the client uses
-    anonymous credentials and `project` defaults to `DEFAULT_EMULATOR_PROJECT`; without one,
-    Google's default credentials are used and a missing credential raises `SignalStoreError`.
-    """
-    key = (os.getpid(), project, emulator_host)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _build_client(project, emulator_host)
-            _clients[key] = client
-        return client
-
-
-def _build_client(project: str | None, emulator_host: str | None) -> firestore.Client:
-    saved = os.environ.get(_EMULATOR_ENV)
-    try:
-        if emulator_host:
-            os.environ[_EMULATOR_ENV] = emulator_host
-            project = project or DEFAULT_EMULATOR_PROJECT
-        else:
-            os.environ.pop(_EMULATOR_ENV, None)
-        with _backend("client set-up"):
-            client = firestore.Client(project=project)
-            _read_streams_on_calling_thread(client)
-            return client
-    finally:
-        if saved is None:
-            os.environ.pop(_EMULATOR_ENV, None)
-        else:
-            os.environ[_EMULATOR_ENV] = saved
-
-
-class _CallingThreadStreamsTransport(FirestoreGrpcTransport):
-    """The library's gRPC transport, on a channel that reads server streams on the thread that
-    iterates them (gRPC's ``SingleThreadedUnaryStream`` channel option).
-
-    By default gRPC hands every streamed message from its polling thread to the reader thread:
-    two thread switches and a lock per message, which cost more than decoding the document
-    (about 0.2 ms a message, most of a 10,000-document read). The channel is built by the client
-    library (credentials, emulator, keep-alive options), so the option is set on it here, before
-    the transport creates its stubs. Unary-stream calls (RunQuery, BatchGetDocuments,
-    RunAggregationQuery) are all consumed synchronously by the library and by this store.
-    """
-
-    def __init__(self, *args: Any, channel: Any = None, **kwargs: Any) -> None:
-        if hasattr(channel, _SINGLE_THREADED_ATTR):
-            setattr(channel, _SINGLE_THREADED_ATTR, True)
-        super().__init__(*args, channel=channel, **kwargs)
-
-
-# What `grpc.experimental.ChannelOptions.SingleThreadedUnaryStream` sets on a `grpc.Channel`.
-_SINGLE_THREADED_ATTR = "_single_threaded_unary_stream"
-
-
-def _read_streams_on_calling_thread(client: firestore.Client) -> None:
-    """Build `client`'s API now, on `_CallingThreadStreamsTransport` (see there). Without the
-    library internals this needs, the client keeps its default transport (slower, same results).
-    """
-    try:
-        client._firestore_api_helper(
-            _CallingThreadStreamsTransport, gapic_client.FirestoreClient, gapic_client
-        )
-    except AttributeError:  # pragma: no cover - a library version without the helper
-        logger.warning("Firestore client: default gRPC transport (streams read on gRPC's thread)")

@@ -24,8 +24,9 @@ geo point, bytes, a vector) is replaced by a description and named as a problem,
 is invalid with its reason and every document can cross a process boundary (the listener's
 pipe pickles what it sends: a reference there killed the hand-off).
 
-`VersionFormatter` formats an update time the way `brokerops.intent.firestore.snapshot_version`
-does (``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``), straight from the protobuf's seconds and nanos.
+`snapshot_version` gives a document's version from a library snapshot; `VersionFormatter` formats
+an update time the same way (``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``), straight from the protobuf's
+seconds and nanos. `parse_document` parses a decoded document from its plain values only.
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.document import DocumentReference
 
-__all__ = ["VersionFormatter", "decode_fields", "plain_fields"]
+from brokerops.intent.schema import InvalidSignal, Signal, parse_signal
+
+__all__ = [
+    "VersionFormatter",
+    "decode_fields",
+    "parse_document",
+    "parsed_snapshot",
+    "plain_fields",
+    "snapshot_version",
+]
 
 _library_value = _helpers.decode_value
 _library_dict = _helpers.decode_dict
@@ -162,3 +172,34 @@ class VersionFormatter:
             moment = _EPOCH + timedelta(seconds=seconds)
             prefix = self._seconds[seconds] = f"{moment:%Y-%m-%dT%H:%M:%S}"
         return f"{prefix}.{stamp.nanos:09d}Z"
+
+
+def snapshot_version(snapshot: Any) -> str | None:
+    """A snapshot's version: its update time, ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (UTC, nine
+    digits of nanoseconds). None for a document that does not exist."""
+    stamp = getattr(snapshot, "update_time", None)
+    if stamp is None:
+        return None
+    nanos = getattr(stamp, "nanosecond", None)
+    if nanos is None:
+        nanos = stamp.microsecond * 1000
+    utc = stamp.astimezone(UTC) if stamp.tzinfo is not None else stamp
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+
+def parsed_snapshot(snapshot: Any) -> Signal | InvalidSignal:
+    """A library snapshot (of a document that exists) parsed, with its version."""
+    return parse_document(snapshot.id, snapshot.to_dict(), snapshot_version(snapshot))
+
+
+def parse_document(doc_id: str, data: Any, version: str | None) -> Signal | InvalidSignal:
+    """A decoded document parsed, from plain values only (`plain_fields`): a value a signal
+    cannot hold makes it invalid, naming the field, and never travels on."""
+    if not isinstance(data, dict):
+        return parse_signal(doc_id, data, version=version)
+    plain, problems = plain_fields(data)
+    parsed = parse_signal(doc_id, plain, version=version)
+    if not problems:
+        return parsed
+    reasons = parsed.reasons if isinstance(parsed, InvalidSignal) else ()
+    return InvalidSignal(id=parsed.id, reasons=(*problems, *reasons), raw=plain, version=version)

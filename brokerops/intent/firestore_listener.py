@@ -110,7 +110,8 @@ class ProcessPendingWatch:
 def _listen(spec: ListenerSpec, conn: Connection, parent_pid: int) -> None:
     """The child process: listen, send each snapshot, end with the listener or the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which closes us
-    from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+    from brokerops.intent.firestore import FirestoreSignalStore
+    from brokerops.intent.firestore_client import firestore_client
     from brokerops.intent.store import SignalStoreError
 
     sending = threading.Lock()

@@ -9,7 +9,7 @@ import uuid
 
 from django.db import models
 
-from brokerops.intent.schema import DOCUMENT_ID_MAX_BYTES
+from brokerops.intent.signal_model import DOCUMENT_ID_MAX_BYTES
 
 
 def stored_document_id(doc_id: str) -> str:

@@ -1,9 +1,11 @@
-"""The signal document schema: enums, the parsed `Signal`, and a parser that never raises.
+"""The signal document schema: a parser that never raises, and the names the project imports.
 
-Pure: no I/O, no database, no settings (the one Django-side import is the shared
-`CLIENT_ORDER_ID_MAX` constant of `brokerops.fields`). Everything that reads a signal document
-(both stores, the loader command, reconciliation) goes through `parse_signal`, so a document means
-the same thing everywhere.
+The enums and the parsed forms (`Signal`, `InvalidSignal`, `audit_signal_id`) live in
+`brokerops.intent.signal_model`, the number checks in `brokerops.intent.numbers`; this module
+re-exports the model's common names. Pure: no I/O, no database, no settings (the one Django-side
+import is the shared `CLIENT_ORDER_ID_MAX` constant of `brokerops.fields`). Everything that
+reads a signal document (both stores, the loader command, reconciliation) goes through
+`parse_signal`, so a document means the same thing everywhere.
 
 Parsing rules, in short (`parse_signal` lists every violated rule, not just the first):
 
@@ -32,94 +34,40 @@ Parsing rules, in short (`parse_signal` lists every violated rule, not just the 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Context, Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any
 
-from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX
+from brokerops.fields import CLIENT_ORDER_ID_MAX
+from brokerops.intent.numbers import decimal_field, timeout_field, type_name
+from brokerops.intent.signal_model import (
+    CRYPTO_QUOTES,
+    TIME_IN_FORCE_VALUES,
+    InvalidSignal,
+    OrderType,
+    Side,
+    Signal,
+    SignalStatus,
+    audit_signal_id,
+)
 from brokerops.symbols import symbol_key
 
-
-class SignalStatus(StrEnum):
-    """Lifecycle of a signal: PENDING -> SUBMITTED -> ACTIVE -> CLOSED, plus terminal exits.
-
-    `SignalStatus.TERMINAL` is the frozenset of statuses a signal never leaves in normal operation.
-    """
-
-    PENDING = "PENDING"
-    SUBMITTED = "SUBMITTED"
-    ACTIVE = "ACTIVE"
-    CLOSED = "CLOSED"
-    CLOSED_MANUAL = "CLOSED_MANUAL"
-    CANCELED = "CANCELED"
-    REJECTED = "REJECTED"
-
-    TERMINAL: ClassVar[frozenset[SignalStatus]]
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in SignalStatus.TERMINAL
-
-
-SignalStatus.TERMINAL = frozenset(
-    {
-        SignalStatus.CLOSED,
-        SignalStatus.CLOSED_MANUAL,
-        SignalStatus.CANCELED,
-        SignalStatus.REJECTED,
-    }
-)
-
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-
-
-#: Alpaca's time-in-force values (lower-case).
-TIME_IN_FORCE_VALUES = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
-
-#: Quote currencies that mark a pair as crypto: ``BTC-USD`` is rewritten to ``BTC/USD``.
-CRYPTO_QUOTES = frozenset({"USD", "USDT", "USDC", "BTC"})
-
-#: Quantities, notionals and prices must be below this in magnitude (docs/design.md section 3).
-NUMBER_MAX = Decimal(10) ** 12
-#: ... and no finer than this: nothing past the ninth decimal place (the audit columns' scale).
-NUMBER_RESOLUTION = Decimal("1e-9")
-#: Longest numeric string considered (a longer one is not a number a producer means).
-NUMBER_MAX_CHARS = 100
-
-#: Firestore's limit on a document id: 1,500 bytes of UTF-8 (see `brokerops.intent.store`).
-DOCUMENT_ID_MAX_BYTES = 1500
-
-#: Prefix of the hashed form of a signal id in audit columns (see `audit_signal_id`).
-AUDIT_ID_HASH_PREFIX = "sha256:"
-#: Length of that form: the prefix and 64 hex digits.
-AUDIT_ID_HASHED_LENGTH = len(AUDIT_ID_HASH_PREFIX) + 64
-
-#: Fields a status transition may set besides `status`, `status_reason` and `updated_at`.
-TRANSITION_WRITABLE_FIELDS = frozenset({"client_order_id", "alpaca_order_id", "filled_qty"})
+# The names most of the project imports from here (the model lives in `signal_model`).
+__all__ = [
+    "InvalidSignal",
+    "OrderType",
+    "Side",
+    "Signal",
+    "SignalStatus",
+    "audit_signal_id",
+    "normalize_symbol",
+    "parse_signal",
+]
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9./-]*$")
 _SYMBOL_MAX_LENGTH = 32
-# ASCII decimal notation only (`Decimal` also takes "1_000", Arabic-Indic digits and NaN payloads).
-_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_NOT_FINITE_RE = re.compile(r"[+-]?(?:s?nan[0-9]*|inf|infinity)", re.IGNORECASE)
-# Exact work on bounded numbers: with |x| < 1e12 quantizing to 1e-9 needs at most 21 digits.
-_EXACT = Context(prec=40, traps=[])
 
 
 normalize_symbol = symbol_key  # the schema's name for the shared comparison form
@@ -138,214 +86,12 @@ def _order_symbol(symbol: str) -> str:
     return upper
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Signal:
-    """One parsed, valid signal document. Build it with `parse_signal`, not by hand."""
-
-    id: str
-    symbol: str
-    symbol_key: str
-    side: Side
-    qty: Decimal | None
-    notional: Decimal | None
-    order_type: OrderType
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    time_in_force: str | None
-    timeout_seconds: int | None
-    extended_hours: bool
-    status: SignalStatus
-    client_order_id: str | None
-    alpaca_order_id: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-    status_reason: str | None
-    version: str | None = None
-    """The stored document's version when read from a store (opaque: Firestore's update time,
-    the local store's revision); pass it as `Transition.expected_version`. None otherwise."""
-    filled_qty: Decimal | None = None
-    """What the signal's order received, written by brokerops when the fill moves it to ACTIVE
-    (a partial fill that ended, a notional order); None until then."""
-
-    @property
-    def signed_qty(self) -> Decimal | None:
-        """The holding this signal stands for, negative for a sell: what its order received
-        (`filled_qty`) once recorded, else `qty`; None for a notional signal not filled yet."""
-        qty = self.filled_qty if self.filled_qty is not None else self.qty
-        if qty is None:
-            return None
-        return -qty if self.side is Side.SELL else qty
-
-    def as_json_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: decimals as strings, datetimes as ISO 8601, enums as their values."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, Decimal):
-                value = str(value)
-            elif isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, StrEnum):
-                value = value.value
-            out[field.name] = value
-        return out
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InvalidSignal:
-    """A document that does not parse. `reasons` lists every problem found; `raw` is a copy;
-    `version` as for `Signal`."""
-
-    id: str
-    reasons: tuple[str, ...]
-    raw: dict[str, Any]
-    version: str | None = None
-
-    @property
-    def raw_status(self) -> str | None:
-        """The document's `status` if it is a string (possibly not a known status), else None."""
-        value = self.raw.get("status")
-        return value if isinstance(value, str) else None
-
-    @property
-    def raw_symbol(self) -> str | None:
-        """The document's `symbol` if it is a string, else None (for reports)."""
-        value = self.raw.get("symbol")
-        return value if isinstance(value, str) else None
-
-    def as_json_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "reasons": list(self.reasons),
-            "status": self.raw_status,
-            "symbol": self.raw_symbol,
-            "version": self.version,
-        }
-
-
-def audit_signal_id(signal_id: str, max_length: int = SIGNAL_ID_MAX) -> str:
-    """The form of a signal id for an audit column of `max_length` characters.
-
-    Audit columns hold any id Firestore accepts whole (`SIGNAL_ID_MAX` characters), so this is
-    the id itself, searchable as written (a single space included), except where the column
-    cannot hold it: longer than `max_length`, or carrying a NUL (PostgreSQL text cannot store
-    one). Then it is ``"sha256:"`` followed by the 64 lower-case hex digits of the SHA-256 of
-    its UTF-8 bytes (71 characters); an id that itself starts with ``"sha256:"`` is hashed too,
-    so a plain id never looks like a hashed one. The full id belongs in the row's payload.
-    Pure; never raises for a string (a lone surrogate included). `max_length` must leave room
-    for the hashed form.
-    """
-    if not isinstance(signal_id, str):
-        raise TypeError(f"signal id must be a string, not {_type_name(signal_id)}")
-    if max_length < AUDIT_ID_HASHED_LENGTH:
-        raise ValueError(f"max_length must be at least {AUDIT_ID_HASHED_LENGTH}, not {max_length}")
-    if (
-        0 < len(signal_id) <= max_length
-        and "\x00" not in signal_id
-        and not signal_id.startswith(AUDIT_ID_HASH_PREFIX)
-        and signal_id.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == signal_id
-    ):
-        return signal_id
-    digest = hashlib.sha256(signal_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return AUDIT_ID_HASH_PREFIX + digest
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _shown(value: object) -> str:
-    """A short rendering of a value for a reason (never the whole of a huge input)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-#: Numeric strings already accepted by `_decimal` -> their Decimal (immutable, so shared).
-#: Signal documents repeat the same few quantities; the cache stops growing when full.
-_NUMBER_CACHE: dict[str, Decimal] = {}
-_NUMBER_CACHE_MAX = 20_000
-
-
-def _decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
-    """A bounded, positive Decimal from int/float/Decimal/numeric str (see the module docstring);
-    appends one reason naming the field otherwise."""
-    if value is None:
-        return None
-    if type(value) is str:
-        cached = _NUMBER_CACHE.get(value)
-        if cached is not None:
-            return cached
-        number = _checked_decimal(name, value, reasons)
-        if number is not None and len(_NUMBER_CACHE) < _NUMBER_CACHE_MAX:
-            _NUMBER_CACHE[value] = number
-        return number
-    return _checked_decimal(name, value, reasons)
-
-
-def _checked_decimal(name: str, value: object, reasons: list[str]) -> Decimal | None:
-    if isinstance(value, bool):
-        reasons.append(f"{name} must be a number, not a boolean")
-        return None
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, int):
-        if value <= 0:
-            reasons.append(f"{name} must be positive, not {_shown(value)}")
-            return None
-        if value >= NUMBER_MAX:  # before Decimal(): a 5,000-digit int stays an int compare
-            reasons.append(f"{name} must be less than 1e12, not {_shown(value)}")
-            return None
-        number = Decimal(value)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            reasons.append(f"{name} must be finite, not {value!r}")
-            return None
-        number = Decimal(str(value))
-    elif isinstance(value, str):
-        text = value.strip()
-        if len(text) > NUMBER_MAX_CHARS:
-            reasons.append(
-                f"{name} is too long to be a number ({len(text)} characters, "
-                f"at most {NUMBER_MAX_CHARS}): {_shown(text)}"
-            )
-            return None
-        if _NOT_FINITE_RE.fullmatch(text):
-            reasons.append(f"{name} must be finite, not {_shown(value)}")
-            return None
-        if not _NUMBER_RE.fullmatch(text):
-            reasons.append(f"{name} is not numeric: {_shown(value)}")
-            return None
-        try:
-            number = Decimal(text)
-        except ArithmeticError:  # an exponent beyond what Decimal represents
-            reasons.append(f"{name} is out of range: {_shown(value)}")
-            return None
-    else:
-        reasons.append(f"{name} must be a number, not {_type_name(value)}")
-        return None
-    if not number.is_finite():
-        reasons.append(f"{name} must be finite, not {_shown(value)}")
-        return None
-    if number <= 0:  # an exact comparison: no context, no trap
-        reasons.append(f"{name} must be positive, not {_shown(number)}")
-        return None
-    if number.adjusted() >= 12:  # the exponent of the leading digit: exact, whatever the size
-        reasons.append(f"{name} must be less than 1e12, not {_shown(number)}")
-        return None
-    if number.quantize(NUMBER_RESOLUTION, context=_EXACT) != number:
-        reasons.append(f"{name} is finer than 1e-9: {_shown(number)}")
-        return None
-    return number
-
-
 def _enum(name: str, value: object, enum: type[StrEnum], reasons: list[str], *, fold: bool):
     if value is None:
         reasons.append(f"{name} is missing")
         return None
     if not isinstance(value, str):
-        reasons.append(f"{name} must be a string, not {_type_name(value)}")
+        reasons.append(f"{name} must be a string, not {type_name(value)}")
         return None
     key = value.strip().lower() if fold else value
     member = enum._value2member_map_.get(key)  # what enum(key) looks up first
@@ -363,7 +109,7 @@ def _optional_str(name: str, value: object, reasons: list[str], max_length: int 
     if value is None:
         return None
     if not isinstance(value, str):
-        reasons.append(f"{name} must be a string, not {_type_name(value)}")
+        reasons.append(f"{name} must be a string, not {type_name(value)}")
         return None
     if len(value) > max_length:
         reasons.append(f"{name} is longer than {max_length} characters")
@@ -384,7 +130,7 @@ def _datetime(name: str, value: object, reasons: list[str]) -> datetime | None:
             reasons.append(f"{name} is not an ISO 8601 timestamp: {value[:40]!r}")
             return None
     else:
-        reasons.append(f"{name} must be a timestamp, not {_type_name(value)}")
+        reasons.append(f"{name} must be a timestamp, not {type_name(value)}")
         return None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         reasons.append(f"{name} has no timezone")
@@ -397,7 +143,7 @@ def _symbol(value: object, reasons: list[str]) -> tuple[str, str] | None:
         reasons.append("symbol is missing")
         return None
     if not isinstance(value, str):
-        reasons.append(f"symbol must be a string, not {_type_name(value)}")
+        reasons.append(f"symbol must be a string, not {type_name(value)}")
         return None
     order_symbol = _order_symbol(value)
     if not order_symbol:
@@ -407,35 +153,6 @@ def _symbol(value: object, reasons: list[str]) -> tuple[str, str] | None:
         reasons.append(f"symbol {value[:40]!r} is not a ticker or a BASE/QUOTE pair")
         return None
     return order_symbol, normalize_symbol(order_symbol)
-
-
-def _timeout_seconds(value: object, reasons: list[str]) -> int | None:
-    if value is None:
-        return None
-    number: int | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit():  # "²".isdigit() is true too
-            if len(text) > 12:
-                reasons.append(f"timeout_seconds must be less than 1e12, not {_shown(value)}")
-                return None
-            number = int(text)
-    if number is None:
-        reasons.append(f"timeout_seconds must be a whole number of seconds, not {_shown(value)}")
-        return None
-    if number <= 0:
-        reasons.append(f"timeout_seconds must be positive, not {_shown(number)}")
-        return None
-    if number >= NUMBER_MAX:
-        reasons.append(f"timeout_seconds must be less than 1e12, not {_shown(number)}")
-        return None
-    return number
 
 
 def parse_signal(
@@ -463,60 +180,20 @@ def _parse(doc_id: object, data: object, version: str | None) -> Signal | Invali
         signal_id = str(doc_id)
         reasons.append(f"document id must be a non-empty string, not {doc_id!r}")
     if not isinstance(data, Mapping):
-        reasons.append(f"document must be a map of fields, not {_type_name(data)}")
+        reasons.append(f"document must be a map of fields, not {type_name(data)}")
         return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw={}, version=version)
     # A copy only for a document that does not parse (`InvalidSignal.raw`): a plain dict is read
     # as it is, anything else (a Mapping) once, through dict().
     raw = data if type(data) is dict else dict(data)
 
+    # The checks run in the order of the fields below, so the reasons come in that order too.
     symbols = _symbol(raw.get("symbol"), reasons)
     side = _enum("side", raw.get("side"), Side, reasons, fold=True)
     status = _enum("status", raw.get("status"), SignalStatus, reasons, fold=False)
     order_type = _enum("order_type", raw.get("order_type"), OrderType, reasons, fold=True)
-
-    qty = _decimal("qty", raw.get("qty"), reasons)
-    notional = _decimal("notional", raw.get("notional"), reasons)
-    has_qty, has_notional = raw.get("qty") is not None, raw.get("notional") is not None
-    if has_qty and has_notional:
-        reasons.append("qty and notional are both set (exactly one is allowed)")
-    elif not has_qty and not has_notional:
-        reasons.append("qty or notional is required")
-
-    limit_price = _decimal("limit_price", raw.get("limit_price"), reasons)
-    stop_price = _decimal("stop_price", raw.get("stop_price"), reasons)
-    filled_qty = _decimal("filled_qty", raw.get("filled_qty"), reasons)
-    if order_type is not None:
-        needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
-        for name, needed in (("limit_price", needs_limit), ("stop_price", needs_stop)):
-            present = raw.get(name) is not None
-            if needed and not present:
-                reasons.append(f"{name} is required for a {order_type.value} order")
-            elif present and not needed:
-                reasons.append(f"{name} is not used by a {order_type.value} order")
-
-    time_in_force = _optional_str("time_in_force", raw.get("time_in_force"), reasons)
-    if time_in_force is not None:
-        time_in_force = time_in_force.strip().lower()
-        if time_in_force not in TIME_IN_FORCE_VALUES:
-            allowed = ", ".join(sorted(TIME_IN_FORCE_VALUES))
-            reasons.append(f"unknown time_in_force {time_in_force[:40]!r} (expected {allowed})")
-
-    timeout_seconds = _timeout_seconds(raw.get("timeout_seconds"), reasons)
-
-    extended_hours = raw.get("extended_hours")
-    if extended_hours is None:
-        extended_hours = False
-    elif not isinstance(extended_hours, bool):
-        reasons.append(f"extended_hours must be true or false, not {extended_hours!r}")
-
-    client_order_id = _optional_str(
-        "client_order_id", raw.get("client_order_id"), reasons, CLIENT_ORDER_ID_MAX
-    )
-    alpaca_order_id = _optional_str("alpaca_order_id", raw.get("alpaca_order_id"), reasons)
-    status_reason = _optional_str("status_reason", raw.get("status_reason"), reasons, 10_000)
-    created_at = _datetime("created_at", raw.get("created_at"), reasons)
-    updated_at = _datetime("updated_at", raw.get("updated_at"), reasons)
+    amounts = _amounts(raw, order_type, reasons)
+    options = _order_options(raw, reasons)
+    records = _records(raw, reasons)
 
     if reasons:
         return InvalidSignal(id=signal_id, reasons=tuple(reasons), raw=dict(raw), version=version)
@@ -527,20 +204,75 @@ def _parse(doc_id: object, data: object, version: str | None) -> Signal | Invali
         symbol=symbols[0],
         symbol_key=symbols[1],
         side=side,
-        qty=qty,
-        notional=notional,
         order_type=order_type,
-        limit_price=limit_price,
-        stop_price=stop_price,
-        time_in_force=time_in_force,
-        timeout_seconds=timeout_seconds,
-        extended_hours=bool(extended_hours),
         status=status,
-        client_order_id=client_order_id,
-        alpaca_order_id=alpaca_order_id,
-        created_at=created_at,
-        updated_at=updated_at,
-        status_reason=status_reason,
         version=version,
-        filled_qty=filled_qty,
+        **amounts,
+        **options,
+        **records,
     )
+
+
+def _amounts(
+    raw: Mapping[str, Any], order_type: OrderType | None, reasons: list[str]
+) -> dict[str, Any]:
+    """`qty` / `notional` (exactly one), the prices the order type uses, and `filled_qty`."""
+    out = {
+        "qty": decimal_field("qty", raw.get("qty"), reasons),
+        "notional": decimal_field("notional", raw.get("notional"), reasons),
+    }
+    has_qty, has_notional = raw.get("qty") is not None, raw.get("notional") is not None
+    if has_qty and has_notional:
+        reasons.append("qty and notional are both set (exactly one is allowed)")
+    elif not has_qty and not has_notional:
+        reasons.append("qty or notional is required")
+
+    out["limit_price"] = decimal_field("limit_price", raw.get("limit_price"), reasons)
+    out["stop_price"] = decimal_field("stop_price", raw.get("stop_price"), reasons)
+    out["filled_qty"] = decimal_field("filled_qty", raw.get("filled_qty"), reasons)
+    if order_type is not None:
+        needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+        for name, needed in (("limit_price", needs_limit), ("stop_price", needs_stop)):
+            present = raw.get(name) is not None
+            if needed and not present:
+                reasons.append(f"{name} is required for a {order_type.value} order")
+            elif present and not needed:
+                reasons.append(f"{name} is not used by a {order_type.value} order")
+    return out
+
+
+def _order_options(raw: Mapping[str, Any], reasons: list[str]) -> dict[str, Any]:
+    """`time_in_force`, `timeout_seconds` and `extended_hours`."""
+    time_in_force = _optional_str("time_in_force", raw.get("time_in_force"), reasons)
+    if time_in_force is not None:
+        time_in_force = time_in_force.strip().lower()
+        if time_in_force not in TIME_IN_FORCE_VALUES:
+            allowed = ", ".join(sorted(TIME_IN_FORCE_VALUES))
+            reasons.append(f"unknown time_in_force {time_in_force[:40]!r} (expected {allowed})")
+
+    timeout_seconds = timeout_field(raw.get("timeout_seconds"), reasons)
+
+    extended_hours = raw.get("extended_hours")
+    if extended_hours is None:
+        extended_hours = False
+    elif not isinstance(extended_hours, bool):
+        reasons.append(f"extended_hours must be true or false, not {extended_hours!r}")
+    return {
+        "time_in_force": time_in_force,
+        "timeout_seconds": timeout_seconds,
+        "extended_hours": bool(extended_hours),
+    }
+
+
+def _records(raw: Mapping[str, Any], reasons: list[str]) -> dict[str, Any]:
+    """What brokerops and the producer recorded on the document: ids, reason, timestamps."""
+    return {
+        "client_order_id": _optional_str(
+            "client_order_id", raw.get("client_order_id"), reasons, CLIENT_ORDER_ID_MAX
+        ),
+        "alpaca_order_id": _optional_str("alpaca_order_id", raw.get("alpaca_order_id"), reasons),
+        "status_reason": _optional_str("status_reason", raw.get("status_reason"), reasons, 10_000),
+        "created_at": _datetime("created_at", raw.get("created_at"), reasons),
+        "updated_at": _datetime("updated_at", raw.get("updated_at"), reasons),
+    }

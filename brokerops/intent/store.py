@@ -60,14 +60,8 @@ from decimal import Decimal
 from typing import Any
 
 from brokerops.fields import CLIENT_ORDER_ID_MAX
-from brokerops.intent.schema import (
-    DOCUMENT_ID_MAX_BYTES,
-    TRANSITION_WRITABLE_FIELDS,
-    InvalidSignal,
-    Signal,
-    SignalStatus,
-    parse_signal,
-)
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
+from brokerops.intent.signal_model import DOCUMENT_ID_MAX_BYTES, TRANSITION_WRITABLE_FIELDS
 
 #: How often a transition is retried when its document keeps changing under it (other fields).
 MAX_WRITE_ATTEMPTS = 5

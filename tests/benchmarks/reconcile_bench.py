@@ -145,7 +145,8 @@ def open_store(kind: str, stack: contextlib.ExitStack):
         from brokerops.intent.local import LocalSignalStore
 
         return LocalSignalStore()
-    from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+    from brokerops.intent.firestore import FirestoreSignalStore
+    from brokerops.intent.firestore_client import firestore_client
     from tests.firestore_emulator import running_emulator
 
     log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))

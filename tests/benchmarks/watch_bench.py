@@ -56,7 +56,8 @@ def signal_doc() -> dict:
 def _writer(host: str, project: str, ids: list[str], rate: float, start_at: float, conn) -> None:
     """One writer process: ``ids`` one document per commit, the i-th at ``start_at + i / rate``
     (epoch seconds); sends back (id, write started, write returned) for each."""
-    from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+    from brokerops.intent.firestore import FirestoreSignalStore
+    from brokerops.intent.firestore_client import firestore_client
 
     store = FirestoreSignalStore(firestore_client(project=project, emulator_host=host), "signals")
     times = []
@@ -306,7 +307,8 @@ def main() -> None:
     from django.conf import settings
 
     from brokerops.alpaca import AlpacaGateway, InProcessLimiter
-    from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+    from brokerops.intent.firestore import FirestoreSignalStore
+    from brokerops.intent.firestore_client import firestore_client
     from brokerops.intent.watch import pending_source
     from orders.services.stream import Backoff
     from orders.services.watch import WatchStats, signals_watch

@@ -8,7 +8,7 @@ copy and not to the others fails here, not in production.
 
 from brokerops import fields
 from brokerops.alpaca import types as alpaca_types
-from brokerops.intent import schema
+from brokerops.intent import signal_model
 from brokerops.sim import validation as sim_validation
 from orders import client_order_id, validation
 from orders.models import OrderAttempt
@@ -25,7 +25,7 @@ def test_order_sides_are_one_set_everywhere():
         "brokerops/alpaca/types.py ORDER_SIDES": alpaca_types.ORDER_SIDES,
         "brokerops/sim/validation.py SIDES": sim_validation.SIDES,
         "orders/models.py OrderAttempt.Side": _values(OrderAttempt.Side),
-        "brokerops/intent/schema.py Side": _values(schema.Side),
+        "brokerops/intent/signal_model.py Side": _values(signal_model.Side),
     }
     assert set(map(frozenset, copies.values())) == {frozenset({"buy", "sell"})}, copies
 
@@ -39,7 +39,7 @@ def test_order_types_are_one_set_everywhere():
     }
     assert set(map(frozenset, copies.values())) == {every}, copies
     # A signal asks for the types brokerops builds (no trailing stop); each is Alpaca's.
-    assert _values(schema.OrderType) == every - {"trailing_stop"}
+    assert _values(signal_model.OrderType) == every - {"trailing_stop"}
     assert set(validation.PRICED_TYPES) <= every
     assert every >= sim_validation.CRYPTO_ORDER_TYPES
 
@@ -47,7 +47,9 @@ def test_order_types_are_one_set_everywhere():
 def test_times_in_force_are_one_set_everywhere():
     copies = {
         "brokerops/alpaca/types.py TIMES_IN_FORCE": alpaca_types.TIMES_IN_FORCE,
-        "brokerops/intent/schema.py TIME_IN_FORCE_VALUES": schema.TIME_IN_FORCE_VALUES,
+        "brokerops/intent/signal_model.py TIME_IN_FORCE_VALUES": (
+            signal_model.TIME_IN_FORCE_VALUES
+        ),
         "brokerops/sim/validation.py TIMES_IN_FORCE": sim_validation.TIMES_IN_FORCE,
     }
     assert set(copies.values()) == {frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})}, copies

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+from brokerops.intent.firestore import FirestoreSignalStore
+from brokerops.intent.firestore_client import firestore_client
 from tests.firestore_emulator import running_emulator
 from tests.waiting import wait_for
 

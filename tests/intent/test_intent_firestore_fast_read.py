@@ -19,8 +19,13 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.vector import Vector
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from brokerops.intent.firestore import FirestoreSignalStore, parse_document, snapshot_version
-from brokerops.intent.firestore_decode import VersionFormatter, decode_fields
+from brokerops.intent.firestore import FirestoreSignalStore
+from brokerops.intent.firestore_decode import (
+    VersionFormatter,
+    decode_fields,
+    parse_document,
+    snapshot_version,
+)
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStoreError, SignalStoreUnavailable
 

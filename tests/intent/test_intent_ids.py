@@ -11,7 +11,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from brokerops.intent.models import LocalSignal
-from brokerops.intent.schema import DOCUMENT_ID_MAX_BYTES, Signal, SignalStatus
+from brokerops.intent.schema import Signal, SignalStatus
+from brokerops.intent.signal_model import DOCUMENT_ID_MAX_BYTES
 from brokerops.intent.store import Transition, TransitionOutcome, check_document_id
 
 PENDING, SUBMITTED = SignalStatus.PENDING, SignalStatus.SUBMITTED

@@ -11,7 +11,8 @@ from django.test.utils import override_settings
 
 from brokerops.intent import firestore as firestore_module
 from brokerops.intent.factory import get_signal_store
-from brokerops.intent.firestore import FirestoreSignalStore, firestore_client
+from brokerops.intent.firestore import FirestoreSignalStore
+from brokerops.intent.firestore_client import firestore_client
 from brokerops.intent.local import LocalSignalStore
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStoreUnavailable, Transition, TransitionOutcome

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from reconciliation.diff import ReconciliationErrors
 from reconciliation.models import Mismatch, ReconciliationRun
-from reconciliation.services import run_as_json
+from reconciliation.report import run_as_json
 from tests import factories
 from tests.workspace.helpers import record_mismatch
 

@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from brokerops.alpaca.operator import run_error_hint
 from brokerops.commands import fail, operator_console, operator_error
 from reconciliation.models import ReconciliationRun
-from reconciliation.services import reconciliation_run, run_as_json
+from reconciliation.report import run_as_json
+from reconciliation.services import reconciliation_run
 
 
 class Command(BaseCommand):
