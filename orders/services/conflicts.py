@@ -48,7 +48,7 @@ from .outcomes import Outcome
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
 
-    from .submit import AcceptedOrder
+    from .context import AcceptedOrder
 
 logger = logging.getLogger(__name__)
 
