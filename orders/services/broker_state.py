@@ -9,6 +9,7 @@ signal somebody changed meanwhile is left alone (and the skip recorded).
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -146,47 +147,12 @@ def order_attempts_apply_broker_orders(
     with transaction.atomic():
         attempts_lock_current([attempt for attempt, _ in pairs])
         for attempt, order in pairs:
-            if _is_stale(attempt, order):
-                logger.info(
-                    "order %s: stale state ignored "
-                    "(Alpaca said %s, filled %s; we hold %s, filled %s)",
-                    attempt.client_order_id,
-                    order.status,
-                    order.filled_qty,
-                    attempt.status,
-                    attempt.filled_qty,
-                )
+            taken = _attempt_take_order(attempt, order, now=now, actor=actor)
+            if taken is None:
                 continue
-            before = (
-                attempt.status,
-                attempt.broker_status,
-                attempt.filled_qty,
-                attempt.alpaca_order_id,
-            )
-            status_from = attempt.status
-            _take_broker_order(attempt, order)
-            attempt.last_synced_at = now
-            if before == (
-                attempt.status,
-                attempt.broker_status,
-                attempt.filled_qty,
-                attempt.alpaca_order_id,
-            ):
-                continue
-            attempt.updated_at = now
-            befores[attempt.client_order_id] = status_from
+            befores[attempt.client_order_id], event = taken
             changed.append(attempt)
-            events.append(
-                order_event_build(
-                    attempt=attempt,
-                    kind=OrderEvent.Kind.STATUS_CHANGED,
-                    status_from=status_from,
-                    status_to=attempt.status,
-                    message=f"Alpaca says {order.status} (filled {order.filled_qty})",
-                    payload=order.raw,
-                    actor=actor,
-                )
-            )
+            events.append(event)
         OrderAttempt.objects.bulk_update(
             changed, [*_TAKEN_FROM_ORDER, "last_synced_at", "updated_at"], batch_size=500
         )
@@ -207,6 +173,46 @@ def order_attempts_apply_broker_orders(
         )
         for a in changed
     ]
+
+
+def _attempt_take_order(
+    attempt: OrderAttempt, order: Order, *, now: datetime, actor: str
+) -> tuple[str, OrderEvent] | None:
+    """The attempt (locked, as stored) takes its broker order's state, in memory: returns the
+    status it had and its STATUS_CHANGED event, or None when the order says nothing new (a
+    stale state, or the one held: only its sync time moves)."""
+    if _is_stale(attempt, order):
+        logger.info(
+            "order %s: stale state ignored (Alpaca said %s, filled %s; we hold %s, filled %s)",
+            attempt.client_order_id,
+            order.status,
+            order.filled_qty,
+            attempt.status,
+            attempt.filled_qty,
+        )
+        return None
+    before = (attempt.status, attempt.broker_status, attempt.filled_qty, attempt.alpaca_order_id)
+    status_from = attempt.status
+    _take_broker_order(attempt, order)
+    attempt.last_synced_at = now
+    if before == (
+        attempt.status,
+        attempt.broker_status,
+        attempt.filled_qty,
+        attempt.alpaca_order_id,
+    ):
+        return None
+    attempt.updated_at = now
+    event = order_event_build(
+        attempt=attempt,
+        kind=OrderEvent.Kind.STATUS_CHANGED,
+        status_from=status_from,
+        status_to=attempt.status,
+        message=f"Alpaca says {order.status} (filled {order.filled_qty})",
+        payload=order.raw,
+        actor=actor,
+    )
+    return status_from, event
 
 
 def order_attempts_mark_missing(

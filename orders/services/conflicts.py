@@ -48,7 +48,7 @@ from .outcomes import Outcome
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
 
-    from .submit import AcceptedOrder
+    from .context import AcceptedOrder
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ def signals_submitted_after_send(
     outcomes become ``CONFLICT`` and ``WITHDRAWN``. Raises `SignalStoreError` when the store
     fails (the caller records it: the next cycle moves the signal).
     """
+    # Over ~60 lines by its docstring and the ``on_changed`` decision it hands the move.
     by_signal = {item.signal.id: item for item in items}
     conflicts: list[tuple[AcceptedOrder, Signal, list[str]]] = []
     for item in items:
@@ -77,24 +78,7 @@ def signals_submitted_after_send(
         if diffs := order_differences(item.attempt, item.signal):
             conflicts.append((item, item.signal, diffs))
     conflicted = {item.signal.id for item, _, _ in conflicts}
-    moves = [
-        SignalMove(
-            transition=Transition(
-                signal_id=item.signal.id,
-                expected_status=SignalStatus.PENDING,
-                new_status=SignalStatus.SUBMITTED,
-                reason=f"order {item.order.id} accepted by Alpaca"[:500],
-                fields={
-                    "client_order_id": item.attempt.client_order_id,
-                    "alpaca_order_id": item.order.id,
-                },
-                expected_version=item.signal.version,
-            ),
-            attempt=item.attempt,
-        )
-        for item in items
-        if item.signal.id not in conflicted
-    ]
+    moves = [_submitted_move(item) for item in items if item.signal.id not in conflicted]
 
     def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | SetAside | None:
         current = result.current
@@ -120,21 +104,10 @@ def signals_submitted_after_send(
             result.outcome is TransitionOutcome.STATUS_MOVED
             and result.actual_status is SignalStatus.CANCELED
         )
-        if not withdrawn:
+        if withdrawn:
+            _withdrawn_undo(item, result, store=store, gateway=gateway, actor=actor)
+        else:
             standing.append(item)
-            continue
-        how = "deleted" if result.current is None else "moved to CANCELED"
-        why = f"signal {result.signal_id!r} {how} by its writer after its order was sent"
-        undone = order_undo(
-            attempt=item.attempt,
-            order_id=item.order.id,
-            gateway=gateway,
-            store=store,
-            actor=actor,
-            why=why,
-        )
-        item.outcome.outcome = Outcome.WITHDRAWN
-        item.outcome.reason = f"{why}: {'canceled at the broker' if undone else 'not undone'}"
     for item, current, diffs in conflicts:
         item.outcome.reason = signal_conflict_reject(
             attempt=item.attempt,
@@ -147,6 +120,48 @@ def signals_submitted_after_send(
         )
         item.outcome.outcome = Outcome.CONFLICT
     return standing, sum(1 for result in final if result.applied)
+
+
+def _submitted_move(item: AcceptedOrder) -> SignalMove:
+    """PENDING -> SUBMITTED on the version of the document the item's order was sent for."""
+    return SignalMove(
+        transition=Transition(
+            signal_id=item.signal.id,
+            expected_status=SignalStatus.PENDING,
+            new_status=SignalStatus.SUBMITTED,
+            reason=f"order {item.order.id} accepted by Alpaca"[:500],
+            fields={
+                "client_order_id": item.attempt.client_order_id,
+                "alpaca_order_id": item.order.id,
+            },
+            expected_version=item.signal.version,
+        ),
+        attempt=item.attempt,
+    )
+
+
+def _withdrawn_undo(
+    item: AcceptedOrder,
+    result: TransitionResult,
+    *,
+    store: SignalStore,
+    gateway: AlpacaGateway,
+    actor: str,
+) -> None:
+    """The signal was withdrawn (deleted, or CANCELED) after its order was sent: the order is
+    undone and the outcome says WITHDRAWN."""
+    how = "deleted" if result.current is None else "moved to CANCELED"
+    why = f"signal {result.signal_id!r} {how} by its writer after its order was sent"
+    undone = order_undo(
+        attempt=item.attempt,
+        order_id=item.order.id,
+        gateway=gateway,
+        store=store,
+        actor=actor,
+        why=why,
+    )
+    item.outcome.outcome = Outcome.WITHDRAWN
+    item.outcome.reason = f"{why}: {'canceled at the broker' if undone else 'not undone'}"
 
 
 def conflict_reason(attempt: OrderAttempt, diffs: list[str], *, canceled: bool) -> str:

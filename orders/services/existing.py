@@ -26,7 +26,7 @@ from .conflicts import signal_conflict_reject
 from .outcomes import Outcome, SignalOutcome
 
 if TYPE_CHECKING:
-    from .submit import SubmitContext
+    from .context import SubmitContext
 
 
 def attempt_existing_follow(

@@ -47,9 +47,11 @@ from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import SignalStore, SignalStoreError
 from brokerops.intent.watch import Document, PendingSource
 
+from .context import AcceptedOrder
+from .finish import orders_accepted_finish
 from .outcomes import Outcome, SignalOutcome
 from .stream import Backoff
-from .submit import AcceptedOrder, order_signals_submit, orders_accepted_finish
+from .submit import order_signals_submit
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway

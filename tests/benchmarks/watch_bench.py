@@ -127,6 +127,8 @@ class Stages:
 
     def install(self) -> None:
         import orders.services.events as events
+        import orders.services.finish as finish
+        import orders.services.send as send
         import orders.services.submit as submit
         import orders.services.watch as watch
         from brokerops.alpaca import AlpacaGateway, InProcessLimiter
@@ -144,19 +146,19 @@ class Stages:
             return docs
 
         FirestorePendingSource.take = delivered
-        submit_one = submit._submit_one
+        submit_one = submit.signal_submit_one
 
-        def started(signal, *args, **kwargs):
+        def started(*, signal, **kwargs):
             self.started.setdefault(signal.id, time.time())
-            return submit_one(signal, *args, **kwargs)
+            return submit_one(signal=signal, **kwargs)
 
-        submit._submit_one = started
-        self.wrap(submit, "_claim_attempt", "claim one by one (attempt row + CREATED event)")
+        submit.signal_submit_one = started
+        self.wrap(send, "attempt_claim", "claim one by one (attempt row + CREATED event)")
         self.wrap(
             submit,
-            "_claim_new_attempts",
+            "attempts_claim_new",
             "claim per chunk (attempt rows + CREATED events)",
-            size=lambda signals: len(signals),
+            size=lambda *, signals: len(signals),
         )
         self.wrap(
             firestore.FirestoreSignalStore,
@@ -174,7 +176,7 @@ class Stages:
             size=lambda **kw: len(kw["accepted"]),
         )
         self.wrap(
-            submit,
+            finish,
             "order_attempts_apply_broker_orders",
             "  attempts take the order state (bulk)",
         )

@@ -12,7 +12,8 @@ from brokerops.intent.schema import SignalStatus
 from brokerops.intent.store import SignalStoreUnavailable
 from orders.models import OrderAttempt
 from orders.services import order_attempts_sync, orders_submit_pending
-from orders.services.submit import order_signals_submit, orders_accepted_finish
+from orders.services.finish import orders_accepted_finish
+from orders.services.submit import order_signals_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
