@@ -105,13 +105,10 @@ def attempt_release(*, attempt: OrderAttempt) -> None:
     )
 
 
-def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
-    audit_id = audit_signal_id(signal.id)
-    return OrderAttempt(
-        client_order_id=coid,
-        signal_id=audit_id,
-        signal_ref=OrderAttempt.signal_ref_for(signal.id, audit_id),
-        leg="entry",
+def attempt_order_fields(signal: Signal) -> dict[str, object]:
+    """The attempt's columns that describe the order its signal asks for (set at the claim, and
+    again when the document changed before anything was sent)."""
+    return dict(
         symbol=signal.symbol,
         side=str(signal.side),
         order_type=str(signal.order_type),
@@ -120,6 +117,17 @@ def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
         limit_price=signal.limit_price,
         stop_price=signal.stop_price,
         extended_hours=signal.extended_hours,
+    )
+
+
+def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
+    audit_id = audit_signal_id(signal.id)
+    return OrderAttempt(
+        client_order_id=coid,
+        signal_id=audit_id,
+        signal_ref=OrderAttempt.signal_ref_for(signal.id, audit_id),
+        leg="entry",
         created_at=now,
         updated_at=now,
+        **attempt_order_fields(signal),
     )

@@ -34,7 +34,7 @@ from orders.matching import order_differences
 from orders.models import OrderAttempt, OrderEvent
 from orders.validation import OrderPlan, order_plan
 
-from .claim import attempt_claim, attempt_release
+from .claim import attempt_claim, attempt_order_fields, attempt_release
 from .context import AcceptedOrder, SignalReread, SubmitContext
 from .events import order_event_record
 from .existing import attempt_existing_follow, signal_move_on_version
@@ -96,16 +96,7 @@ def _attempt_describe(attempt: OrderAttempt, signal: Signal) -> None:
     and later decisions compare the document with what the attempt says was sent."""
     if not order_differences(attempt, signal):
         return
-    fields = dict(
-        symbol=signal.symbol,
-        side=str(signal.side),
-        order_type=str(signal.order_type),
-        qty=signal.qty,
-        notional=signal.notional,
-        limit_price=signal.limit_price,
-        stop_price=signal.stop_price,
-        extended_hours=signal.extended_hours,
-    )
+    fields = attempt_order_fields(signal)
     for name, value in fields.items():
         setattr(attempt, name, value)
     attempt.save(update_fields=list(fields))
