@@ -268,6 +268,9 @@ def test_a_lost_listener_reconnects_and_catches_up(broker, gateway, firestore_st
             lost._watch.close()  # the library's listener stops, as on a fatal error
         store.put_documents([("after", pending())])
         wait_for(lambda: broker.order("bo-after-entry") is not None, what="the order")
+        # The backstop read can send the order before the reconnect's backoff has passed: wait
+        # for the reconnect itself instead of leaving the watcher while it is still pending.
+        wait_for(lambda: watcher.stats.connects >= 2, what="the reconnect")
     assert watcher.stats.connects >= 2 and watcher.stats.disconnects >= 1
     assert orders_by_coid(broker)["bo-after-entry"] == 1
 
