@@ -7,6 +7,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from brokerops.accounts import NAME_MAX, rows_owner_name
+
 # Quantities keep the signal bound: at most 9 decimals (Alpaca's crypto quantities), under 1e12.
 QTY_DIGITS = {"max_digits": 28, "decimal_places": 9}
 CLIENT_ORDER_ID_MAX = 128  # Alpaca's limit
@@ -76,3 +78,15 @@ def qty_field(**kwargs) -> models.DecimalField:
 def price_field(**kwargs) -> ExactDecimalField:
     """A price or money figure from the broker, exact at any precision."""
     return ExactDecimalField(null=True, blank=True, **kwargs)
+
+
+def account_field() -> models.CharField:
+    """The account a row belongs to (docs/design.md section 16): the name from the accounts'
+    configuration, kept when the account leaves it. Writers pass it; the default (the default
+    account) is for rows from before accounts, which the migration gave it."""
+    return models.CharField(
+        max_length=NAME_MAX,
+        default=rows_owner_name,
+        db_index=True,
+        help_text="The trading account (ACCOUNTS_FILE) this row belongs to.",
+    )

@@ -7,12 +7,14 @@ built-in paper broker. docs/configuration.md documents each variable.
 """
 
 import math
-import re
+import os
 from decimal import Decimal
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from brokerops.accounts import load_accounts, single_account
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -225,6 +227,10 @@ ALPACA_MAX_ORDER_PAGES = _env_number("ALPACA_MAX_ORDER_PAGES", 2000, low=1, high
 # real keys, the paper broker's own URL without them.
 ALPACA_DATA_URL = env.str("ALPACA_DATA_URL", default="") or None
 
+# The accounts' file (TOML, docs/configuration.md "Accounts"). Unset: one account, "default", of
+# the ALPACA_* variables and CLIENT_ORDER_ID_PREFIX.
+ACCOUNTS_FILE = env.str("ACCOUNTS_FILE", default="") or None
+
 # The trade_updates websocket. Unset: derived from the trading endpoint (ws(s)://host/stream).
 ALPACA_STREAM_URL = env.str("ALPACA_STREAM_URL", default="") or None
 # The stream consumer reconnects after this long at first, doubling up to the cap (seconds),
@@ -354,13 +360,22 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     )
 if LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
-# ASCII letters and digits only: it starts every client_order_id sent to Alpaca (at most 128
-# characters; a hashed id is the prefix and 48 more, so 16 leaves room) and its "-" separates.
-if not re.fullmatch(r"[A-Za-z0-9]{1,16}", CLIENT_ORDER_ID_PREFIX):
-    raise ImproperlyConfigured(
-        "CLIENT_ORDER_ID_PREFIX must be 1 to 16 ASCII letters or digits, "
-        f"not {CLIENT_ORDER_ID_PREFIX!r}"
+# The accounts this deployment serves (docs/design.md section 16): the file's, else one account
+# "default" of the ALPACA_* variables above. A bad file stops the start with one line.
+ACCOUNTS = (
+    load_accounts(ACCOUNTS_FILE, os.environ, rate_limit_per_min=ALPACA_RATE_LIMIT_PER_MIN)
+    if ACCOUNTS_FILE
+    else single_account(
+        api_key=ALPACA_API_KEY,
+        secret_key=ALPACA_SECRET_KEY,
+        paper=ALPACA_PAPER,
+        base_url=ALPACA_BASE_URL,
+        data_url=ALPACA_DATA_URL,
+        stream_url=ALPACA_STREAM_URL,
+        client_order_id_prefix=CLIENT_ORDER_ID_PREFIX,
+        rate_limit_per_min=ALPACA_RATE_LIMIT_PER_MIN,
     )
+)
 for _low, _high in (
     ("STREAM_RECONNECT_MIN_S", "STREAM_RECONNECT_MAX_S"),
     ("WATCH_RECONNECT_MIN_S", "WATCH_RECONNECT_MAX_S"),

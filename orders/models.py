@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from audit.models import ChainedRow
 from brokerops.alpaca.constants import MAX_EXECUTION_ID
-from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, price_field, qty_field
+from brokerops.fields import (
+    CLIENT_ORDER_ID_MAX,
+    SIGNAL_ID_MAX,
+    account_field,
+    price_field,
+    qty_field,
+)
 from brokerops.intent.models import document_id_from_column, stored_document_id
 from orders.lifecycle import AttemptStatus
 
@@ -31,6 +37,7 @@ class OrderAttempt(models.Model):
         STOP_LIMIT = "stop_limit", "Stop limit"
         TRAILING_STOP = "trailing_stop", "Trailing stop"
 
+    account = account_field()
     client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, unique=True)
     signal_id = models.CharField(max_length=SIGNAL_ID_MAX, blank=True, db_index=True)
     # The signal's id as the store knows it, where `signal_id` holds its hashed audit form (an

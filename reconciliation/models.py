@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import ChainedQuerySet, ChainedRow
-from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, qty_field
+from brokerops.fields import CLIENT_ORDER_ID_MAX, SIGNAL_ID_MAX, account_field, qty_field
 
 
 class ReconciliationRun(models.Model):
@@ -29,6 +29,7 @@ class ReconciliationRun(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped (another run held the lock)"
 
+    account = account_field()
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     # Deleting the user changes nothing here (no cascade, no SET NULL: no constraint at all); the
     # id may then name nobody, the username still says who asked.
@@ -149,6 +150,7 @@ class Mismatch(ChainedRow):
         REPAIR_SKIPPED = "repair_skipped", "Repair skipped (state moved since the read)"
         REPAIR_FAILED = "repair_failed", "Repair failed"
 
+    account = account_field()
     run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="mismatches")
     kind = models.CharField(max_length=32, choices=Kind.choices)
     severity = models.CharField(max_length=16, choices=Severity.choices)

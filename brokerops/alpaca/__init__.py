@@ -67,14 +67,25 @@ if TYPE_CHECKING:
     from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
 
 
+def broker_gateway(account: str | None = None) -> "AlpacaGateway":
+    """The process's gateway of ``account`` (the default account when None), built once from
+    settings: services take ``gateway=`` (tests pass their own) and use this one when it is
+    omitted, so a worker keeps one HTTP session pool per account. alpaca-py loads here, on first
+    use, not when the apps load (tests/ops/test_startup.py)."""
+    from .accounts import account_or_default
+
+    return _account_gateway(account_or_default(account).name)
+
+
 @cache
-def broker_gateway() -> "AlpacaGateway":
-    """The process's gateway, built once from settings: services take ``gateway=`` (tests pass
-    their own) and use this one when it is omitted, so a worker keeps one HTTP session pool.
-    alpaca-py loads here, on first use, not when the apps load (tests/ops/test_startup.py)."""
+def _account_gateway(name: str) -> "AlpacaGateway":
+    from .accounts import account_or_default
     from .gateway import gateway_from_settings
 
-    return gateway_from_settings()
+    return gateway_from_settings(account_or_default(name))
+
+
+broker_gateway.cache_clear = _account_gateway.cache_clear  # type: ignore[attr-defined]
 
 
 def __getattr__(name: str):

@@ -23,7 +23,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .constants import MAX_EXECUTION_ID, PAPER_BROKER_KEYS, PAPER_BROKER_URL
+from brokerops.accounts import AccountConfig
+
+from .accounts import account_endpoint, account_or_default
+from .constants import MAX_EXECUTION_ID
 from .errors import BrokerMalformedResponse, BrokerRejected, BrokerUnavailable, one_line
 from .parsing.orders import parse_order
 from .parsing.values import ParseError, bounded_decimal, broker_price, parse_timestamp
@@ -284,20 +287,14 @@ class TradeUpdatesConnection:
         )
 
 
-def trade_updates_connection_from_settings() -> TradeUpdatesConnection:
-    """A connection configured like :func:`~brokerops.alpaca.gateway.gateway_from_settings`:
-    the same keys (the paper broker's without any), at ``ALPACA_STREAM_URL`` or the stream of
-    the trading endpoint in use."""
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
-    api_key, secret_key = settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY
-    if bool(api_key) != bool(secret_key):
-        raise ImproperlyConfigured("set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither")
-    if api_key:
-        base_url, paper = settings.ALPACA_BASE_URL, settings.ALPACA_PAPER
-    else:
-        (api_key, secret_key), paper = PAPER_BROKER_KEYS, True
-        base_url = settings.ALPACA_BASE_URL or PAPER_BROKER_URL
-    url = settings.ALPACA_STREAM_URL or stream_url_for(base_url=base_url, paper=paper)
-    return TradeUpdatesConnection(url=url, api_key=api_key, secret_key=secret_key)
+def trade_updates_connection_from_settings(
+    account: AccountConfig | None = None,
+) -> TradeUpdatesConnection:
+    """The stream connection of ``account`` (the default account when omitted), configured like
+    :func:`~brokerops.alpaca.gateway.gateway_from_settings`: the same keys (the paper broker's
+    without any), at the account's ``stream_url`` (``ALPACA_STREAM_URL``) or the stream of its
+    trading endpoint."""
+    account = account or account_or_default(None)
+    endpoint = account_endpoint(account)
+    url = account.stream_url or stream_url_for(base_url=endpoint.base_url, paper=endpoint.paper)
+    return TradeUpdatesConnection(url=url, api_key=endpoint.api_key, secret_key=endpoint.secret_key)

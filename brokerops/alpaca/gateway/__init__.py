@@ -34,11 +34,12 @@ from typing import Any
 
 from alpaca.trading.client import TradingClient
 
+from brokerops.accounts import AccountConfig
+
+from ..accounts import account_endpoint, account_or_default
 from ..constants import (
     DEFAULT_DATA_URL,
     DEFAULT_MAX_ORDER_PAGES,
-    PAPER_BROKER_KEYS,
-    PAPER_BROKER_URL,
 )
 from ..errors import DEFAULT_MAX_PAUSE_S
 from ..limiter import NullLimiter, RateLimiter, build_limiter, key_scope
@@ -173,32 +174,24 @@ def _trading_client(
     return client
 
 
-def gateway_from_settings(**overrides: Any) -> AlpacaGateway:
-    """The gateway configured by Django settings (``ALPACA_*``, ``REDIS_URL``).
+def gateway_from_settings(account: AccountConfig | None = None, **overrides: Any) -> AlpacaGateway:
+    """The gateway of ``account`` (the default account when omitted) as Django settings configure
+    it: its keys, URLs and rate budget (docs/design.md section 16), ``ALPACA_TIMEOUT_S`` and the
+    others shared by every account.
 
-    No keys set: the built-in paper broker (keys ``test-key``/``test-secret`` at
-    ``ALPACA_BASE_URL`` or ``http://127.0.0.1:8765``), which also serves the market data. One key
-    without the other is a configuration error, never a silent fall-back to the paper broker.
-    Market data: ``ALPACA_DATA_URL``, else ``https://data.alpaca.markets`` with real keys (even
-    when ``ALPACA_BASE_URL`` points the trading calls elsewhere), else the paper broker. The rate
-    limiter is shared through Redis when ``REDIS_URL`` is set, else by every gateway of this
-    process; a 429 pauses it at most ``ALPACA_MAX_PAUSE_S``.
+    An account without keys talks to the built-in paper broker (keys ``test-key``/``test-secret``
+    at its ``base_url`` or ``http://127.0.0.1:8765``), which also serves the market data. Market
+    data: the account's ``data_url`` (``ALPACA_DATA_URL``), else ``https://data.alpaca.markets``
+    with real keys (even when ``base_url`` points the trading calls elsewhere), else the paper
+    broker. The rate limiter is the account's own bucket (one per API key), shared through Redis
+    when ``REDIS_URL`` is set, else by every gateway of this process; a 429 pauses it at most
+    ``ALPACA_MAX_PAUSE_S``.
     """
     from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
 
-    api_key = settings.ALPACA_API_KEY
-    secret_key = settings.ALPACA_SECRET_KEY
-    if bool(api_key) != bool(secret_key):
-        raise ImproperlyConfigured("set both ALPACA_API_KEY and ALPACA_SECRET_KEY, or neither")
-    data_url = settings.ALPACA_DATA_URL
-    if api_key:
-        base_url, paper = settings.ALPACA_BASE_URL, settings.ALPACA_PAPER
-        data_url = data_url or DEFAULT_DATA_URL
-    else:
-        api_key, secret_key = PAPER_BROKER_KEYS
-        base_url, paper = settings.ALPACA_BASE_URL or PAPER_BROKER_URL, True
-        data_url = data_url or base_url
+    account = account or account_or_default(None)
+    api_key, secret_key, base_url, paper = account_endpoint(account)
+    data_url = account.data_url or (DEFAULT_DATA_URL if account.api_key else base_url)
     options: dict[str, Any] = {
         "api_key": api_key,
         "secret_key": secret_key,
@@ -214,7 +207,7 @@ def gateway_from_settings(**overrides: Any) -> AlpacaGateway:
         options["limiter"] = build_limiter(
             redis_url=settings.REDIS_URL,
             api_key=options["api_key"],
-            rate_per_min=settings.ALPACA_RATE_LIMIT_PER_MIN,
+            rate_per_min=account.rate_limit_per_min,
             max_pause_s=options["max_pause_s"],
         )
     return AlpacaGateway(**options)
