@@ -40,6 +40,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from brokerops.accounts import NAME_PATTERN as ACCOUNT_NAME_PATTERN
 from brokerops.fields import CLIENT_ORDER_ID_MAX
 from brokerops.intent.numbers import decimal_field, timeout_field, type_name
 from brokerops.intent.signal_model import (
@@ -275,4 +276,17 @@ def _records(raw: Mapping[str, Any], reasons: list[str]) -> dict[str, Any]:
         "status_reason": _optional_str("status_reason", raw.get("status_reason"), reasons, 10_000),
         "created_at": _datetime("created_at", raw.get("created_at"), reasons),
         "updated_at": _datetime("updated_at", raw.get("updated_at"), reasons),
+        "account": _account(raw.get("account"), reasons),
     }
+
+
+def _account(value: object, reasons: list[str]) -> str | None:
+    """The account the signal names: an account's name, or None (absent or empty: the default
+    account, docs/design.md section 16)."""
+    name = _optional_str("account", value, reasons, 100)
+    if not name:
+        return None
+    if not ACCOUNT_NAME_PATTERN.fullmatch(name):
+        reasons.append(f"account {name[:40]!r} is not an account name (1-32 of a-z, 0-9, '-')")
+        return None
+    return name

@@ -106,6 +106,9 @@ class Signal:
     filled_qty: Decimal | None = None
     """What the signal's order received, written by brokerops when the fill moves it to ACTIVE
     (a partial fill that ended, a notional order); None until then."""
+    account: str | None = None
+    """The account the document names (docs/design.md section 16); None: the default account.
+    Whether it is configured is the reader's question (`brokerops.intent.store.AccountScope`)."""
 
     @property
     def signed_qty(self) -> Decimal | None:
@@ -146,6 +149,12 @@ class InvalidSignal:
         """The document's `status` if it is a string (possibly not a known status), else None."""
         value = self.raw.get("status")
         return value if isinstance(value, str) else None
+
+    @property
+    def raw_account(self) -> str | None:
+        """The document's `account` if it is a non-empty string, else None."""
+        value = self.raw.get("account")
+        return value if isinstance(value, str) and value else None
 
     @property
     def raw_symbol(self) -> str | None:

@@ -59,6 +59,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from brokerops.accounts import Accounts, configured
 from brokerops.fields import CLIENT_ORDER_ID_MAX
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
 from brokerops.intent.signal_model import DOCUMENT_ID_MAX_BYTES, TRANSITION_WRITABLE_FIELDS
@@ -150,6 +151,63 @@ class SignalRead:
         return len(self.signals) + len(self.invalid)
 
 
+@dataclasses.dataclass(frozen=True)
+class AccountScope:
+    """The signals one account's work reads (docs/design.md section 16): those naming it, those
+    naming no account when it is the default, and (for the account that owns unowned rows,
+    `Accounts.rows_owner`) every signal whose account is unknown, as an `InvalidSignal` saying
+    so: a signal naming an unconfigured account is reported once, never sent anywhere."""
+
+    name: str
+    accounts: Accounts
+
+    @classmethod
+    def of(cls, name: str) -> AccountScope:
+        """The scope of the configured account ``name`` (KeyError for an unknown one)."""
+        accounts = configured()
+        accounts.get(name)
+        return cls(name, accounts)
+
+    def owner(self, item: Signal | InvalidSignal) -> str | None:
+        """The configured account ``item`` belongs to; None when it names an unknown one (or
+        none, without a default account)."""
+        named = item.account if isinstance(item, Signal) else item.raw_account
+        return self.accounts.owner(named)
+
+    def unowned_reason(self, item: Signal | InvalidSignal) -> str:
+        named = item.account if isinstance(item, Signal) else item.raw_account
+        if named:
+            return (
+                f"account {named!r} is not configured (accounts: {', '.join(self.accounts.names)})"
+            )
+        return "names no account and there is no default account"
+
+    def take(self, item: Signal | InvalidSignal) -> Signal | InvalidSignal | None:
+        """``item`` if it is this account's, an `InvalidSignal` if it is nobody's and this account
+        reports those, else None."""
+        owner = self.owner(item)
+        if owner == self.name:
+            return item
+        if owner is not None or self.name != self.accounts.rows_owner:
+            return None
+        reason = self.unowned_reason(item)
+        if isinstance(item, InvalidSignal):
+            return dataclasses.replace(item, reasons=(*item.reasons, reason))
+        return InvalidSignal(
+            id=item.id, reasons=(reason,), raw=item.as_json_dict(), version=item.version
+        )
+
+    def select(self, read: SignalRead) -> SignalRead:
+        """The part of ``read`` this account reads, in the same order."""
+        signals: list[Signal] = []
+        invalid: list[InvalidSignal] = []
+        for item in (*read.signals, *read.invalid):
+            taken = self.take(item)
+            if taken is not None:
+                (signals if isinstance(taken, Signal) else invalid).append(taken)
+        return sort_read(signals, invalid)
+
+
 class SignalStore(abc.ABC):
     """Read and conditionally change signal documents. See the module docstring."""
 
@@ -166,6 +224,18 @@ class SignalStore(abc.ABC):
         at all (missing or null) cannot be found by an indexed query in Firestore, so neither
         store returns them here: use `read_all()` (a full scan) for those.
         """
+
+    def read_for(
+        self,
+        scope: AccountScope,
+        *,
+        statuses: Collection[SignalStatus],
+        include_unknown_status: bool = False,
+    ) -> SignalRead:
+        """`read`, kept to the signals of one account (:meth:`AccountScope.select`)."""
+        return scope.select(
+            self.read(statuses=statuses, include_unknown_status=include_unknown_status)
+        )
 
     @abc.abstractmethod
     def read_all(self) -> SignalRead:

@@ -66,7 +66,7 @@ def test_signals_without_an_account_belong_to_the_default_and_unknown_ones_to_no
     assert accounts.owner("client-7") == "client-7"
     assert accounts.owner("desk-b") is None
     assert accounts.rows_owner == "desk-a"
-    with pytest.raises(KeyError, match="no account 'desk-b' .accounts: desk-a, client-7."):
+    with pytest.raises(KeyError, match=r"no account 'desk-b' \(accounts: desk-a, client-7\)"):
         accounts.get("desk-b")
 
 
@@ -179,7 +179,10 @@ def test_a_bad_file_stops_the_start_with_one_line(tmp_path):
 
 
 def test_a_good_file_is_what_the_settings_hold(tmp_path):
-    probe = "import django; django.setup(); from django.conf import settings; print(settings.ACCOUNTS.names)"
+    probe = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.ACCOUNTS.names)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=tmp_path,
