@@ -145,27 +145,8 @@ def signals_move_record(
     from orders.models import OrderEvent
     from orders.services.events import order_event_build, order_events_append
 
-    recorded: list[tuple[SignalMove, TransitionResult]] = []
-    events: list[OrderEvent] = list(leading_events)
-    todo = list(moves)
-    for round_no in range(rounds):
-        if not todo:
-            break
-        again = []
-        results = store.transition_many([move.transition for move in todo])
-        for move, result in zip(todo, results, strict=True):
-            if result.outcome is TransitionOutcome.CHANGED and on_changed is not None:
-                answer = on_changed(move, result)
-                if isinstance(answer, SetAside):
-                    events.extend(answer.events)
-                    continue
-                if answer is not None:
-                    if round_no < rounds - 1:
-                        again.append(answer)
-                        continue
-                    move = answer  # no round left: recorded with what was learned
-            recorded.append((move, result))
-        todo = again
+    recorded, set_aside = _signals_move_rounds(moves, store, on_changed, rounds)
+    events: list[OrderEvent] = [*leading_events, *set_aside]
     events.extend(
         order_event_build(
             attempt=move.attempt,
@@ -183,3 +164,36 @@ def signals_move_record(
     if events:
         order_events_append(events)
     return recorded
+
+
+def _signals_move_rounds(
+    moves: Sequence[SignalMove],
+    store: SignalStore,
+    on_changed: OnChanged | None,
+    rounds: int,
+) -> tuple[list[tuple[SignalMove, TransitionResult]], list[OrderEvent]]:
+    """The rounds of `signals_move_record`: one `transition_many` each, a CHANGED document
+    decided again by ``on_changed`` for the next round. Returns the moves to record with their
+    results, and the events of the moves set aside (`SetAside`), in the order they came."""
+    recorded: list[tuple[SignalMove, TransitionResult]] = []
+    set_aside: list[OrderEvent] = []
+    todo = list(moves)
+    for round_no in range(rounds):
+        if not todo:
+            break
+        again = []
+        results = store.transition_many([move.transition for move in todo])
+        for move, result in zip(todo, results, strict=True):
+            if result.outcome is TransitionOutcome.CHANGED and on_changed is not None:
+                answer = on_changed(move, result)
+                if isinstance(answer, SetAside):
+                    set_aside.extend(answer.events)
+                    continue
+                if answer is not None:
+                    if round_no < rounds - 1:
+                        again.append(answer)
+                        continue
+                    move = answer  # no round left: recorded with what was learned
+            recorded.append((move, result))
+        todo = again
+    return recorded, set_aside

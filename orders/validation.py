@@ -60,51 +60,27 @@ def order_plan(
     Risk checks fail closed: with a max notional set and no market price, an order by quantity
     is ``deferred``, never sent, even when it names a price of its own.
     """
-    reasons: list[str] = []
-    notes: list[str] = []
     if asset is None:
         return OrderPlan(None, (f"asset {signal.symbol} is not known to Alpaca",))
-    if not asset.tradable or asset.status != "active":
-        reasons.append(f"asset {signal.symbol} is not tradable")
     crypto = asset.asset_class == "crypto"
-
-    if (signal.qty is None) == (signal.notional is None):
-        reasons.append("exactly one of qty and notional is required")
-    for name in ("qty", "notional", "limit_price", "stop_price"):
-        value = getattr(signal, name)
-        if value is not None and value <= 0:
-            reasons.append(f"{name} must be positive")
     fractional = signal.qty is not None and signal.qty != signal.qty.to_integral_value()
-    if not crypto and (fractional or signal.notional is not None) and not asset.fractionable:
-        reasons.append(f"{signal.symbol} is not fractionable: whole shares only, no notional")
-
-    order_type = str(signal.order_type)
-    for price_name in PRICED_TYPES.get(order_type, ()):
-        price = getattr(signal, price_name)
-        if price is None:
-            reasons.append(f"{price_name} is required for {order_type} orders")
-        elif (problem := _increment_problem(price_name, price, asset, crypto)) is not None:
-            reasons.append(problem)
+    reasons = _asset_and_size_problems(signal, asset, crypto=crypto, fractional=fractional)
+    reasons += _price_problems(signal, asset, crypto=crypto)
     if crypto:
         reasons += _crypto_size_problems(signal, asset, reference_price)
-
     tif, tif_problem = _time_in_force(signal, crypto=crypto, fractional=fractional)
     if tif_problem:
         reasons.append(tif_problem)
 
+    notes: list[str] = []
     qty = signal.qty
     if crypto and (exit_qty := _crypto_exit_qty(signal, held_qty, limits)) is not None:
         notes.append(
             f"exit sells what is held: {exit_qty} of {qty} (the buy's fee was kept in the coin)"
         )
         qty = exit_qty
-    if str(signal.side) == "sell":
-        opening_short = signal.notional is not None and held_qty <= 0
-        if qty is not None:
-            opening_short = qty > max(held_qty, Decimal(0))
-        if opening_short and (crypto or not asset.shortable):
-            reasons.append(f"{signal.symbol} is not shortable (sell exceeds the long holding)")
-
+    if _short_refused(signal, asset, qty, held_qty, crypto=crypto):
+        reasons.append(f"{signal.symbol} is not shortable (sell exceeds the long holding)")
     deferred = ""
     if limits.max_notional is not None:
         estimate = risk_value(signal, reference_price)
@@ -118,11 +94,64 @@ def order_plan(
         return OrderPlan(None, tuple(reasons), tuple(notes))
     if deferred:
         return OrderPlan(None, (), tuple(notes), deferred=deferred)
-    request = OrderRequest(
+    return OrderPlan(_order_request(signal, client_order_id, tif, qty), (), tuple(notes))
+
+
+def _asset_and_size_problems(
+    signal: Signal, asset: Asset, *, crypto: bool, fractional: bool
+) -> list[str]:
+    """The asset trades, and the signal's size is one Alpaca takes for it: exactly one of qty
+    and notional, every amount positive, fractions only where the asset allows them."""
+    problems: list[str] = []
+    if not asset.tradable or asset.status != "active":
+        problems.append(f"asset {signal.symbol} is not tradable")
+    if (signal.qty is None) == (signal.notional is None):
+        problems.append("exactly one of qty and notional is required")
+    for name in ("qty", "notional", "limit_price", "stop_price"):
+        value = getattr(signal, name)
+        if value is not None and value <= 0:
+            problems.append(f"{name} must be positive")
+    if not crypto and (fractional or signal.notional is not None) and not asset.fractionable:
+        problems.append(f"{signal.symbol} is not fractionable: whole shares only, no notional")
+    return problems
+
+
+def _price_problems(signal: Signal, asset: Asset, *, crypto: bool) -> list[str]:
+    """The prices the order type needs are there, each on the asset's price grid."""
+    problems: list[str] = []
+    order_type = str(signal.order_type)
+    for price_name in PRICED_TYPES.get(order_type, ()):
+        price = getattr(signal, price_name)
+        if price is None:
+            problems.append(f"{price_name} is required for {order_type} orders")
+        elif (problem := _increment_problem(price_name, price, asset, crypto)) is not None:
+            problems.append(problem)
+    return problems
+
+
+def _short_refused(
+    signal: Signal, asset: Asset, qty: Decimal | None, held_qty: Decimal, *, crypto: bool
+) -> bool:
+    """A sell beyond the long holding opens a short, which crypto and an unshortable asset
+    cannot take (a notional sell opens one only when nothing long is held)."""
+    if str(signal.side) != "sell":
+        return False
+    opening_short = signal.notional is not None and held_qty <= 0
+    if qty is not None:
+        opening_short = qty > max(held_qty, Decimal(0))
+    return opening_short and (crypto or not asset.shortable)
+
+
+def _order_request(
+    signal: Signal, client_order_id: str, time_in_force: str, qty: Decimal | None
+) -> OrderRequest:
+    """The order to send: the signal's, with the time in force decided and the quantity a
+    crypto exit sells."""
+    return OrderRequest(
         symbol=signal.symbol,
         side=str(signal.side),
-        type=order_type,
-        time_in_force=tif,
+        type=str(signal.order_type),
+        time_in_force=time_in_force,
         qty=qty,
         notional=signal.notional,
         limit_price=signal.limit_price,
@@ -130,7 +159,6 @@ def order_plan(
         extended_hours=signal.extended_hours,
         client_order_id=client_order_id,
     )
-    return OrderPlan(request, (), tuple(notes))
 
 
 def _increment_problem(name: str, price: Decimal, asset: Asset, crypto: bool) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from orders import lifecycle
 from orders.lifecycle import attempt_status_for
@@ -248,6 +248,9 @@ def _within_fee(expected: Decimal, actual: Decimal, tolerance_bps: Decimal) -> b
     return expected - actual <= expected * tolerance_bps / 10_000
 
 
+_LAG_NOTE = "an order is in flight on this symbol: the position may lag the fill"
+
+
 def _symbol_findings(
     symbol: str,
     expecting: Sequence[SignalLike],
@@ -255,7 +258,8 @@ def _symbol_findings(
     order_in_flight: bool,
     fee_tolerance_bps: Decimal = Decimal(0),
 ) -> list[Finding]:
-    lag_note = "an order is in flight on this symbol: the position may lag the fill"
+    """What one symbol's holding says against its ACTIVE signals (the rules of the module
+    docstring): nothing expected, nothing held, or a holding of the wrong side or size."""
     if not expecting:
         return [
             Finding(
@@ -264,76 +268,94 @@ def _symbol_findings(
                 symbol=symbol,
                 expected_qty=Decimal(0),
                 actual_qty=actual,
-                detail=lag_note if order_in_flight else "no ACTIVE signal explains this position",
+                detail=_LAG_NOTE if order_in_flight else "no ACTIVE signal explains this position",
             )
         ]
     known = [s.signed_qty for s in expecting if s.signed_qty is not None]
     expected = sum(known, _ZERO) if len(known) == len(expecting) else None
-    expected_sign = _expected_sign(expecting, expected)
-
+    holding = _Holding(symbol, expecting, expected, actual, order_in_flight)
     if actual == 0:
-        if order_in_flight:
-            return [
-                Finding(
-                    kind=ReconciliationErrors.QTY_MISMATCH,
-                    severity=Severity.INFO,
-                    symbol=symbol,
-                    signal_id=",".join(s.id for s in expecting),
-                    signal_ids=tuple(s.id for s in expecting),
-                    expected_qty=expected,
-                    actual_qty=actual,
-                    detail=lag_note,
-                )
-            ]
-        if expected == 0:
-            return []  # the ACTIVE signals net out to nothing, and nothing is held
-        return [
-            Finding(
-                kind=ReconciliationErrors.ORPHAN_POSITION,
-                severity=Severity.CRITICAL,
-                symbol=symbol,
-                signal_id=signal.id,
-                client_order_id=signal.client_order_id or "",
-                expected_qty=signal.signed_qty,
-                actual_qty=Decimal(0),
-                detail="ACTIVE signal expects a holding; Alpaca holds none",
-                needs_confirmation=True,
-            )
-            for signal in expecting
-        ]
+        return _nothing_held_findings(holding)
+    return _held_findings(holding, fee_tolerance_bps)
 
+
+_LAG_NOTE = "an order is in flight on this symbol: the position may lag the fill"
+
+
+class _Holding(NamedTuple):
+    """One symbol with ACTIVE signals, as a finding about its net holding names it (a tuple:
+    one is built per symbol checked, and a frozen dataclass costs several times more)."""
+
+    symbol: str
+    expecting: Sequence[SignalLike]
+    expected: Decimal | None  # the signals' net quantity; None when a notional one leaves it open
+    actual: Decimal
+    order_in_flight: bool
+
+    def finding(self, kind: ReconciliationErrors, severity: Severity, detail: str) -> Finding:
+        """A finding about the net holding: every ACTIVE signal that adds to it is named."""
+        return Finding(
+            kind=kind,
+            severity=severity,
+            symbol=self.symbol,
+            signal_id=",".join(s.id for s in self.expecting),
+            signal_ids=tuple(s.id for s in self.expecting),
+            expected_qty=self.expected,
+            actual_qty=self.actual,
+            detail=detail,
+        )
+
+
+def _nothing_held_findings(holding: _Holding) -> list[Finding]:
+    """ACTIVE signals on a symbol Alpaca holds none of: the fill may be on its way (an order in
+    flight), the signals may net out to nothing, or each signal's holding is an orphan (to be
+    confirmed by a targeted look-up before anything is repaired)."""
+    if holding.order_in_flight:
+        return [holding.finding(ReconciliationErrors.QTY_MISMATCH, Severity.INFO, _LAG_NOTE)]
+    if holding.expected == 0:
+        return []  # the ACTIVE signals net out to nothing, and nothing is held
+    return [
+        Finding(
+            kind=ReconciliationErrors.ORPHAN_POSITION,
+            severity=Severity.CRITICAL,
+            symbol=holding.symbol,
+            signal_id=signal.id,
+            client_order_id=signal.client_order_id or "",
+            expected_qty=signal.signed_qty,
+            actual_qty=Decimal(0),
+            detail="ACTIVE signal expects a holding; Alpaca holds none",
+            needs_confirmation=True,
+        )
+        for signal in holding.expecting
+    ]
+
+
+def _held_findings(holding: _Holding, fee_tolerance_bps: Decimal) -> list[Finding]:
+    """A non-zero holding against ACTIVE signals: its side first (all a notional signal lets
+    us check), then the net quantity, a crypto buy's fee allowed for."""
+    in_flight = holding.order_in_flight
+    expected, actual = holding.expected, holding.actual
+    expected_sign = _expected_sign(holding.expecting, expected)
     actual_sign = 1 if actual > 0 else -1
     if expected_sign != 0 and expected_sign != actual_sign:
+        sides = (
+            "expected long, holding short" if expected_sign > 0 else "expected short, holding long"
+        )
         return [
-            Finding(
-                kind=ReconciliationErrors.SIDE_MISMATCH,
-                severity=Severity.INFO if order_in_flight else Severity.CRITICAL,
-                symbol=symbol,
-                signal_id=",".join(s.id for s in expecting),
-                signal_ids=tuple(s.id for s in expecting),
-                expected_qty=expected,
-                actual_qty=actual,
-                detail=(
-                    "expected long, holding short"
-                    if expected_sign > 0
-                    else "expected short, holding long"
-                )
-                + (f"; {lag_note}" if order_in_flight else ""),
+            holding.finding(
+                ReconciliationErrors.SIDE_MISMATCH,
+                Severity.INFO if in_flight else Severity.CRITICAL,
+                sides + (f"; {_LAG_NOTE}" if in_flight else ""),
             )
         ]
     if expected is not None and expected != actual:
         if _within_fee(expected, actual, fee_tolerance_bps):
             return []  # the coin Alpaca kept as the buy's fee
         return [
-            Finding(
-                kind=ReconciliationErrors.QTY_MISMATCH,
-                severity=Severity.INFO if order_in_flight else Severity.WARNING,
-                symbol=symbol,
-                signal_id=",".join(s.id for s in expecting),
-                signal_ids=tuple(s.id for s in expecting),
-                expected_qty=expected,
-                actual_qty=actual,
-                detail=lag_note if order_in_flight else "Alpaca's quantity differs from intent",
+            holding.finding(
+                ReconciliationErrors.QTY_MISMATCH,
+                Severity.INFO if in_flight else Severity.WARNING,
+                _LAG_NOTE if in_flight else "Alpaca's quantity differs from intent",
             )
         ]
     return []
@@ -349,9 +371,16 @@ def _expected_sign(expecting: Sequence[SignalLike], expected: Decimal | None) ->
 
 def order_findings(data: DiffInput) -> list[Finding]:
     """Our order attempts against the broker's order list; orders of ours we never recorded."""
-    recorded = {attempt.client_order_id for attempt in data.attempts}
-    recorded |= data.recorded_client_order_ids
     open_attempts = [a for a in data.attempts if a.status in data.open_attempt_statuses]
+    findings = _open_attempt_findings(data, open_attempts)
+    position = {a.client_order_id: i for i, a in enumerate(open_attempts)}
+    findings.sort(key=lambda f: position[f.client_order_id])  # the attempts' order, as given
+    return findings + _unknown_order_findings(data)
+
+
+def _open_attempt_findings(data: DiffInput, open_attempts: list[AttemptFact]) -> list[Finding]:
+    """Each open attempt against its order in the broker's list: absent (past the grace, to be
+    confirmed by a look-up), or present with a status other than the one we recorded."""
     # Only the open attempts' orders can pair (the later one wins, as in a map of the list).
     wanted = {a.client_order_id for a in open_attempts}
     candidates = {o.client_order_id: o for o in data.orders if o.client_order_id in wanted}
@@ -363,54 +392,77 @@ def order_findings(data: DiffInput) -> list[Finding]:
         grace=data.grace if data.now is not None else timedelta(0),
     )
     findings: list[Finding] = [
-        Finding(
-            kind=ReconciliationErrors.ORDER_NOT_FOUND,
-            severity=Severity.WARNING,
-            symbol=attempt.symbol_key,
-            signal_id=attempt.signal_id,
-            client_order_id=attempt.client_order_id,
+        _attempt_finding(
+            attempt,
+            ReconciliationErrors.ORDER_NOT_FOUND,
+            Severity.WARNING,
+            "open attempt absent from Alpaca's order list",
             alpaca_order_id=attempt.alpaca_order_id,
-            detail="open attempt absent from Alpaca's order list",
             needs_confirmation=True,
         )
         for attempt in pairing.absent
     ]
-    for attempt, order in pairing.paired:
-        if (
-            order.status != attempt.broker_status
-            or attempt_status_for(order.status) != attempt.status
-        ):
-            findings.append(
-                Finding(
-                    kind=ReconciliationErrors.ORDER_STATUS_DRIFT,
-                    severity=Severity.INFO,
-                    symbol=attempt.symbol_key,
-                    signal_id=attempt.signal_id,
-                    client_order_id=attempt.client_order_id,
-                    alpaca_order_id=order.id,
-                    broker_status=order.status,
-                    detail=f"ours {attempt.status}/{attempt.broker_status or '-'}, "
-                    f"Alpaca {order.status}",
-                )
-            )
-    position = {a.client_order_id: i for i, a in enumerate(open_attempts)}
-    findings.sort(key=lambda f: position[f.client_order_id])  # the attempts' order, as given
-    prefix = f"{data.client_order_id_prefix}-"
-    for order in data.orders:
-        if order.client_order_id.startswith(prefix) and order.client_order_id not in recorded:
-            findings.append(
-                Finding(
-                    kind=ReconciliationErrors.UNKNOWN_ORDER,
-                    severity=Severity.WARNING,
-                    symbol=order.symbol_key,
-                    client_order_id=order.client_order_id,
-                    alpaca_order_id=order.id,
-                    broker_status=order.status,
-                    actual_qty=order.filled_qty,
-                    detail="order with our prefix that we never recorded",
-                )
-            )
+    findings += [
+        _attempt_finding(
+            attempt,
+            ReconciliationErrors.ORDER_STATUS_DRIFT,
+            Severity.INFO,
+            f"ours {attempt.status}/{attempt.broker_status or '-'}, Alpaca {order.status}",
+            alpaca_order_id=order.id,
+            broker_status=order.status,
+        )
+        for attempt, order in pairing.paired
+        if order.status != attempt.broker_status
+        or attempt_status_for(order.status) != attempt.status
+    ]
     return findings
+
+
+def _attempt_finding(
+    attempt: AttemptFact,
+    kind: ReconciliationErrors,
+    severity: Severity,
+    detail: str,
+    *,
+    alpaca_order_id: str,
+    broker_status: str = "",
+    needs_confirmation: bool = False,
+) -> Finding:
+    """A finding about one of our open attempts, named by its symbol, signal and
+    client_order_id (the order id: the attempt's, or the one Alpaca's list gives)."""
+    return Finding(
+        kind=kind,
+        severity=severity,
+        symbol=attempt.symbol_key,
+        signal_id=attempt.signal_id,
+        client_order_id=attempt.client_order_id,
+        alpaca_order_id=alpaca_order_id,
+        broker_status=broker_status,
+        detail=detail,
+        needs_confirmation=needs_confirmation,
+    )
+
+
+def _unknown_order_findings(data: DiffInput) -> list[Finding]:
+    """Orders with our client_order_id prefix that match no attempt we ever recorded, open or
+    closed, in the broker's order."""
+    recorded = {attempt.client_order_id for attempt in data.attempts}
+    recorded |= data.recorded_client_order_ids
+    prefix = f"{data.client_order_id_prefix}-"
+    return [
+        Finding(
+            kind=ReconciliationErrors.UNKNOWN_ORDER,
+            severity=Severity.WARNING,
+            symbol=order.symbol_key,
+            client_order_id=order.client_order_id,
+            alpaca_order_id=order.id,
+            broker_status=order.status,
+            actual_qty=order.filled_qty,
+            detail="order with our prefix that we never recorded",
+        )
+        for order in data.orders
+        if order.client_order_id.startswith(prefix) and order.client_order_id not in recorded
+    ]
 
 
 def _symbols_with_orders_in_flight(data: DiffInput) -> frozenset[str]:

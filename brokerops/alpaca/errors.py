@@ -451,27 +451,15 @@ def map_exception(
             secrets=secrets,
             max_pause_s=max_pause_s,
         )
+    # Before RequestException: requests' JSONDecodeError is one (and a ValueError too).
     if isinstance(exc, requests.exceptions.JSONDecodeError):
         # A 2xx whose body is not JSON: the broker may well have applied a POST.
         return BrokerMalformedResponse(
             f"{where}: response body is not JSON", outcome_unknown=_may_have_applied(method)
         )
     if isinstance(exc, requests.RequestException):
-        if isinstance(exc, requests.exceptions.Timeout):
-            reason = (
-                "connect timeout"
-                if isinstance(exc, requests.exceptions.ConnectTimeout)
-                else "timeout"
-            )
-        elif isinstance(exc, requests.exceptions.ConnectionError):
-            reason = "connection refused" if _request_never_sent(exc) else "connection error/reset"
-        else:
-            reason = type(exc).__name__
-        endpoint = _endpoint(exc)
-        if endpoint:
-            reason += f" ({endpoint})"
         return BrokerUnavailable(
-            f"{where}: {reason}",
+            f"{where}: {_transport_failure(exc)}",
             outcome_unknown=_may_have_applied(method) and not _request_never_sent(exc),
         )
     if isinstance(exc, ValueError | KeyError | TypeError | RecursionError):
@@ -482,3 +470,23 @@ def map_exception(
             f"{where}: malformed response: {text}", outcome_unknown=_may_have_applied(method)
         )
     raise TypeError(f"not a broker failure: {type(exc).__name__}") from exc
+
+
+def _transport_failure(exc: requests.RequestException) -> str:
+    """What went wrong on the way, in words, with the ``host:port`` it was going to: a timeout
+    (on connecting or later), a refused connection or one lost midway, or the exception's
+    class."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.Timeout):
+        reason = (
+            "connect timeout" if isinstance(exc, requests.exceptions.ConnectTimeout) else "timeout"
+        )
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        reason = "connection refused" if _request_never_sent(exc) else "connection error/reset"
+    else:
+        reason = type(exc).__name__
+    endpoint = _endpoint(exc)
+    if endpoint:
+        reason += f" ({endpoint})"
+    return reason

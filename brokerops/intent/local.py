@@ -139,6 +139,62 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _batch_update(
+    batch: list[tuple[PlannedWrite, Any, uuid.UUID]],
+    new_revision: Mapping[str, uuid.UUID],
+    now: datetime,
+    connection: Any,
+) -> tuple[str, list[Any]]:
+    """The batch's conditional UPDATE and its parameters: each row gets its new data, status
+    and revision only while it is as it was read (same revision, or still none, and the
+    expected status).
+
+    The statement is the one the ORM builds from ``filter(Q(...) | ...).update(field=Case(
+    When(...), ...))``, written out here: building 1,500 ``When`` expressions through the ORM
+    costs more than the write itself."""
+    quote = connection.ops.quote_name
+    field = LocalSignal._meta.get_field
+    data_field, revision_field = field("data"), field("revision")
+    table = quote(LocalSignal._meta.db_table)
+    id_column, data_column, status_column, revision_column, updated_column = (
+        quote(field(name).column)
+        for name in ("document_id", "data", "status", "revision", "updated_at")
+    )
+    data_params: list[Any] = []
+    status_params: list[Any] = []
+    revision_params: list[Any] = []
+    conditions: list[str] = []
+    condition_params: list[Any] = []
+    for plan, data, revision in batch:
+        t = plan.transition
+        row_id = stored_document_id(t.signal_id)
+        new_data = {**data, **plan.payload(now.isoformat())}
+        data_params += [row_id, data_field.get_db_prep_save(new_data, connection)]
+        status_params += [row_id, t.new_status.value]
+        revision_params += [
+            row_id,
+            revision_field.get_db_prep_save(new_revision[t.signal_id], connection),
+        ]
+        if revision is None:
+            revision_test = f"{revision_column} IS NULL"
+            condition_params += [row_id, t.expected_status.value]
+        else:
+            revision_test = f"{revision_column} = %s"
+            read_revision = revision_field.get_db_prep_value(revision, connection)
+            condition_params += [row_id, read_revision, t.expected_status.value]
+        conditions.append(f"({id_column} = %s AND {revision_test} AND {status_column} = %s)")
+    cases = " ".join([f"WHEN {id_column} = %s THEN %s"] * len(batch))
+    sql = (
+        f"UPDATE {table} SET {data_column} = CASE {cases} ELSE NULL END, "  # noqa: S608
+        f"{status_column} = CASE {cases} ELSE NULL END, "
+        f"{revision_column} = CASE {cases} ELSE NULL END, {updated_column} = %s "
+        f"WHERE {' OR '.join(conditions)}"
+    )
+    updated_at = field("updated_at").get_db_prep_save(now, connection)
+    params = [*data_params, *status_params, *revision_params, updated_at, *condition_params]
+    return sql, params
+
+
 class LocalSignalStore(SignalStore):
     """Signals in the Django database `using` (see `SignalStore` for the contract).
 
@@ -251,65 +307,12 @@ class LocalSignalStore(SignalStore):
     def _write_batch(
         self, batch: list[tuple[PlannedWrite, Any, uuid.UUID]], now: datetime
     ) -> dict[str, TransitionResult]:
-        """One conditional UPDATE for the batch; rows it missed (changed since the read) go
-        through :meth:`_write_one`. A row was written iff it carries the new revision we set.
-
-        The statement is the one the ORM builds from ``filter(Q(...) | ...).update(field=Case(
-        When(...), ...))``, written out here: building 1,500 ``When`` expressions through the ORM
-        costs more than the write itself."""
+        """One conditional UPDATE for the batch (`_batch_update`); rows it missed (changed
+        since the read) go through :meth:`_write_one`. A row was written iff it carries the new
+        revision we set."""
         new_revision = {plan.transition.signal_id: uuid.uuid4() for plan, _, _ in batch}
         connection = connections[self._using]
-        quote = connection.ops.quote_name
-        field = LocalSignal._meta.get_field
-        data_field, revision_field = field("data"), field("revision")
-        table = quote(LocalSignal._meta.db_table)
-        id_column, data_column, status_column, revision_column, updated_column = (
-            quote(field(name).column)
-            for name in ("document_id", "data", "status", "revision", "updated_at")
-        )
-        data_params: list[Any] = []
-        status_params: list[Any] = []
-        revision_params: list[Any] = []
-        conditions: list[str] = []
-        condition_params: list[Any] = []
-        for plan, data, revision in batch:
-            t = plan.transition
-            row_id = stored_document_id(t.signal_id)
-            new_data = {**data, **plan.payload(now.isoformat())}
-            data_params += [row_id, data_field.get_db_prep_save(new_data, connection)]
-            status_params += [row_id, t.new_status.value]
-            revision_params += [
-                row_id,
-                revision_field.get_db_prep_save(new_revision[t.signal_id], connection),
-            ]
-            if revision is None:
-                conditions.append(
-                    f"({id_column} = %s AND {revision_column} IS NULL AND {status_column} = %s)"
-                )
-                condition_params += [row_id, t.expected_status.value]
-            else:
-                conditions.append(
-                    f"({id_column} = %s AND {revision_column} = %s AND {status_column} = %s)"
-                )
-                condition_params += [
-                    row_id,
-                    revision_field.get_db_prep_value(revision, connection),
-                    t.expected_status.value,
-                ]
-        cases = " ".join([f"WHEN {id_column} = %s THEN %s"] * len(batch))
-        sql = (
-            f"UPDATE {table} SET {data_column} = CASE {cases} ELSE NULL END, "  # noqa: S608
-            f"{status_column} = CASE {cases} ELSE NULL END, "
-            f"{revision_column} = CASE {cases} ELSE NULL END, {updated_column} = %s "
-            f"WHERE {' OR '.join(conditions)}"
-        )
-        params = [
-            *data_params,
-            *status_params,
-            *revision_params,
-            field("updated_at").get_db_prep_save(now, connection),
-            *condition_params,
-        ]
+        sql, params = _batch_update(batch, new_revision, now, connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             written = cursor.rowcount

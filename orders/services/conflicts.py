@@ -69,7 +69,6 @@ def signals_submitted_after_send(
     outcomes become ``CONFLICT`` and ``WITHDRAWN``. Raises `SignalStoreError` when the store
     fails (the caller records it: the next cycle moves the signal).
     """
-    # Over ~60 lines by its docstring and the ``on_changed`` decision it hands the move.
     by_signal = {item.signal.id: item for item in items}
     conflicts: list[tuple[AcceptedOrder, Signal, list[str]]] = []
     for item in items:
@@ -100,14 +99,32 @@ def signals_submitted_after_send(
     standing = []
     for result in final:
         item = by_signal[result.signal_id]
-        withdrawn = result.outcome is TransitionOutcome.NOT_FOUND or (
-            result.outcome is TransitionOutcome.STATUS_MOVED
-            and result.actual_status is SignalStatus.CANCELED
-        )
-        if withdrawn:
+        if _withdrawn(result):
             _withdrawn_undo(item, result, store=store, gateway=gateway, actor=actor)
         else:
             standing.append(item)
+    _conflicts_reject(conflicts, store=store, gateway=gateway, actor=actor)
+    return standing, sum(1 for result in final if result.applied)
+
+
+def _withdrawn(result: TransitionResult) -> bool:
+    """The signal's writer withdrew it before it could move to SUBMITTED: deleted, or
+    CANCELED."""
+    return result.outcome is TransitionOutcome.NOT_FOUND or (
+        result.outcome is TransitionOutcome.STATUS_MOVED
+        and result.actual_status is SignalStatus.CANCELED
+    )
+
+
+def _conflicts_reject(
+    conflicts: Sequence[tuple[AcceptedOrder, Signal, list[str]]],
+    *,
+    store: SignalStore,
+    gateway: AlpacaGateway,
+    actor: str,
+) -> None:
+    """Each accepted order whose document asks for another order (as read, or as found by
+    the move): the order canceled, the signal REJECTED, the outcome CONFLICT with the reason."""
     for item, current, diffs in conflicts:
         item.outcome.reason = signal_conflict_reject(
             attempt=item.attempt,
@@ -119,7 +136,6 @@ def signals_submitted_after_send(
             order_id=item.order.id,
         )
         item.outcome.outcome = Outcome.CONFLICT
-    return standing, sum(1 for result in final if result.applied)
 
 
 def _submitted_move(item: AcceptedOrder) -> SignalMove:

@@ -40,30 +40,35 @@ def attempt_existing_follow(
     # Where the attempt's end takes the signal (None: the order is still open).
     target = lifecycle.signal_status_for(status=attempt.status, filled_qty=attempt.filled_qty)
     if target is SignalStatus.REJECTED:
-        moved = signal_move_on_version(
-            signal,
-            attempt,
-            SignalStatus.PENDING,
-            SignalStatus.REJECTED,
-            attempt.reason or "order rejected",
-            cycle,
-        )
-        if moved.outcome is TransitionOutcome.CHANGED:
-            return _changed(signal, attempt)
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.reason)
+        reason = attempt.reason or "order rejected"
+        return _signal_end(signal, attempt, cycle, target, reason, already=attempt.reason)
     if target is SignalStatus.CANCELED and not (attempt.filled_qty or 0):
         # Its order is gone or ended unfilled: this signal's one order will not come.
-        moved = signal_move_on_version(
-            signal,
-            attempt,
-            SignalStatus.PENDING,
-            SignalStatus.CANCELED,
-            f"order {attempt.client_order_id} is {attempt.status}",
-            cycle,
-        )
-        if moved.outcome is TransitionOutcome.CHANGED:
-            return _changed(signal, attempt)
-        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, attempt.status)
+        reason = f"order {attempt.client_order_id} is {attempt.status}"
+        return _signal_end(signal, attempt, cycle, target, reason, already=attempt.status)
+    return _signal_submitted(signal, attempt, cycle)
+
+
+def _signal_end(
+    signal: Signal,
+    attempt: OrderAttempt,
+    cycle: SubmitContext,
+    end: SignalStatus,
+    reason: str,
+    *,
+    already: str,
+) -> SignalOutcome:
+    """PENDING -> ``end`` (its order was rejected, or will not come): the signal's one order
+    decides it. ``already`` is the outcome's reason when the signal had moved anyway."""
+    moved = signal_move_on_version(signal, attempt, SignalStatus.PENDING, end, reason, cycle)
+    if moved.outcome is TransitionOutcome.CHANGED:
+        return _changed(signal, attempt)
+    return SignalOutcome(signal.id, attempt.client_order_id, Outcome.ALREADY, already)
+
+
+def _signal_submitted(signal: Signal, attempt: OrderAttempt, cycle: SubmitContext) -> SignalOutcome:
+    """PENDING -> SUBMITTED with its order's ids, then on with the order as it stands: a fill
+    or an end the PENDING signal could not take is applied now."""
     moved = signal_move_on_version(
         signal,
         attempt,

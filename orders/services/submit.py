@@ -102,7 +102,6 @@ def order_signals_submit(
     the re-read of a signal it saw PENDING in a snapshot at most `REREAD_MAX_AGE_S` old: the
     same guarantee as a read that old.
     """
-    # Over ~60 lines by its docstring only: the contract of the cycle's one entry point.
     batch = SubmitBatch()
 
     def record(outcome: SignalOutcome) -> SignalOutcome:
@@ -124,13 +123,30 @@ def order_signals_submit(
     if not signals:
         return batch
     context = submit_context_open(signals, gateway=gateway, store=store, actor=actor)
+    _signals_send(signals, context=context, batch=batch, view=view, record=record, finish=finish)
+    return batch
+
+
+def _signals_send(
+    signals: list[Signal],
+    *,
+    context: SubmitContext,
+    batch: SubmitBatch,
+    view: PendingView | None,
+    record: Callable[[SignalOutcome], SignalOutcome],
+    finish: bool,
+) -> None:
+    """The signals in chunks of `CHUNK` (`_chunk_submit`) until a 429 stops the call (the rest
+    in ``batch.unsent``); the accepted orders' post-send work every `FINISH_BATCH` orders and
+    before returning (with ``finish``), before raising in any case; what it leaves to the
+    caller in ``batch.accepted``."""
     try:
         for start in range(0, len(signals), CHUNK):
             chunk = signals[start : start + CHUNK]
             halted_at = _chunk_submit(chunk, context=context, view=view, record=record)
             if halted_at is not None:
                 batch.unsent = [*chunk[halted_at + 1 :], *signals[start + len(chunk) :]]
-                return batch
+                return
             if finish and len(context.accepted) >= FINISH_BATCH:
                 _accepted_finish(context)
     except BaseException:
@@ -141,7 +157,6 @@ def order_signals_submit(
         if finish and context.accepted:
             _accepted_finish(context)
         batch.accepted = context.accepted
-    return batch
 
 
 def _chunk_submit(
