@@ -34,6 +34,7 @@ from brokerops.intent.models import LocalSignal, document_id_from_column, stored
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
 from brokerops.intent.store import (
     MAX_WRITE_ATTEMPTS,
+    AccountScope,
     PlannedWrite,
     SignalRead,
     SignalStore,
@@ -216,12 +217,20 @@ class LocalSignalStore(SignalStore):
     def read(
         self, *, statuses: Collection[SignalStatus], include_unknown_status: bool = False
     ) -> SignalRead:
-        wanted = sorted({SignalStatus(s).value for s in statuses})
-        condition = Q(status__in=wanted)
-        if include_unknown_status:
-            known = [s.value for s in SignalStatus]
-            condition |= Q(status__isnull=False) & ~Q(status__in=known)
-        return self._read(self._rows().filter(condition))
+        return self._read(self._rows().filter(_status_rows(statuses, include_unknown_status)))
+
+    def read_for(
+        self,
+        scope: AccountScope,
+        *,
+        statuses: Collection[SignalStatus],
+        include_unknown_status: bool = False,
+    ) -> SignalRead:
+        """`read` of one account's rows by the indexed `account` column, then kept exactly as
+        :meth:`AccountScope.select` keeps them (a column cut to 100 characters decides
+        nothing)."""
+        condition = _status_rows(statuses, include_unknown_status) & _account_rows(scope)
+        return scope.select(self._read(self._rows().filter(condition)))
 
     def read_all(self) -> SignalRead:
         return self._read(self._rows().all())
@@ -386,6 +395,7 @@ class LocalSignalStore(SignalStore):
                             document_id=stored_document_id(doc_id),
                             data=document,
                             status=LocalSignal.status_column(document),
+                            account=LocalSignal.account_column(document),
                             revision=uuid.uuid4(),
                             updated_at=now,
                         )
@@ -394,7 +404,7 @@ class LocalSignalStore(SignalStore):
                     objs,
                     update_conflicts=True,
                     unique_fields=["document_id"],
-                    update_fields=["data", "status", "revision", "updated_at"],
+                    update_fields=["data", "status", "account", "revision", "updated_at"],
                 )
                 count += len(objs)
         return count
@@ -403,3 +413,24 @@ class LocalSignalStore(SignalStore):
         with _backend("delete"):
             deleted, _by_model = self._rows().all().delete()
         return deleted
+
+
+def _status_rows(statuses: Collection[SignalStatus], include_unknown_status: bool) -> Q:
+    """The rows `read` takes: a wanted status, or (asked for) a status no `SignalStatus` is."""
+    condition = Q(status__in=sorted({SignalStatus(s).value for s in statuses}))
+    if include_unknown_status:
+        known = [s.value for s in SignalStatus]
+        condition |= Q(status__isnull=False) & ~Q(status__in=known)
+    return condition
+
+
+def _account_rows(scope: AccountScope) -> Q:
+    """The rows that may be ``scope``'s: naming it, naming none when it is the default, and,
+    for the account that reports unowned signals, naming none or an unknown account."""
+    rows = Q(account=scope.name)
+    default = scope.accounts.default
+    if scope.name == scope.accounts.rows_owner:
+        return rows | Q(account__isnull=True) | ~Q(account__in=scope.accounts.names)
+    if default is not None and default.name == scope.name:
+        rows |= Q(account__isnull=True)
+    return rows

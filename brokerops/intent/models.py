@@ -42,6 +42,9 @@ class LocalSignal(models.Model):
     data = models.JSONField()
     # NULL (not "") means "no status", as Firestore's `not-in` query tells a missing field apart.
     status = models.CharField(max_length=64, null=True, blank=True, db_index=True)  # noqa: DJ001
+    # `account` mirrors ``data["account"]`` the same way, for one account's read (docs/design.md
+    # section 16): NULL when missing, null or "", the string (at most 100) or ``"<type>"``.
+    account = models.CharField(max_length=100, null=True, blank=True, db_index=True)  # noqa: DJ001
     revision = models.UUIDField(default=uuid.uuid4)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField()
@@ -58,10 +61,25 @@ class LocalSignal(models.Model):
             return repr(shown)
         return shown
 
+    def save(self, *args, **kwargs) -> None:
+        """The `account` column follows ``data`` whoever saves the row (an admin, a test)."""
+        self.account = self.account_column(self.data)
+        super().save(*args, **kwargs)
+
     @property
     def signal_id(self) -> str:
         """The document id this row holds (NUL restored)."""
         return document_id_from_column(self.document_id)
+
+    @staticmethod
+    def account_column(data: object) -> str | None:
+        """The value of the `account` column for a document's `data`."""
+        value = data.get("account") if isinstance(data, dict) else None
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            return value[:100]
+        return f"<{type(value).__name__}>"
 
     @staticmethod
     def status_column(data: object) -> str | None:

@@ -75,3 +75,53 @@ def test_a_scope_is_of_a_configured_account(settings):
     assert AccountScope.of("default").name == "default"
     with pytest.raises(KeyError, match="no account 'desk'"):
         AccountScope.of("desk")
+
+
+DOCS = {
+    "n-1": {},
+    "n-2": {"account": ""},
+    "d-1": {"account": "desk"},
+    "c-1": {"account": "client"},
+    "c-bad": {"account": "client", "qty": "x"},
+    "g-1": {"account": "ghost"},
+    "t-1": {"account": 5},
+    "l-1": {"account": "c" * 120},
+    "closed": {"account": "client", "status": "CLOSED"},
+    "odd-status": {"account": "client", "status": "pending?"},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("default", ["desk", "client", None])
+@pytest.mark.parametrize("unknown", [False, True])
+def test_the_local_store_reads_one_account_by_its_column_as_the_scope_selects(
+    settings, default, unknown
+):
+    """The indexed read gives exactly what the scope keeps of a whole read, whichever account
+    is the default (or none is) and whoever reports the unowned."""
+    from brokerops.intent.local import LocalSignalStore
+
+    store = LocalSignalStore()
+    store.put_documents((i, {**BASE, **fields}) for i, fields in DOCS.items())
+    statuses = {"PENDING", "ACTIVE"}
+    for name in ("desk", "client"):
+        scope = AccountScope(name, accounts(default=default))
+        whole = store.read(statuses=statuses, include_unknown_status=unknown)
+        assert store.read_for(scope, statuses=statuses, include_unknown_status=unknown) == (
+            scope.select(whole)
+        )
+
+
+@pytest.mark.django_db
+def test_the_account_column_follows_the_document(settings):
+    from brokerops.intent.local import LocalSignalStore
+    from brokerops.intent.models import LocalSignal
+
+    store = LocalSignalStore()
+    store.put_documents([("a", {**BASE, "account": "desk"}), ("b", BASE)])
+    assert dict(LocalSignal.objects.values_list("document_id", "account")) == {
+        "a": "desk",
+        "b": None,
+    }
+    store.put_documents([("a", {**BASE, "account": "client"})])
+    assert LocalSignal.objects.get(document_id="a").account == "client"
