@@ -34,45 +34,42 @@ app.conf.task_default_queue = "default"
 def beat_schedule() -> dict[str, dict]:
     """The periodic jobs, with intervals from settings (seconds)."""
     return {
-        "reconcile": {
-            "task": "reconciliation.run",
-            "schedule": float(settings.RECONCILE_INTERVAL_S),
-            "kwargs": {"trigger": "schedule"},
-            "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.RECONCILE_INTERVAL_S},
-        },
-        "submit-orders": {
-            "task": "orders.submit_pending",
-            "schedule": float(settings.ORDER_SUBMIT_INTERVAL_S),
-            "options": {"queue": ORDERS_QUEUE, "expires": settings.ORDER_SUBMIT_INTERVAL_S},
-        },
-        "verify-audit": {
-            "task": "audit.verify",
-            "schedule": float(settings.AUDIT_VERIFY_INTERVAL_S),
-            "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.AUDIT_VERIFY_INTERVAL_S},
-        },
+        "reconcile": _every(
+            settings.RECONCILE_INTERVAL_S,
+            "reconciliation.run",
+            queue=RECONCILIATION_QUEUE,
+            kwargs={"trigger": "schedule"},
+        ),
+        "submit-orders": _every(
+            settings.ORDER_SUBMIT_INTERVAL_S, "orders.submit_pending", queue=ORDERS_QUEUE
+        ),
+        "verify-audit": _every(
+            settings.AUDIT_VERIFY_INTERVAL_S, "audit.verify", queue=RECONCILIATION_QUEUE
+        ),
         # The newest audit rows get a signed head within this interval (docs/design.md 12).
-        "record-audit-heads": {
-            "task": "audit.record_heads",
-            "schedule": float(settings.AUDIT_HEADS_INTERVAL_S),
-            "options": {"queue": RECONCILIATION_QUEUE, "expires": settings.AUDIT_HEADS_INTERVAL_S},
-        },
-        "sync-orders": {
-            "task": "orders.sync_open",
-            "schedule": float(settings.ORDER_SYNC_INTERVAL_S),
-            "options": {"queue": ORDERS_QUEUE, "expires": settings.ORDER_SYNC_INTERVAL_S},
-        },
+        "record-audit-heads": _every(
+            settings.AUDIT_HEADS_INTERVAL_S, "audit.record_heads", queue=RECONCILIATION_QUEUE
+        ),
+        "sync-orders": _every(
+            settings.ORDER_SYNC_INTERVAL_S, "orders.sync_open", queue=ORDERS_QUEUE
+        ),
         # Alerts (alerts/): no successful run for ALERT_STALE_INTERVALS intervals; due retries.
-        "alerts-stale-runs": {
-            "task": "alerts.check_stale_runs",
-            "schedule": float(settings.RECONCILE_INTERVAL_S),
-            "options": {"expires": settings.RECONCILE_INTERVAL_S},
-        },
-        "alerts-deliver-due": {
-            "task": "alerts.deliver_due",
-            "schedule": float(settings.ALERT_SWEEP_INTERVAL_S),
-            "options": {"expires": settings.ALERT_SWEEP_INTERVAL_S},
-        },
+        "alerts-stale-runs": _every(settings.RECONCILE_INTERVAL_S, "alerts.check_stale_runs"),
+        "alerts-deliver-due": _every(settings.ALERT_SWEEP_INTERVAL_S, "alerts.deliver_due"),
     }
+
+
+def _every(
+    interval_s: float, task: str, *, queue: str | None = None, kwargs: dict | None = None
+) -> dict:
+    """A beat job: ``task`` every ``interval_s`` seconds (on ``queue`` when given); a run not
+    started within one interval expires, the next one being due by then."""
+    job: dict = {"task": task, "schedule": float(interval_s)}
+    if kwargs is not None:
+        job["kwargs"] = kwargs
+    options: dict = {} if queue is None else {"queue": queue}
+    job["options"] = {**options, "expires": interval_s}
+    return job
 
 
 app.conf.beat_schedule = beat_schedule()

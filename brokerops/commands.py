@@ -19,7 +19,7 @@ import logging
 import signal
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
@@ -83,6 +83,25 @@ def operator_error(exc: BaseException) -> str | None:
     return one_line(line)
 
 
+@contextmanager
+def operator_failures(
+    *, stderr, prefix: str = "", on_failure: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """A failure inside that an operator can act on (`operator_error`) is raised again as
+    ``prefix`` and its one line (`fail`: exit status 1), once ``on_failure`` had the line (a
+    command printing JSON prints the failure there too); anything else (a bug) passes as it is,
+    traceback and all."""
+    try:
+        yield
+    except Exception as exc:
+        line = operator_error(exc)
+        if line is None:
+            raise
+        if on_failure is not None:
+            on_failure(line)
+        raise fail(f"{prefix}{line}", stderr=stderr, exc=exc) from exc
+
+
 def fail(line: str, *, stderr, exc: BaseException | None = None) -> CommandError:
     """The ``CommandError`` to raise for ``line`` (Django prints it as one line on stderr, exit
     status 1); at ``LOG_LEVEL=DEBUG`` the traceback of ``exc`` is written first."""
@@ -132,14 +151,11 @@ def long_running(
         timer.daemon = True
         timer.start()
     try:
-        yield stop
-    except said_as_is as exc:
-        raise fail(f"{name} stopped: {exc}", stderr=stderr, exc=exc) from exc
-    except Exception as exc:
-        line = operator_error(exc)
-        if line is None:
-            raise
-        raise fail(f"{name} stopped: {line}", stderr=stderr, exc=exc) from exc
+        with operator_failures(stderr=stderr, prefix=f"{name} stopped: "):
+            try:
+                yield stop
+            except said_as_is as exc:
+                raise fail(f"{name} stopped: {exc}", stderr=stderr, exc=exc) from exc
     finally:
         if timer is not None:
             timer.cancel()

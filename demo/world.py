@@ -70,29 +70,29 @@ def seed_demo_records(*, store: SignalStore, drift_order_id: str) -> None:
     store.put_documents(demo_signals())
     hour_ago = timezone.now() - timedelta(hours=1)
     # ORDER_NOT_FOUND: we recorded an open order that Alpaca does not have.
-    OrderAttempt.objects.create(
-        client_order_id=DEMO_GONE_CLIENT_ORDER_ID,
-        signal_id="demo-gone",
-        symbol="AAPL",
-        side="buy",
-        order_type="market",
-        qty=1,
-        status=OrderAttempt.Status.OPEN,
-        broker_status="new",
-        created_at=hour_ago,
-    )
+    _open_attempt(DEMO_GONE_CLIENT_ORDER_ID, "demo-gone", "AAPL", created_at=hour_ago)
     # ORDER_STATUS_DRIFT: somebody canceled our order at the broker.
+    _open_attempt(
+        DEMO_DRIFT_CLIENT_ORDER_ID,
+        "demo-drift",
+        "MSFT",
+        created_at=hour_ago,
+        alpaca_order_id=drift_order_id,
+    )
+
+
+def _open_attempt(client_order_id: str, signal_id: str, symbol: str, **fields) -> None:
+    """An attempt an earlier day left open: a market buy of 1, ``new`` at the broker."""
     OrderAttempt.objects.create(
-        client_order_id=DEMO_DRIFT_CLIENT_ORDER_ID,
-        signal_id="demo-drift",
-        symbol="MSFT",
+        client_order_id=client_order_id,
+        signal_id=signal_id,
+        symbol=symbol,
         side="buy",
         order_type="market",
         qty=1,
         status=OrderAttempt.Status.OPEN,
         broker_status="new",
-        alpaca_order_id=drift_order_id,
-        created_at=hour_ago,
+        **fields,
     )
 
 

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -95,33 +95,63 @@ def reconciliation_run(
         requested_by_username=requested_by.get_username() if requested_by else "",
         rerun_of_id=rerun_of_id,
         dry_run=dry_run,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
+        worker=_worker(),
     )
-    try:
-        with single_flight(LOCK_NAME) as acquired:
-            if not acquired:
-                return _closed_run(
-                    fields,
-                    ReconciliationRun.Status.SKIPPED,
-                    "another reconciliation run holds the lock",
-                )
-            _fail_abandoned_runs()
-            with transaction.atomic():
-                run = ReconciliationRun.objects.create(
-                    **fields, status=ReconciliationRun.Status.RUNNING
-                )
-                run_event_record(
-                    run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
-                )
-            with log_context(run_id=run.pk):
-                _execute(run, gateway=gateway, store=store)
-            return run
-    except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
-        logger.error("reconciliation run not started: %s", exc)
-        return _closed_run(fields, ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}")
+
+    def start() -> tuple[ReconciliationRun, bool]:
+        with transaction.atomic():
+            run = ReconciliationRun.objects.create(
+                **fields, status=ReconciliationRun.Status.RUNNING
+            )
+            run_event_record(
+                run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
+            )
+        return run, True
+
+    return _single_flight_run(
+        "reconciliation run",
+        start,
+        lambda status, error: _closed_run(fields, status, error),
+        gateway=gateway,
+        store=store,
+    )
 
 
 ACTOR = "reconciliation"
+
+
+def _worker() -> str:
+    """Who runs it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _single_flight_run(
+    name: str,
+    start: Callable[[], tuple[ReconciliationRun, bool]],
+    close: Callable[[str, str], ReconciliationRun],
+    *,
+    gateway: AlpacaGateway | None,
+    store: SignalStore | None,
+) -> ReconciliationRun:
+    """One run under the single-flight lock: `start` (with the lock held, abandoned runs closed)
+    gives the run and whether to execute it; when another run holds the lock, or the lock
+    service cannot say (nothing started or repaired), `close` records the run SKIPPED or
+    FAILED with the reason."""
+    try:
+        with single_flight(LOCK_NAME) as acquired:
+            if not acquired:
+                return close(
+                    ReconciliationRun.Status.SKIPPED, "another reconciliation run holds the lock"
+                )
+            _fail_abandoned_runs()
+            run, execute = start()
+            if execute:
+                with log_context(run_id=run.pk):
+                    _execute(run, gateway=gateway, store=store)
+            return run
+    except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
+        logger.error("%s not started: %s", name, exc)
+        return close(ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}")
 
 
 def _started_payload(run: ReconciliationRun) -> dict:
@@ -417,28 +447,21 @@ def reconciliation_run_queued(
     untouched. When another run holds the lock the queued run is recorded SKIPPED, as a
     scheduled one would be.
     """
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    try:
-        with single_flight(LOCK_NAME) as acquired:
-            if not acquired:
-                return _queued_run_close(
-                    run_id,
-                    ReconciliationRun.Status.SKIPPED,
-                    "another reconciliation run holds the lock",
-                    worker,
-                )
-            _fail_abandoned_runs()
-            run = _queued_run_claim(run_id, worker)
-            if run is None:
-                return ReconciliationRun.objects.get(pk=run_id)
-            with log_context(run_id=run.pk):
-                _execute(run, gateway=gateway, store=store)
-            return run
-    except LockUnavailable as exc:
-        logger.error("reconciliation run %s not started: %s", run_id, exc)
-        return _queued_run_close(
-            run_id, ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}", worker
-        )
+    worker = _worker()
+
+    def start() -> tuple[ReconciliationRun, bool]:
+        run = _queued_run_claim(run_id, worker)
+        if run is None:
+            return ReconciliationRun.objects.get(pk=run_id), False
+        return run, True
+
+    return _single_flight_run(
+        f"reconciliation run {run_id}",
+        start,
+        lambda status, error: _queued_run_close(run_id, status, error, worker),
+        gateway=gateway,
+        store=store,
+    )
 
 
 def _queued_run_claim(run_id: int, worker: str) -> ReconciliationRun | None:

@@ -22,7 +22,6 @@ settings ask. The real-time listener of `watch_pending` is `brokerops.intent.fir
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -43,19 +42,20 @@ from brokerops.intent.firestore_decode import (
 from brokerops.intent.firestore_watch import PendingWatch
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import (
-    MAX_WRITE_ATTEMPTS,
     PlannedWrite,
     SignalRead,
     SignalStore,
-    SignalStoreUnavailable,
     Transition,
     TransitionResult,
     applied,
     check_document_id,
+    checked_documents,
+    chunks,
     classify,
     plain_value,
     sort_read,
     validate_transitions,
+    write_with_retries,
 )
 from brokerops.intent.watch import ListenerSpec, SnapshotHook
 
@@ -67,12 +67,6 @@ IN_QUERY_LIMIT = 30
 BATCH_WRITE_LIMIT = 500
 #: Documents fetched per BatchGetDocuments call.
 GET_ALL_CHUNK = 1000
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 class FirestoreSignalStore(SignalStore):
@@ -114,7 +108,7 @@ class FirestoreSignalStore(SignalStore):
         else:
             queries = [
                 self._collection.where(filter=FieldFilter("status", "in", chunk))
-                for chunk in _chunks(wanted, IN_QUERY_LIMIT)
+                for chunk in chunks(wanted, IN_QUERY_LIMIT)
             ]
             if include_unknown_status:
                 # `not-in` takes at most 10 values; there are 7 statuses.
@@ -213,7 +207,7 @@ class FirestoreSignalStore(SignalStore):
         """Snapshots by id (missing documents included, with ``exists`` False)."""
         snapshots: dict[str, Any] = {}
         with firestore_errors("read"):
-            for chunk in _chunks(ids, GET_ALL_CHUNK):
+            for chunk in chunks(ids, GET_ALL_CHUNK):
                 refs = [self._collection.document(i) for i in chunk]
                 for snapshot in self._client.get_all(refs, **self._call):
                     snapshots[snapshot.id] = snapshot
@@ -236,7 +230,7 @@ class FirestoreSignalStore(SignalStore):
             else:
                 results[t.signal_id] = plan
 
-        for chunk in _chunks(writes, BATCH_WRITE_LIMIT):
+        for chunk in chunks(writes, BATCH_WRITE_LIMIT):
             batch = self._client.batch()
             for plan, snapshot in chunk:
                 batch.update(
@@ -260,9 +254,9 @@ class FirestoreSignalStore(SignalStore):
     def _write_one(self, plan: PlannedWrite, snapshot: Any) -> TransitionResult:
         """Conditional write of one document, re-reading (and re-classifying) it after each
         conflict: with an `expected_version` the re-read comes back `CHANGED`."""
-        t = plan.transition
         ref = snapshot.reference
-        for _attempt in range(MAX_WRITE_ATTEMPTS):
+
+        def write(plan: PlannedWrite) -> bool:
             with firestore_errors("commit"):
                 try:
                     ref.update(
@@ -270,32 +264,25 @@ class FirestoreSignalStore(SignalStore):
                         option=self._client.write_option(last_update_time=snapshot.update_time),
                         **self._call,
                     )
-                    return applied(t)
                 except CONFLICT:
-                    pass
+                    return False
+            return True
+
+        def reread(t: Transition) -> TransitionResult | PlannedWrite:
+            nonlocal snapshot
+            with firestore_errors("commit"):
                 snapshot = ref.get(**self._call)
-            next_step = _classify(t, snapshot)
-            if not isinstance(next_step, PlannedWrite):
-                return next_step
-            plan = next_step
-        raise SignalStoreUnavailable(
-            f"signal {t.signal_id!r} kept changing during {MAX_WRITE_ATTEMPTS} write attempts"
-        )
+            return _classify(t, snapshot)
+
+        return write_with_retries(plan, write, reread)
 
     # --- raw documents --------------------------------------------------------------------------
 
     def put_documents(self, docs: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         count = 0
-        seen: set[str] = set()
-        for chunk in _chunks(docs, BATCH_WRITE_LIMIT):
+        for chunk in chunks(checked_documents(docs), BATCH_WRITE_LIMIT):
             batch = self._client.batch()
             for doc_id, data in chunk:
-                check_document_id(doc_id)
-                if doc_id in seen:
-                    raise ValueError(f"document {doc_id!r} given twice")
-                seen.add(doc_id)
-                if not isinstance(data, Mapping):
-                    raise TypeError(f"document {doc_id!r} must be a mapping")
                 batch.set(self._collection.document(doc_id), plain_value(data))
             with firestore_errors("write"):
                 batch.commit(**self._call)
@@ -306,7 +293,7 @@ class FirestoreSignalStore(SignalStore):
         count = 0
         with firestore_errors("delete"):
             refs = (s.reference for s in self._collection.select([]).stream(**self._call))
-            for chunk in _chunks(refs, BATCH_WRITE_LIMIT):
+            for chunk in chunks(refs, BATCH_WRITE_LIMIT):
                 batch = self._client.batch()
                 for ref in chunk:
                     batch.delete(ref)

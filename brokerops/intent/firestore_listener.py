@@ -23,10 +23,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from brokerops.intent.watch import Document, ListenerSpec, SnapshotView
+from brokerops.intent.watch import Document, ListenerSpec, SnapshotListener
 
 logger = logging.getLogger(__name__)
 #: How often the child checks that its listener runs and its parent lives.
@@ -35,15 +35,12 @@ CHILD_CHECK_S = 0.5
 CLOSE_WAIT_S = 3.0
 
 
-class ProcessPendingWatch:
+class ProcessPendingWatch(SnapshotListener):
     """A `PendingWatch` run by a child process; `on_documents` runs on this process's reader
     thread (keep it short: hand the documents over)."""
 
     def __init__(self, spec: ListenerSpec, on_documents: Callable[[list[Document]], None]):
-        self._on_documents = on_documents
-        self._view = SnapshotView()
-        self._error: str | None = None
-        self.snapshots = 0
+        super().__init__(on_documents)
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe(duplex=False)
         self._process = context.Process(
@@ -73,23 +70,11 @@ class ProcessPendingWatch:
             kind = message[0]
             if kind == "snapshot":
                 _, docs, removed, read_at = message
-                self._view.apply(docs, removed, read_at)
-                self.snapshots += 1
-                if docs:
-                    self._on_documents(docs)
+                self._received(docs, removed, read_at)
             elif kind == "failure":
                 self._error = message[1]
 
-    def pending_as_of(self, signal_ids: Sequence[str], max_age_s: float) -> dict[str, Document]:
-        if self.failure is not None:
-            return {}
-        return self._view.as_of(signal_ids, max_age_s)
-
-    @property
-    def failure(self) -> str | None:
-        """Why the listener stopped (nothing more will come), or None while it runs."""
-        if self._error is not None:
-            return self._error
+    def _ended(self) -> str | None:
         if not self._process.is_alive():
             return f"the listener process exited ({self._process.exitcode})"
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,12 +18,12 @@ from google.api_core import bidi
 from brokerops.intent.firestore_client import firestore_errors
 from brokerops.intent.firestore_decode import parsed_snapshot
 from brokerops.intent.schema import InvalidSignal, Signal
-from brokerops.intent.watch import SnapshotHook, SnapshotView
+from brokerops.intent.watch import SnapshotHook, SnapshotListener
 
 logger = logging.getLogger(__name__)
 
 
-class PendingWatch:
+class PendingWatch(SnapshotListener):
     """One running listener of `FirestoreSignalStore.watch_pending`; `close()` stops it."""
 
     def __init__(
@@ -33,11 +33,7 @@ class PendingWatch:
         *,
         on_snapshot: SnapshotHook | None = None,
     ) -> None:
-        self._on_documents = on_documents
-        self._on_snapshot_hook = on_snapshot
-        self._error: str | None = None
-        self.snapshots = 0
-        self._view = SnapshotView()
+        super().__init__(on_documents, on_snapshot)
         with firestore_errors("listen"):
             self._watch = query.on_snapshot(self._on_snapshot)
         _throttle_reopens(self._watch)
@@ -47,31 +43,12 @@ class PendingWatch:
             docs = [parsed_snapshot(c.document) for c in changes if c.type.name != "REMOVED"]
             removed = [c.document.id for c in changes if c.type.name == "REMOVED"]
             read_at = read_time.timestamp() if read_time is not None else None
-            self._view.apply(docs, removed, read_at)
-            self.snapshots += 1
-            if self._on_snapshot_hook is not None:
-                self._on_snapshot_hook(docs, removed, read_at)
-            if docs:
-                self._on_documents(docs)
+            self._received(docs, removed, read_at)
         except Exception as exc:
             logger.exception("Firestore listener: snapshot not handled")
             self._error = f"snapshot not handled: {type(exc).__name__}: {exc}"
 
-    def pending_as_of(
-        self, signal_ids: Sequence[str], max_age_s: float
-    ) -> dict[str, Signal | InvalidSignal]:
-        """The documents among `signal_ids` that were PENDING in the last snapshot, when that
-        snapshot's read time is at most `max_age_s` old (by this machine's clock): as good as
-        a read of them that long ago. Empty when the listener is behind or failed."""
-        if self.failure is not None:
-            return {}
-        return self._view.as_of(signal_ids, max_age_s)
-
-    @property
-    def failure(self) -> str | None:
-        """Why the listener stopped (it will deliver nothing more), or None while it runs."""
-        if self._error is not None:
-            return self._error
+    def _ended(self) -> str | None:
         # The library closes its Watch for good on an error it does not retry (its
         # `is_active` is unusable: a classmethod); `_closed` is the only trace left of it.
         if getattr(self._watch, "_closed", False):

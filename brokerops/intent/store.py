@@ -55,7 +55,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -332,6 +333,29 @@ def check_document_id(doc_id: object) -> str:
     return doc_id
 
 
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """`items` in lists of at most `size`, taken as they are needed."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def checked_documents(
+    docs: Iterable[tuple[str, Mapping[str, Any]]],
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The documents of `put_documents`, each checked as it is taken: a valid id
+    (`check_document_id`), given once, and a mapping."""
+    seen: set[str] = set()
+    for doc_id, data in docs:
+        check_document_id(doc_id)
+        if doc_id in seen:
+            raise ValueError(f"document {doc_id!r} given twice")
+        seen.add(doc_id)
+        if not isinstance(data, Mapping):
+            raise TypeError(f"document {doc_id!r} must be a mapping")
+        yield doc_id, data
+
+
 def plain_value(value: Any) -> Any:
     """Decimal -> str, recursively through lists and maps; other values unchanged."""
     if isinstance(value, Decimal):
@@ -428,6 +452,29 @@ def classify(
         detail = f"the document changed since it was read (version {t.expected_version})"
         return _result(t, TransitionOutcome.CHANGED, status, detail, parsed)
     return PlannedWrite(t, with_fields=isinstance(parsed, Signal))
+
+
+def write_with_retries(
+    plan: PlannedWrite,
+    write: Callable[[PlannedWrite], bool],
+    reread: Callable[[Transition], TransitionResult | PlannedWrite],
+) -> TransitionResult:
+    """The conditional write of one document (the concurrency contract above): `write` tries
+    `plan` on the document as last read and says whether it was applied (False: the document
+    changed since); `reread` reads it again and `classify`s the transition on it, which either
+    ends it (a result) or plans the next try. `SignalStoreUnavailable` after
+    `MAX_WRITE_ATTEMPTS` tries."""
+    t = plan.transition
+    for _attempt in range(MAX_WRITE_ATTEMPTS):
+        if write(plan):
+            return applied(t)
+        next_step = reread(t)
+        if not isinstance(next_step, PlannedWrite):
+            return next_step
+        plan = next_step
+    raise SignalStoreUnavailable(
+        f"signal {t.signal_id!r} kept changing during {MAX_WRITE_ATTEMPTS} write attempts"
+    )
 
 
 def applied(transition: Transition) -> TransitionResult:

@@ -75,6 +75,51 @@ class SnapshotView:
             return {i: self._docs[i] for i in signal_ids if i in self._docs}
 
 
+class SnapshotListener(abc.ABC):
+    """What Firestore's two listeners share (`PendingWatch` in this process,
+    `ProcessPendingWatch` in a child of its own): the last snapshot's view, the count of
+    snapshots, the documents handed on, and why the listener stopped."""
+
+    def __init__(
+        self,
+        on_documents: Callable[[list[Document]], None],
+        on_snapshot: SnapshotHook | None = None,
+    ) -> None:
+        self._on_documents = on_documents
+        self._on_snapshot_hook = on_snapshot
+        self._view = SnapshotView()
+        self._error: str | None = None
+        self.snapshots = 0
+
+    def _received(self, docs: list[Document], removed: list[str], read_at: float | None) -> None:
+        """One snapshot: into the view, to the hook, and its documents handed on."""
+        self._view.apply(docs, removed, read_at)
+        self.snapshots += 1
+        if self._on_snapshot_hook is not None:
+            self._on_snapshot_hook(docs, removed, read_at)
+        if docs:
+            self._on_documents(docs)
+
+    def pending_as_of(self, signal_ids: Sequence[str], max_age_s: float) -> dict[str, Document]:
+        """The documents among `signal_ids` that were PENDING in the last snapshot, when that
+        snapshot's read time is at most `max_age_s` old (by this machine's clock): as good as
+        a read of them that long ago. Empty when the listener is behind or failed."""
+        if self.failure is not None:
+            return {}
+        return self._view.as_of(signal_ids, max_age_s)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the listener stopped (it will deliver nothing more), or None while it runs."""
+        if self._error is not None:
+            return self._error
+        return self._ended()
+
+    @abc.abstractmethod
+    def _ended(self) -> str | None:
+        """Why the listener ended without saying so (None: it runs)."""
+
+
 class PendingSource(abc.ABC):
     """One connection watching PENDING documents (see the module docstring)."""
 

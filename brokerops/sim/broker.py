@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
+from typing import Any
 
 from .account import DEFAULT_CASH, DEFAULT_MULTIPLIER
 from .book import Book
@@ -374,19 +375,12 @@ class PaperBroker:
         self.faults.configure(config)
 
     def inject_next(
-        self,
-        route: str,
-        kind: FaultKind | str,
-        count: int = 1,
-        *,
-        status: int | None = None,
-        retry_after_s: int = 1,
-        stall_s: float = 30.0,
+        self, route: str, kind: FaultKind | str, count: int = 1, **options: Any
     ) -> None:
-        """Force a fault on the next ``count`` requests of ``route`` (``"POST /v2/orders"``)."""
-        self.faults.inject_next(
-            route, kind, count, status=status, retry_after_s=retry_after_s, stall_s=stall_s
-        )
+        """Force a fault on the next ``count`` requests of ``route`` (``"POST /v2/orders"``);
+        ``options`` (``status``, ``retry_after_s``, ``stall_s``) as
+        :meth:`FaultInjector.inject_next` takes them, with its defaults."""
+        self.faults.inject_next(route, kind, count, **options)
 
     def fault_log(self) -> list[FaultEvent]:
         """Faults applied so far, in order."""
@@ -409,11 +403,12 @@ class PaperBroker:
         self.stream.faults.configure(config)
 
     def stream_inject_next(
-        self, kind: StreamFaultKind | str, count: int = 1, *, stall_s: float = 5.0
+        self, kind: StreamFaultKind | str, count: int = 1, **options: Any
     ) -> None:
-        """Force ``drop``, ``stall`` (``stall_s``) or ``duplicate`` on the next ``count`` events
-        pushed to a connection."""
-        self.stream.faults.inject_next(kind, count, stall_s=stall_s)
+        """Force ``drop``, ``stall`` or ``duplicate`` on the next ``count`` events pushed to a
+        connection; ``options`` (``stall_s``) as :meth:`StreamFaultInjector.inject_next` takes
+        them, with its default."""
+        self.stream.faults.inject_next(kind, count, **options)
 
     def stream_fault_log(self) -> list[StreamFaultEvent]:
         """Stream faults applied so far, in order."""

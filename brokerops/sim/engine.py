@@ -252,13 +252,18 @@ class Engine:
 
     def cancel(self, order: Order) -> None:
         """Cancel an open order (the caller checked it is open); publishes ``canceled``."""
+        self._close(order, "canceled", "canceled_at")
+
+    def _close(self, order: Order, status: str, stamp_field: str) -> None:
+        """End an open order now: ``status``, its time in ``stamp_field`` and ``updated_at``;
+        publishes the status as the event."""
         now = self._stamps.now()
-        order.status = "canceled"
-        order.canceled_at = now
+        order.status = status
+        setattr(order, stamp_field, now)
         order.updated_at = now
         order.touch()
         self.reindex(order)
-        self._publish("canceled", order)
+        self._publish(status, order)
 
     def fill_order(self, ref: str, qty: Decimal | None, price: Decimal | None) -> Order:
         """Fill an open order by hand (all that remains, or ``qty``), at ``price`` or market."""
@@ -276,13 +281,7 @@ class Engine:
         count = 0
         for order in list(self._orders.open_orders()):
             if order.time_in_force == "day":
-                now = self._stamps.now()
-                order.status = "expired"
-                order.expired_at = now
-                order.updated_at = now
-                order.touch()
-                self.reindex(order)
-                self._publish("expired", order)
+                self._close(order, "expired", "expired_at")
                 count += 1
         return count
 
@@ -296,13 +295,7 @@ class Engine:
 
     def reject(self, order: Order) -> None:
         """The venue rejects an open order after accepting it: ``rejected`` with ``failed_at``."""
-        now = self._stamps.now()
-        order.status = "rejected"
-        order.failed_at = now
-        order.updated_at = now
-        order.touch()
-        self.reindex(order)
-        self._publish("rejected", order)
+        self._close(order, "rejected", "failed_at")
 
     def emit(self, order: Order, event: str, fields: Mapping[str, object]) -> dict[str, object]:
         """Publish ``event`` for an order as it is now, without changing it."""

@@ -42,6 +42,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 
 class FaultKind(StrEnum):
@@ -65,6 +66,27 @@ AFTER_KINDS = frozenset(
         FaultKind.NON_JSON_AFTER,
     }
 )
+
+
+_Kind = TypeVar("_Kind")
+
+
+def _check_rates(rates: list[float], what: str) -> None:
+    """Each rate a probability, and all of them together at most 1 (they slice one draw)."""
+    if any(rate < 0 or rate > 1 for rate in rates):
+        raise ValueError(f"{what} rates must be between 0 and 1")
+    if sum(rates) > 1 + 1e-9:
+        raise ValueError(f"{what} rates must add up to at most 1")
+
+
+def _drawn_kind(point: float, rates: list[tuple[_Kind, float]]) -> _Kind | None:
+    """The kind whose slice of [0, 1) holds ``point`` (the rates slice it in their order)."""
+    edge = 0.0
+    for kind, rate in rates:
+        edge += rate
+        if point < edge:
+            return kind
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +117,7 @@ class FaultConfig:
     routes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        rates = [rate for _, rate in self.rates()]
-        if any(rate < 0 or rate > 1 for rate in rates):
-            raise ValueError("fault rates must be between 0 and 1")
-        if sum(rates) > 1 + 1e-9:
-            raise ValueError("fault rates must add up to at most 1")
+        _check_rates([rate for _, rate in self.rates()], "fault")
         if not self.status_5xx or any(not 500 <= s <= 599 for s in self.status_5xx):
             raise ValueError("status_5xx must hold 5xx status codes")
 
@@ -151,6 +169,24 @@ class FaultEvent:
     draw: int | None = None
 
 
+#: The status a fault answers with when none is asked for (kinds not named: none, 0).
+_DEFAULT_STATUS = {
+    FaultKind.ERROR_5XX: 500,
+    FaultKind.ERROR_5XX_AFTER: 504,
+    FaultKind.NON_JSON: 502,
+    FaultKind.NON_JSON_AFTER: 502,
+    FaultKind.PROXY_JSON: 404,
+}
+
+
+def _fault_status(kind: FaultKind, status: int | None) -> int:
+    """The status a fault of ``kind`` answers with: always 429 for a 429, else ``status``
+    when given, else the kind's default."""
+    if kind is FaultKind.RATE_429:
+        return 429
+    return status or _DEFAULT_STATUS.get(kind, 0)
+
+
 class FaultInjector:
     """Decides the fault for each request; thread-safe."""
 
@@ -190,16 +226,7 @@ class FaultInjector:
         a ``non_json`` page (default 502; e.g. 404 for a proxy's HTML "not found").
         """
         kind = FaultKind(kind)
-        if kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
-            default = 504 if kind is FaultKind.ERROR_5XX_AFTER else 500
-            status = status or default
-        elif kind in (FaultKind.NON_JSON, FaultKind.NON_JSON_AFTER):
-            status = status or 502
-        elif kind is FaultKind.RATE_429:
-            status = 429
-        elif kind is FaultKind.PROXY_JSON:
-            status = status or 404
-        action = FaultAction(kind, status or 0, retry_after_s, stall_s)
+        action = FaultAction(kind, _fault_status(kind, status), retry_after_s, stall_s)
         with self._lock:
             self._forced.setdefault(route, deque()).extend([action] * count)
 
@@ -228,24 +255,16 @@ class FaultInjector:
                 return None
             draw = self._draws
             self._draws += 1
-            point = self._rng.random()
-            edge = 0.0
-            for kind, rate in config.rates():
-                edge += rate
-                if point < edge:
-                    return self._drawn(config, method, template, kind, draw)
-            return None
+            kind = _drawn_kind(self._rng.random(), config.rates())
+            return None if kind is None else self._drawn(config, method, template, kind, draw)
 
     def _drawn(
         self, config: FaultConfig, method: str, template: str, kind: FaultKind, draw: int
     ) -> FaultAction:
-        status = 0
         if kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
             status = config.status_5xx[int(self._rng.random() * len(config.status_5xx))]
-        elif kind in (FaultKind.NON_JSON, FaultKind.NON_JSON_AFTER):
-            status = status or 502
-        elif kind is FaultKind.RATE_429:
-            status = 429
+        else:
+            status = _fault_status(kind, None)
         self._events.append(FaultEvent(method, template, kind, status, draw))
         return FaultAction(kind, status, config.retry_after_s, config.stall_s)
 
@@ -316,11 +335,7 @@ class StreamFaultConfig:
     drop_after_events: int | None = None
 
     def __post_init__(self) -> None:
-        rates = [rate for _, rate in self.rates()]
-        if any(rate < 0 or rate > 1 for rate in rates):
-            raise ValueError("stream fault rates must be between 0 and 1")
-        if sum(rates) > 1 + 1e-9:
-            raise ValueError("stream fault rates must add up to at most 1")
+        _check_rates([rate for _, rate in self.rates()], "stream fault")
         if self.stall_s < 0:
             raise ValueError("stall_s must be >= 0")
         if self.drop_after_events is not None and self.drop_after_events < 1:
@@ -393,14 +408,11 @@ class StreamFaultInjector:
                 return None
             draw = self._draws
             self._draws += 1
-            point = self._rng.random()
-            edge = 0.0
-            for kind, rate in config.rates():
-                edge += rate
-                if point < edge:
-                    self._events.append(StreamFaultEvent(kind, event, draw))
-                    return StreamFaultAction(kind, config.stall_s)
-            return None
+            kind = _drawn_kind(self._rng.random(), config.rates())
+            if kind is None:
+                return None
+            self._events.append(StreamFaultEvent(kind, event, draw))
+            return StreamFaultAction(kind, config.stall_s)
 
     def drop_after(self, event: str, sent: int) -> bool:
         """True when a connection that has now been queued ``sent`` events is to be cut after

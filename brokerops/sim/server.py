@@ -253,12 +253,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._drop()
                 return False
             return True
-        if kind is FaultKind.RESET_BEFORE:
-            self._reset()
-        elif kind is FaultKind.ERROR_5XX:
-            self._send_5xx(action.status, rate_headers)
-        elif kind is FaultKind.NON_JSON:
-            self._send(action.status or 502, _html_page(action.status or 502), "text/html")
+        if kind in (FaultKind.RESET_BEFORE, FaultKind.ERROR_5XX, FaultKind.NON_JSON):
+            self._fault_answer(action, rate_headers)
         elif kind is FaultKind.PROXY_JSON:  # a gateway's JSON error: a code, but not Alpaca's
             status = action.status or 404
             body = {"code": status, "message": HTTPStatus(status).phrase}
@@ -282,11 +278,17 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._drop()
             else:
                 self._respond(status, payload, rate_headers)
-        elif kind is FaultKind.RESET_AFTER:
+        elif kind in (FaultKind.RESET_AFTER, FaultKind.ERROR_5XX_AFTER, FaultKind.NON_JSON_AFTER):
+            self._fault_answer(action, rate_headers)
+
+    def _fault_answer(self, action: FaultAction, rate_headers: list[tuple[str, str]]) -> None:
+        """What a reset, a 5xx or an HTML page fault answers, before or after the request ran."""
+        kind = action.kind
+        if kind in (FaultKind.RESET_BEFORE, FaultKind.RESET_AFTER):
             self._reset()
-        elif kind is FaultKind.ERROR_5XX_AFTER:
+        elif kind in (FaultKind.ERROR_5XX, FaultKind.ERROR_5XX_AFTER):
             self._send_5xx(action.status, rate_headers)
-        elif kind is FaultKind.NON_JSON_AFTER:
+        else:
             self._send(action.status or 502, _html_page(action.status or 502), "text/html")
 
     # ------------------------------------------------------------------ writing

@@ -94,6 +94,16 @@ def _text(body: dict[str, object], name: str) -> str | None:
     return value
 
 
+def _choice(value: str | None, name: str, choices: frozenset[str], wrong: str) -> str:
+    """A required field that takes one of ``choices``, in any case (returned in lower case)."""
+    if value is None:
+        raise invalid(f"{name} is required")
+    value = value.lower()
+    if value not in choices:
+        raise invalid(wrong)
+    return value
+
+
 def parse_order_request(body: object) -> OrderRequest:
     """Read the order body; raises 400 for a non-object and 422 for missing or invalid fields."""
     if not isinstance(body, dict):
@@ -101,24 +111,13 @@ def parse_order_request(body: object) -> OrderRequest:
     symbol = _text(body, "symbol")
     if symbol is None:
         raise invalid("symbol is required")
-    side = _text(body, "side")
-    if side is None:
-        raise invalid("side is required")
-    side = side.lower()
-    if side not in SIDES:
-        raise invalid("invalid side")
-    order_type = _text(body, "type") or _text(body, "order_type")
-    if order_type is None:
-        raise invalid("type is required")
-    order_type = order_type.lower()
-    if order_type not in ORDER_TYPES:
-        raise invalid("invalid order type")
-    tif = _text(body, "time_in_force")
-    if tif is None:
-        raise invalid("time_in_force is required")
-    tif = tif.lower()
-    if tif not in TIMES_IN_FORCE:
-        raise invalid("invalid time_in_force")
+    side = _choice(_text(body, "side"), "side", SIDES, "invalid side")
+    order_type = _choice(
+        _text(body, "type") or _text(body, "order_type"), "type", ORDER_TYPES, "invalid order type"
+    )
+    tif = _choice(
+        _text(body, "time_in_force"), "time_in_force", TIMES_IN_FORCE, "invalid time_in_force"
+    )
     client_order_id = body.get("client_order_id")
     if client_order_id is not None and not isinstance(client_order_id, str):
         raise invalid("invalid client_order_id")

@@ -7,7 +7,7 @@ signal somebody changed meanwhile is left alone (and the skip recorded).
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -41,6 +41,22 @@ class AttemptChange:
     status_from: str
     status_to: str
     signal_outcome: str = ""  # TransitionOutcome value when the signal was asked to move
+
+
+def _changes(
+    attempts: Sequence[OrderAttempt], befores: Mapping[str, str], outcomes: Mapping[str, str]
+) -> list[AttemptChange]:
+    """One `AttemptChange` per attempt: its status before (``befores``) and now, and what its
+    signal's move came to (``outcomes``, by client_order_id; "" when it was not asked to move)."""
+    return [
+        AttemptChange(
+            a.client_order_id,
+            befores[a.client_order_id],
+            a.status,
+            outcomes.get(a.client_order_id, ""),
+        )
+        for a in attempts
+    ]
 
 
 def _signal_target(attempt: OrderAttempt) -> SignalStatus | None:
@@ -164,15 +180,7 @@ def order_attempts_apply_broker_orders(
             )
         order_events_append(events)  # last: the chain's lock is held until the commit
     outcomes = signals_follow_attempts(changed, store=store, actor=actor) if move_signals else {}
-    return [
-        AttemptChange(
-            a.client_order_id,
-            befores[a.client_order_id],
-            a.status,
-            outcomes.get(a.client_order_id, ""),
-        )
-        for a in changed
-    ]
+    return _changes(changed, befores, outcomes)
 
 
 def _attempt_take_order(
@@ -260,15 +268,7 @@ def order_attempts_mark_missing(
         )
         order_events_append(events)
     outcomes = signals_follow_attempts(list(attempts), store=store, actor=actor)
-    return [
-        AttemptChange(
-            a.client_order_id,
-            befores[a.client_order_id],
-            a.status,
-            outcomes.get(a.client_order_id, ""),
-        )
-        for a in attempts
-    ]
+    return _changes(attempts, befores, outcomes)
 
 
 def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttempt:

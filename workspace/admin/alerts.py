@@ -1,13 +1,13 @@
 """Alerts in the admin: what was sent, to which channel, and how delivery went (read-only)."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 
 from alerts.models import Alert
+from workspace.admin.site import ReadOnlyMixin
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "last_seen_at",
         "kind",
@@ -28,12 +28,3 @@ class AlertAdmin(admin.ModelAdmin):
     date_hierarchy = "last_seen_at"
     ordering = ("-last_seen_at", "-id")
     readonly_fields = [f.name for f in Alert._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -34,28 +34,39 @@ EXACT_SEARCH = (
 _SIGNAL_SEARCH_LIMIT = 10_000
 
 
-class MismatchInline(AuditTrailInline):
-    model = Mismatch
-    fields = (
-        "kind",
-        "severity",
-        "symbol",
-        "signal_id",
-        "client_order_id",
-        "expected_qty_display",
-        "actual_qty_display",
-        "action_display",
-    )
-    readonly_fields = fields
+#: A mismatch as one row of a list: under its run, and in the list of all mismatches.
+MISMATCH_COLUMNS = (
+    "kind",
+    "severity",
+    "symbol",
+    "signal_id",
+    "client_order_id",
+    "expected_qty_display",
+    "actual_qty_display",
+    "action_display",
+)
+
+
+class MismatchColumns:
+    """The computed columns of a mismatch (its querysets carry ``with_final_action``)."""
+
     expected_qty_display = decimal_display("expected_qty", "expected qty")
     actual_qty_display = decimal_display("actual_qty", "actual qty")
 
+    @admin.display(description="action", ordering="final_action")
+    def action_display(self, mismatch: Mismatch) -> str:
+        """What the mismatch ended with (its repair's outcome), never the "repair started" it
+        was stored with before the repair, unless the run stopped in between."""
+        return mismatch.outcome_label
+
+
+class MismatchInline(MismatchColumns, AuditTrailInline):
+    model = Mismatch
+    fields = MISMATCH_COLUMNS
+    readonly_fields = fields
+
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).with_final_action().select_related("run")
-
-    @admin.display(description="action")
-    def action_display(self, mismatch: Mismatch) -> str:
-        return mismatch.outcome_label
 
 
 class RunEventInline(AuditTrailInline):
@@ -179,20 +190,8 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
 
 
 @admin.register(Mismatch)
-class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
-    list_display = (
-        "created_at",
-        "kind",
-        "severity",
-        "symbol",
-        "signal_id",
-        "client_order_id",
-        "expected_qty_display",
-        "actual_qty_display",
-        "action_display",
-        "run",
-        "timeline",
-    )
+class MismatchAdmin(MismatchColumns, SymbolSearchMixin, AuditTrailAdmin):
+    list_display = ("created_at", *MISMATCH_COLUMNS, "run", "timeline")
     list_filter = ("kind", "severity", ("action", FinalActionFilter), "created_at")
     list_select_related = ("run",)
     # Symbols: SymbolSearchMixin; signal ids: also each signal of the relation (below).
@@ -216,8 +215,6 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
         "hash",
     )
     readonly_fields = fields
-    expected_qty_display = decimal_display("expected_qty", "expected qty")
-    actual_qty_display = decimal_display("actual_qty", "actual qty")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
@@ -238,12 +235,6 @@ class MismatchAdmin(SymbolSearchMixin, AuditTrailAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).with_final_action()
-
-    @admin.display(description="action", ordering="final_action")
-    def action_display(self, mismatch: Mismatch) -> str:
-        """What the mismatch ended with (its repair's outcome), never the "repair started" it
-        was stored with before the repair, unless the run stopped in between."""
-        return mismatch.outcome_label
 
     @admin.display(description="outcome recorded at")
     def outcome_at(self, mismatch: Mismatch) -> str:

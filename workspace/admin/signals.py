@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, SignalStatus, parse_signal
-from workspace.admin.site import AuditListMixin
+from workspace.admin.site import AuditListMixin, ReadOnlyMixin
 from workspace.display import folded_json, plain_decimal, symbol_search_forms
 from workspace.timeline import signal_client_order_id, timeline_url
 
@@ -27,7 +27,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(LocalSignal)
-class LocalSignalAdmin(AuditListMixin, admin.ModelAdmin):
+class LocalSignalAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "shown_id",
         "status",
@@ -52,15 +52,6 @@ class LocalSignalAdmin(AuditListMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         """The document whose id is the term (the unique index); else the documents whose

@@ -96,7 +96,21 @@ class AuditListMixin:
         return response
 
 
-class AuditTrailAdmin(AuditListMixin, admin.ModelAdmin):
+class ReadOnlyMixin:
+    """Nobody adds, changes or deletes these rows through the admin, superusers included (for
+    a ModelAdmin or an inline)."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class AuditTrailAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Read-only admin for append-mostly audit rows.
 
     Nobody adds, edits or deletes audit rows through the admin, superusers included: the rows are
@@ -106,28 +120,10 @@ class AuditTrailAdmin(AuditListMixin, admin.ModelAdmin):
 
     list_per_page = 50
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-class AuditTrailInline(admin.TabularInline):
+class AuditTrailInline(ReadOnlyMixin, admin.TabularInline):
     """Read-only inline for audit rows shown under their parent."""
 
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

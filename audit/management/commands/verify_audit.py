@@ -11,7 +11,7 @@ import json
 from django.core.management.base import BaseCommand, CommandParser
 
 from audit.services import audit_verify
-from brokerops.commands import fail, operator_console, operator_error
+from brokerops.commands import fail, operator_console, operator_failures
 
 
 class Command(BaseCommand):
@@ -29,14 +29,11 @@ class Command(BaseCommand):
     def handle(self, *args, json: bool, processes: int | None, verbosity: int = 1, **options):
         if processes is not None and processes < 0:
             raise fail("--processes must be 0 (one per core) or more", stderr=self.stderr)
-        with operator_console(verbosity):
-            try:
-                result = audit_verify(trigger="command", processes=processes)
-            except Exception as exc:
-                line = operator_error(exc)
-                if line is None:
-                    raise
-                raise fail(f"verify_audit failed: {line}", stderr=self.stderr, exc=exc) from exc
+        with (
+            operator_console(verbosity),
+            operator_failures(stderr=self.stderr, prefix="verify_audit failed: "),
+        ):
+            result = audit_verify(trigger="command", processes=processes)
         report = result.as_json()
         if json:
             self.stdout.write(_dumps(report))

@@ -8,6 +8,7 @@ stream in a thread (fills show up at once), and serves the admin. Ctrl-C stops e
 """
 
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from django.conf import settings
@@ -169,76 +170,68 @@ class _celery_in_process:
         self._worker.__exit__(None, None, None)
 
 
-class _signal_watcher:
-    """``watch_signals`` in a thread of this process, stopped with the demo."""
+class _in_thread:
+    """A long-running service loop in a thread of this process, stopped with the demo; the
+    thread closes its own database connections when the loop ends."""
+
+    def __init__(self, name: str, loop: Callable[[threading.Event], object], join_s: float):
+        self._name, self._loop, self._join_s = name, loop, join_s
 
     def __enter__(self):
         from django.db import connections
-
-        from brokerops.alpaca import broker_gateway
-        from brokerops.intent.watch import pending_source
-        from orders.services.watch import signals_watch
 
         self._stop = threading.Event()
 
         def run() -> None:
             try:
-                signals_watch(
-                    source=lambda: pending_source(get_signal_store(), poll_s=settings.WATCH_POLL_S),
-                    gateway=broker_gateway(),
-                    store=get_signal_store(),
-                    stop=self._stop,
-                    workers=2,
-                )
+                self._loop(self._stop)
             finally:
                 connections.close_all()  # this thread's own
 
-        self._thread = threading.Thread(target=run, name="demo-signal-watcher", daemon=True)
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()
-        self._thread.join(timeout=35)
+        self._thread.join(timeout=self._join_s)
 
 
-class _stream_consumer:
+def _signal_watcher() -> _in_thread:
+    """``watch_signals`` in a thread of this process, stopped with the demo."""
+    from brokerops.alpaca import broker_gateway
+    from brokerops.intent.watch import pending_source
+    from orders.services.watch import signals_watch
+
+    return _in_thread(
+        "demo-signal-watcher",
+        lambda stop: signals_watch(
+            source=lambda: pending_source(get_signal_store(), poll_s=settings.WATCH_POLL_S),
+            gateway=broker_gateway(),
+            store=get_signal_store(),
+            stop=stop,
+            workers=2,
+        ),
+        join_s=35,
+    )
+
+
+def _stream_consumer() -> _in_thread:
     """``stream_trade_updates`` in a thread of this process, stopped with the demo."""
+    from brokerops.alpaca import broker_gateway
+    from brokerops.alpaca.stream import trade_updates_connection_from_settings
+    from orders.services.stream import trade_updates_consume
 
-    def __enter__(self):
-        from django.db import connections
-
-        from brokerops.alpaca import broker_gateway
-        from brokerops.alpaca.stream import trade_updates_connection_from_settings
-        from orders.services.stream import trade_updates_consume
-
-        self._stop = threading.Event()
-
-        def run(**kwargs) -> None:
-            try:
-                # Its first act is a catch-up sync: the seeded order drifts are repaired then,
-                # after the demo's first reconciliation run recorded them.
-                trade_updates_consume(**kwargs)
-            finally:
-                connections.close_all()  # this thread's own
-
-        self._thread = threading.Thread(
-            target=run,
-            kwargs={
-                "connect": trade_updates_connection_from_settings,
-                "gateway": broker_gateway(),
-                "store": get_signal_store(),
-                "stop": self._stop,
-            },
-            name="demo-trade-updates",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    gateway, store = broker_gateway(), get_signal_store()
+    # Its first act is a catch-up sync: the seeded order drifts are repaired then, after the
+    # demo's first reconciliation run recorded them.
+    return _in_thread(
+        "demo-trade-updates",
+        lambda stop: trade_updates_consume(
+            connect=trade_updates_connection_from_settings, gateway=gateway, store=store, stop=stop
+        ),
+        join_s=5,
+    )
 
 
 class _ticker:

@@ -8,7 +8,7 @@ import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.commands import fail, operator_console, operator_error
+from brokerops.commands import operator_console, operator_failures
 from brokerops.locks import check_redis
 from orders.services import SubmitResult, orders_submit_pending
 
@@ -22,17 +22,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, json: bool, limit: int | None, verbosity: int = 1, **options) -> None:
         result = SubmitResult()  # filled as the cycle goes: kept when an error stops it
-        with operator_console(verbosity):
-            try:
-                check_redis()
-                orders_submit_pending(limit=limit, actor="submit_orders command", result=result)
-            except Exception as exc:
-                line = operator_error(exc)
-                if line is None:
-                    raise
-                if json:
-                    self.stdout.write(jsonlib.dumps({**_as_json(result), "error": line}))
-                raise fail(line, stderr=self.stderr, exc=exc) from exc
+
+        def print_failure(line: str) -> None:
+            self.stdout.write(jsonlib.dumps({**_as_json(result), "error": line}))
+
+        with (
+            operator_console(verbosity),
+            operator_failures(stderr=self.stderr, on_failure=print_failure if json else None),
+        ):
+            check_redis()
+            orders_submit_pending(limit=limit, actor="submit_orders command", result=result)
         if json:
             self.stdout.write(jsonlib.dumps(_as_json(result)))
             return

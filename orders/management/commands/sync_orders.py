@@ -8,7 +8,7 @@ import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.commands import fail, operator_console, operator_error
+from brokerops.commands import operator_console, operator_failures
 from brokerops.locks import check_redis
 from orders.services import order_attempts_sync
 
@@ -20,17 +20,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, json: bool, verbosity: int = 1, **options) -> None:
-        with operator_console(verbosity):
-            try:
-                check_redis()
-                counts = order_attempts_sync(actor="sync_orders command").counts()
-            except Exception as exc:
-                line = operator_error(exc)
-                if line is None:
-                    raise
-                if json:
-                    self.stdout.write(jsonlib.dumps({"error": line}))
-                raise fail(line, stderr=self.stderr, exc=exc) from exc
+        def print_failure(line: str) -> None:
+            self.stdout.write(jsonlib.dumps({"error": line}))
+
+        with (
+            operator_console(verbosity),
+            operator_failures(stderr=self.stderr, on_failure=print_failure if json else None),
+        ):
+            check_redis()
+            counts = order_attempts_sync(actor="sync_orders command").counts()
         self.stdout.write(
             jsonlib.dumps(counts) if json else " ".join(f"{k}={v}" for k, v in counts.items())
         )

@@ -10,7 +10,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from brokerops.alpaca.operator import run_error_hint
-from brokerops.commands import fail, operator_console, operator_error
+from brokerops.commands import fail, operator_console, operator_failures
 from reconciliation.models import ReconciliationRun
 from reconciliation.report import run_as_json
 from reconciliation.services import reconciliation_run
@@ -24,17 +24,17 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, dry_run: bool, json: bool, verbosity: int = 1, **options) -> None:
+        def print_failure(line: str) -> None:
+            # No run could be recorded (Redis down before the lock, the database down).
+            self.stdout.write(_dumps(_unrecorded_failure(line, dry_run=dry_run)))
+
         with operator_console(verbosity):
-            try:
+            with operator_failures(
+                stderr=self.stderr,
+                prefix="reconciliation failed: ",
+                on_failure=print_failure if json else None,
+            ):
                 run = reconciliation_run(trigger=ReconciliationRun.Trigger.COMMAND, dry_run=dry_run)
-            except Exception as exc:
-                # No run could be recorded (Redis down before the lock, the database down).
-                line = operator_error(exc)
-                if line is None:
-                    raise
-                if json:
-                    self.stdout.write(_dumps(_unrecorded_failure(line, dry_run=dry_run)))
-                raise fail(f"reconciliation failed: {line}", stderr=self.stderr, exc=exc) from exc
             report = run_as_json(run)
         if json:
             self.stdout.write(_dumps(report))
