@@ -18,7 +18,6 @@ leaves every other id as it is (`stored_document_id` / `document_id_from_column`
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import re
 import uuid
@@ -33,7 +32,6 @@ from django.utils import timezone
 from brokerops.intent.models import LocalSignal, document_id_from_column, stored_document_id
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, parse_signal
 from brokerops.intent.store import (
-    MAX_WRITE_ATTEMPTS,
     AccountScope,
     PlannedWrite,
     SignalRead,
@@ -44,10 +42,13 @@ from brokerops.intent.store import (
     TransitionResult,
     applied,
     check_document_id,
+    checked_documents,
+    chunks,
     classify,
     plain_value,
     sort_read,
     validate_transitions,
+    write_with_retries,
 )
 
 #: Ids per `IN (...)` read and rows per INSERT batch.
@@ -65,12 +66,6 @@ def _backend(action: str) -> Iterator[None]:
         raise SignalStoreUnavailable(f"local signal store {action} failed: {exc}") from exc
     except DatabaseError as exc:
         raise SignalStoreError(f"local signal store {action} failed: {exc}") from exc
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def _database_now(using: str) -> datetime:
@@ -274,7 +269,7 @@ class LocalSignalStore(SignalStore):
         found: dict[str, Signal | InvalidSignal | None] = dict.fromkeys(signal_ids)
         stored_ids = [stored_document_id(check_document_id(i)) for i in dict.fromkeys(signal_ids)]
         with _backend("get"):
-            for chunk in _chunks(stored_ids, CHUNK):
+            for chunk in chunks(stored_ids, CHUNK):
                 rows = self._rows().filter(document_id__in=chunk)
                 for stored_id, data, revision in rows.values_list(
                     "document_id", "data", "revision"
@@ -291,7 +286,7 @@ class LocalSignalStore(SignalStore):
             return []
         stored: dict[str, tuple[Any, uuid.UUID]] = {}
         with _backend("read"):
-            for chunk in _chunks([stored_document_id(t.signal_id) for t in checked], CHUNK):
+            for chunk in chunks([stored_document_id(t.signal_id) for t in checked], CHUNK):
                 rows = self._rows().filter(document_id__in=chunk)
                 for stored_id, data, revision in rows.values_list(
                     "document_id", "data", "revision"
@@ -309,7 +304,7 @@ class LocalSignalStore(SignalStore):
         if writes:
             with _backend("write"), transaction.atomic(using=self._using):
                 now = _database_now(self._using)
-                for batch in _chunks(writes, CHUNK):
+                for batch in chunks(writes, CHUNK):
                     results.update(self._write_batch(batch, now))
         return [results[t.signal_id] for t in checked]
 
@@ -347,44 +342,36 @@ class LocalSignalStore(SignalStore):
         with an `expected_version` the re-read comes back `CHANGED`."""
         t = plan.transition
         rows = self._rows().filter(document_id=stored_document_id(t.signal_id))
-        for _attempt in range(MAX_WRITE_ATTEMPTS):
-            new_data = {**data, **plan.payload(now.isoformat())}
-            written = rows.filter(
-                revision=revision,
-                status=t.expected_status.value,  # holds even for a writer that skips revision
-            ).update(
-                data=new_data,
-                status=t.new_status.value,
-                revision=uuid.uuid4(),
-                updated_at=now,
+        last = [data, revision]  # the row as last read
+
+        def write(step: PlannedWrite) -> bool:
+            return bool(
+                rows.filter(
+                    revision=last[1],
+                    status=t.expected_status.value,  # holds even for a writer that skips revision
+                ).update(
+                    data={**last[0], **step.payload(now.isoformat())},
+                    status=t.new_status.value,
+                    revision=uuid.uuid4(),
+                    updated_at=now,
+                )
             )
-            if written:
-                return applied(t)
-            data, revision = rows.values_list("data", "revision").first() or (None, None)
-            next_step = classify(t, data, _version(revision))
-            if not isinstance(next_step, PlannedWrite):
-                return next_step
-            plan = next_step
-        raise SignalStoreUnavailable(
-            f"signal {t.signal_id!r} kept changing during {MAX_WRITE_ATTEMPTS} write attempts"
-        )
+
+        def reread(transition: Transition) -> TransitionResult | PlannedWrite:
+            last[:] = rows.values_list("data", "revision").first() or (None, None)
+            return classify(transition, last[0], _version(last[1]))
+
+        return write_with_retries(plan, write, reread)
 
     # --- raw documents --------------------------------------------------------------------------
 
     def put_documents(self, docs: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         count = 0
-        seen: set[str] = set()
         with _backend("write"), transaction.atomic(using=self._using):
             now = _database_now(self._using)
-            for chunk in _chunks(docs, CHUNK):
+            for chunk in chunks(checked_documents(docs), CHUNK):
                 objs = []
                 for doc_id, data in chunk:
-                    check_document_id(doc_id)
-                    if doc_id in seen:
-                        raise ValueError(f"document {doc_id!r} given twice")
-                    seen.add(doc_id)
-                    if not isinstance(data, Mapping):
-                        raise TypeError(f"document {doc_id!r} must be a mapping")
                     document = _json_value(dict(data))
                     try:
                         json.dumps(document)
