@@ -283,5 +283,11 @@ def _single_account_of(*values: Any) -> Accounts:
 
 def rows_owner_name() -> str:
     """The account of a row that names none: the default account, else the first listed (the
-    model fields' default, and what the migration gave the rows written before accounts)."""
-    return configured().rows_owner
+    model fields' default, and what the migration gave the rows written before accounts).
+    Without a file it is ``default`` whatever the ``ALPACA_*`` settings hold: a row is still
+    written when they are wrong (the run that finds them fails and says so)."""
+    from django.conf import settings
+
+    if not settings.ACCOUNTS_FILE:
+        return DEFAULT_ACCOUNT
+    return settings.ACCOUNTS.rows_owner
