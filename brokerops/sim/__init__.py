@@ -13,7 +13,8 @@ Command line: ``python -m brokerops.sim --port 8765 [--scenario empty|default|de
 [--strict|--lenient] [--fill-delay-s S] [--crypto-fee-bps N] [--[no-]crypto-rules]
 [--crypto-min-cost USD] [--[no-]reserve-buying-power] [--[no-]wash-trade-check]
 [--rate-limit-per-min N (0: off)] [--[no-]retry-after-header] [--key ID:SECRET]
-[--fault NAME=VALUE] [--stream-fault NAME=VALUE]`` (see ``__main__.py``).
+[--account [NAME=]ID:SECRET] [--fault NAME=VALUE] [--stream-fault NAME=VALUE]`` (see
+``__main__.py``).
 
 Fidelity: strict like Alpaca (the default), or lenient
 ------------------------------------------------------

@@ -18,6 +18,7 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
 from brokerops.sim import FaultConfig, PaperBroker
+from brokerops.sim.__main__ import broker_from_args
 from tests.waiting import wait_for
 
 from .helpers import AUTH, KEY_ID, SECRET
@@ -294,6 +295,22 @@ def test_dropping_one_account_s_stream_leaves_the_other(paper_broker: PaperBroke
         wait_for(lambda: paper_broker.stream_keys() == [KEY_ID], what="the desk's slot freed")
         a.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         assert message(a)["stream"] == "listening"
+
+
+def test_the_command_line_serves_several_accounts() -> None:
+    broker, _ = broker_from_args(
+        ["--port", "0", "--account", "desk-key:desk-secret", "--account", "client=client-key:s:=2"]
+    )
+    assert [a.name for a in broker.accounts()] == ["default", "desk-key", "client"]
+    with broker:
+        broker.account_for("client-key").seed_position("AAPL", 7)
+        client = _client(broker, "client-key", "s:=2")  # a secret may hold ":" and "="
+        assert _symbols(client) == {"AAPL": "7"}
+        assert _client(broker, DESK_KEY, DESK_SECRET).get_all_positions() == []
+        assert _client(broker, KEY_ID, SECRET).get_all_positions() == []
+    for bad in (["no-secret"], ["=key:secret"], ["test-key:other"], ["a:b", "a:c"]):
+        with pytest.raises(SystemExit):
+            broker_from_args([arg for spec in bad for arg in ("--account", spec)])
 
 
 @pytest.fixture
