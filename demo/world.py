@@ -6,6 +6,11 @@ same positions and orders. This module adds the demo's own side: the signals (ho
 agree, one case of each ``ReconciliationErrors`` kind, PENDING signals for the order cycle: one
 fills at once, one rests until the price ticker crosses it, two are rejected before anything is
 sent) and two order attempts an earlier day left.
+
+A second account, a client's (docs/design.md section 16), is ready to be served by the same
+paper broker under keys of its own: :func:`seed_client_account` gives it a book of its own and
+:func:`client_signals` are its signals, each naming the account ``client`` (the desk's, above,
+name none: they belong to the default account).
 """
 
 from datetime import timedelta
@@ -14,7 +19,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from brokerops.intent.store import SignalStore
-from brokerops.sim import PaperBroker
+from brokerops.sim import AccountHandle, PaperBroker
 from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID, scenario_demo
 from orders.models import OrderAttempt
 
@@ -61,6 +66,39 @@ def demo_signals() -> list[tuple[str, dict]]:
             },
         ),  # rejected: sub-penny price
     ]
+
+
+#: The client account: its name (as an ``ACCOUNTS_FILE`` would name it and its signals do) and the
+#: keys the demo's paper broker serves its book under (demo-only, like the broker's test-key).
+DEMO_CLIENT_ACCOUNT = "client"
+DEMO_CLIENT_KEYS = ("demo-client-key", "demo-client-secret")
+
+
+def client_signals() -> list[tuple[str, dict]]:
+    """The client account's signal documents (id, document): one holding that agrees with the
+    client's book, one it disagrees with, and a PENDING one for the order cycle. The ids are
+    unique beside the desk's (one store holds both accounts' signals)."""
+    account = {"account": DEMO_CLIENT_ACCOUNT}
+    return [
+        ("client-msft", _signal("MSFT", "20", "ACTIVE", **account)),  # agrees with MSFT 20
+        ("client-aapl", _signal("AAPL", "8", "ACTIVE", **account)),  # QTY_MISMATCH: holds 5
+        ("client-buy-tsla", _signal("TSLA", "2", "PENDING", **account)),  # market: fills at once
+    ]
+
+
+def seed_client_account(broker: PaperBroker, *, store: SignalStore | None = None) -> AccountHandle:
+    """Serve the client account on ``broker`` under :data:`DEMO_CLIENT_KEYS` (the market is the
+    desk's: the demo scenario's assets and prices) and seed its book: MSFT 20 and AAPL 5, which
+    its signals expect, and SPY 2, which no signal names (UNTRACKED_POSITION in the client's
+    account only). With ``store``, its signals are added beside the desk's. Returns the
+    account's handle."""
+    client = broker.add_account(*DEMO_CLIENT_KEYS, name=DEMO_CLIENT_ACCOUNT)
+    client.seed_position("MSFT", Decimal(20), Decimal("410"))
+    client.seed_position("AAPL", Decimal(5), Decimal("185"))
+    client.seed_position("SPY", Decimal(2), Decimal("510"))
+    if store is not None:
+        store.put_documents(client_signals())
+    return client
 
 
 def seed_demo_records(*, store: SignalStore, drift_order_id: str) -> None:

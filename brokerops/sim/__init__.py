@@ -13,7 +13,8 @@ Command line: ``python -m brokerops.sim --port 8765 [--scenario empty|default|de
 [--strict|--lenient] [--fill-delay-s S] [--crypto-fee-bps N] [--[no-]crypto-rules]
 [--crypto-min-cost USD] [--[no-]reserve-buying-power] [--[no-]wash-trade-check]
 [--rate-limit-per-min N (0: off)] [--[no-]retry-after-header] [--key ID:SECRET]
-[--fault NAME=VALUE] [--stream-fault NAME=VALUE]`` (see ``__main__.py``).
+[--account [NAME=]ID:SECRET] [--fault NAME=VALUE] [--stream-fault NAME=VALUE]`` (see
+``__main__.py``).
 
 Fidelity: strict like Alpaca (the default), or lenient
 ------------------------------------------------------
@@ -115,8 +116,39 @@ State (all thread-safe; JSON-shaped snapshots are exactly what the API serves)
   ``exchange="NEWEXCH"``; also shows in positions), ``set_order_fields(ref, **fields)`` (e.g.
   ``status="some_new_status"``, which counts as open), ``set_position_fields(symbol, **fields)``.
   Other keys override the served JSON verbatim; the value ``DROP`` removes a key.
-- ``book``: the underlying :class:`~brokerops.sim.book.Book`, a facade over the market, the
-  order book, the account, the fill model (documented in ``fills.py``) and the matching engine.
+- ``book``: the underlying :class:`~brokerops.sim.book.Book`, a facade over the order book, the
+  account, the fill model (documented in ``fills.py``) and the matching engine, on the market
+  (``venue``, shared by every account).
+
+Several accounts
+----------------
+One broker serves many accounts at once (docs/design.md section 16), each API key opening one:
+the keys the broker is made with (``test-key``/``test-secret`` by default) open the first
+account, which every method above addresses, so a single-account test changes nothing.
+
+- ``add_account(api_key, secret_key, *, name=None, cash=1000000, multiplier=2,
+  enforce_buying_power=True, auto_fill=True, rate_limit_per_min=None, faults=None,
+  stream_faults=None) -> AccountHandle``: another account with its own book (positions, orders,
+  cash; client_order_ids unique within it, as at Alpaca), its own faults and stream faults, its
+  own trade_updates subscribers and its own delayed fills; ``rate_limit_per_min`` is its budget
+  per window for each of its keys (None: the broker's). Running or not. A key another account
+  holds is refused (``ValueError``): two accounts on one key would fight over its stream.
+- The handle (``handle.py``) has every method of the "State" list above that is not about the
+  market (``seed_position``, ``seed_order``, ``orders``, ``positions``, ``account``,
+  ``set_cash``, ``fill_order``, ``settle``, ``close_position_manually``, ...), the faults
+  (``set_faults``, ``inject_next``, ``fault_log``, ``clear_faults``, the ``stream_*`` faults),
+  ``stream_drop``/``stream_stall``/``stream_listeners``/``stream_keys``/
+  ``wait_for_stream_listeners`` for its own connections, ``add_key``, ``keys()``, ``api_key``,
+  ``secret_key``, ``name`` and ``set_rate_limit(per_window)`` (None: the broker's).
+- ``account_for(api_key) -> AccountHandle`` (``KeyError`` when unknown; the first account's keys
+  too); ``accounts() -> list[AccountHandle]``, the first account first.
+- What is the broker's, for every account: the market (``add_asset``, ``set_price`` fills the
+  resting orders it crosses in every book, ``set_market_data``, ``set_asset_fields``), the
+  rules (``fidelity``, ``set_fidelity``), ``set_rate_limit`` (every key whose account has no
+  budget of its own), the counters, and the broker's own ``stream_*`` connection methods, which
+  see every account's connections.
+- Requests are routed by ``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``, the stream by its
+  ``auth`` message; a key with another account's secret is unknown (401).
 
 Fill model and money
 --------------------
@@ -273,6 +305,7 @@ from .faults import (
     StreamFaultKind,
 )
 from .fidelity import LENIENT, PROFILE, STRICT, Fidelity
+from .handle import AccountHandle
 from .model import DROP
 from .scenarios import DEFAULT_ASSETS, SCENARIOS
 
@@ -284,6 +317,7 @@ __all__ = (
     "PROFILE",
     "SCENARIOS",
     "STRICT",
+    "AccountHandle",
     "ApiError",
     "Book",
     "FaultConfig",

@@ -1,7 +1,8 @@
 """Run the paper broker from the command line until interrupted.
 
     python -m brokerops.sim --port 8765 --scenario demo --strict --fill-delay-s 0.05 \\
-        --key test-key:test-secret --fault seed=7 --fault reset_after_rate=0.05
+        --key test-key:test-secret --fault seed=7 --fault reset_after_rate=0.05 \\
+        --account desk=desk-key:desk-secret --account client-key:client-secret
 
 Fidelity (see ``fidelity.py``): ``--strict`` or ``--lenient`` picks the profile (neither: the
 default profile, which is strict like Alpaca), and each rule can be set on top:
@@ -14,6 +15,12 @@ default profile, which is strict like Alpaca), and each rule can be set on top:
 ``/stream`` (``--stream-fault seed=7 --stream-fault drop_rate=0.05 --stream-fault
 drop_after_events=20``). The broker prints its base URL on stdout and stops cleanly on SIGINT or
 SIGTERM.
+
+Accounts (docs/design.md section 16): ``--key`` pairs open the first account, which the scenario
+seeds; each ``--account [NAME=]KEY_ID:SECRET`` serves one more account under its own key pair,
+with a book of its own (empty: no positions, no orders, the default cash), its own rate window,
+its own trade_updates stream, on the same market (the scenario's assets and prices). The rules,
+the rate limit and the faults of the command line hold for every account.
 """
 
 from __future__ import annotations
@@ -71,6 +78,18 @@ def _keys(pairs: Sequence[str]) -> dict[str, str] | None:
     return keys
 
 
+def _accounts(specs: Sequence[str]) -> list[tuple[str | None, str, str]]:
+    """``(name or None, key, secret)`` of each ``--account [NAME=]KEY_ID:SECRET``."""
+    accounts = []
+    for spec in specs:
+        head, colon, secret = spec.partition(":")  # the secret may hold ":" or "="
+        name, sep, key = head.rpartition("=")
+        if (sep and not name) or not colon or not key or not secret:
+            raise SystemExit("--account expects [NAME=]KEY_ID:SECRET")
+        accounts.append((name or None, key, secret))
+    return accounts
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m brokerops.sim",
@@ -100,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--key", action="append", default=[], help="KEY_ID:SECRET (default test-key:test-secret)"
+    )
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        help="[NAME=]KEY_ID:SECRET: one more account, with a book of its own (repeatable)",
     )
     parser.add_argument("--fault", action="append", default=[], help="FaultConfig NAME=VALUE")
     parser.add_argument(
@@ -132,6 +157,11 @@ def broker_from_args(argv: Sequence[str] | None = None) -> tuple[PaperBroker, st
         faults=_fault_config(FaultConfig, args.fault),
         stream_faults=_fault_config(StreamFaultConfig, args.stream_fault, "--stream-fault"),
     )
+    try:
+        for name, key, secret in _accounts(args.account):
+            broker.add_account(key, secret, name=name)
+    except ValueError as error:  # a key two accounts share, or a name used twice
+        raise SystemExit(f"--account: {error}") from None
     SCENARIOS[args.scenario](broker)
     return broker, args.scenario
 
@@ -144,8 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     broker.start()
     names = {STRICT: "strict", LENIENT: "lenient"}
     strictness = names.get(broker.fidelity, "custom fidelity")
+    accounts = len(broker.accounts())
     print(
-        f"brokerops.sim serving {broker.base_url} (scenario {scenario}, {strictness})", flush=True
+        f"brokerops.sim serving {broker.base_url} (scenario {scenario}, {strictness},"
+        f" {accounts} account{'s' if accounts > 1 else ''})",
+        flush=True,
     )
     try:
         done.wait()

@@ -42,7 +42,7 @@ def _sign(value: Decimal) -> int:
 
 
 class Account:
-    """Cash and positions of the one account the paper broker serves."""
+    """Cash and positions of one account (one book) the paper broker serves."""
 
     def __init__(
         self,

@@ -1,6 +1,7 @@
 """The paper broker's book: one facade over its parts, and the one lock that guards them.
 
-- ``market.py``: assets, prices, the latest trades the market-data endpoints serve;
+- ``market.py``: assets, prices, the latest trades the market-data endpoints serve (one market
+  for every book of the paper broker: ``venue.py`` changes it, the book reads it);
 - ``orderbook.py``: every order and its indexes, the listing and paging of ``GET /v2/orders``;
 - ``account.py``: cash, positions, buying power and what open orders reserve of it, the
   exposure checks of a new order;
@@ -10,8 +11,9 @@
   events published);
 - ``seeding.py``: orders recorded without validation; ``stamps.py``: time and ids.
 
-One re-entrant lock guards everything; every public method of :class:`Book` takes it, so the
-HTTP threads and a test's Python handle can call in at once. The parts never lock: reach them
+A book is one account's. One re-entrant lock guards everything in it (the shared market changes
+only under every book's lock: ``venue.py``); every public method of :class:`Book` takes it, so
+the HTTP threads and a test's Python handle can call in at once. The parts never lock: reach them
 (``book.account``, ``book.engine``, ...) only under ``book.lock``. Methods that serve the API
 return the JSON Alpaca would send (``dict``/``list``) and raise
 :class:`~brokerops.sim.errors.ApiError` with Alpaca's status, code and message.
@@ -22,7 +24,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -56,13 +59,16 @@ class Book:
         auto_fill: bool = True,
         fidelity: Fidelity = LENIENT,
         clock: Callable[[], int] = time.time_ns,
+        market: Market | None = None,
     ) -> None:
         self.lock = threading.RLock()
         #: Notified whenever delayed orders are scheduled or released (see :meth:`settle`).
         self.changed = threading.Condition(self.lock)
         self.policy = Policy(fidelity, auto_fill, enforce_buying_power)
         self.stamps = Stamps(clock)
-        self.market = Market(self.stamps)
+        #: Shared with every book of the paper broker (``venue.py`` changes it); a book of its
+        #: own without one.
+        self.market = Market(self.stamps) if market is None else market
         self.orders = OrderBook()
         self.account = Account(
             policy=self.policy,
@@ -111,23 +117,12 @@ class Book:
 
     # ------------------------------------------------------------------ assets and prices
 
-    def add_asset(self, symbol: str, **options: object) -> dict[str, object]:
-        """Add or replace an asset (crypto symbols are ``BASE/QUOTE``); returns its JSON.
-
-        Options: ``asset_class`` (``us_equity``), ``tradable``, ``fractionable``, ``shortable``,
-        ``easy_to_borrow``, ``marginable`` (all True), ``exchange``, ``name``, ``status``
-        (``active``), ``price`` (100), ``lastday_price``, ``asset_id``, and for crypto
-        ``min_order_size``, ``min_trade_increment``, ``price_increment`` (defaults 0.000000002,
-        0.000000001 and 0.01; enforced under ``fidelity.crypto_rules``). The asset's price is
-        also its latest trade for the market-data endpoints. A replaced asset's position and
-        orders move over to the new record.
-        """
+    def repoint_asset(self, old: Asset, new: Asset) -> None:
+        """An asset was replaced in the market (``Venue.add_asset`` again): its position and
+        orders in this book move over to the new record."""
         with self.lock:
-            asset, existing = self.market.add(symbol, **options)  # type: ignore[arg-type]
-            if existing is not None:
-                self.account.repoint(existing, asset)
-                self.orders.repoint(existing, asset)
-            return asset.to_json()
+            self.account.repoint(old, new)
+            self.orders.repoint(old, new)
 
     def find_asset(self, ref: str) -> Asset | None:
         """The asset for a symbol (``BTC/USD`` or ``BTCUSD``, any case) or an asset id."""
@@ -146,18 +141,16 @@ class Book:
         with self.lock:
             return self.market.assets_json(status=status, asset_class=asset_class)
 
-    def set_price(
-        self, symbol: str, price: Decimal, *, lastday_price: Decimal | None = None
-    ) -> list[dict[str, object]]:
-        """Move an asset's price, then fill resting orders it crosses; returns the orders filled."""
+    @contextmanager
+    def revaluing(self, asset: Asset) -> Iterator[None]:
+        """Around a move of the asset's price (``Venue.set_price``): the position follows it."""
+        with self.lock, self.account.revaluing(asset):
+            yield
+
+    def match_price(self, asset: Asset) -> list[dict[str, object]]:
+        """After the asset's price moved: fill the resting orders it crosses (none with
+        ``auto_fill`` off); returns them."""
         with self.lock:
-            asset = self.market.get(symbol)
-            price = Decimal(price)
-            if price <= 0:
-                raise ValueError("price must be positive")
-            with self.account.revaluing(asset):
-                self.market.move_price(asset, price, lastday_price)
-            self.market.record_trade(asset, price)
             if not self.policy.auto_fill:
                 return []
             return [order.to_json() for order in self.engine.match_resting(asset)]
@@ -167,21 +160,6 @@ class Book:
         with self.lock:
             return self.market.get(symbol).price
 
-    def set_market_data(
-        self,
-        symbol: str,
-        price: Decimal | None,
-        *,
-        size: Decimal | None = None,
-        at: datetime | str | None = None,
-    ) -> dict[str, object] | None:
-        """Set the latest trade the market-data endpoints serve, without moving the book's price
-        (fills still use :meth:`price`); ``price`` None removes the symbol's market data (it is
-        then absent from their answers) until the next :meth:`set_price`. ``at`` defaults to now
-        (an old ``at`` makes stale data). Returns the trade's JSON, or None."""
-        with self.lock:
-            return self.market.set_market_data(symbol, price, size=size, at=at)
-
     def latest_trades_json(
         self, symbols: Iterable[str], *, crypto: bool, feed: str = "sip"
     ) -> dict[str, object]:
@@ -189,11 +167,6 @@ class Book:
         matched as the asset is written (``BTC/USD``, any case); unknown ones are left out."""
         with self.lock:
             return self.market.latest_trades_json(symbols, crypto=crypto, feed=feed)
-
-    def set_asset_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
-        """Set raw values: plain attributes change the record, anything else overrides the JSON."""
-        with self.lock:
-            return self.market.set_fields(symbol, fields)
 
     # ------------------------------------------------------------------ account and positions
 

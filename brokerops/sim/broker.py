@@ -1,4 +1,10 @@
-"""``PaperBroker``: the paper broker's lifecycle and Python handle (see the package docstring)."""
+"""``PaperBroker``: the paper broker's lifecycle and Python handle (see the package docstring).
+
+It serves several accounts at once (docs/design.md section 16): the one it is made with (its
+``keys``, ``test-key``/``test-secret`` by default), which its own account methods address
+(``handle.py``), and those ``add_account`` adds, each with its own book, faults and stream
+subscribers (``keyring.py``), one rate window per key, on one shared market (``venue.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,41 +13,37 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
 
 from .account import DEFAULT_CASH, DEFAULT_MULTIPLIER
-from .book import Book
 from .counters import RequestCounters
-from .faults import (
-    FaultConfig,
-    FaultEvent,
-    FaultInjector,
-    FaultKind,
-    StreamFaultConfig,
-    StreamFaultEvent,
-    StreamFaultInjector,
-    StreamFaultKind,
-)
+from .faults import FaultConfig, FaultInjector, StreamFaultConfig, StreamFaultInjector
 from .fidelity import PROFILE, Fidelity, FromProfile, resolve
+from .handle import AccountHandle, AccountMethods
+from .keyring import Keyring, PaperAccount
 from .ratelimit import RateLimiter
 from .scenarios import add_default_assets
-from .scheduler import FillScheduler
 from .server import BrokerHTTPServer
 from .stream import STREAM_PATH, StreamHub
+from .venue import Venue
 
 DEFAULT_KEYS: Mapping[str, str] = {"test-key": "test-secret"}
+#: The name of the account the broker is made with (an added account is named by its key unless
+#: given a name).
+FIRST_ACCOUNT = "default"
 
 
-class PaperBroker:
+class PaperBroker(AccountMethods):
     """An Alpaca Trading API v2 compatible paper broker serving HTTP on loopback.
 
-    State lives in :attr:`book` and survives ``stop``/``start``; the server is only transport.
+    State lives in the accounts' books (:attr:`book` is the first account's) and the shared
+    market (:attr:`venue`), and survives ``stop``/``start``; the server is only transport.
     Thread-safe: tests may seed and change state while clients call in.
 
     How strictly it imitates Alpaca is :attr:`fidelity`: the profile named by ``fidelity`` or
     ``strict`` (True: :data:`~brokerops.sim.fidelity.STRICT`, False:
     :data:`~brokerops.sim.fidelity.LENIENT`, neither: :data:`~brokerops.sim.fidelity.DEFAULT`),
-    with every rule keyword that is given (not ``PROFILE``) applied on top.
+    with every rule keyword that is given (not ``PROFILE``) applied on top; the rules hold for
+    every account.
     """
 
     def __init__(
@@ -71,7 +73,6 @@ class PaperBroker:
     ) -> None:
         # Over 60 lines only by its signature: one keyword per rule, as the package docstring
         # lists them.
-        self._keys: dict[str, str] = dict(DEFAULT_KEYS if keys is None else keys)
         self.host = host
         self._port = port
         self._fidelity = resolve(
@@ -86,27 +87,28 @@ class PaperBroker:
             rate_limit_per_min=rate_limit_per_min,
             retry_after_header=retry_after_header,
         )
-        self.book = Book(
+        #: The market every account trades on.
+        self.venue = Venue()
+        #: Which account each API key opens.
+        self.keyring = Keyring()
+        self.limiter = RateLimiter(self._fidelity.rate_limit_per_min, rate_limit_window_s)
+        self.stream = StreamHub(authenticate=self.keyring.resolve)
+        self._stopping = threading.Event()
+        self._server: BrokerHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lifecycle = threading.RLock()
+        #: What the HTTP side counts (the server writes, :meth:`counters` and its kin read).
+        self.requests = RequestCounters()
+        self._paper = self._open_account(
+            FIRST_ACCOUNT,
+            dict(DEFAULT_KEYS if keys is None else keys),
             cash=cash,
             multiplier=multiplier,
             enforce_buying_power=enforce_buying_power,
             auto_fill=auto_fill,
-            fidelity=self._fidelity,
+            faults=faults,
+            stream_faults=stream_faults,
         )
-        self.limiter = RateLimiter(self._fidelity.rate_limit_per_min, rate_limit_window_s)
-        self.faults = FaultInjector(faults)
-        self.stream = StreamHub(
-            authenticate=self.authenticate,
-            faults=StreamFaultInjector(stream_faults),
-        )
-        self.book.publisher = self.stream.publish
-        self._fills = FillScheduler(self.book)
-        self._stopping = threading.Event()
-        self._server: BrokerHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._lifecycle = threading.Lock()
-        #: What the HTTP side counts (the server writes, :meth:`counters` and its kin read).
-        self.requests = RequestCounters()
         if default_assets:
             self.add_default_assets()
 
@@ -127,7 +129,8 @@ class PaperBroker:
             )
             self._server, self._thread = server, thread
             thread.start()
-            self._fills.start()
+            for account in self.keyring.accounts():
+                account.fills.start()
             return self
 
     def stop(self) -> None:
@@ -142,7 +145,8 @@ class PaperBroker:
             server.server_close()
             server.join_handlers()
             thread.join()
-            self._fills.stop()
+            for account in self.keyring.accounts():
+                account.fills.stop()
             self._server = self._thread = None
 
     def __enter__(self) -> PaperBroker:
@@ -180,17 +184,96 @@ class PaperBroker:
         return f"ws://{self.host}:{self.port}{STREAM_PATH}"
 
     def add_key(self, key_id: str, secret: str) -> None:
-        """Accept another API key pair (each key has its own rate-limit window)."""
-        self._keys[key_id] = secret
+        """Accept another API key pair for the first account (each key has its own rate-limit
+        window); ``ValueError`` when another account holds ``key_id``."""
+        self.keyring.add_key(self._paper, key_id, secret)
 
     def authenticate(self, key_id: str, secret: str) -> bool:
         """Whether ``key_id`` is a known API key and ``secret`` its secret (HTTP and stream)."""
-        return self._keys.get(key_id) == secret
+        return self.keyring.resolve(key_id, secret) is not None
+
+    def resolve(self, key_id: str, secret: str) -> PaperAccount | None:
+        """The account the key pair opens, or None (the server's 401)."""
+        return self.keyring.resolve(key_id, secret)
 
     def stopped_within(self, seconds: float) -> bool:
         """Wait ``seconds`` (a stall, a latency) unless the broker stops first: True when it
         did, so the caller drops its connection instead of answering."""
         return self._stopping.wait(seconds)
+
+    # ------------------------------------------------------------------ fidelity
+
+    # ------------------------------------------------------------------ accounts
+
+    def add_account(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        name: str | None = None,
+        cash: Decimal | str | int = DEFAULT_CASH,
+        multiplier: Decimal | str | int = DEFAULT_MULTIPLIER,
+        enforce_buying_power: bool = True,
+        auto_fill: bool = True,
+        rate_limit_per_min: int | None = None,
+        faults: FaultConfig | None = None,
+        stream_faults: StreamFaultConfig | None = None,
+    ) -> AccountHandle:
+        """Serve another account under ``api_key``/``secret_key``: an empty book of its own
+        (``cash``, ``multiplier``, ``enforce_buying_power``, ``auto_fill`` as for the broker),
+        its own faults and stream faults, and ``rate_limit_per_min`` requests per window for
+        each of its keys (None: the broker's budget). Works running or not. ``ValueError`` when
+        another account holds the key. Returns the account's handle."""
+        account = self._open_account(
+            name or api_key,
+            {api_key: secret_key},
+            cash=Decimal(cash),
+            multiplier=Decimal(multiplier),
+            enforce_buying_power=enforce_buying_power,
+            auto_fill=auto_fill,
+            faults=faults,
+            stream_faults=stream_faults,
+            rate_limit_per_min=rate_limit_per_min,
+        )
+        return AccountHandle(self, account)
+
+    def _open_account(
+        self,
+        name: str,
+        keys: dict[str, str],
+        *,
+        faults: FaultConfig | None,
+        stream_faults: StreamFaultConfig | None,
+        rate_limit_per_min: int | None = None,
+        **book_options: object,
+    ) -> PaperAccount:
+        with self._lifecycle:  # no start, stop or change of rules meanwhile
+            book = self.venue.new_book(fidelity=self._fidelity, **book_options)
+            account = PaperAccount(
+                name=name,
+                book=book,
+                faults=FaultInjector(faults),
+                stream_injector=StreamFaultInjector(stream_faults),
+                rate_limit_per_min=rate_limit_per_min,
+            )
+            self.keyring.add_account(account, keys)
+            book.publisher = self.stream.publisher(account, account.stream_injector)
+            if self._server is not None:
+                account.fills.start()
+            return account
+
+    def account_for(self, api_key: str) -> AccountHandle:
+        """The handle of the account ``api_key`` opens (the first account's keys too);
+        ``KeyError`` for an unknown key."""
+        return AccountHandle(self, self.keyring.owner(api_key))
+
+    def accounts(self) -> list[AccountHandle]:
+        """Every account's handle, the first account's first."""
+        return [AccountHandle(self, account) for account in self.keyring.accounts()]
+
+    def _scope(self) -> PaperAccount | None:
+        """The broker's stream methods see every account's connections."""
+        return None
 
     # ------------------------------------------------------------------ fidelity
 
@@ -204,32 +287,48 @@ class PaperBroker:
         (``set_fidelity(fill_delay_s=0)``). Orders already waiting keep their due time; a new
         ``rate_limit_per_min`` restarts the rate-limit windows. Returns the rules now in force."""
         current = self._fidelity if fidelity is None else fidelity
-        updated = current.replace(**changes)
-        with self.book.lock:
-            previous, self._fidelity = self._fidelity, updated
-            self.book.fidelity = updated
+        previous, updated = self._fidelity, current.replace(**changes)
+        self._apply_fidelity(updated)
         if updated.rate_limit_per_min != previous.rate_limit_per_min:
             self.limiter.configure(updated.rate_limit_per_min, self.limiter.window_s)
         return updated
 
-    # ------------------------------------------------------------------ assets and prices
+    def _apply_fidelity(self, updated: Fidelity) -> None:
+        """The rules of the broker and of every account's book."""
+        with self._lifecycle:
+            self._fidelity = updated
+            for book in self.venue.books():
+                with book.lock:
+                    book.fidelity = updated
+
+    def set_rate_limit(self, per_window: int | None, window_s: float = 60.0) -> None:
+        """Requests per key per window (60 s by default) for every key whose account has no
+        budget of its own; None switches the limit off. Also what ``fidelity.rate_limit_per_min``
+        reports (then per ``window_s``)."""
+        self.limiter.configure(per_window, window_s)
+        self._apply_fidelity(self._fidelity.replace(rate_limit_per_min=per_window))
+
+    # ------------------------------------------------------------------ the market
+    # One for every account.
 
     def add_asset(self, symbol: str, **options: object) -> dict[str, object]:
-        """Add or replace an asset; options as :meth:`Book.add_asset` (``asset_class``,
-        ``tradable``, ``fractionable``, ``shortable``, ``easy_to_borrow``, ``marginable``,
-        ``exchange``, ``name``, ``status``, ``price``, ``lastday_price``, ``asset_id``)."""
-        return self.book.add_asset(symbol, **options)  # type: ignore[arg-type]
+        """Add or replace an asset; options ``asset_class``, ``tradable``, ``fractionable``,
+        ``shortable``, ``easy_to_borrow``, ``marginable``, ``exchange``, ``name``, ``status``,
+        ``price``, ``lastday_price``, ``asset_id`` and the crypto size fields (the package
+        docstring has their defaults)."""
+        return self.venue.add_asset(symbol, **options)
 
     def add_default_assets(self) -> None:
         """AAPL, MSFT, SPY, TSLA, NOSHRT (not shortable), WHOLE (not fractionable), HALTD (not
         tradable), PENNY ($0.50), BTC/USD and ETH/USD; see ``scenarios.DEFAULT_ASSETS``."""
-        add_default_assets(self.book)
+        add_default_assets(self.venue)
 
     def set_price(
         self, symbol: str, price: Decimal | str | int, *, lastday_price: Decimal | None = None
     ) -> list[dict[str, object]]:
-        """Move a price; resting orders it crosses fill. Returns the orders that filled."""
-        return self.book.set_price(symbol, Decimal(price), lastday_price=lastday_price)
+        """Move a price; resting orders it crosses fill, in every account. Returns the orders
+        that filled."""
+        return self.venue.set_price(symbol, Decimal(price), lastday_price=lastday_price)
 
     def price(self, symbol: str) -> Decimal:
         return self.book.price(symbol)
@@ -246,201 +345,19 @@ class PaperBroker:
         used for fills, does not move); None removes the symbol's market data, so it is absent
         from their answers until the next :meth:`set_price`. ``at`` (default now) can make it
         stale. Returns the trade as served, or None."""
-        return self.book.set_market_data(
+        return self.venue.set_market_data(
             symbol,
             Decimal(price) if price is not None else None,
             size=Decimal(size) if size is not None else None,
             at=at,
         )
 
-    # ------------------------------------------------------------------ positions, orders, account
-
-    def seed_position(
-        self,
-        symbol: str,
-        qty: Decimal | str | int,
-        avg_entry_price: Decimal | str | int | None = None,
-    ) -> dict[str, object] | None:
-        """Set a position outright (signed qty; 0 removes); no order, cash unchanged."""
-        avg = Decimal(avg_entry_price) if avg_entry_price is not None else None
-        return self.book.seed_position(symbol, Decimal(qty), avg)
-
-    def seed_order(self, symbol: str, qty: object = None, side: str = "buy", **fields: object):
-        """Record an order without HTTP or validation; see :meth:`Book.seed_order`."""
-        return self.book.seed_order(symbol, qty, side, **fields)  # type: ignore[arg-type]
-
-    def fill_order(
-        self, ref: str, qty: Decimal | str | None = None, price: Decimal | str | None = None
-    ) -> dict[str, object]:
-        """Fill an open order (by id or client_order_id) by hand, in part or in full."""
-        return self.book.fill_order(
-            ref,
-            Decimal(qty) if qty is not None else None,
-            Decimal(price) if price is not None else None,
-        )
-
-    def match_orders(self, symbol: str | None = None) -> list[dict[str, object]]:
-        """Run the fill model over resting orders now (after ``set_auto_fill(True)``)."""
-        return self.book.match_orders(symbol)
-
-    def set_auto_fill(self, enabled: bool) -> None:
-        """Off: new orders rest as ``accepted`` and nothing fills until :meth:`fill_order`."""
-        with self.book.lock:
-            self.book.auto_fill = enabled
-
-    def settle(self, timeout: float | None = 5.0) -> bool:
-        """Wait until every order placed under ``fill_delay_s`` has reached the fill model
-        (filled, or resting/canceled as its type says); False if ``timeout`` passes first.
-        Works whether or not the broker is running."""
-        return self.book.settle(timeout)
-
-    def release_pending(self) -> list[dict[str, object]]:
-        """Send every order still waiting out the fill delay to the fill model now (no waiting);
-        returns them as served afterwards."""
-        return self.book.release_pending()
-
-    def pending_count(self) -> int:
-        """Orders still waiting out the fill delay (``pending_new``)."""
-        return self.book.pending_count()
-
-    def expire_day_orders(self) -> int:
-        """End of day: open ``day`` orders become ``expired``."""
-        return self.book.expire_day_orders()
-
-    def cancel_order_manually(self, ref: str) -> dict[str, object]:
-        """Cancel an open order (by id or client_order_id) as an operator would."""
-        return self.book.cancel_order_manually(ref)
-
-    def reject_order_manually(self, ref: str) -> dict[str, object]:
-        """Reject an open order after its acceptance, as the venue may (stream: ``rejected``)."""
-        return self.book.reject_order_manually(ref)
-
-    def emit_trade_update(self, ref: str, event: str, **fields: object) -> dict[str, object]:
-        """Push ``event`` (e.g. ``replaced``, ``done_for_day``) for an order as it is now,
-        ``fields`` added to the data; the order is not changed. Returns the data as pushed."""
-        return self.book.emit_trade_update(ref, event, **fields)
-
-    def close_position_manually(
-        self, symbol: str, *, with_order: bool = True
-    ) -> dict[str, object] | None:
-        """Close a whole position outside the API (with a filled order unless told not to)."""
-        return self.book.close_position_manually(symbol, with_order=with_order)
-
-    def set_cash(self, cash: Decimal | str | int) -> None:
-        self.book.set_cash(Decimal(cash))
-
-    def orders(self) -> list[dict[str, object]]:
-        """Every order, oldest first, as the API would serve it."""
-        return self.book.orders_json()
-
-    def order(self, ref: str) -> dict[str, object] | None:
-        """One order by id or client_order_id, or None."""
-        return self.book.find_order_json(ref)
-
-    def positions(self) -> list[dict[str, object]]:
-        """Every open position as ``GET /v2/positions`` serves it."""
-        return self.book.positions_json()
-
-    def position(self, symbol: str) -> dict[str, object] | None:
-        """One position by symbol (``BTC/USD`` or ``BTCUSD``) or asset id, or None."""
-        return self.book.find_position_json(symbol)
-
-    def account(self) -> dict[str, object]:
-        return self.book.account_json()
-
     def set_asset_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
-        """Raw values for an asset (``exchange="NEWEXCH"``); see :meth:`Book.set_asset_fields`."""
-        return self.book.set_asset_fields(symbol, **fields)
+        """Raw values for an asset (``exchange="NEWEXCH"``); see :meth:`Venue.set_asset_fields`."""
+        return self.venue.set_asset_fields(symbol, **fields)
 
-    def set_order_fields(self, ref: str, **fields: object) -> dict[str, object]:
-        """Raw values for an order (e.g. ``status="some_new_status"``); see the book."""
-        return self.book.set_order_fields(ref, **fields)
-
-    def set_position_fields(self, symbol: str, /, **fields: object) -> dict[str, object]:
-        """Raw JSON overrides for a position (``DROP`` removes a key)."""
-        return self.book.set_position_fields(symbol, **fields)
-
-    # ------------------------------------------------------------------ rate limit and faults
-
-    def set_rate_limit(self, per_window: int | None, window_s: float = 60.0) -> None:
-        """Requests per key per window (60 s by default); None switches the limit off. Also
-        what ``fidelity.rate_limit_per_min`` reports (then per ``window_s``)."""
-        self.limiter.configure(per_window, window_s)
-        with self.book.lock:
-            self._fidelity = self._fidelity.replace(rate_limit_per_min=per_window)
-            self.book.fidelity = self._fidelity
-
-    def set_faults(self, config: FaultConfig | None) -> None:
-        """Replace the random faults (None: off); the seed's sequence starts over."""
-        self.faults.configure(config)
-
-    def inject_next(
-        self, route: str, kind: FaultKind | str, count: int = 1, **options: Any
-    ) -> None:
-        """Force a fault on the next ``count`` requests of ``route`` (``"POST /v2/orders"``);
-        ``options`` (``status``, ``retry_after_s``, ``stall_s``) as
-        :meth:`FaultInjector.inject_next` takes them, with its defaults."""
-        self.faults.inject_next(route, kind, count, **options)
-
-    def fault_log(self) -> list[FaultEvent]:
-        """Faults applied so far, in order."""
-        return self.faults.events()
-
-    def clear_faults(self) -> None:
-        """Random faults off, forced faults and the fault log dropped."""
-        self.faults.configure(None)
-        self.faults.clear()
-
-    # ------------------------------------------------------------------ the trade_updates stream
-
-    @property
-    def stream_faults(self) -> StreamFaultConfig | None:
-        """The seeded stream faults in force (None: off)."""
-        return self.stream.faults.config
-
-    def set_stream_faults(self, config: StreamFaultConfig | None) -> None:
-        """Replace the seeded stream faults (None: off); the seed's sequence starts over."""
-        self.stream.faults.configure(config)
-
-    def stream_inject_next(
-        self, kind: StreamFaultKind | str, count: int = 1, **options: Any
-    ) -> None:
-        """Force ``drop``, ``stall`` or ``duplicate`` on the next ``count`` events pushed to a
-        connection; ``options`` (``stall_s``) as :meth:`StreamFaultInjector.inject_next` takes
-        them, with its default."""
-        self.stream.faults.inject_next(kind, count, **options)
-
-    def stream_fault_log(self) -> list[StreamFaultEvent]:
-        """Stream faults applied so far, in order."""
-        return self.stream.faults.events()
-
-    def clear_stream_faults(self) -> None:
-        """Seeded stream faults off, forced ones and the log dropped."""
-        self.stream.faults.configure(None)
-        self.stream.faults.clear()
-
-    def stream_drop(self) -> int:
-        """Cut every stream connection now, without a close frame (their keys' slots are free
-        when this returns); returns how many."""
-        return self.stream.drop_all()
-
-    def stream_stall(self, seconds: float) -> int:
-        """Send nothing on the open stream connections for ``seconds`` (events and pongs wait,
-        then go out in order); returns how many connections."""
-        return self.stream.stall_all(seconds)
-
-    def stream_listeners(self) -> int:
-        """Connections authenticated and listening to trade_updates."""
-        return self.stream.listeners()
-
-    def stream_keys(self) -> list[str]:
-        """API keys with an authenticated stream connection open."""
-        return self.stream.connected_keys()
-
-    def wait_for_stream_listeners(self, count: int = 1, timeout: float | None = 5.0) -> bool:
-        """Wait until exactly ``count`` connections listen (a consumer has (re)connected, or
-        has gone); False on timeout."""
-        return self.stream.wait_for_listeners(count, timeout)
+    # ------------------------------------------------------------------ counters
+    # Every account's.
 
     def stream_counters(self) -> dict[str, int]:
         """``connections_accepted``, ``connections_refused`` (second connection of a key),
@@ -448,8 +365,6 @@ class PaperBroker:
         ``events_pushed`` (written to sockets, duplicates included), ``events_duplicated``,
         ``drops``, ``stalls``."""
         return self.stream.counters()
-
-    # ------------------------------------------------------------------ counters
 
     def counters(self) -> dict[tuple[str, str], int]:
         """Requests per ``(method, route template)``, faults and 429s included (a copy)."""
@@ -473,4 +388,4 @@ class PaperBroker:
 
     def __repr__(self) -> str:
         where = self.base_url if self.running else "stopped"
-        return f"<PaperBroker {where} orders={self.book.order_count()}>"
+        return f"<PaperBroker {where} accounts={len(self.keyring.accounts())}>"

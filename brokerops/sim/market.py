@@ -1,6 +1,6 @@
 """The paper broker's market: assets, their prices, and the latest trades the market-data
-endpoints serve. Knows nothing of orders or positions: the book moves those when a price or an
-asset changes. Not locked itself (the book's lock guards it)."""
+endpoints serve. Knows nothing of orders or positions: the venue moves those in every book when
+a price or an asset changes. Not locked itself (``venue.py`` says who guards it)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Market:
         price_increment: Decimal | None = None,
     ) -> tuple[Asset, Asset | None]:
         """Add or replace an asset; returns it and the asset it replaced (whose orders and
-        position the book moves over to it), if any. See :meth:`Book.add_asset`."""
+        position the book moves over to it), if any. See :meth:`Venue.add_asset`."""
         if asset_class == CRYPTO and "/" not in symbol:
             raise ValueError(f"crypto symbols are written BASE/QUOTE, got {symbol!r}")
         price = Decimal(price)
@@ -179,7 +179,7 @@ class Market:
         size: Decimal | None = None,
         at: datetime | str | None = None,
     ) -> dict[str, object] | None:
-        """See :meth:`Book.set_market_data`."""
+        """See :meth:`Venue.set_market_data`."""
         asset = self.get(symbol)
         if price is None:
             asset.last_trade = None

@@ -4,7 +4,8 @@ Fixed windows: a key's window opens with its first request and lasts ``window_s`
 requests per minute, unless a test shortens it). Within a window at most ``limit`` requests are
 answered; the rest get 429 until the window ends. ``X-RateLimit-Reset`` is the Unix time (whole
 seconds, rounded up) at which the window ends; ``Retry-After`` (sent only under
-``Fidelity.retry_after_header``) the whole seconds until then.
+``Fidelity.retry_after_header``) the whole seconds until then. An account may have a budget of its
+own (``PaperBroker.add_account(rate_limit_per_min=N)``): its keys are checked against it instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -48,6 +49,12 @@ class RateLimiter:
         self._windows: dict[str, list[float]] = {}
         self.configure(limit, window_s)
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Close the open windows of ``keys`` (their budget changed): they start over."""
+        with self._lock:
+            for key in keys:
+                self._windows.pop(key, None)
+
     def configure(self, limit: int | None, window_s: float = 60.0) -> None:
         """Set the budget (requests per window, None = off); open windows start over."""
         if limit is not None and limit < 1:
@@ -59,9 +66,10 @@ class RateLimiter:
             self.window_s = window_s
             self._windows.clear()
 
-    def check(self, key: str) -> RateDecision | None:
-        """Count one request for ``key``; None when limiting is off."""
-        limit = self.limit
+    def check(self, key: str, own_limit: int | None = None) -> RateDecision | None:
+        """Count one request for ``key`` against ``own_limit`` (its account's own budget) or
+        else the limiter's; None when neither is set (limiting off)."""
+        limit = self.limit if own_limit is None else own_limit
         if limit is None:
             return None
         with self._lock:

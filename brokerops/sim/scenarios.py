@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from .model import CRYPTO
 
 if TYPE_CHECKING:
-    from .book import Book
     from .broker import PaperBroker
+    from .venue import Venue
 
 DEFAULT_ASSETS: tuple[dict[str, object], ...] = (
     {"symbol": "AAPL", "exchange": "NASDAQ", "name": "Apple Inc.", "price": Decimal("190")},
@@ -69,12 +69,12 @@ DEFAULT_ASSETS: tuple[dict[str, object], ...] = (
 )
 
 
-def add_default_assets(book: Book) -> None:
-    """Add (or reset) every asset of :data:`DEFAULT_ASSETS`."""
+def add_default_assets(venue: Venue) -> None:
+    """Add (or reset) every asset of :data:`DEFAULT_ASSETS` to the market."""
     for spec in DEFAULT_ASSETS:
         options = dict(spec)
         symbol = str(options.pop("symbol"))
-        book.add_asset(symbol, **options)  # type: ignore[arg-type]
+        venue.add_asset(symbol, **options)
 
 
 def scenario_empty(broker: PaperBroker) -> None:

@@ -1,9 +1,11 @@
 """The HTTP side of the paper broker: a threaded stdlib server on loopback.
 
-Per request, in order: count it under its route template, apply fault latency, authenticate
-(``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``; 401 ``{"message": "unauthorized."}``), charge the
-key's rate limit (429 beyond it), answer unknown paths (404 ``404 page not found``, plain text, as
-Alpaca's router does), then apply a fault or the request itself. Every answer of an authenticated
+Per request, in order: count it under its route template, find the account its keys open
+(``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY``; docs/design.md section 16), apply that account's
+fault latency, answer unknown keys 401 ``{"message": "unauthorized."}`` (Alpaca's body), charge the
+key's rate limit (its account's own budget, or the broker's; 429 beyond it), answer unknown paths
+(404 ``404 page not found``, plain text, as Alpaca's router does), then apply one of the
+account's faults or the request itself, on the account's book. Every answer of an authenticated
 request (but the HTML 502 page) carries ``X-RateLimit-*`` when a limit is set. A 429 carries
 ``Retry-After`` only under ``fidelity.retry_after_header``; without it (Alpaca's way) the wait is
 in ``X-RateLimit-Reset`` (an injected 429 sets ``X-RateLimit-Remaining: 0`` and a reset
@@ -38,6 +40,7 @@ from .faults import FaultAction, FaultKind
 from .stream import STREAM_PATH
 
 if TYPE_CHECKING:
+    from .book import Book
     from .broker import PaperBroker
 
 logger = logging.getLogger(__name__)
@@ -195,18 +198,20 @@ class RequestHandler(BaseHTTPRequestHandler):
         template = route.template if route is not None else UNMATCHED
         broker.requests.count_request(method, template)
 
-        delay = broker.faults.latency(method, template)
+        key_id = self.headers.get("APCA-API-KEY-ID")
+        secret = self.headers.get("APCA-API-SECRET-KEY")
+        account = None if key_id is None or secret is None else broker.resolve(key_id, secret)
+        # Latency comes before the 401 (bad keys wait too): the first account's when no account.
+        faults = account.faults if account is not None else broker.faults
+        delay = faults.latency(method, template)
         if delay and broker.stopped_within(delay):
             self._drop()
             return
-
-        key_id = self.headers.get("APCA-API-KEY-ID")
-        secret = self.headers.get("APCA-API-SECRET-KEY")
-        if key_id is None or secret is None or not broker.authenticate(key_id, secret):
+        if account is None:
             self._send(401, UNAUTHORIZED, JSON_TYPE)
             return
 
-        decision = broker.limiter.check(key_id)
+        decision = broker.limiter.check(key_id, account.rate_limit_per_min)  # type: ignore[arg-type]
         rate_headers = decision.headers() if decision is not None else []
         if decision is not None and not decision.allowed:
             broker.requests.count_rate_limited()
@@ -221,11 +226,11 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._send(404, b"404 page not found", "text/plain; charset=utf-8", rate_headers)
             return
 
-        action = broker.faults.decide(method, template)
+        action = account.faults.decide(method, template)
         if action is not None and not action.after and not self._fault_before(action, rate_headers):
             return
 
-        status, payload = self._apply(route, params, query, body)
+        status, payload = self._apply(account.book, route, params, query, body)
 
         if action is not None and action.after:
             self._fault_after(action, rate_headers, status, payload)
@@ -233,10 +238,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._respond(status, payload, rate_headers)
 
     def _apply(
-        self, route: api.Route, params: dict[str, str], query: dict[str, str], body: bytes
+        self,
+        book: Book,
+        route: api.Route,
+        params: dict[str, str],
+        query: dict[str, str],
+        body: bytes,
     ) -> tuple[int, object]:
+        """The request on the book of the account its keys open."""
         try:
-            return route.handler(self.server.broker.book, params, query, body)
+            return route.handler(book, params, query, body)
         except ApiError as error:
             return error.status, error.body()
         except Exception:  # a simulator bug answers 500 (and is logged) instead of hanging up

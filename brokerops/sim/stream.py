@@ -13,6 +13,9 @@ binary frames, fragmented or not.
   keys the HTTP side accepts. Answer ``{"stream": "authorization", "data": {"action":
   "authenticate", "status": "authorized"}}``; bad keys get ``"status": "unauthorized"`` and a
   close (1008 ``unauthorized``).
+- Accounts (docs/design.md section 16): the keys open their account, and a connection hears
+  only that account's order events, with that account's stream faults; the broker's other
+  accounts have their own subscribers.
 - One connection per API key: authenticating while another connection of the key is open is
   refused with ``{"stream": "authorization", "data": {"action": "authenticate", "error":
   "your connection is rejected while another connection is open under the same account"}}`` (no
@@ -43,9 +46,9 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .faults import StreamFaultAction, StreamFaultInjector, StreamFaultKind
 from .model import Order, trade_update_json
@@ -59,6 +62,9 @@ from .websocket import (
     encode_frame,
     parse_close,
 )
+
+if TYPE_CHECKING:
+    from .engine import TradeUpdatePublisher
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +132,9 @@ class StreamConnection:
         self.hub = hub
         self.sock = sock
         self.rfile = rfile
-        #: The authenticated API key, None before. Guarded by the hub's lock.
+        #: The authenticated API key and its account, None before. Guarded by the hub's lock.
         self.key: str | None = None
+        self.account: object | None = None
         self.listening = False
         self.events_queued = 0
         self._queue: queue.SimpleQueue[_Outgoing | None] = queue.SimpleQueue()
@@ -246,13 +253,12 @@ class StreamConnection:
 
 
 class StreamHub:
-    """The stream's connections, keyed slots, counters and faults; one per paper broker."""
+    """The stream's connections, keyed slots and counters; one per paper broker, serving every
+    account it has. ``authenticate(key, secret)`` answers the key's account (any object; None
+    for bad keys); a connection hears only its account's events, with that account's faults."""
 
-    def __init__(
-        self, *, authenticate: Callable[[str, str], bool], faults: StreamFaultInjector
-    ) -> None:
+    def __init__(self, *, authenticate: Callable[[str, str], object | None]) -> None:
         self._authenticate = authenticate
-        self.faults = faults
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._open: set[StreamConnection] = set()
@@ -269,19 +275,37 @@ class StreamHub:
 
     # ------------------------------------------------------------------ the book's side
 
-    def publish(self, event: str, order: Order, at: int, fields: Mapping[str, object]) -> None:
-        """Queue one order event on every listening connection (called under the book's lock,
-        so events go out in the order the book applied them); dropped if no one listens."""
+    def publisher(self, account: object, faults: StreamFaultInjector) -> TradeUpdatePublisher:
+        """What one account's book publishes its order events through (``Book.publisher``)."""
+
+        def publish(event: str, order: Order, at: int, fields: Mapping[str, object]) -> None:
+            self.publish(account, faults, event, order, at, fields)
+
+        return publish
+
+    def publish(
+        self,
+        account: object,
+        faults: StreamFaultInjector,
+        event: str,
+        order: Order,
+        at: int,
+        fields: Mapping[str, object],
+    ) -> None:
+        """Queue one order event on every connection listening to ``account`` (called under the
+        book's lock, so events go out in the order the book applied them), each with a fault
+        ``faults`` decides; dropped if no one listens."""
         with self._lock:
             self._counters["events_published"] += 1
-            if not self._listening:
+            listening = [c for c in self._listening if c.account is account]
+            if not listening:
                 return
             message = {"stream": TRADE_UPDATES, "data": trade_update_json(event, order, at, fields)}
             frame = _encode(message)
-            for connection in list(self._listening):
-                fault = self.faults.decide(event)
+            for connection in listening:
+                fault = faults.decide(event)
                 connection.events_queued += 1
-                drop_after = self.faults.drop_after(event, connection.events_queued)
+                drop_after = faults.drop_after(event, connection.events_queued)
                 if drop_after or (fault is not None and fault.kind is StreamFaultKind.DROP):
                     self._stop_listening(connection)  # nothing more for a connection being cut
                 connection.enqueue(_Outgoing(frame, event, fault, drop_after))
@@ -307,7 +331,8 @@ class StreamHub:
 
     def _on_auth(self, connection: StreamConnection, key: object, secret: object) -> None:
         valid = isinstance(key, str) and isinstance(secret, str)
-        if not (valid and self._authenticate(key, secret)):  # type: ignore[arg-type]
+        account = self._authenticate(key, secret) if valid else None  # type: ignore[arg-type]
+        if account is None:
             self.count("connections_unauthorized")
             connection.send(_authorization("authenticate", status="unauthorized"))
             connection.close(CloseCode.POLICY_VIOLATION, CLOSE_UNAUTHORIZED)
@@ -325,6 +350,8 @@ class StreamHub:
                     self._by_key.pop(connection.key, None)
                 self._by_key[key] = connection
                 connection.key = key
+                connection.account = account
+                self._changed.notify_all()
         if refused:
             connection.send(_authorization("authenticate", error=MSG_CONNECTION_LIMIT))
             connection.close(CloseCode.POLICY_VIOLATION, CLOSE_CONNECTION_LIMIT)
@@ -383,36 +410,47 @@ class StreamHub:
 
     # ------------------------------------------------------------------ the handle's side
 
-    def drop_all(self) -> int:
+    # Each takes ``account``: only that account's connections (None: every connection; a
+    # connection not yet authenticated belongs to no account).
+
+    def _of(self, connections: Iterable[StreamConnection], account: object | None) -> list:
+        """Under the lock."""
+        return [c for c in connections if account is None or c.account is account]
+
+    def drop_all(self, account: object | None = None) -> int:
         """Cut every open stream connection now; returns how many."""
         with self._lock:
-            connections = list(self._open)
+            connections = self._of(self._open, account)
         for connection in connections:
             self.cut(connection)
         return len(connections)
 
-    def stall_all(self, seconds: float) -> int:
+    def stall_all(self, seconds: float, account: object | None = None) -> int:
         """Stall every open stream connection for ``seconds``; returns how many."""
         with self._lock:
-            connections = list(self._open)
+            connections = self._of(self._open, account)
             self._counters["stalls"] += len(connections)
         for connection in connections:
             connection.stall(seconds)
         return len(connections)
 
-    def listeners(self) -> int:
+    def listeners(self, account: object | None = None) -> int:
         with self._lock:
-            return len(self._listening)
+            return len(self._of(self._listening, account))
 
-    def connected_keys(self) -> list[str]:
+    def connected_keys(self, account: object | None = None) -> list[str]:
         """API keys with an authenticated connection open."""
         with self._lock:
-            return sorted(self._by_key)
+            return sorted(c.key for c in self._of(self._by_key.values(), account))  # type: ignore[misc]
 
-    def wait_for_listeners(self, count: int, timeout: float | None) -> bool:
+    def wait_for_listeners(
+        self, count: int, timeout: float | None, account: object | None = None
+    ) -> bool:
         """Wait until exactly ``count`` connections listen; False on timeout."""
         with self._changed:
-            return self._changed.wait_for(lambda: len(self._listening) == count, timeout)
+            return self._changed.wait_for(
+                lambda: len(self._of(self._listening, account)) == count, timeout
+            )
 
     def counters(self) -> dict[str, int]:
         with self._lock:

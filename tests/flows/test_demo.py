@@ -171,3 +171,38 @@ def test_the_paper_brokers_demo_scenario_is_the_demos_broker():
     }
     assert closed == DEMO_ORPHANS
     assert {s.id for s in store.read_all().signals if s.status == "CLOSED_MANUAL"} == DEMO_ORPHANS
+
+
+@pytest.mark.django_db
+def test_the_client_account_is_ready_beside_the_desk():
+    """Prepared for the two-account demo (docs/design.md section 16): the client's book is its
+    own on the demo's broker, under its own keys, and its signals name the account ``client``
+    (they parse as valid signals of it); the desk's book and signals are as they were."""
+    from alpaca.trading.client import TradingClient
+
+    from brokerops.intent.local import LocalSignalStore
+    from brokerops.sim import PaperBroker
+    from demo.world import (
+        DEMO_CLIENT_ACCOUNT,
+        DEMO_CLIENT_KEYS,
+        client_signals,
+        demo_signals,
+        seed_client_account,
+        seed_demo,
+    )
+
+    store = LocalSignalStore()
+    with PaperBroker() as broker:
+        seed_demo(broker=broker, store=store)
+        desk_positions = broker.positions()
+        seed_client_account(broker, store=store)
+        client = TradingClient(*DEMO_CLIENT_KEYS, paper=True, url_override=broker.base_url)
+        held = {p.symbol: p.qty for p in client.get_all_positions()}
+        assert broker.positions() == desk_positions
+
+    assert held == {"MSFT": "20", "AAPL": "5", "SPY": "2"}
+    read = store.read_all()
+    client_ids = {s.id for s in read.signals if s.account == DEMO_CLIENT_ACCOUNT}
+    desk_ids = {s.id for s in read.signals if s.account is None} | {s.id for s in read.invalid}
+    assert client_ids == {i for i, _ in client_signals()}
+    assert desk_ids == {i for i, _ in demo_signals()}  # the desk's, one invalid, as before
