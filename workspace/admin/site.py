@@ -120,8 +120,9 @@ class AccountScopedMixin:
 
     def get_object(self, request: HttpRequest, object_id: str, from_field=None):
         obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
-        if obj is None:
-            raise Http404(f"No {self.model._meta.verbose_name} {object_id!r} to show.")  # type: ignore[attr-defined]
+        if obj is None:  # not there, or another account's: one answer for both
+            name = self.model._meta.verbose_name  # type: ignore[attr-defined]
+            raise Http404(f"No {name} {object_id!r} to show.")
         obj._viewer_accounts = visible_accounts(request.user)
         return obj
 
