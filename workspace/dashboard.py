@@ -10,6 +10,9 @@ the signals closed today), plus one Redis read for the rate limiter:
 - open (non-final) attempts, counted over the ``(status, created_at)`` index;
 - signals closed by reconciliation today (``CLOSED_MANUAL`` repairs: their ``RunEvent``);
 - the shared rate limiter, read without taking a token.
+
+A reader limited to some accounts (:mod:`workspace.access`) gets every figure, chart and list
+from their accounts' rows only, and no limiter of an account they do not see.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.utils import timezone
 
+from brokerops.accounts import configured
 from brokerops.alpaca import PAPER_BROKER_KEYS, BrokerUnavailable
 from orders import lifecycle
 from orders.models import OrderAttempt
 from reconciliation.models import Mismatch, ReconciliationRun, RunEvent
+from workspace.access import may_see, only_visible
 
 if TYPE_CHECKING:  # the limiter (redis) loads when the dashboard first reads it, not at start-up
     from brokerops.alpaca.limiter import LimiterState, RedisLimiter
@@ -109,6 +114,7 @@ class LimiterView:
     configured: bool
     state: LimiterState | None = None
     error: str = ""
+    hidden: bool = False  # another account's (the reader does not see it)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class Dashboard:
     signals_closed_today: int
     today_start: datetime
     limiter: LimiterView
+    accounts: tuple[str, ...] | None = None  # the reader's accounts (None: every account)
 
 
 def mismatch_chart(runs: Sequence[tuple[int, datetime, str, Mapping[str, int]]]) -> MismatchChart:
@@ -196,22 +203,35 @@ def today_start(now: datetime | None = None) -> datetime:
     return timezone.make_aware(datetime.combine(local.date(), time.min), local.tzinfo)
 
 
-def dashboard_read(*, recent_runs: int = RECENT_RUNS, now: datetime | None = None) -> Dashboard:
-    """Everything the dashboard shows; four queries and one Redis read, whatever the volume."""
-    last_run = ReconciliationRun.objects.order_by("-started_at", "-id").first()
+def dashboard_read(
+    *,
+    recent_runs: int = RECENT_RUNS,
+    now: datetime | None = None,
+    visible: frozenset[str] | None = None,
+) -> Dashboard:
+    """Everything the dashboard shows; four queries and one Redis read, whatever the volume.
+    ``visible``: the accounts the reader sees (None: every account)."""
+    runs = only_visible(ReconciliationRun.objects.all(), visible)
+    last_run = runs.order_by("-started_at", "-id").first()
     recent = list(
-        ReconciliationRun.objects.filter(status__in=FINISHED)
+        runs.filter(status__in=FINISHED)
         .order_by("-started_at", "-id")
         .values_list("id", "started_at", "status", "summary")[:recent_runs]
     )
     open_statuses = tuple(sorted(lifecycle.OPEN))
-    open_attempts = OrderAttempt.objects.filter(status__in=open_statuses).count()
+    open_attempts = only_visible(
+        OrderAttempt.objects.filter(status__in=open_statuses), visible
+    ).count()
     midnight = today_start(now)
-    closed_today = RunEvent.objects.filter(
-        kind=RunEvent.Kind.REPAIR_OUTCOME,
-        action=Mismatch.Action.SIGNAL_CLOSED_MANUAL,
-        created_at__gte=midnight,
-        created_at__lt=midnight + timedelta(days=1),
+    closed_today = only_visible(
+        RunEvent.objects.filter(
+            kind=RunEvent.Kind.REPAIR_OUTCOME,
+            action=Mismatch.Action.SIGNAL_CLOSED_MANUAL,
+            created_at__gte=midnight,
+            created_at__lt=midnight + timedelta(days=1),
+        ),
+        visible,
+        path="run__account",
     ).count()
     chart = mismatch_chart([(i, at, status, _counts(s)) for i, at, status, s in recent])
     return Dashboard(
@@ -222,7 +242,13 @@ def dashboard_read(*, recent_runs: int = RECENT_RUNS, now: datetime | None = Non
         open_statuses=open_statuses,
         signals_closed_today=closed_today,
         today_start=midnight,
-        limiter=limiter_view(),
+        # The limiter is the ALPACA_* key's: the rows owner's account.
+        limiter=(
+            limiter_view()
+            if may_see(visible, configured().rows_owner)
+            else LimiterView(configured=True, hidden=True)
+        ),
+        accounts=None if visible is None else tuple(sorted(visible)),
     )
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from django.contrib.admin import ModelAdmin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import label_for_field
+from django.contrib.admin.utils import get_fields_from_path, label_for_field
 from django.core.exceptions import FieldDoesNotExist, FieldError, PermissionDenied
 from django.db import connections, models, transaction
 from django.db.models import CharField, F, Func, QuerySet
@@ -69,13 +69,21 @@ class Column:
 
     ``field`` is set when the column is a concrete field of the listed model (a related row by
     its name, for a foreign key), so the export may read it from plain rows instead of model
-    instances; ``display`` when the column is a display callable (it may be navigation).
+    instances; ``path`` when that field is a parent row's (``attempt__account``: a display
+    callable naming it in ``plain_value_of``); ``display`` when the column is a display
+    callable (it may be navigation).
     """
 
     label: str
     value: Callable[[models.Model], Any]
     field: models.Field | None = None
     display: bool = False
+    path: str | None = None
+
+    @property
+    def source(self) -> str:
+        """What a plain read selects for the column."""
+        return self.path or self.field.attname
 
 
 def _field_value(field: models.Field) -> Callable[[models.Model], Any]:
@@ -111,14 +119,30 @@ def _raw_field(opts, display: Any) -> models.Field | None:
     return None
 
 
+def _parent_field(model: type[models.Model], display: Any) -> tuple[models.Field, str] | None:
+    """The field and path of a display callable that shows a parent row's field as it is: it
+    names the path in ``plain_value_of`` (``"attempt__account"``), so plain rows read it."""
+    path = getattr(display, "plain_value_of", None)
+    if not isinstance(path, str):
+        return None
+    return get_fields_from_path(model, path)[-1], path
+
+
+def _display_column(opts, label: str, display: Any) -> Column:
+    parent = _parent_field(opts.model, display)
+    if parent:
+        return Column(label, display, field=parent[0], path=parent[1])
+    raw = _raw_field(opts, display)
+    if raw:
+        return Column(label, _field_value(raw), field=raw)
+    return Column(label, display, display=True)
+
+
 def _column(model_admin: ModelAdmin, name: Any, label: str) -> Column:
     """How the list gets column ``name`` of a row (the order of Django's ``lookup_field``)."""
     opts = model_admin.model._meta
     if callable(name):
-        raw = _raw_field(opts, name)
-        if raw:
-            return Column(label, _field_value(raw), field=raw)
-        return Column(label, name, display=True)
+        return _display_column(opts, label, name)
     if name == "__str__":
         return Column(label, str)
     try:
@@ -129,10 +153,7 @@ def _column(model_admin: ModelAdmin, name: Any, label: str) -> Column:
         return Column(label, _field_value(field), field=field)
     method = getattr(model_admin, name, None)
     if callable(method):
-        raw = _raw_field(opts, method)
-        if raw:
-            return Column(label, _field_value(raw), field=raw)
-        return Column(label, method, display=True)
+        return _display_column(opts, label, method)
 
     def attribute(obj: models.Model) -> Any:
         value = getattr(obj, name)
@@ -243,9 +264,9 @@ def plain_rows(
     for column in columns:
         field = column.field
         iso_in_sql = on_postgresql and isinstance(field, models.DateTimeField)
-        name = f"_export_iso_{field.attname}" if iso_in_sql else field.attname
+        name = f"_export_iso_{column.source}" if iso_in_sql else column.source
         if iso_in_sql:
-            in_sql[name] = Func(F(field.attname), template=PG_ISO_UTC, output_field=CharField())
+            in_sql[name] = Func(F(column.source), template=PG_ISO_UTC, output_field=CharField())
         position = selected.setdefault(name, len(selected))
         if field.is_relation:
             names = _RelatedNames(field)

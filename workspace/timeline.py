@@ -30,6 +30,7 @@ from brokerops.intent.store import SignalStoreError
 from orders.client_order_id import LEGS, client_order_id_for, parse_client_order_id
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from reconciliation.models import Mismatch, MismatchSignal
+from workspace.access import only_visible, signal_owner, signal_visible
 from workspace.display import plain_decimal
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class SignalState:
     updated_at: datetime | None = None
     link: Link | None = None
     unavailable: str = ""  # why the store could not be read
+    account: str | None = None  # the document's `account` field (None: names none)
 
 
 @dataclass(frozen=True)
@@ -83,21 +85,28 @@ class Timeline:
     signal: SignalState | None
     entries: list[TimelineEntry] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was left out (caps)
+    accounts: tuple[str, ...] = ()  # the accounts of the rows shown
+    signal_hidden: bool = False  # the signal is another account's (the reader does not see it)
 
 
 def _admin_link(label: str, name: str, pk: Any) -> Link:
     return Link(label, reverse(f"admin:{name}_change", args=[pk]))
 
 
-def order_timeline(*, client_order_id: str, signal_id: str = "") -> Timeline | None:
+def order_timeline(
+    *, client_order_id: str, signal_id: str = "", visible: frozenset[str] | None = None
+) -> Timeline | None:
     """The timeline of ``client_order_id``; None when the trail knows nothing of it.
 
     ``signal_id`` names the signal when the id cannot (a hashed id with no attempt yet: the
     signal's own page links here with it); it counts only when ``client_order_id`` is made from
-    it."""
+    it. ``visible``: the accounts the reader may see (:mod:`workspace.access`; None: all); rows
+    of other accounts are left out, and with nothing left the trail knows nothing of it."""
     if "\x00" in client_order_id:  # no database text holds NUL: no row can name it
         return None
-    attempt = OrderAttempt.objects.filter(client_order_id=client_order_id).first()
+    attempt = only_visible(
+        OrderAttempt.objects.filter(client_order_id=client_order_id), visible
+    ).first()
     if attempt is not None:
         store_id, signal_id = attempt.store_signal_id, attempt.signal_id  # raw, audit form
     else:
@@ -106,16 +115,26 @@ def order_timeline(*, client_order_id: str, signal_id: str = "") -> Timeline | N
     notes: list[str] = []
     entries: list[TimelineEntry] = []
     signal = _signal_state(store_id) if store_id else None
+    signal_hidden = (
+        signal is not None
+        and not signal.unavailable  # whose it is cannot be told: nothing of it is shown
+        and not signal_visible(signal.account, visible)
+    )
+    if signal_hidden:
+        signal = None
     if signal is not None:
         entries += _signal_entries(signal)
     if attempt is not None:
         entries += _attempt_entries(attempt, notes)
-    entries += _mismatch_entries(
+    mismatches = _mismatches(
         client_order_id=client_order_id,
         alpaca_order_id=attempt.alpaca_order_id if attempt is not None else "",
         signal_id=signal_id,
+        visible=visible,
         notes=notes,
     )
+    for mismatch in mismatches:
+        entries += _mismatch_and_outcome(mismatch)
     if attempt is None and not entries and (signal is None or signal.unavailable):
         return None
     entries.sort(key=lambda e: (e.at is not None, e.at or datetime.min, e.rank, e.seq))
@@ -128,7 +147,20 @@ def order_timeline(*, client_order_id: str, signal_id: str = "") -> Timeline | N
         signal=signal,
         entries=entries,
         notes=notes,
+        accounts=_accounts_shown(attempt, signal, mismatches),
+        signal_hidden=signal_hidden,
     )
+
+
+def _accounts_shown(
+    attempt: OrderAttempt | None, signal: SignalState | None, mismatches: list[Mismatch]
+) -> tuple[str, ...]:
+    accounts = {m.account for m in mismatches}
+    if attempt is not None:
+        accounts.add(attempt.account)
+    if signal is not None and not signal.unavailable:
+        accounts.add(signal_owner(signal.account))
+    return tuple(sorted(accounts))
 
 
 def _signal_id_of(client_order_id: str) -> str:
@@ -173,6 +205,7 @@ def _signal_state(signal_id: str) -> SignalState | None:
             problems=parsed.reasons,
             symbol=str(parsed.raw.get("symbol") or ""),
             link=link,
+            account=parsed.raw_account,
         )
     return _valid_state(parsed, link)
 
@@ -186,6 +219,7 @@ def _valid_state(signal: Signal, link: Link | None) -> SignalState:
         created_at=signal.created_at,
         updated_at=signal.updated_at,
         link=link,
+        account=signal.account,
     )
 
 
@@ -287,9 +321,15 @@ def _fill_entry(fill: OrderExecution) -> TimelineEntry:
     )
 
 
-def _mismatch_entries(
-    *, client_order_id: str, alpaca_order_id: str, signal_id: str, notes: list[str]
-) -> list[TimelineEntry]:
+def _mismatches(
+    *,
+    client_order_id: str,
+    alpaca_order_id: str,
+    signal_id: str,
+    visible: frozenset[str] | None,
+    notes: list[str],
+) -> list[Mismatch]:
+    """The mismatches naming the order (its ids or its signal), newest first, capped."""
     naming = Q(client_order_id=client_order_id)
     if alpaca_order_id:
         naming |= Q(alpaca_order_id=alpaca_order_id)
@@ -303,17 +343,14 @@ def _mismatch_entries(
         )
         naming |= Q(signal_id=signal_id) | Q(pk__in=ids)
     rows = list(
-        Mismatch.objects.filter(naming)
+        only_visible(Mismatch.objects.filter(naming), visible)
         .select_related("run", "outcome")
         .order_by("-created_at", "-id")[: MAX_MISMATCHES + 1]
     )
     if len(rows) > MAX_MISMATCHES:
         rows = rows[:MAX_MISMATCHES]
         notes.append(f"only the newest {MAX_MISMATCHES} mismatches are shown: see the list")
-    entries = []
-    for mismatch in rows:
-        entries += _mismatch_and_outcome(mismatch)
-    return entries
+    return rows
 
 
 def _quantities(mismatch: Mismatch) -> str:

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from workspace.access import visible_accounts
 from workspace.timeline import order_timeline
 
 #: Who may read a timeline: whoever may view order attempts (groups ``compliance`` and
@@ -19,7 +20,9 @@ def order_timeline_view(request: HttpRequest, client_order_id: str) -> HttpRespo
     if not request.user.has_perm(TIMELINE_PERMISSION):
         raise PermissionDenied
     timeline = order_timeline(
-        client_order_id=client_order_id, signal_id=request.GET.get("signal", "")
+        client_order_id=client_order_id,
+        signal_id=request.GET.get("signal", ""),
+        visible=visible_accounts(request.user),
     )
     if timeline is None:
         raise Http404(f"nothing is recorded about {client_order_id!r}")

@@ -94,8 +94,8 @@ def test_the_signal_list_exports_too(compliance_client):
     page = compliance_client.get(reverse("admin:intent_localsignal_changelist"))
     assert b'id="audit-export"' in page.content
     rows = read_csv(export(compliance_client, "intent", "localsignal"))
-    assert rows[0][:3] == ["Document id", "Status", "Symbol"]
-    assert rows[1][:3] == ["sig-export-1", "PENDING", "AAPL"]
+    assert rows[0][:4] == ["Document id", "Account", "Status", "Symbol"]
+    assert rows[1][:4] == ["sig-export-1", "default", "PENDING", "AAPL"]
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_export_has_the_list_header_and_every_matching_row_not_one_page(complian
     assert response.status_code == 200
     rows = read_csv(response)
     assert rows[0] == data_headers(compliance_client, "orders", "orderattempt")
-    assert rows[0][:3] == ["Client order id", "Created at", "Signal id"]
+    assert rows[0][:4] == ["Client order id", "Account", "Created at", "Signal id"]
     assert len(rows) == 1 + 120
     assert [r[0] for r in rows[1:]] == listed_ids(compliance_client, {})
 
@@ -321,7 +321,6 @@ def test_export_memory_does_not_grow_with_the_rows(compliance_client):
 
 def test_lists_of_fields_export_from_plain_rows_and_others_from_instances(rf):
     from django.contrib import admin
-    from django.contrib.auth.models import AnonymousUser
 
     from orders.models import OrderEvent
     from reconciliation.models import Mismatch
@@ -333,7 +332,8 @@ def test_lists_of_fields_export_from_plain_rows_and_others_from_instances(rf):
         model_admin = admin.site.get_model_admin(model)
         columns = csv_export.export_columns(model_admin, model_admin.list_display)
         request = rf.get("/")
-        request.user = AnonymousUser()
+        # Who sees every account (an anonymous request sees none: workspace.access).
+        request.user = User(username="root", is_superuser=True, is_active=True)
         plan = csv_export.export_plan(model_admin.get_queryset(request), columns)
         assert plan.plain is plain, model
         assert "Timeline" not in [c.label for c in plan.columns]

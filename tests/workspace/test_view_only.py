@@ -30,6 +30,7 @@ from audit.services import audit_verify
 from reconciliation.diff import ReconciliationErrors
 from tests import factories
 from tests.workspace import helpers as rows
+from workspace.models import AccountGrant
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +83,9 @@ def every_admin_has_rows(django_user_model):
         kwargs='{"trigger": "schedule"}',
     )
     PeriodicTask.objects.create(name="verify-audit", task="audit.verify", interval=every)
-    factories.staff_user(group="operations")  # a user and the groups
+    operator = factories.staff_user(group="operations")  # a user and the groups
+    # An account grant (to a user who is not the viewer: the viewer keeps seeing every account).
+    AccountGrant.objects.create(account="default", user=operator, created_by="root")
     schedule_changes_recorded(interval=every)
 
 

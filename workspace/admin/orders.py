@@ -13,14 +13,21 @@ from django.utils.html import format_html, format_html_join
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from orders.services.resync import order_attempts_request_resync
 from reconciliation.models import Mismatch, MismatchSignal
+from workspace.access import only_visible
 from workspace.admin.reconciliation import EXACT_SEARCH
-from workspace.admin.site import AuditTrailAdmin, AuditTrailInline
+from workspace.admin.site import (
+    AccountScopedMixin,
+    AuditTrailAdmin,
+    AuditTrailInline,
+    viewer_accounts,
+)
 from workspace.display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
     timestamp_display,
 )
+from workspace.filters import AccountListFilter
 from workspace.timeline import timeline_url
 
 _MISMATCHES_SHOWN = 200
@@ -52,10 +59,24 @@ class OrderEventInline(AuditTrailInline):
     payload_display = json_display("payload")
 
 
+class AttemptAccountColumn(AccountScopedMixin):
+    """Rows that belong to an account through their attempt: kept to the user's accounts, with
+    the account as a column, a filter and a search term."""
+
+    account_path = "attempt__account"
+
+    @admin.display(description="account", ordering="attempt__account")
+    def account(self, obj) -> str:
+        return obj.attempt.account
+
+    account.plain_value_of = "attempt__account"  # the export reads it as a plain column
+
+
 @admin.register(OrderAttempt)
-class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
+class OrderAttemptAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
     list_display = (
         "client_order_id",
+        "account",
         "created_at",
         "signal_id",
         "symbol",
@@ -69,12 +90,20 @@ class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
         "alpaca_order_id",
         "timeline",
     )
-    list_filter = ("status", "side", "order_type", "adopted", "created_at")
+    list_filter = (
+        ("account", AccountListFilter),
+        "status",
+        "side",
+        "order_type",
+        "adopted",
+        "created_at",
+    )
     # The symbol is searched in every stored form (SymbolSearchMixin), exactly.
-    search_fields = tuple(f for f in EXACT_SEARCH if not f.startswith("symbol"))
+    search_fields = (*(f for f in EXACT_SEARCH if not f.startswith("symbol")), "account__exact")
     inlines = (OrderEventInline,)
     fields = (
         "timeline",
+        "account",
         "client_order_id",
         "signal_id",
         "leg",
@@ -139,7 +168,7 @@ class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
                 )
             )
         rows = list(
-            Mismatch.objects.filter(naming)
+            only_visible(Mismatch.objects.filter(naming), viewer_accounts(attempt))
             .with_final_action()
             .select_related("run")
             .order_by("created_at", "id")[:_MISMATCHES_SHOWN]
@@ -166,9 +195,10 @@ class OrderAttemptAdmin(SymbolSearchMixin, AuditTrailAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(SymbolSearchMixin, AuditTrailAdmin):
+class OrderEventAdmin(AttemptAccountColumn, SymbolSearchMixin, AuditTrailAdmin):
     list_display = (
         "created_at",
+        "account",
         "attempt",
         "kind",
         "status_from",
@@ -177,16 +207,18 @@ class OrderEventAdmin(SymbolSearchMixin, AuditTrailAdmin):
         "actor",
         "timeline",
     )
-    list_filter = ("kind", "created_at")
+    list_filter = (("attempt__account", AccountListFilter), "kind", "created_at")
     list_select_related = ("attempt",)
     search_fields = (
         "attempt__client_order_id__exact",
         "attempt__signal_id__exact",
         "attempt__alpaca_order_id__exact",
+        "attempt__account__exact",
     )
     symbol_search_field = "attempt__symbol"
     fields = (
         "attempt",
+        "account",
         "timeline",
         "kind",
         "created_at",
@@ -208,11 +240,12 @@ class OrderEventAdmin(SymbolSearchMixin, AuditTrailAdmin):
 
 
 @admin.register(OrderExecution)
-class OrderExecutionAdmin(SymbolSearchMixin, AuditTrailAdmin):
+class OrderExecutionAdmin(AttemptAccountColumn, SymbolSearchMixin, AuditTrailAdmin):
     """Fills as Alpaca pushed them (read-only like the rest of the trail)."""
 
     list_display = (
         "received_at",
+        "account",
         "execution_id",
         "attempt",
         "event",
@@ -222,18 +255,20 @@ class OrderExecutionAdmin(SymbolSearchMixin, AuditTrailAdmin):
         "executed_at",
         "timeline",
     )
-    list_filter = ("event", "received_at")
+    list_filter = (("attempt__account", AccountListFilter), "event", "received_at")
     list_select_related = ("attempt",)
     search_fields = (
         "execution_id__exact",
         "attempt__client_order_id__exact",
         "attempt__signal_id__exact",
         "attempt__alpaca_order_id__exact",
+        "attempt__account__exact",
     )
     symbol_search_field = "attempt__symbol"
     fields = (
         "execution_id",
         "attempt",
+        "account",
         "timeline",
         "event",
         "qty_display",

@@ -14,13 +14,20 @@ from orders.models import OrderAttempt
 from reconciliation.models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
 from reconciliation.records import JOINED_SIGNAL_KINDS
 from reconciliation.services import reconciliation_request_rerun
-from workspace.admin.site import AuditTrailAdmin, AuditTrailInline
+from workspace.access import only_visible
+from workspace.admin.site import (
+    AccountScopedMixin,
+    AuditTrailAdmin,
+    AuditTrailInline,
+    viewer_accounts,
+)
 from workspace.display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
     timestamp_display,
 )
+from workspace.filters import AccountListFilter
 from workspace.timeline import signal_client_order_id, timeline_url
 
 # Exact lookups on indexed columns, so a search over millions of rows uses the indexes.
@@ -94,9 +101,10 @@ class FinalActionFilter(admin.ChoicesFieldListFilter):
 
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(AuditTrailAdmin):
+class ReconciliationRunAdmin(AccountScopedMixin, AuditTrailAdmin):
     list_display = (
         "id",
+        "account",
         "started_at",
         "status",
         "trigger",
@@ -110,10 +118,11 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
         "api_calls",
         "duration_display",
     )
-    list_filter = ("status", "trigger", "dry_run", "started_at")
+    list_filter = (("account", AccountListFilter), "status", "trigger", "dry_run", "started_at")
     date_hierarchy = "started_at"
-    search_fields = ("=id", "requested_by_username")
+    search_fields = ("=id", "requested_by_username", "account__exact")
     fields = (
+        "account",
         "trigger",
         "requested_by_username",
         "rerun_of",
@@ -165,7 +174,7 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_trigger_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(ReconciliationRun, pk=run_id)
+        run = get_object_or_404(self.get_queryset(request), pk=run_id)
         rerun = reconciliation_request_rerun(run_id=run.pk, user_id=request.user.pk)
         return self._queued_run_page(request, rerun)
 
@@ -190,13 +199,20 @@ class ReconciliationRunAdmin(AuditTrailAdmin):
 
 
 @admin.register(Mismatch)
-class MismatchAdmin(MismatchColumns, SymbolSearchMixin, AuditTrailAdmin):
-    list_display = ("created_at", *MISMATCH_COLUMNS, "run", "timeline")
-    list_filter = ("kind", "severity", ("action", FinalActionFilter), "created_at")
+class MismatchAdmin(AccountScopedMixin, MismatchColumns, SymbolSearchMixin, AuditTrailAdmin):
+    list_display = ("created_at", "account", *MISMATCH_COLUMNS, "run", "timeline")
+    list_filter = (
+        ("account", AccountListFilter),
+        "kind",
+        "severity",
+        ("action", FinalActionFilter),
+        "created_at",
+    )
     list_select_related = ("run",)
     # Symbols: SymbolSearchMixin; signal ids: also each signal of the relation (below).
-    search_fields = tuple(f for f in EXACT_SEARCH if not f.startswith("symbol"))
+    search_fields = (*(f for f in EXACT_SEARCH if not f.startswith("symbol")), "account__exact")
     fields = (
+        "account",
         "run",
         "kind",
         "severity",
@@ -262,7 +278,10 @@ class MismatchAdmin(MismatchColumns, SymbolSearchMixin, AuditTrailAdmin):
         if not mismatch.client_order_id:
             return "-"
         attempt = (
-            OrderAttempt.objects.filter(client_order_id=mismatch.client_order_id).only("pk").first()
+            only_visible(OrderAttempt.objects.all(), viewer_accounts(mismatch))
+            .filter(client_order_id=mismatch.client_order_id)
+            .only("pk")
+            .first()
         )
         attempt_link = (
             format_html(

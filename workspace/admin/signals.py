@@ -2,12 +2,14 @@
 signals change only through the store's conditional transitions)."""
 
 from django.contrib import admin
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils.html import format_html
 
+from brokerops.accounts import configured
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, SignalStatus, parse_signal
-from workspace.admin.site import AuditListMixin, ReadOnlyMixin
+from workspace.access import signal_documents_q, signal_owner
+from workspace.admin.site import AccountScopedMixin, AuditListMixin, ReadOnlyMixin
 from workspace.display import folded_json, plain_decimal, symbol_search_forms
 from workspace.timeline import signal_client_order_id, timeline_url
 
@@ -27,9 +29,10 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(LocalSignal)
-class LocalSignalAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
+class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "shown_id",
+        "account",
         "status",
         "symbol",
         "side",
@@ -43,6 +46,7 @@ class LocalSignalAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["document_id__exact"]  # see get_search_results
     fields = [
         "document_id",
+        "account",
         "timeline",
         "status",
         "problems",
@@ -52,6 +56,12 @@ class LocalSignalAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
     show_full_result_count = False
+
+    def scope_to_accounts(self, queryset: QuerySet, visible: frozenset[str] | None) -> QuerySet:
+        """A document's account is in its JSON (``account``; none: the default account's):
+        :func:`workspace.access.signal_documents_q`."""
+        documents = signal_documents_q(visible)
+        return queryset if documents is None else queryset.filter(documents)
 
     def get_search_results(self, request, queryset, search_term):
         """The document whose id is the term (the unique index); else the documents whose
@@ -79,6 +89,17 @@ class LocalSignalAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     def shown_id(self, obj):
         """The id, quoted when it would not show (a single space, control characters)."""
         return str(obj)
+
+    @admin.display(description="account")
+    def account(self, obj):
+        """The account the document names; none: the default account's name; an account the
+        configuration does not know, marked so."""
+        named = obj.data.get("account") if isinstance(obj.data, dict) else None
+        if named in (None, ""):
+            return signal_owner(None)
+        if not isinstance(named, str) or named not in configured():
+            return f"{named} (not configured)"
+        return named
 
     @admin.display(description="symbol")
     def symbol(self, obj):

@@ -1,9 +1,11 @@
 """The admin site's titles, and the building blocks shared by the audit lists of every app."""
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 
+from workspace.access import only_visible, visible_accounts
 from workspace.export import (
     EXPORT_REQUEST_FLAG,
     changelist_csv_response,
@@ -108,6 +110,42 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class AccountScopedMixin:
+    """The rows of an admin kept to the accounts the user may see (docs/design.md section 16,
+    :mod:`workspace.access`), for any ModelAdmin of rows that belong to an account.
+
+    Everything the admin builds on :meth:`get_queryset` follows: the list, its search, filters,
+    counts and date hierarchy, its actions' selection, the export, the change and history pages.
+    A row the user may not see is a 404, as a row that does not exist is (neither tells the
+    other apart). The object a page shows carries the user's accounts (``_viewer_accounts``) for
+    the read-only fields that look up other rows."""
+
+    #: The account column, through a relation for rows that belong through their parent.
+    account_path = "account"
+
+    def scope_to_accounts(self, queryset: QuerySet, visible: frozenset[str] | None) -> QuerySet:
+        return only_visible(queryset, visible, path=self.account_path)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        return self.scope_to_accounts(queryset, visible_accounts(request.user))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:  # not there, or another account's: one answer for both
+            name = self.model._meta.verbose_name  # type: ignore[attr-defined]
+            raise Http404(f"No {name} {object_id!r} to show.")
+        obj._viewer_accounts = visible_accounts(request.user)
+        return obj
+
+
+def viewer_accounts(obj) -> frozenset[str] | None:
+    """The accounts the user viewing ``obj``'s page may see (set by
+    :meth:`AccountScopedMixin.get_object`); only ``obj``'s own when none was set."""
+    default = frozenset({obj.account}) if hasattr(obj, "account") else frozenset()
+    return getattr(obj, "_viewer_accounts", default)
 
 
 class AuditTrailAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
