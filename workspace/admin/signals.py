@@ -32,7 +32,7 @@ class StatusFilter(admin.SimpleListFilter):
 class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "shown_id",
-        "account",
+        "account_shown",
         "status",
         "symbol",
         "side",
@@ -46,7 +46,7 @@ class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.
     search_fields = ["document_id__exact"]  # see get_search_results
     fields = [
         "document_id",
-        "account",
+        "account_shown",
         "timeline",
         "status",
         "problems",
@@ -58,8 +58,8 @@ class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.
     show_full_result_count = False
 
     def scope_to_accounts(self, queryset: QuerySet, visible: frozenset[str] | None) -> QuerySet:
-        """A document's account is in its JSON (``account``; none: the default account's):
-        :func:`workspace.access.signal_documents_q`."""
+        """A document's account is its ``account`` (none: the default account's), mirrored in
+        an indexed column: :func:`workspace.access.signal_documents_q`."""
         documents = signal_documents_q(visible)
         return queryset if documents is None else queryset.filter(documents)
 
@@ -91,7 +91,7 @@ class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.
         return str(obj)
 
     @admin.display(description="account")
-    def account(self, obj):
+    def account_shown(self, obj):
         """The account the document names; none: the default account's name; an account the
         configuration does not know, marked so."""
         named = obj.data.get("account") if isinstance(obj.data, dict) else None
