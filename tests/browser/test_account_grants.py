@@ -7,7 +7,12 @@ from tests import factories
 from tests.browser.conftest import admin_login
 from workspace.models import AccountGrant
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: the files after this one (by name) restore the database as the migrations
+# made it; a plain flush here would leave them content types to clash with (test_dashboard.py).
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_a_user_granted_the_desk_sees_only_desk_attempts_and_filters(page, live_server):
