@@ -12,7 +12,7 @@ from orders.models import OrderAttempt, OrderExecution
 from orders.services import stream as stream_service
 from orders.services.stream import StreamStats
 from tests import factories
-from tests.orders.test_trade_updates import _submitted_store, order
+from tests.orders.services.test_stream import _submitted_store, order
 
 FINE = "19660.5738784516887649"
 
