@@ -1,97 +1,31 @@
-"""Applying trade_updates events (docs/design.md section 14), without a network: parsing, the one
-apply path, idempotency by execution_id, stale events, the reconnect backoff."""
+"""`orders.services.stream`: applying trade_updates events (docs/design.md section 14), without a
+network: the one apply path, idempotency by execution_id, stale events, one bad event never
+losing the others of its batch, broker prices stored exactly, the reconnect backoff. The
+consumer against the paper broker's real stream: tests/integration/test_trade_updates_stream.py.
+"""
 
+import dataclasses
 import random
 from decimal import Decimal
 
 import pytest
 
-from brokerops.alpaca.errors import BrokerMalformedResponse
-from brokerops.alpaca.stream import parse_trade_update, stream_url_for
-from brokerops.intent.local import LocalSignalStore
+from brokerops.alpaca.stream import parse_trade_update
 from brokerops.intent.schema import SignalStatus
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
-from orders.services.stream import Applied, Backoff, trade_update_apply
+from orders.services import stream as stream_service
+from orders.services.stream import Applied, Backoff, StreamStats, trade_update_apply
 from tests import factories
+from tests.orders.services.helpers import fill, submitted_store, update
 
-ORDER_ID = "61e69015-8549-4bfd-b9c3-01e75843f47d"
-
-
-def order(status="filled", filled="10", coid="bo-sig1-entry", **extra):
-    return {
-        "id": ORDER_ID,
-        "client_order_id": coid,
-        "symbol": "AAPL",
-        "side": "buy",
-        "type": "market",
-        "time_in_force": "day",
-        "status": status,
-        "qty": "10",
-        "filled_qty": filled,
-        "filled_avg_price": "187.5" if filled != "0" else None,
-        "created_at": "2026-11-25T10:00:00.000000Z",
-        "submitted_at": "2026-11-25T09:59:59.999000Z",
-        **extra,
-    }
-
-
-def update(event="fill", execution_id="e-1", **order_fields):
-    data = {
-        "event": event,
-        "order": order(**order_fields),
-        "timestamp": "2026-11-25T10:00:00.100000123Z",
-    }
-    if event in ("fill", "partial_fill"):
-        data |= {"execution_id": execution_id, "price": "187.5", "qty": "10", "position_qty": "10"}
-    return parse_trade_update(data)
-
-
-@pytest.mark.parametrize(
-    ("base_url", "paper", "url"),
-    [
-        (None, True, "wss://paper-api.alpaca.markets/stream"),
-        (None, False, "wss://api.alpaca.markets/stream"),
-        ("http://127.0.0.1:8765", True, "ws://127.0.0.1:8765/stream"),
-        ("https://broker.example/v2/", False, "wss://broker.example/stream"),
-    ],
-)
-def test_the_stream_url_follows_the_trading_endpoint(base_url, paper, url):
-    assert stream_url_for(base_url=base_url, paper=paper) == url
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        None,
-        "fill",
-        {"event": "fill"},
-        {"event": "fill", "order": order()},  # no execution_id
-        {"event": "fill", "order": order(), "execution_id": "e", "qty": "1e20", "price": "1"},
-        {"event": "new", "order": {**order(), "filled_qty": "NaN"}},
-        {"event": "", "order": order()},
-    ],
-)
-def test_a_malformed_event_is_refused_with_one_error(data):
-    with pytest.raises(BrokerMalformedResponse, match="malformed trade update"):
-        parse_trade_update(data)
-
-
-def test_a_fill_parses_with_its_execution_figures():
-    fill = update()
-    assert (fill.event, fill.execution_id, fill.qty, fill.position_qty) == (
-        "fill",
-        "e-1",
-        Decimal("10"),
-        Decimal("10"),
-    )
-    assert fill.order.status == "filled" and fill.is_fill
+FINE = "19660.5738784516887649"
 
 
 @pytest.mark.django_db
 class TestApply:
     @pytest.fixture
     def store(self):
-        return _submitted_store()
+        return submitted_store()
 
     @pytest.fixture
     def attempt(self):
@@ -156,67 +90,57 @@ def test_the_reconnect_backoff_doubles_to_its_cap_with_jitter_and_resets():
     assert backoff.next_s() <= 0.5
 
 
-@pytest.mark.django_db
-class TestConcurrentWriters:
-    """Every writer of an attempt's broker state (the stream, the order service after a send,
-    the sync, a re-sync) compares against the row as stored when it writes, never against an
-    earlier read: a fill applied in between is never taken back."""
-
-    def test_an_order_state_read_before_a_fill_never_overwrites_it(self):
-        from brokerops.alpaca.parsing import parse_order
-        from orders.services.broker_state import order_attempts_apply_broker_orders
-
-        store = _submitted_store()
-        factories.order_attempt(
-            client_order_id="bo-sig1-entry", signal_id="sig1", status="open", broker_status="new"
-        )
-        read_before = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")  # still open
-        assert trade_update_apply(update=update(), store=store) == Applied.CHANGED  # the fill
-
-        accepted = parse_order(order(status="pending_new", filled="0"))
-        changes = order_attempts_apply_broker_orders(
-            pairs=[(read_before, accepted)], store=store, actor="order service"
-        )
-        assert changes == []
-        stored = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")
-        assert (stored.status, stored.filled_qty) == ("filled", Decimal("10"))
-        assert (read_before.status, read_before.filled_qty) == ("filled", Decimal("10"))
-        assert not stored.events.filter(status_to="open").exists()
-
-    def test_a_look_up_answered_before_a_fill_never_marks_the_order_missing(self):
-        from orders.services.broker_state import order_attempts_mark_missing
-
-        store = _submitted_store()
-        factories.order_attempt(
-            client_order_id="bo-sig1-entry", signal_id="sig1", status="open", broker_status="new"
-        )
-        read_before = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")
-        assert trade_update_apply(update=update(), store=store) == Applied.CHANGED
-
-        changes = order_attempts_mark_missing(
-            attempts=[read_before], store=store, actor="sync", why="404"
-        )
-        assert changes == []
-        stored = OrderAttempt.objects.get(client_order_id="bo-sig1-entry")
-        assert stored.status == "filled"
-        assert store.get("sig1").status is SignalStatus.ACTIVE
-        assert not stored.events.filter(status_to="missing").exists()
+# --- hostile events: each bad one refused or failed on its own (docs/design.md sections 6, 14) --
 
 
-def _submitted_store():
-    store = LocalSignalStore()
-    store.put_documents(
-        [
-            (
-                "sig1",
-                {
-                    "symbol": "AAPL",
-                    "side": "buy",
-                    "qty": "10",
-                    "order_type": "market",
-                    "status": "SUBMITTED",
-                },
-            )
-        ]
+@pytest.mark.django_db(transaction=True)
+def test_one_failing_event_never_loses_the_others_in_its_batch(monkeypatch):
+    store = submitted_store()
+    factories.order_attempt(client_order_id="bo-sig1-entry", signal_id="sig1", status="open")
+    factories.order_attempt(client_order_id="bo-sig2-entry", signal_id="sig2", status="open")
+    good = parse_trade_update(fill(execution_id="good"))
+    bad = parse_trade_update(fill(execution_id="bad", coid="bo-sig2-entry"))
+    real = stream_service._execution
+
+    def execution(update, attempt):
+        if update.execution_id == "bad":
+            raise ValueError("a bug with this one event")
+        return real(update, attempt)
+
+    monkeypatch.setattr(stream_service, "_execution", execution)
+    stats = StreamStats()
+    seen = []
+    stream_service._apply(
+        [bad, good], store=store, stats=stats, on_event=lambda u, o: seen.append(u.execution_id)
     )
-    return store
+    assert list(OrderExecution.objects.values_list("execution_id", flat=True)) == ["good"]
+    assert OrderAttempt.objects.get(client_order_id="bo-sig1-entry").status == "filled"
+    assert (stats.failed, seen) == (1, ["good"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_over_long_execution_id_that_reaches_the_database_fails_alone():
+    """Past the parser (a TradeUpdate built by hand): PostgreSQL refuses the 65 characters;
+    the valid fill beside it is stored all the same."""
+    store = submitted_store()
+    factories.order_attempt(client_order_id="bo-sig1-entry", signal_id="sig1", status="open")
+    factories.order_attempt(client_order_id="bo-sig2-entry", signal_id="sig2", status="open")
+    good = parse_trade_update(fill(execution_id="good"))
+    bad = dataclasses.replace(
+        parse_trade_update(fill(execution_id="x", coid="bo-sig2-entry")), execution_id="b" * 65
+    )
+    stats = StreamStats()
+    stream_service._apply([bad, good], store=store, stats=stats, on_event=None)
+    assert OrderExecution.objects.filter(execution_id="good").exists()
+
+
+@pytest.mark.django_db
+def test_a_fill_at_a_price_with_sixteen_decimals_is_stored_exactly():
+    store = submitted_store()
+    factories.order_attempt(client_order_id="bo-sig1-entry", signal_id="sig1", status="open")
+    update = parse_trade_update(fill(price=FINE, filled_avg_price=FINE))
+    stream_service.trade_update_apply(update=update, store=store)
+    assert OrderExecution.objects.get().price == Decimal(FINE)
+    attempt = OrderAttempt.objects.get()
+    assert attempt.filled_avg_price == Decimal(FINE)
+    assert OrderAttempt.objects.filter(filled_avg_price=Decimal(FINE)).count() == 1

@@ -1,8 +1,15 @@
-"""A process that dies between an attempt's final change and its signal's move (the stream
+"""`orders.services.sync`: open attempts refreshed from the broker in bulk, and the signals a
+process left behind final attempts.
+
+A process that dies between an attempt's final change and its signal's move (the stream
 consumer, the sync, the watcher: they share the apply service) leaves the signal SUBMITTED behind
-a final attempt; the next order sync moves it as the apply service would have."""
+a final attempt; the next order sync moves it as the apply service would have. A CREATED attempt
+(maybe not sent yet) is never looked up nor marked missing."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from brokerops.intent.schema import SignalStatus
 from orders.models import OrderAttempt, OrderEvent
@@ -115,3 +122,35 @@ def test_a_signal_whose_id_holds_a_nul_follows_its_order(broker, gateway, store)
     broker.fill_order(attempt.client_order_id)
     order_attempts_sync(gateway=gateway, store=store)
     assert store.get(signal_id).status is SignalStatus.ACTIVE
+
+
+def test_a_sync_never_looks_up_or_marks_missing_a_created_attempt(broker, gateway, store, settings):
+    settings.ORDER_GRACE_S = 0
+    store.put_documents(
+        [
+            (
+                "c2",
+                {
+                    "symbol": "AAPL",
+                    "side": "buy",
+                    "qty": "2",
+                    "order_type": "market",
+                    "status": "PENDING",
+                },
+            )
+        ]
+    )
+    OrderAttempt.objects.create(
+        client_order_id="bo-c2-entry",
+        signal_id="c2",
+        symbol="AAPL",
+        side="buy",
+        qty=2,
+        order_type="market",
+    )
+    OrderAttempt.objects.filter(signal_id="c2").update(
+        created_at=timezone.now() - timedelta(minutes=1)
+    )
+    result = order_attempts_sync(gateway=gateway, store=store)  # not sent yet: not listed
+    assert (result.missing, result.api_calls) == (0, 1)  # the list only, no look-up
+    assert OrderAttempt.objects.get(signal_id="c2").status == OrderAttempt.Status.CREATED
