@@ -7,6 +7,7 @@ a final attempt; the next order sync moves it as the apply service would have. A
 (maybe not sent yet) is never looked up nor marked missing."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -18,6 +19,8 @@ from orders.services import (
     order_attempts_sync,
     orders_submit_pending,
 )
+from orders.services.sync import SENDING_WINDOW, BrokerAnswer, SyncResult
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -154,3 +157,99 @@ def test_a_sync_never_looks_up_or_marks_missing_a_created_attempt(broker, gatewa
     result = order_attempts_sync(gateway=gateway, store=store)  # not sent yet: not listed
     assert (result.missing, result.api_calls) == (0, 1)  # the list only, no look-up
     assert OrderAttempt.objects.get(signal_id="c2").status == OrderAttempt.Status.CREATED
+
+
+# --- what one sync asks and reports ---------------------------------------------------------
+
+LIST = ("GET", "/v2/orders")
+LOOK_UP = ("GET", "/v2/orders:by_client_order_id")
+
+
+def open_attempt(signal_id, *, age=timedelta(hours=1), **fields):
+    fields.setdefault("status", "open")
+    fields.setdefault("broker_status", "new")
+    return factories.order_attempt(
+        client_order_id=f"bo-{signal_id}-entry",
+        signal_id=signal_id,
+        created_at=timezone.now() - age,
+        **fields,
+    )
+
+
+def test_the_counts_name_each_status_reached():
+    result = SyncResult(attempts_seen=4, orders_listed=9, api_calls=2, missing=1, unconfirmed=1)
+    result.changes.update({"filled": 2, "canceled": 1})
+    assert result.counts() == {
+        "attempts_seen": 4,
+        "orders_listed": 9,
+        "api_calls": 2,
+        "updated": 3,
+        "missing": 1,
+        "unconfirmed": 1,
+        "signals_followed": 0,
+        "now_canceled": 1,
+        "now_filled": 2,
+    }
+
+
+def test_each_attempt_gets_what_the_broker_answered_this_time(broker, gateway, store, settings):
+    settings.ORDER_GRACE_S = 600
+    listed = open_attempt("listed")
+    broker.seed_order("AAPL", 10, client_order_id="bo-listed-entry", status="filled")
+    gone = open_attempt("gone")
+    young = open_attempt("young", age=timedelta(seconds=5))
+    broker.reset_counters()
+
+    result = order_attempts_sync(gateway=gateway, store=store)
+
+    assert result.answers == {
+        listed.pk: BrokerAnswer(True, "filled", Decimal(10)),
+        gone.pk: BrokerAnswer(False),
+    }
+    assert young.pk not in result.answers  # too young to be absent: not asked
+    assert (result.attempts_seen, result.orders_listed, result.missing) == (3, 1, 1)
+    assert result.changes == {"filled": 1}
+    assert broker.counters() == {LIST: 1, LOOK_UP: 1}
+    assert OrderAttempt.objects.get(pk=young.pk).status == "open"
+
+
+def test_look_ups_past_the_budget_are_left_for_the_next_sync(broker, gateway, store, settings):
+    settings.RECONCILE_MAX_CONFIRMATIONS = 1
+    first, second = open_attempt("a1", age=timedelta(hours=2)), open_attempt("a2")
+
+    result = order_attempts_sync(gateway=gateway, store=store)
+
+    assert (result.missing, result.unconfirmed) == (1, 1)
+    assert OrderAttempt.objects.get(pk=first.pk).status == "missing"  # the oldest first
+    assert OrderAttempt.objects.get(pk=second.pk).status == "open"
+
+
+def test_a_sync_of_given_attempts_touches_only_those(broker, gateway, store):
+    asked = open_attempt("asked")
+    other = open_attempt("other")
+    for coid in ("bo-asked-entry", "bo-other-entry"):
+        broker.seed_order("AAPL", 10, client_order_id=coid, status="canceled")
+
+    result = order_attempts_sync(attempt_ids=[asked.pk], gateway=gateway, store=store)
+
+    assert result.attempts_seen == 1 and set(result.answers) == {asked.pk}
+    assert OrderAttempt.objects.get(pk=asked.pk).status == "canceled"
+    assert OrderAttempt.objects.get(pk=other.pk).status == "open"
+
+
+def test_a_created_attempt_older_than_the_sending_window_is_not_the_syncs(broker, gateway, store):
+    """It belongs to a process that died: the next claim resolves it by client_order_id."""
+    open_attempt("died", status="created", age=SENDING_WINDOW + timedelta(minutes=1))
+    broker.reset_counters()
+
+    result = order_attempts_sync(gateway=gateway, store=store)
+
+    assert result.attempts_seen == 0 and LIST not in broker.counters()
+
+
+def test_nothing_open_asks_the_broker_nothing(broker, gateway, store):
+    open_attempt("done", status="filled")
+    broker.reset_counters()
+    result = order_attempts_sync(gateway=gateway, store=store)
+    assert (result.attempts_seen, result.api_calls) == (0, 0)
+    assert broker.counters() == {}
