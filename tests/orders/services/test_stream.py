@@ -1,20 +1,30 @@
 """`orders.services.stream`: applying trade_updates events (docs/design.md section 14), without a
 network: the one apply path, idempotency by execution_id, stale events, one bad event never
-losing the others of its batch, broker prices stored exactly, the reconnect backoff. The
-consumer against the paper broker's real stream: tests/integration/test_trade_updates_stream.py.
+losing the others of its batch, broker prices stored exactly, the reconnect backoff, and the
+consumer's loop over scripted connections. The consumer against the paper broker's real
+stream: tests/integration/test_trade_updates_stream.py.
 """
 
 import dataclasses
 import random
+import threading
 from decimal import Decimal
 
 import pytest
 
+from brokerops.alpaca import BrokerRejected, BrokerUnavailable
+from brokerops.alpaca.errors import BrokerMalformedResponse
 from brokerops.alpaca.stream import parse_trade_update
 from brokerops.intent.schema import SignalStatus
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from orders.services import stream as stream_service
-from orders.services.stream import Applied, Backoff, StreamStats, trade_update_apply
+from orders.services.stream import (
+    Applied,
+    Backoff,
+    StreamStats,
+    trade_update_apply,
+    trade_updates_consume,
+)
 from tests import factories
 from tests.orders.services.helpers import fill, submitted_store, update
 
@@ -144,3 +154,79 @@ def test_a_fill_at_a_price_with_sixteen_decimals_is_stored_exactly():
     attempt = OrderAttempt.objects.get()
     assert attempt.filled_avg_price == Decimal(FINE)
     assert OrderAttempt.objects.filter(filled_avg_price=Decimal(FINE)).count() == 1
+
+
+# --- the consumer's loop ------------------------------------------------------------------------
+
+
+class ScriptedConnection:
+    """A stream connection that fails to open with ``refused``, or delivers ``batches`` and
+    then sets ``stop`` (what SIGTERM does) on its next, empty, batch."""
+
+    url = "ws://scripted/stream"
+
+    def __init__(self, stop, batches=(), refused=None):
+        self.stop, self.scripted, self.refused = stop, list(batches), refused
+        self.closed = False
+
+    def open(self):
+        if self.refused is not None:
+            raise self.refused
+
+    def batches(self, *, idle_s, max_size):
+        yield from self.scripted
+        self.stop.set()
+        yield []
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.django_db
+def test_the_consumer_reconnects_catches_up_and_applies_what_arrives(gateway):
+    store = submitted_store()
+    attempt = factories.order_attempt(
+        client_order_id="bo-sig1-entry", signal_id="sig1", status="open", broker_status="new"
+    )
+    stop = threading.Event()
+    connections = [
+        ScriptedConnection(stop, refused=BrokerUnavailable("a second connection is refused")),
+        ScriptedConnection(
+            stop, batches=[[update()], [BrokerMalformedResponse("malformed trade update")]]
+        ),
+    ]
+    made = iter(connections)
+    seen = []
+
+    stats = trade_updates_consume(
+        connect=lambda: next(made),
+        gateway=gateway,
+        store=store,
+        stop=stop,
+        backoff=Backoff(0.001, 0.002),
+        on_event=lambda u, outcome: seen.append((u.event, outcome)),
+    )
+
+    assert (stats.connects, stats.disconnects) == (1, 1)
+    assert "a second connection is refused" in stats.last_error
+    # One catch-up once listening, one more for what the malformed event said.
+    assert (stats.catch_ups, stats.events, stats.malformed) == (2, 1, 1)
+    assert seen == [("fill", Applied.CHANGED)] and stats.outcomes == {Applied.CHANGED: 1}
+    assert OrderAttempt.objects.get(pk=attempt.pk).status == "filled"
+    assert store.get("sig1").status is SignalStatus.ACTIVE
+    assert all(c.closed for c in connections)
+
+
+@pytest.mark.django_db
+def test_refused_keys_end_the_consumer(gateway):
+    stop = threading.Event()
+    refused = BrokerRejected("unauthorized", status=401, code=None, broker_message="")
+    with pytest.raises(BrokerRejected) as raised:
+        trade_updates_consume(
+            connect=lambda: ScriptedConnection(stop, refused=refused),
+            gateway=gateway,
+            store=submitted_store(),
+            stop=stop,
+            backoff=Backoff(0.001, 0.002),
+        )
+    assert raised.value is refused
