@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from brokerops.intent.local import LocalSignalStore
 from brokerops.intent.schema import SignalStatus
 from brokerops.intent.store import SignalStoreUnavailable
 from orders.models import OrderAttempt, OrderEvent
@@ -104,3 +105,31 @@ def test_a_store_failing_after_the_send_is_recorded_and_the_next_cycle_moves_the
         "bo-x1-entry": 1,
         "bo-x2-entry": 1,
     }
+
+
+def test_the_answer_is_recorded_once_per_signal_with_the_attempts_new_state(broker, gateway, store):
+    accepted = sent_not_finished(broker, gateway, store, "once")
+
+    moved = orders_accepted_finish(
+        accepted=[*accepted, *accepted], store=store, gateway=gateway, actor="test"
+    )
+
+    assert moved == 1
+    attempt = OrderAttempt.objects.get(signal_id="once")
+    assert attempt.status == Status.OPEN and attempt.submitted_at is not None
+    assert attempt.alpaca_order_id == accepted[0].order.id
+    kinds = list(attempt.events.order_by("created_at", "id").values_list("kind", flat=True))
+    assert kinds == [
+        OrderEvent.Kind.CREATED,
+        OrderEvent.Kind.REQUEST_SENT,
+        OrderEvent.Kind.RESPONSE,
+        OrderEvent.Kind.STATUS_CHANGED,
+        OrderEvent.Kind.SIGNAL_TRANSITION,
+    ]
+    assert store.get("once").status is SignalStatus.SUBMITTED
+
+
+def test_nothing_accepted_is_nothing_to_do(gateway):
+    store = LocalSignalStore()
+    assert orders_accepted_finish(accepted=[], store=store, gateway=gateway, actor="test") == 0
+    assert not OrderEvent.objects.exists()
