@@ -8,6 +8,7 @@ that fails there leaves the orders standing, says so on each attempt, and the ne
 the signals without sending anything again."""
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -133,3 +134,18 @@ def test_nothing_accepted_is_nothing_to_do(gateway):
     store = LocalSignalStore()
     assert orders_accepted_finish(accepted=[], store=store, gateway=gateway, actor="test") == 0
     assert not OrderEvent.objects.exists()
+
+
+def test_an_order_found_by_look_up_records_no_answer_of_ours(broker, gateway, store):
+    """Adopted (an earlier send landed): the look-up's LOOKUP event says what Alpaca has; there
+    was no answer to our request to record."""
+    (item,) = sent_not_finished(broker, gateway, store, "adopted")
+
+    orders_accepted_finish(
+        accepted=[replace(item, response=False)], store=store, gateway=gateway, actor="test"
+    )
+
+    attempt = OrderAttempt.objects.get(signal_id="adopted")
+    assert not attempt.events.filter(kind=OrderEvent.Kind.RESPONSE).exists()
+    assert attempt.events.filter(kind=OrderEvent.Kind.STATUS_CHANGED).exists()
+    assert store.get("adopted").status is SignalStatus.SUBMITTED
