@@ -110,3 +110,18 @@ class FillsDuringTheMove:
             self._apply_fill, apply_fill = None, self._apply_fill
             apply_fill()
         return self._store.transition_many(transitions)
+
+
+class CountingStore:
+    """The embedded store, noting the ids of each bulk read (``reads``)."""
+
+    def __init__(self):
+        self.store = LocalSignalStore()
+        self.reads: list[list[str]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def get_many(self, ids):
+        self.reads.append(list(ids))
+        return self.store.get_many(ids)

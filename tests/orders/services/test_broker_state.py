@@ -150,6 +150,11 @@ SIGNAL_AFTER = {
 }
 
 
+def sig1_attempt(**fields):
+    """The attempt of ``sig1`` (`submitted_store`'s signal): its order, 10 AAPL at market."""
+    return factories.order_attempt(client_order_id="bo-sig1-entry", signal_id="sig1", **fields)
+
+
 def served(broker, gateway, status, coid="bo-sig1-entry"):
     """The order as the paper broker serves it with ``status``, read through the real client."""
     filled = {"filled": Decimal("10"), "partially_filled": Decimal("4")}.get(status, Decimal(0))
@@ -162,9 +167,7 @@ def served(broker, gateway, status, coid="bo-sig1-entry"):
 def test_each_broker_status_moves_the_attempt_and_its_signal(broker, gateway, status):
     store = submitted_store()
     broker_order = served(broker, gateway, status)
-    attempt = factories.order_attempt(
-        client_order_id="bo-sig1-entry",
-        signal_id="sig1",
+    attempt = sig1_attempt(
         alpaca_order_id=broker_order.id,
         status="open",
         broker_status="new",
@@ -198,9 +201,7 @@ def test_each_broker_status_moves_the_attempt_and_its_signal(broker, gateway, st
 )
 def test_a_filled_attempt_never_reopens_whatever_open_status_comes_late(broker, gateway, status):
     store = submitted_store()
-    attempt = factories.order_attempt(
-        client_order_id="bo-sig1-entry",
-        signal_id="sig1",
+    attempt = sig1_attempt(
         status="filled",
         broker_status="filled",
         filled_qty=Decimal("10"),
@@ -226,9 +227,7 @@ def test_a_filled_attempt_never_reopens_whatever_open_status_comes_late(broker, 
 @pytest.mark.django_db
 def test_an_attempt_marked_missing_cancels_its_signal_and_says_why():
     store = submitted_store()
-    attempt = factories.order_attempt(
-        client_order_id="bo-sig1-entry", signal_id="sig1", status="open", broker_status="new"
-    )
+    attempt = sig1_attempt(status="open", broker_status="new")
 
     (change,) = order_attempts_mark_missing(
         attempts=[attempt], store=store, actor="sync", why="gone by hand"
@@ -290,9 +289,7 @@ def test_an_exit_legs_end_moves_no_signal():
 @pytest.mark.django_db
 def test_a_canceled_order_that_filled_in_part_leaves_its_signal_active_with_what_it_got():
     store = submitted_store()
-    attempt = factories.order_attempt(
-        client_order_id="bo-sig1-entry",
-        signal_id="sig1",
+    attempt = sig1_attempt(
         status="canceled",
         alpaca_order_id="order-1",
         filled_qty=Decimal("4.500"),
@@ -316,9 +313,7 @@ def test_a_signal_rewritten_to_ask_for_another_order_never_takes_this_ones_fill(
     store = submitted_store()
     rewritten = {"symbol": "MSFT", "side": "buy", "qty": "10", "order_type": "market"}
     store.put_documents([("sig1", rewritten | {"status": "SUBMITTED"})])
-    attempt = factories.order_attempt(
-        client_order_id="bo-sig1-entry", signal_id="sig1", status="filled", filled_qty=10
-    )
+    attempt = sig1_attempt(status="filled", filled_qty=10)
 
     outcomes = signals_follow_attempts([attempt], store=store, actor="sync")
 

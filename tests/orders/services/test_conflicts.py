@@ -48,6 +48,18 @@ def at_broker(broker, gateway, *, status="new", signal_id="k1", **attempt_fields
     return attempt, order
 
 
+def undo(attempt, order, gateway, why="withdrawn"):
+    """`order_undo` of the attempt's order as the order cycle calls it."""
+    return order_undo(
+        attempt=attempt,
+        order_id=order.id,
+        gateway=gateway,
+        store=LocalSignalStore(),
+        actor="order-cycle",
+        why=why,
+    )
+
+
 def test_the_reason_names_the_one_order_and_what_the_document_asks_instead():
     attempt = OrderAttempt(
         client_order_id="bo-k-entry",
@@ -73,14 +85,7 @@ def test_the_reason_names_the_one_order_and_what_the_document_asks_instead():
 def test_an_open_order_is_canceled_and_the_attempt_takes_its_end(broker, gateway):
     attempt, order = at_broker(broker, gateway)
 
-    assert order_undo(
-        attempt=attempt,
-        order_id=order.id,
-        gateway=gateway,
-        store=LocalSignalStore(),
-        actor="order-cycle",
-        why="nobody asks for it",
-    )
+    assert undo(attempt, order, gateway, why="nobody asks for it")
 
     assert broker.order("bo-k1-entry")["status"] == "canceled"
     stored = OrderAttempt.objects.get(pk=attempt.pk)
@@ -96,14 +101,7 @@ def test_an_attempt_final_already_is_not_undone_and_nothing_is_sent(broker, gate
     attempt.status = OrderAttempt.Status.FILLED
     broker.reset_counters()
 
-    undone = order_undo(
-        attempt=attempt,
-        order_id=order.id,
-        gateway=gateway,
-        store=LocalSignalStore(),
-        actor="order-cycle",
-        why="withdrawn",
-    )
+    undone = undo(attempt, order, gateway)
 
     assert not undone and DELETE not in broker.counters()
     (error,) = attempt.events.filter(kind=Kind.ERROR).values_list("message", flat=True)
@@ -116,14 +114,7 @@ def test_an_order_that_filled_before_its_cancel_is_recorded_and_keeps_its_fill(b
     attempt, order = at_broker(broker, gateway, signal_id="k3")
     broker.fill_order("bo-k3-entry")
 
-    undone = order_undo(
-        attempt=attempt,
-        order_id=order.id,
-        gateway=gateway,
-        store=LocalSignalStore(),
-        actor="order-cycle",
-        why="withdrawn",
-    )
+    undone = undo(attempt, order, gateway)
 
     assert not undone
     stored = OrderAttempt.objects.get(pk=attempt.pk)

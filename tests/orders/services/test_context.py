@@ -14,7 +14,7 @@ from brokerops.intent.schema import Signal, SignalStatus
 from orders.services import context as context_module
 from orders.services.context import REREAD_MAX_AGE_S, SignalReread, submit_context_open
 from tests.integration.conftest import gateway_for
-from tests.orders.services.helpers import pending_doc
+from tests.orders.services.helpers import CountingStore, pending_doc
 
 pytestmark = pytest.mark.django_db
 TRADES = ("GET", "/v2/stocks/trades/latest")
@@ -109,21 +109,6 @@ def test_refused_keys_stop_the_call_before_anything_is_decided(broker):
 
 
 # --- the re-read before each request --------------------------------------------------------
-
-
-class CountingStore:
-    """The embedded store, counting the ids of each bulk read."""
-
-    def __init__(self):
-        self.store = LocalSignalStore()
-        self.reads: list[list[str]] = []
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-    def get_many(self, ids):
-        self.reads.append(list(ids))
-        return self.store.get_many(ids)
 
 
 @pytest.fixture

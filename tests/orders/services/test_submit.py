@@ -11,32 +11,16 @@ import pytest
 
 from audit.models import ChainHead
 from brokerops.alpaca import BrokerRejected
-from brokerops.intent.local import LocalSignalStore
 from brokerops.intent.schema import SignalStatus
 from orders.models import OrderAttempt, OrderEvent
 from orders.services import submit as submit_module
 from orders.services.outcomes import Outcome, SubmitResult
 from orders.services.submit import order_signals_submit, order_submit, orders_submit_pending
-from tests.orders.services.helpers import pending_doc
+from tests.orders.services.helpers import CountingStore, pending_doc
 
 pytestmark = pytest.mark.django_db
 Kind = OrderEvent.Kind
 POST = ("POST", "/v2/orders")
-
-
-class CountingStore:
-    """The embedded store, counting the ids of each bulk read."""
-
-    def __init__(self):
-        self.store = LocalSignalStore()
-        self.reads: list[list[str]] = []
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-    def get_many(self, ids):
-        self.reads.append(list(ids))
-        return self.store.get_many(ids)
 
 
 @pytest.fixture

@@ -2,15 +2,15 @@
 source of PENDING documents instead of a store's listener: each document is sent through the
 cycle's own code on a worker thread, its outcome reported once its post-send work is done; a
 lost connection is replaced after the backoff; an outcome that is not final is retried, up to
-`RETRY_LIMIT` times; refused keys end the watch. The watcher against real listeners, both
-stores and the command: tests/integration/test_watch_signals.py."""
+`RETRY_LIMIT` times; refused keys end the watch. The watch runs in the test's thread until the
+source, once the test's condition holds, asks it to stop (what SIGTERM does). The watcher
+against real listeners, both stores and the command: tests/integration/test_watch_signals.py."""
 
-import queue
-import threading
+import time
 from decimal import Decimal
+from threading import Event
 
 import pytest
-from django.db import connections
 
 from brokerops.alpaca import AlpacaGateway, BrokerRejected, NullLimiter
 from brokerops.intent.local import LocalSignalStore
@@ -23,19 +23,21 @@ from orders.services.outcomes import Outcome
 from orders.services.stream import Backoff
 from orders.services.watch import WatchStats, _is_pending, signals_watch
 from tests.orders.services.helpers import pending_doc
-from tests.waiting import wait_for
+from tests.waiting import TIMEOUT_S
 
 pytestmark = pytest.mark.django_db(transaction=True)  # workers use their own connections
 
 
 class ScriptedSource(PendingSource):
-    """Documents handed over by the test; ``fail_opens`` connections fail before one opens."""
+    """Hands over ``docs`` one by one, then stops the watch once ``until()`` holds (or, a
+    failure of the test, after `TIMEOUT_S`). ``fail_opens`` connections fail to open first."""
 
-    def __init__(self, fail_opens: int = 0):
-        self.docs: queue.Queue = queue.Queue()
-        self.fail_opens = fail_opens
-        self.opened = 0
-        self.closed = 0
+    def __init__(self, docs=(), *, until=lambda: True, fail_opens=0):
+        self.docs, self.until, self.fail_opens = list(docs), until, fail_opens
+        self.stop = Event()
+        self.deadline = time.monotonic() + TIMEOUT_S
+        self.timed_out = False
+        self.opened = self.closed = 0
 
     def open(self):
         if self.fail_opens:
@@ -44,10 +46,13 @@ class ScriptedSource(PendingSource):
         self.opened += 1
 
     def take(self, timeout_s):
-        try:
-            return [self.docs.get(timeout=timeout_s)]
-        except queue.Empty:
-            return []
+        if self.docs:
+            return [self.docs.pop(0)]
+        self.timed_out = time.monotonic() > self.deadline
+        if self.until() or self.timed_out:
+            self.stop.set()
+        self.stop.wait(min(timeout_s, 0.01))
+        return []
 
     def close(self):
         self.closed += 1
@@ -60,51 +65,26 @@ class ScriptedSource(PendingSource):
         return {}
 
 
-class Watching:
-    """`signals_watch` on a thread, over one scripted source, until the block ends."""
-
-    def __init__(self, gateway, store, source, *, outcomes=None):
-        self.stop = threading.Event()
-        self.stats = WatchStats()
-        self.outcomes = [] if outcomes is None else outcomes
-        self.error = None
-        self.store = store
-        self._thread = threading.Thread(
-            target=self._run,
-            kwargs=dict(
-                source=lambda: source,
-                gateway=gateway,
-                store=store,
-                stop=self.stop,
-                workers=1,
-                backoff=Backoff(0.01, 0.02),
-                on_outcome=self.outcomes.append,
-                stats=self.stats,
-            ),
-            daemon=True,
-        )
-
-    def _run(self, **kwargs):
-        try:
-            signals_watch(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - the test reads it
-            self.error = exc
-        finally:
-            connections.close_all()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "the watcher did not stop"
+def watch(gateway, store, source, *, outcomes=None, stats=None) -> WatchStats:
+    """`signals_watch` over ``source`` (one worker) until the source stops it."""
+    stats = signals_watch(
+        source=lambda: source,
+        gateway=gateway,
+        store=store,
+        stop=source.stop,
+        workers=1,
+        backoff=Backoff(0.01, 0.02),
+        on_outcome=(outcomes if outcomes is not None else []).append,
+        stats=stats,
+    )
+    assert not source.timed_out, "the test's condition never held"
+    return stats
 
 
-def put(store, source, signal_id, **fields):
+def pending(store, signal_id, **fields):
+    """A PENDING document written to ``store``, as the source would hand it over."""
     store.put_documents([(signal_id, pending_doc(**fields))])
-    source.docs.put(store.get(signal_id))
+    return store.get(signal_id)
 
 
 class Reporting(list):
@@ -123,53 +103,53 @@ class Reporting(list):
 
 
 def test_a_document_from_the_source_is_sent_and_reported_after_its_post_send_work(broker, gateway):
-    store, source = LocalSignalStore(), ScriptedSource()
-    reported = Reporting(store)
-    with Watching(gateway, store, source, outcomes=reported) as watching:
-        put(store, source, "w1")
-        wait_for(lambda: watching.stats.outcomes, what="the outcome")
+    store = LocalSignalStore()
+    reported, stats = Reporting(store), WatchStats()
+    source = ScriptedSource([pending(store, "w1")], until=lambda: stats.outcomes)
 
-    assert watching.error is None
+    watch(gateway, store, source, outcomes=reported, stats=stats)
+
     assert [(o.signal_id, o.outcome) for o in reported] == [("w1", Outcome.SUBMITTED)]
     assert reported.then == [SignalStatus.SUBMITTED]  # reported once its post-send work is done
-    assert (watching.stats.connects, watching.stats.documents) == (1, 1)
-    assert watching.stats.outcomes == {"submitted": 1}
+    assert (stats.connects, stats.documents) == (1, 1)
+    assert stats.outcomes == {"submitted": 1}
     assert broker.order("bo-w1-entry") is not None and len(broker.orders()) == 1
     assert source.closed == 1
 
 
 def test_a_connection_that_cannot_open_is_tried_again_after_the_backoff(broker, gateway):
-    store, source = LocalSignalStore(), ScriptedSource(fail_opens=2)
-    with Watching(gateway, store, source) as watching:
-        wait_for(lambda: source.opened, what="the third connection")
-        put(store, source, "w2")
-        wait_for(lambda: watching.stats.outcomes, what="the outcome")
+    store, stats = LocalSignalStore(), WatchStats()
+    source = ScriptedSource([pending(store, "w2")], until=lambda: stats.outcomes, fail_opens=2)
 
-    assert (watching.stats.disconnects, watching.stats.connects) == (2, 1)
-    assert "SignalStoreUnavailable: the store is down" in watching.stats.last_error
-    assert watching.stats.outcomes == {"submitted": 1}
+    watch(gateway, store, source, stats=stats)
+
+    assert (stats.disconnects, stats.connects) == (2, 1)
+    assert "SignalStoreUnavailable: the store is down" in stats.last_error
+    assert stats.outcomes == {"submitted": 1}
+
+
+@pytest.fixture
+def unpriced(broker, settings, monkeypatch):
+    """Every order DEFERRED (no market price to check the max notional against), its retries
+    due at once."""
+    monkeypatch.setattr(watch_module, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(watch_module, "RETRY_MAX_S", 0.02)
+    settings.ORDER_MAX_NOTIONAL = Decimal("100000")
+    broker.set_market_data("AAPL", None)
 
 
 def test_an_outcome_not_final_is_retried_then_left_to_the_cycle(
-    broker, gateway, settings, monkeypatch, caplog
+    broker, gateway, unpriced, monkeypatch, caplog
 ):
-    """Without a market price the order cannot be checked: DEFERRED, read again later and,
-    still PENDING, retried; after `RETRY_LIMIT` retries the beat's cycle takes it."""
-    monkeypatch.setattr(watch_module, "RETRY_FIRST_S", 0.01)
-    monkeypatch.setattr(watch_module, "RETRY_MAX_S", 0.02)
     monkeypatch.setattr(watch_module, "RETRY_LIMIT", 2)
-    settings.ORDER_MAX_NOTIONAL = Decimal("100000")
-    broker.set_market_data("AAPL", None)
-    store, source = LocalSignalStore(), ScriptedSource()
-    with Watching(gateway, store, source) as watching:
-        put(store, source, "w3")
-        wait_for(
-            lambda: "'w3' still not sent after 2 retries; the order cycle takes it" in caplog.text,
-            what="the watcher to give the signal up",
-        )
+    store, outcomes = LocalSignalStore(), []
+    given_up = "'w3' still not sent after 2 retries; the order cycle takes it"
+    source = ScriptedSource([pending(store, "w3")], until=lambda: given_up in caplog.text)
 
-    assert [o.outcome for o in watching.outcomes] == [Outcome.DEFERRED] * 3  # 1 try, 2 retries
-    assert watching.stats.retries == 2
+    stats = watch(gateway, store, source, outcomes=outcomes)
+
+    assert [o.outcome for o in outcomes] == [Outcome.DEFERRED] * 3  # 1 try, 2 retries
+    assert stats.retries == 2
     assert store.get("w3").status is SignalStatus.PENDING
     assert OrderAttempt.objects.get(signal_id="w3").status == OrderAttempt.Status.CREATED
     assert broker.orders() == []
@@ -190,14 +170,8 @@ class ReadsNoted:
         return self.store.get(signal_id)
 
 
-def test_a_signal_no_longer_pending_when_its_retry_is_due_is_not_retried(
-    broker, gateway, settings, monkeypatch
-):
-    monkeypatch.setattr(watch_module, "RETRY_FIRST_S", 0.01)
-    monkeypatch.setattr(watch_module, "RETRY_MAX_S", 0.02)
-    settings.ORDER_MAX_NOTIONAL = Decimal("100000")
-    broker.set_market_data("AAPL", None)  # DEFERRED: a retry is scheduled
-    store, source = ReadsNoted(), ScriptedSource()
+def test_a_signal_no_longer_pending_when_its_retry_is_due_is_not_retried(broker, gateway, unpriced):
+    store = ReadsNoted()
 
     def withdraw(outcome):
         store.store.transition(
@@ -208,12 +182,12 @@ def test_a_signal_no_longer_pending_when_its_retry_is_due_is_not_retried(
         )
 
     reported = Reporting(store.store, on_first=withdraw)
-    with Watching(gateway, store, source, outcomes=reported) as watching:
-        put(store.store, source, "w4")
-        wait_for(lambda: "w4" in store.got, what="the retry's read of the signal")
+    source = ScriptedSource([pending(store.store, "w4")], until=lambda: "w4" in store.got)
+
+    stats = watch(gateway, store, source, outcomes=reported)
 
     assert [o.outcome for o in reported] == [Outcome.DEFERRED]
-    assert watching.stats.retries == 0
+    assert stats.retries == 0
     assert store.get("w4").status is SignalStatus.CANCELED
 
 
@@ -221,12 +195,13 @@ def test_refused_keys_end_the_watch(broker):
     bad = AlpacaGateway(
         api_key="wrong", secret_key="wrong", base_url=broker.base_url, limiter=NullLimiter()
     )
-    store, source = LocalSignalStore(), ScriptedSource()
-    with Watching(bad, store, source) as watching:
-        put(store, source, "w5")
-        wait_for(lambda: watching.error is not None, what="the watch to end")
+    store = LocalSignalStore()
+    source = ScriptedSource([pending(store, "w5")], until=lambda: False)
 
-    assert isinstance(watching.error, BrokerRejected) and watching.error.status == 401
+    with pytest.raises(BrokerRejected) as raised:
+        watch(bad, store, source)
+
+    assert raised.value.status == 401 and not source.timed_out
     assert store.get("w5").status is SignalStatus.PENDING
     bad.close()
 
