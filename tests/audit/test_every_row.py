@@ -24,7 +24,7 @@ from reconciliation.models import MismatchSignal, ReconciliationRun, RunEvent
 from reconciliation.records import run_event_record
 from tests import factories
 from tests.audit._trail import write_trail
-from tests.orders.test_trade_updates import update
+from tests.orders.services.helpers import update
 from tests.workspace.helpers import record_mismatch
 
 pytestmark = pytest.mark.django_db

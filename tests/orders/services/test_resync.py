@@ -1,5 +1,6 @@
-"""An operator's re-sync leaves its outcome on each attempt (docs/design.md section 7): who asked
-and what the broker said (status changed, unchanged, order not found, broker unavailable)."""
+"""`orders.services.resync`: an operator's re-sync leaves its outcome on each attempt
+(docs/design.md section 7): who asked and what the broker said (status changed, unchanged, order
+not found, broker unavailable)."""
 
 from datetime import timedelta
 
@@ -12,7 +13,11 @@ from brokerops.intent.local import LocalSignalStore
 from brokerops.sim import PaperBroker
 from orders.models import OrderAttempt, OrderEvent
 from orders.services import sync as sync_module
-from orders.services.resync import ResyncResult, order_attempts_resync
+from orders.services.resync import (
+    ResyncResult,
+    order_attempts_request_resync,
+    order_attempts_resync,
+)
 from tests import factories
 from tests.integration.conftest import KEY_ID, SECRET, gateway_for
 
@@ -149,3 +154,25 @@ def test_a_resync_quotes_the_status_the_broker_answered_this_time(broker):
     order_attempts_resync(attempt_ids=[listed.pk], actor="olga")
 
     assert "Alpaca says new, filled 0" in outcome_of(listed).message
+
+
+def test_a_request_records_who_asked_on_each_attempt_then_resyncs_exactly_those(broker):
+    asked = [attempt(client_order_id=f"bo-rq{i}-entry", signal_id=f"rq{i}") for i in (1, 2)]
+    other = attempt(client_order_id="bo-rq3-entry", signal_id="rq3")
+
+    count = order_attempts_request_resync(
+        attempt_ids=[a.pk for a in asked] + [987654], actor="olga"
+    )
+
+    assert count == 2  # an id that names no attempt is not one
+    for a in asked:
+        kinds = list(a.events.order_by("created_at", "id").values_list("kind", "actor"))
+        assert kinds[0] == (Kind.RESYNC_REQUESTED, "olga")
+        assert kinds[-1] == (Kind.RESYNC_OUTCOME, "olga")
+        assert outcome_of(a).payload == {"result": "not_found", "requested_by": "olga"}
+    assert not other.events.exists()
+
+
+def test_a_resync_of_nothing_records_nothing(broker):
+    assert order_attempts_resync(attempt_ids=[987654], actor="olga") == []
+    assert not OrderEvent.objects.exists()
