@@ -10,11 +10,17 @@ At 100,000 positions and 200,000 orders the reads are what a run costs, so what 
 the diff as it is (positions, order summaries, parsed signals: no copy per item), orders are held
 as summaries (each whole order, ``raw`` included, is parsed again only when a repair asks for
 it), and closed attempts are passed as a set of ids.
+
+A run is one account's (docs/design.md section 16): its broker (the gateway it is handed), its
+attempts, its client_order_id prefix, and the signals of its :class:`AccountScope`. A signal whose
+order another account sent (its ``account`` changed afterwards) is a move, not intent to compare:
+both accounts' runs report it (:class:`MovedSignalFact`) and neither repairs it; the order stays
+with the account that sent it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,13 +31,13 @@ from django.conf import settings
 from django.db import connections, router
 
 from brokerops.alpaca import Order, symbol_key
-from brokerops.intent.schema import Signal, SignalStatus
-from brokerops.intent.store import SignalStore
+from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, audit_signal_id
+from brokerops.intent.store import AccountScope, SignalRead, SignalStore
 from orders import lifecycle
 from orders.models import OrderAttempt
 from orders.pairing import orders_read_after
 
-from .diff import AttemptFact, DiffInput, InvalidSignalFact
+from .diff import AttemptFact, DiffInput, InvalidSignalFact, MovedSignalFact
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway, CallCount
@@ -53,10 +59,18 @@ class RunFacts:
 
 
 def reconciliation_facts_read(
-    *, gateway: AlpacaGateway, store: SignalStore, calls: CallCount, now: datetime
+    *,
+    gateway: AlpacaGateway,
+    store: SignalStore,
+    calls: CallCount,
+    now: datetime,
+    scope: AccountScope,
 ) -> RunFacts:
-    """Read both sides in bulk (see the module docstring); raises on any failed read."""
-    attempts = _open_attempts()
+    """Read both sides of ``scope``'s account in bulk (see the module docstring); raises on any
+    failed read."""
+    account = scope.name
+    prefix = scope.accounts.get(account).client_order_id_prefix
+    attempts = _open_attempts(account)
     after = orders_read_after(
         oldest_attempt_at=min((a.created_at for a in attempts), default=None),
         now=now,
@@ -65,24 +79,32 @@ def reconciliation_facts_read(
     with ThreadPoolExecutor(2, initializer=calls.include_current_thread) as pool:
         positions_read = pool.submit(gateway.list_positions)
         orders_read = pool.submit(gateway.list_order_summaries, status="all", after=after)
-        read = store.read(statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
+        # The whole read, kept to the account below (read_for's selection): the other
+        # accounts' signals are looked at only for those our attempts were sent for.
+        everyone = store.read(statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
         positions, orders = positions_read.result(), orders_read.result()
+    read = scope.select(everyone)
+    elsewhere = _signals_elsewhere(everyone, scope)
+    del everyone
 
-    prefix = f"{settings.CLIENT_ORDER_ID_PREFIX}-"
-    recorded = _recorded_client_order_ids(
-        o.client_order_id for o in orders if o.client_order_id.startswith(prefix)
-    )
+    ours = [o.client_order_id for o in orders if o.client_order_id.startswith(f"{prefix}-")]
+    recorded, sent_here = _recorded_client_order_ids(ours, with_signals=bool(elsewhere))
+    moved = _moved_away(attempts, sent_here, elsewhere, account)
+    moved += _moved_here(read.signals, account, several_accounts=len(scope.accounts) > 1)
+    arrived = {fact.signal_id for fact in moved if fact.named == account}
+    signals = [s for s in read.signals if s.id not in arrived] if arrived else read.signals
     diff_input = DiffInput(
         # Compared as read: positions, order summaries and parsed signals have the fields the
         # diff reads (300,000 copies fewer, for the allocator and the garbage collector).
         positions=positions,
         orders=orders,
-        signals=read.signals,
+        signals=signals,
         invalid_signals=[InvalidSignalFact(i.id, tuple(i.reasons)) for i in read.invalid],
         attempts=attempts,
         # Closed attempts matter only to tell "ours" from "unknown": the diff gets their ids.
         recorded_client_order_ids=recorded,
-        client_order_id_prefix=settings.CLIENT_ORDER_ID_PREFIX,
+        client_order_id_prefix=prefix,
+        moved_signals=moved,
         now=now,
         grace=timedelta(seconds=settings.ORDER_GRACE_S),
         crypto_fee_tolerance_bps=Decimal(settings.CRYPTO_FEE_TOLERANCE_BPS),
@@ -90,15 +112,15 @@ def reconciliation_facts_read(
     return RunFacts(
         diff_input=diff_input,
         orders_by_client_id=orders.by_client_order_id(),
-        signals_by_id={s.id: s for s in read.signals},
+        signals_by_id={s.id: s for s in signals},
         positions_seen=len(positions),
         orders_seen=len(orders),
         signals_seen=len(read),
     )
 
 
-def _open_attempts() -> list[AttemptFact]:
-    rows = OrderAttempt.objects.filter(status__in=lifecycle.AT_BROKER).values_list(
+def _open_attempts(account: str) -> list[AttemptFact]:
+    rows = OrderAttempt.objects.filter(account=account, status__in=lifecycle.AT_BROKER).values_list(
         "client_order_id",
         "symbol",
         "status",
@@ -121,21 +143,102 @@ def _open_attempts() -> list[AttemptFact]:
     ]
 
 
-def _recorded_client_order_ids(candidates: Iterable[str]) -> set[str]:
-    """Which of these client_order_ids we have attempts for (in batches of ids).
+def _recorded_client_order_ids(
+    candidates: list[str], *, with_signals: bool
+) -> tuple[set[str], list[tuple[str, str, str]]]:
+    """Which of these client_order_ids we have attempts for (in batches of ids), and, when
+    ``with_signals``, those attempts' (client_order_id, signal_id, symbol).
 
     Plain SQL on the indexed column: the ORM's ``__in`` look-up prepares each of 100,000 ids
     one by one and costs more than the queries themselves."""
-    candidates = list(candidates)
     found: set[str] = set()
-    table = OrderAttempt._meta.db_table
-    column = OrderAttempt._meta.get_field("client_order_id").column
+    rows: list[tuple[str, str, str]] = []
+    meta = OrderAttempt._meta
     connection = connections[router.db_for_read(OrderAttempt)]
-    name, column = connection.ops.quote_name(table), connection.ops.quote_name(column)
-    select = f"SELECT {column} FROM {name} WHERE {column} IN "  # noqa: S608 - model's names
+    quote = connection.ops.quote_name
+    fields = ("client_order_id", "signal_id", "symbol") if with_signals else ("client_order_id",)
+    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
+    key = quote(meta.get_field("client_order_id").column)
+    select = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {key} IN "  # noqa: S608 - model's names
     with connection.cursor() as cursor:
         for start in range(0, len(candidates), _ID_BATCH):
             batch = candidates[start : start + _ID_BATCH]
             cursor.execute(select + "(" + ", ".join(["%s"] * len(batch)) + ")", batch)
-            found.update(row[0] for row in cursor.fetchall())
-    return found
+            fetched = cursor.fetchall()
+            found.update(row[0] for row in fetched)
+            if with_signals:
+                rows += fetched
+    return found, rows
+
+
+# --- Signals moved between accounts after their order was sent (docs/design.md section 16) ----
+
+
+def _signals_elsewhere(read: SignalRead, scope: AccountScope) -> dict[str, tuple[str, str]]:
+    """The signals of the read that belong to another configured account: their audit id ->
+    (their id, that account). Empty in a deployment of one account."""
+    if len(scope.accounts) < 2:
+        return {}
+    elsewhere: dict[str, tuple[str, str]] = {}
+    items: list[Signal | InvalidSignal] = [*read.signals, *read.invalid]
+    for item in items:
+        owner = scope.owner(item)
+        if owner is not None and owner != scope.name:
+            elsewhere[audit_signal_id(item.id)] = (item.id, owner)
+    return elsewhere
+
+
+def _moved_away(
+    attempts: list[AttemptFact],
+    sent_here: list[tuple[str, str, str]],
+    elsewhere: dict[str, tuple[str, str]],
+    account: str,
+) -> list[MovedSignalFact]:
+    """This account's attempts (open, or whose order the broker listed) whose signal now belongs
+    to another account."""
+    if not elsewhere:
+        return []
+    moved: dict[str, MovedSignalFact] = {}
+    candidates = [(a.client_order_id, a.signal_id, a.symbol_key) for a in attempts]
+    for client_order_id, signal_id, symbol in [*candidates, *sent_here]:
+        if signal_id in elsewhere and client_order_id not in moved:
+            store_id, named = elsewhere[signal_id]
+            moved[client_order_id] = MovedSignalFact(
+                signal_id=store_id,
+                symbol_key=symbol_key(symbol),
+                client_order_id=client_order_id,
+                sent_by=account,
+                named=named,
+            )
+    return list(moved.values())
+
+
+def _moved_here(
+    signals: list[Signal], account: str, *, several_accounts: bool
+) -> list[MovedSignalFact]:
+    """This account's signals whose order another account sent (one query per batch of ids,
+    on the indexed column; none in a deployment of one account)."""
+    if not several_accounts or not signals:
+        return []
+    by_audit_id = {audit_signal_id(s.id): s for s in signals}
+    ids = list(by_audit_id)
+    moved = []
+    for start in range(0, len(ids), _ID_BATCH):
+        rows = (
+            OrderAttempt.objects.filter(signal_id__in=ids[start : start + _ID_BATCH])
+            .exclude(account=account)
+            .order_by("signal_id", "leg")
+            .values_list("signal_id", "account", "client_order_id")
+        )
+        for signal_id, sent_by, client_order_id in rows:
+            signal = by_audit_id[signal_id]
+            moved.append(
+                MovedSignalFact(
+                    signal_id=signal.id,
+                    symbol_key=signal.symbol_key,
+                    client_order_id=client_order_id,
+                    sent_by=sent_by,
+                    named=account,
+                )
+            )
+    return moved

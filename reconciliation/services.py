@@ -12,6 +12,11 @@ records the heads of the audit chains (:func:`audit.services.chain_heads_record`
   the repair's outcome after, so no repair ever happens without its audit row;
 - :mod:`reconciliation.repairs` applies the repairs, one handler per kind;
 - :mod:`reconciliation.report` gives a finished run as JSON (``manage.py reconcile --json``).
+
+A run is one account's (docs/design.md section 16): its broker, its signals (the account's
+:class:`~brokerops.intent.store.AccountScope`), its attempts, under its own single-flight lock
+(:func:`run_lock_name`); every row it writes carries the account. Runs of different accounts run
+side by side; one account's failure (broker down, keys refused) is that account's run's only.
 """
 
 from __future__ import annotations
@@ -27,15 +32,18 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import chain_heads_record
 from brokerops import metrics
+from brokerops.accounts import DEFAULT_ACCOUNT
 from brokerops.alpaca import broker_gateway
+from brokerops.alpaca.accounts import account_or_default
 from brokerops.intent.factory import get_signal_store
-from brokerops.intent.store import SignalStore
+from brokerops.intent.store import AccountScope, SignalStore
 from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
 from brokerops.text import db_text
@@ -59,6 +67,7 @@ if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
+#: The single-flight lock of an account's runs is this name, ":" and the account's.
 LOCK_NAME = "reconciliation"
 #: A rerun still QUEUED this long after it was asked for lost its task (see _fail_abandoned_runs).
 QUEUED_RUN_EXPIRY_S = 3600
@@ -71,6 +80,22 @@ class ReconciliationFailed(Exception):
     """A run could not complete; the run row holds the error."""
 
 
+def _account_name(account: str | None) -> str:
+    """The name of ``account`` (the default account's when None). An unknown name raises
+    :class:`KeyError`, no default account :class:`LookupError`; a bad configuration (keys half
+    set) is left to the run to record as its failure, as before accounts."""
+    try:
+        return account_or_default(account).name
+    except ImproperlyConfigured:
+        return account or DEFAULT_ACCOUNT
+
+
+def run_lock_name(account: str) -> str:
+    """The single-flight lock of ``account``'s runs: one account's runs never overlap, and a
+    worker that dies frees only its account's lock."""
+    return f"{LOCK_NAME}:{account}"
+
+
 def reconciliation_run(
     *,
     trigger: str,
@@ -79,17 +104,23 @@ def reconciliation_run(
     dry_run: bool = False,
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
+    account: str | None = None,
 ) -> ReconciliationRun:
-    """Run one reconciliation now, in this process; returns its (finished) run row.
+    """Run one reconciliation of ``account`` (the default account when None) now, in this
+    process; returns its (finished) run row.
 
-    Single-flight across workers: when another run holds the lock, a SKIPPED row is recorded
-    and returned. A run that raised is recorded FAILED with the error (and the exception is not
-    re-raised: the row is the result). ``dry_run`` reports without repairing anything.
+    Single-flight across workers, per account: when another run of the account holds its lock,
+    a SKIPPED row is recorded and returned. A run that raised is recorded FAILED with the error
+    (and the exception is not re-raised: the row is the result). ``dry_run`` reports without
+    repairing anything. An unknown account raises :class:`KeyError` naming the known ones
+    (nothing is recorded); ``gateway`` is then the account's broker (tests pass their own).
     """
+    name = _account_name(account)
     requested_by = None
     if requested_by_id is not None:
         requested_by = get_user_model().objects.filter(pk=requested_by_id).first()
     fields = dict(
+        account=name,
         trigger=trigger,
         requested_by=requested_by,
         requested_by_username=requested_by.get_username() if requested_by else "",
@@ -98,14 +129,14 @@ def reconciliation_run(
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )
     try:
-        with single_flight(LOCK_NAME) as acquired:
+        with single_flight(run_lock_name(name)) as acquired:
             if not acquired:
                 return _closed_run(
                     fields,
                     ReconciliationRun.Status.SKIPPED,
-                    "another reconciliation run holds the lock",
+                    f"another reconciliation run of account {name!r} holds the lock",
                 )
-            _fail_abandoned_runs()
+            _fail_abandoned_runs(name)
             with transaction.atomic():
                 run = ReconciliationRun.objects.create(
                     **fields, status=ReconciliationRun.Status.RUNNING
@@ -126,6 +157,7 @@ ACTOR = "reconciliation"
 
 def _started_payload(run: ReconciliationRun) -> dict:
     return {
+        "account": run.account,
         "trigger": run.trigger,
         "dry_run": run.dry_run,
         "requested_by": run.requested_by_username,
@@ -181,10 +213,11 @@ def _run_ended(run: ReconciliationRun) -> None:
     run_finished.send_robust(sender=ReconciliationRun, run=run)
 
 
-def _fail_abandoned_runs() -> None:
-    """We hold the lock, so any run still RUNNING belongs to a worker that died; a run QUEUED
-    for longer than :data:`QUEUED_RUN_EXPIRY_S` had its task message lost (it would otherwise
-    show "queued" for ever). Both are closed FAILED with an ``abandoned`` event."""
+def _fail_abandoned_runs(account: str) -> None:
+    """We hold ``account``'s lock, so any run of the account still RUNNING belongs to a worker
+    that died; a run QUEUED for longer than :data:`QUEUED_RUN_EXPIRY_S` had its task message
+    lost (it would otherwise show "queued" for ever). Both are closed FAILED with an
+    ``abandoned`` event. Other accounts' runs are theirs to close (their lock may be held)."""
     died = "abandoned: its worker stopped before finishing (found by the next run)"
     lost = "abandoned: requested but never started (its task was lost; found by the next run)"
     expired = timezone.now() - timedelta(seconds=QUEUED_RUN_EXPIRY_S)
@@ -192,7 +225,8 @@ def _fail_abandoned_runs() -> None:
         runs = list(
             ReconciliationRun.objects.select_for_update().filter(
                 Q(status=ReconciliationRun.Status.RUNNING)
-                | Q(status=ReconciliationRun.Status.QUEUED, started_at__lt=expired)
+                | Q(status=ReconciliationRun.Status.QUEUED, started_at__lt=expired),
+                account=account,
             )
         )
         if not runs:
@@ -227,8 +261,9 @@ def _execute(
     planned: list[PlannedRepair] = []
     outcomes: dict[int, tuple[str, str]] = {}
     try:
-        gateway = gateway or broker_gateway()
+        gateway = gateway or broker_gateway(run.account)
         store = store or get_signal_store()
+        scope = AccountScope.of(run.account)
     except Exception as exc:  # noqa: BLE001 - a bad setting: recorded on the run, logged
         _mark_failed(run, exc)
         _finish(run, planned, outcomes)
@@ -237,7 +272,7 @@ def _execute(
         try:
             with _phase(timings, "read_s"):
                 facts = reconciliation_facts_read(
-                    gateway=gateway, store=store, calls=calls, now=timezone.now()
+                    gateway=gateway, store=store, calls=calls, now=timezone.now(), scope=scope
                 )
             run.positions_seen = facts.positions_seen
             run.orders_seen = facts.orders_seen
@@ -264,7 +299,7 @@ def _execute(
                     run_id=run.pk,
                     store=store,
                     signals_by_id=facts.signals_by_id,
-                    client_order_id_prefix=settings.CLIENT_ORDER_ID_PREFIX,
+                    scope=scope,
                 )
                 with _phase(timings, "repair_s"):
                     outcomes = {
@@ -375,17 +410,27 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def reconciliation_request_rerun(*, run_id: int | None, user_id: int) -> ReconciliationRun:
+def reconciliation_request_rerun(
+    *, run_id: int | None, user_id: int, account: str | None = None
+) -> ReconciliationRun:
     """A rerun for an operator (the admin's action and button): the run is recorded QUEUED now,
     with its ``requested`` event naming who asked, and its task is enqueued after commit with
     that run's id (:func:`reconciliation_run_queued` runs it). Returns the queued run, so the
-    operator can be shown its page at once."""
+    operator can be shown its page at once.
+
+    A rerun of run ``run_id`` is of that run's account; a new run (``run_id`` None) is of
+    ``account`` (the default account when None; an unknown one raises :class:`KeyError`)."""
     from .tasks import reconciliation_run_task
 
+    if run_id is not None:
+        name = ReconciliationRun.objects.values_list("account", flat=True).get(pk=run_id)
+    else:
+        name = _account_name(account)
     user = get_user_model().objects.filter(pk=user_id).first()
     username = user.get_username() if user else ""
     with transaction.atomic():
         run = ReconciliationRun.objects.create(
+            account=name,
             trigger=ReconciliationRun.Trigger.ADMIN,
             requested_by=user,
             requested_by_username=username,
@@ -410,24 +455,31 @@ def reconciliation_run_queued(
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
 ) -> ReconciliationRun:
-    """Run the QUEUED run ``run_id`` (an operator's rerun); returns its row as it ends.
+    """Run the QUEUED run ``run_id`` (an operator's rerun) of its account; returns its row as
+    it ends.
 
     A run executes at most once: it is claimed (QUEUED -> RUNNING) under a row lock while the
-    single-flight lock is held, so a task delivered twice finds it claimed and returns it
-    untouched. When another run holds the lock the queued run is recorded SKIPPED, as a
-    scheduled one would be.
+    account's single-flight lock is held, so a task delivered twice finds it claimed and returns
+    it untouched. When another run of the account holds the lock the queued run is recorded
+    SKIPPED, as a scheduled one would be; a run of an account no longer configured is recorded
+    FAILED saying so.
     """
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    account = ReconciliationRun.objects.values_list("account", flat=True).get(pk=run_id)
     try:
-        with single_flight(LOCK_NAME) as acquired:
+        account_or_default(account)
+    except KeyError as exc:  # removed from the accounts' file since the rerun was asked for
+        return _queued_run_close(run_id, ReconciliationRun.Status.FAILED, exc.args[0], worker)
+    try:
+        with single_flight(run_lock_name(account)) as acquired:
             if not acquired:
                 return _queued_run_close(
                     run_id,
                     ReconciliationRun.Status.SKIPPED,
-                    "another reconciliation run holds the lock",
+                    f"another reconciliation run of account {account!r} holds the lock",
                     worker,
                 )
-            _fail_abandoned_runs()
+            _fail_abandoned_runs(account)
             run = _queued_run_claim(run_id, worker)
             if run is None:
                 return ReconciliationRun.objects.get(pk=run_id)
