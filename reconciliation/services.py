@@ -1,7 +1,8 @@
 """The reconciliation run: read, diff, confirm, plan, record, repair, complete.
 
 The steps live in their own modules; this one orders them and keeps the run's row, which changes
-only here and each time with a ``RunEvent`` (started, abandoned, finished). Every finished run
+only here (and in :mod:`reconciliation.reruns`, which runs an operator's queued run through this
+module) and each time with a ``RunEvent`` (started, abandoned, finished). Every finished run
 records the heads of the audit chains (:func:`audit.services.chain_heads_record`).
 - :mod:`reconciliation.facts` reads both sides in bulk (a failed read fails the run before
   anything is repaired: it is never taken for "no positions" or "no orders");
@@ -415,8 +416,8 @@ def reconciliation_request_rerun(
 ) -> ReconciliationRun:
     """A rerun for an operator (the admin's action and button): the run is recorded QUEUED now,
     with its ``requested`` event naming who asked, and its task is enqueued after commit with
-    that run's id (:func:`reconciliation_run_queued` runs it). Returns the queued run, so the
-    operator can be shown its page at once.
+    that run's id (:func:`reconciliation.reruns.reconciliation_run_queued` runs it). Returns the
+    queued run, so the operator can be shown its page at once.
 
     A rerun of run ``run_id`` is of that run's account; a new run (``run_id`` None) is of
     ``account`` (the default account when None; an unknown one raises :class:`KeyError`)."""
@@ -446,83 +447,4 @@ def reconciliation_request_rerun(
         )
         run_pk = run.pk
         transaction.on_commit(lambda: reconciliation_run_task.delay(run_id=run_pk))
-    return run
-
-
-def reconciliation_run_queued(
-    *,
-    run_id: int,
-    gateway: AlpacaGateway | None = None,
-    store: SignalStore | None = None,
-) -> ReconciliationRun:
-    """Run the QUEUED run ``run_id`` (an operator's rerun) of its account; returns its row as
-    it ends.
-
-    A run executes at most once: it is claimed (QUEUED -> RUNNING) under a row lock while the
-    account's single-flight lock is held, so a task delivered twice finds it claimed and returns
-    it untouched. When another run of the account holds the lock the queued run is recorded
-    SKIPPED, as a scheduled one would be; a run of an account no longer configured is recorded
-    FAILED saying so.
-    """
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    account = ReconciliationRun.objects.values_list("account", flat=True).get(pk=run_id)
-    try:
-        account_or_default(account)
-    except KeyError as exc:  # removed from the accounts' file since the rerun was asked for
-        return _queued_run_close(run_id, ReconciliationRun.Status.FAILED, exc.args[0], worker)
-    try:
-        with single_flight(run_lock_name(account)) as acquired:
-            if not acquired:
-                return _queued_run_close(
-                    run_id,
-                    ReconciliationRun.Status.SKIPPED,
-                    f"another reconciliation run of account {account!r} holds the lock",
-                    worker,
-                )
-            _fail_abandoned_runs(account)
-            run = _queued_run_claim(run_id, worker)
-            if run is None:
-                return ReconciliationRun.objects.get(pk=run_id)
-            with log_context(run_id=run.pk):
-                _execute(run, gateway=gateway, store=store)
-            return run
-    except LockUnavailable as exc:
-        logger.error("reconciliation run %s not started: %s", run_id, exc)
-        return _queued_run_close(
-            run_id, ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}", worker
-        )
-
-
-def _queued_run_claim(run_id: int, worker: str) -> ReconciliationRun | None:
-    """QUEUED -> RUNNING with its ``started`` event, or None when it is not queued any more."""
-    with transaction.atomic():
-        run = ReconciliationRun.objects.select_for_update().get(pk=run_id)
-        if run.status != ReconciliationRun.Status.QUEUED:
-            logger.info(
-                "reconciliation run %s is %s, not queued: not run again", run_id, run.status
-            )
-            return None
-        run.status = ReconciliationRun.Status.RUNNING
-        run.started_at = timezone.now()
-        run.worker = worker
-        run.save(update_fields=["status", "started_at", "worker"])
-        run_event_record(
-            run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
-        )
-    return run
-
-
-def _queued_run_close(run_id: int, status: str, error: str, worker: str) -> ReconciliationRun:
-    """A queued run that could not start: closed with ``status`` (if still queued)."""
-    with transaction.atomic():
-        run = ReconciliationRun.objects.select_for_update().get(pk=run_id)
-        if run.status != ReconciliationRun.Status.QUEUED:
-            return run
-        run.status = status
-        run.finished_at = timezone.now()
-        run.error = db_text(error)
-        run.worker = worker
-        run.save(update_fields=["status", "finished_at", "error", "worker"])
-        _never_started_event(run, error)
-    _run_ended(run)
     return run

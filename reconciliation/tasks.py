@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from .services import reconciliation_run, reconciliation_run_queued
+from .reruns import reconciliation_run_queued
+from .services import reconciliation_run
 
 
 @shared_task(name="reconciliation.run")
