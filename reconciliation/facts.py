@@ -12,15 +12,17 @@ as summaries (each whole order, ``raw`` included, is parsed again only when a re
 it), and closed attempts are passed as a set of ids.
 
 A run is one account's (docs/design.md section 16): its broker (the gateway it is handed), its
-attempts, its client_order_id prefix, and the signals of its :class:`AccountScope`. A signal whose
-order another account sent (its ``account`` changed afterwards) is a move, not intent to compare:
-both accounts' runs report it (:class:`MovedSignalFact`) and neither repairs it; the order stays
-with the account that sent it.
+attempts, its client_order_id prefix, and the signals of its :class:`AccountScope` (the store's
+``read_for``). A signal whose order another account sent (its ``account`` changed afterwards) is
+a move, not intent to compare (:class:`MovedSignalFact`, flagged, never repaired; the order stays
+with the account that sent it): the run of the account the signal now names finds it among its
+signals (one indexed query), and while the order is open the sender's run finds it too (the
+signals of its open attempts that its read did not return are looked up, usually none).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +33,7 @@ from django.conf import settings
 from django.db import connections, router
 
 from brokerops.alpaca import Order, symbol_key
-from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus, audit_signal_id
+from brokerops.intent.schema import Signal, SignalStatus, audit_signal_id
 from brokerops.intent.store import AccountScope, SignalRead, SignalStore
 from orders import lifecycle
 from orders.models import OrderAttempt
@@ -79,18 +81,14 @@ def reconciliation_facts_read(
     with ThreadPoolExecutor(2, initializer=calls.include_current_thread) as pool:
         positions_read = pool.submit(gateway.list_positions)
         orders_read = pool.submit(gateway.list_order_summaries, status="all", after=after)
-        # The whole read, kept to the account below (read_for's selection): the other
-        # accounts' signals are looked at only for those our attempts were sent for.
-        everyone = store.read(statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
+        read = store.read_for(scope, statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
         positions, orders = positions_read.result(), orders_read.result()
-    read = scope.select(everyone)
-    elsewhere = _signals_elsewhere(everyone, scope)
-    del everyone
 
-    ours = [o.client_order_id for o in orders if o.client_order_id.startswith(f"{prefix}-")]
-    recorded, sent_here = _recorded_client_order_ids(ours, with_signals=bool(elsewhere))
-    moved = _moved_away(attempts, sent_here, elsewhere, account)
-    moved += _moved_here(read.signals, account, several_accounts=len(scope.accounts) > 1)
+    recorded = _recorded_client_order_ids(
+        o.client_order_id for o in orders if o.client_order_id.startswith(f"{prefix}-")
+    )
+    moved = _moved_here(read.signals, account, several_accounts=len(scope.accounts) > 1)
+    moved += _moved_away(attempts, read, store, scope)
     arrived = {fact.signal_id for fact in moved if fact.named == account}
     signals = [s for s in read.signals if s.id not in arrived] if arrived else read.signals
     diff_input = DiffInput(
@@ -143,74 +141,62 @@ def _open_attempts(account: str) -> list[AttemptFact]:
     ]
 
 
-def _recorded_client_order_ids(
-    candidates: list[str], *, with_signals: bool
-) -> tuple[set[str], list[tuple[str, str, str]]]:
-    """Which of these client_order_ids we have attempts for (in batches of ids), and, when
-    ``with_signals``, those attempts' (client_order_id, signal_id, symbol).
+def _recorded_client_order_ids(candidates: Iterable[str]) -> set[str]:
+    """Which of these client_order_ids we have attempts for (in batches of ids).
 
     Plain SQL on the indexed column: the ORM's ``__in`` look-up prepares each of 100,000 ids
     one by one and costs more than the queries themselves."""
+    candidates = list(candidates)
     found: set[str] = set()
-    rows: list[tuple[str, str, str]] = []
-    meta = OrderAttempt._meta
+    table = OrderAttempt._meta.db_table
+    column = OrderAttempt._meta.get_field("client_order_id").column
     connection = connections[router.db_for_read(OrderAttempt)]
-    quote = connection.ops.quote_name
-    fields = ("client_order_id", "signal_id", "symbol") if with_signals else ("client_order_id",)
-    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
-    key = quote(meta.get_field("client_order_id").column)
-    select = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {key} IN "  # noqa: S608 - model's names
+    name, column = connection.ops.quote_name(table), connection.ops.quote_name(column)
+    select = f"SELECT {column} FROM {name} WHERE {column} IN "  # noqa: S608 - model's names
     with connection.cursor() as cursor:
         for start in range(0, len(candidates), _ID_BATCH):
             batch = candidates[start : start + _ID_BATCH]
             cursor.execute(select + "(" + ", ".join(["%s"] * len(batch)) + ")", batch)
-            fetched = cursor.fetchall()
-            found.update(row[0] for row in fetched)
-            if with_signals:
-                rows += fetched
-    return found, rows
+            found.update(row[0] for row in cursor.fetchall())
+    return found
 
 
 # --- Signals moved between accounts after their order was sent (docs/design.md section 16) ----
 
 
-def _signals_elsewhere(read: SignalRead, scope: AccountScope) -> dict[str, tuple[str, str]]:
-    """The signals of the read that belong to another configured account: their audit id ->
-    (their id, that account). Empty in a deployment of one account."""
-    if len(scope.accounts) < 2:
-        return {}
-    elsewhere: dict[str, tuple[str, str]] = {}
-    items: list[Signal | InvalidSignal] = [*read.signals, *read.invalid]
-    for item in items:
-        owner = scope.owner(item)
-        if owner is not None and owner != scope.name:
-            elsewhere[audit_signal_id(item.id)] = (item.id, owner)
-    return elsewhere
-
-
 def _moved_away(
-    attempts: list[AttemptFact],
-    sent_here: list[tuple[str, str, str]],
-    elsewhere: dict[str, tuple[str, str]],
-    account: str,
+    attempts: list[AttemptFact], read: SignalRead, store: SignalStore, scope: AccountScope
 ) -> list[MovedSignalFact]:
-    """This account's attempts (open, or whose order the broker listed) whose signal now belongs
-    to another account."""
-    if not elsewhere:
+    """This account's open attempts whose signal now belongs to another configured account: of
+    the signals its read did not return (usually none: an open order's signal is SUBMITTED
+    here), each is looked up once."""
+    if len(scope.accounts) < 2:
         return []
-    moved: dict[str, MovedSignalFact] = {}
-    candidates = [(a.client_order_id, a.signal_id, a.symbol_key) for a in attempts]
-    for client_order_id, signal_id, symbol in [*candidates, *sent_here]:
-        if signal_id in elsewhere and client_order_id not in moved:
-            store_id, named = elsewhere[signal_id]
-            moved[client_order_id] = MovedSignalFact(
-                signal_id=store_id,
-                symbol_key=symbol_key(symbol),
-                client_order_id=client_order_id,
-                sent_by=account,
-                named=named,
+    seen = {audit_signal_id(item.id) for item in (*read.signals, *read.invalid)}
+    missing = {a.client_order_id: a for a in attempts if a.signal_id and a.signal_id not in seen}
+    if not missing:
+        return []
+    rows = OrderAttempt.objects.filter(client_order_id__in=list(missing))
+    ids = {
+        a.client_order_id: a.store_signal_id
+        for a in rows.only("client_order_id", "signal_id", "signal_ref")
+    }
+    documents = store.get_many(list(dict.fromkeys(ids.values())))
+    moved = []
+    for client_order_id, signal_id in ids.items():
+        document = documents.get(signal_id)
+        owner = scope.owner(document) if document is not None else None
+        if owner is not None and owner != scope.name:
+            moved.append(
+                MovedSignalFact(
+                    signal_id=signal_id,
+                    symbol_key=missing[client_order_id].symbol_key,
+                    client_order_id=client_order_id,
+                    sent_by=scope.name,
+                    named=owner,
+                )
             )
-    return list(moved.values())
+    return moved
 
 
 def _moved_here(
