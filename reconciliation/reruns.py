@@ -28,6 +28,7 @@ from .services import (
     _never_started_event,
     _run_ended,
     _started_payload,
+    lock_held_error,
     run_lock_name,
 )
 
@@ -64,7 +65,7 @@ def reconciliation_run_queued(
                 return _queued_run_close(
                     run_id,
                     ReconciliationRun.Status.SKIPPED,
-                    f"another reconciliation run of account {account!r} holds the lock",
+                    lock_held_error(account),
                     worker,
                 )
             _fail_abandoned_runs(account)

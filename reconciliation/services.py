@@ -97,6 +97,11 @@ def run_lock_name(account: str) -> str:
     return f"{LOCK_NAME}:{account}"
 
 
+def lock_held_error(account: str) -> str:
+    """What a run skipped because ``account``'s lock was held records."""
+    return f"another reconciliation run of account {account!r} holds the lock"
+
+
 def reconciliation_run(
     *,
     trigger: str,
@@ -135,7 +140,7 @@ def reconciliation_run(
                 return _closed_run(
                     fields,
                     ReconciliationRun.Status.SKIPPED,
-                    f"another reconciliation run of account {name!r} holds the lock",
+                    lock_held_error(name),
                 )
             _fail_abandoned_runs(name)
             with transaction.atomic():
