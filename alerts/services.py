@@ -45,6 +45,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from brokerops.accounts import DEFAULT_ACCOUNT, configured
 from brokerops.locks import after_locks_released
 from brokerops.redaction import REDACTED, redact
 
@@ -157,19 +158,33 @@ def _realert_due(alert: Alert, now: datetime) -> bool:
 
 def alerts_resolve(
     *, kind: str, key: str | None = None, keep: set[str] | frozenset[str] = frozenset(),
-    now: datetime | None = None,
+    now: datetime | None = None, key_prefix: str | None = None,
 ) -> int:  # fmt: skip
-    """Resolve the open alerts of ``kind`` (only ``key`` when given; not those in ``keep``);
-    returns how many. Their next sighting raises a new message."""
+    """Resolve the open alerts of ``kind`` (only ``key`` when given, only those whose key starts
+    with ``key_prefix`` when given; not those in ``keep``); returns how many. Their next
+    sighting raises a new message."""
     alerts = Alert.objects.filter(kind=kind, resolved_at__isnull=True)
     if key is not None:
         alerts = alerts.filter(key=alert_key(key))
+    if key_prefix is not None:
+        alerts = alerts.filter(key__startswith=key_prefix)
     if keep:
         alerts = alerts.exclude(key__in=keep)
     resolved = alerts.update(resolved_at=now or timezone.now())
     if resolved:
         logger.info("%d %s alert(s) resolved", resolved, kind)
     return resolved
+
+
+def account_key(base: str, account: str) -> str:
+    """The key of condition ``base`` for one account (docs/design.md section 16): one alert per
+    account, resolved by that account's runs only. The single account of a deployment without
+    ACCOUNTS_FILE keeps the plain key."""
+    return base if account == DEFAULT_ACCOUNT else f"{base}@{account}"
+
+
+def _of_account(account: str) -> str:
+    return "" if account == DEFAULT_ACCOUNT else f" of account {account!r}"
 
 
 def alert_key(key: str) -> str:
@@ -339,21 +354,25 @@ def alerts_reconciliation_run_finished(*, run) -> None:
     Status = ReconciliationRun.Status
     if run.dry_run or run.status not in (Status.SUCCEEDED, Status.FAILED):
         return
+    account = run.account
     try:
         seen = {_orphan_raise(m, run) for m in _orphans(run)}
         if run.status == Status.SUCCEEDED:
-            alerts_resolve(kind=Kind.ORPHAN_POSITION, keep=seen)
-            alerts_resolve(kind=Kind.RUN_FAILED)
-            alerts_resolve(kind=Kind.RUNS_STALE)
+            # What this account's run no longer finds: another account's alerts are its own.
+            orphans = f"{account_key(Kind.ORPHAN_POSITION, account)}:"
+            alerts_resolve(kind=Kind.ORPHAN_POSITION, keep=seen, key_prefix=orphans)
+            alerts_resolve(kind=Kind.RUN_FAILED, key=account_key(RUN_FAILED_KEY, account))
+            alerts_resolve(kind=Kind.RUNS_STALE, key=account_key(RUNS_STALE_KEY, account))
         else:
             alerts_raise(
                 kind=Kind.RUN_FAILED,
-                key=RUN_FAILED_KEY,
-                subject=f"Reconciliation run #{run.pk} failed",
+                key=account_key(RUN_FAILED_KEY, account),
+                subject=f"Reconciliation run #{run.pk}{_of_account(account)} failed",
                 body=(
-                    f"Reconciliation run #{run.pk} ({run.trigger}, worker {run.worker}) failed "
-                    f"at {run.finished_at:%Y-%m-%d %H:%M:%S} UTC: {run.error}\n"
-                    "Further failures are counted on this alert until a run succeeds."
+                    f"Reconciliation run #{run.pk}{_of_account(account)} ({run.trigger}, worker "
+                    f"{run.worker}) failed at {run.finished_at:%Y-%m-%d %H:%M:%S} UTC: "
+                    f"{run.error}\nFurther failures are counted on this alert until a run of the "
+                    "account succeeds."
                 ),
             )
     except Exception:  # alerting never fails the run that raised it
@@ -367,11 +386,13 @@ def _orphans(run):
 
 
 def _orphan_raise(mismatch, run) -> str:
-    key = alert_key(f"{Kind.ORPHAN_POSITION}:{mismatch.symbol}:{mismatch.signal_id}")
+    base = account_key(Kind.ORPHAN_POSITION, run.account)
+    key = alert_key(f"{base}:{mismatch.symbol}:{mismatch.signal_id}")
     alerts_raise(
         kind=Kind.ORPHAN_POSITION,
         key=key,
-        subject=f"Orphan position: {mismatch.symbol} (signal {mismatch.signal_id[:80]})",
+        subject=f"Orphan position{_of_account(run.account)}: {mismatch.symbol} "
+        f"(signal {mismatch.signal_id[:80]})",
         body=(
             f"Signal {mismatch.signal_id} expects a position in {mismatch.symbol} "
             f"(qty {_qty(mismatch.expected_qty)}) that the broker does not hold "
@@ -391,39 +412,47 @@ def _qty(value) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def alerts_check_stale_runs(*, now: datetime | None = None) -> Raised | None:
-    """Beat's check: no successful run for ``ALERT_STALE_INTERVALS`` reconcile intervals raises
-    one alert per outage (resolved by the next success); returns it when raised or counted.
+def alerts_check_stale_runs(
+    *, now: datetime | None = None, account: str | None = None
+) -> Raised | None:
+    """Beat's check of one account (the default account when None; the task checks every
+    configured one): no successful run of it for ``ALERT_STALE_INTERVALS`` reconcile intervals
+    raises one alert per outage (resolved by the account's next success); returns it when
+    raised or counted.
 
-    Counted from the last successful (non-dry) run's end or, before any success, from the first
-    run's start; with no run at all there is nothing to compare (``/readyz`` reports that)."""
+    Counted from the account's last successful (non-dry) run's end or, before any success, from
+    its first run's start; with no run at all there is nothing to compare (``/readyz`` reports
+    that)."""
     from reconciliation.models import ReconciliationRun
     from reconciliation.readings import last_successful_run_finished_at
 
+    account = account or configured().rows_owner
     now = now or timezone.now()
     window_s = settings.RECONCILE_INTERVAL_S * settings.ALERT_STALE_INTERVALS
-    since = last_successful_run_finished_at()
+    since = last_successful_run_finished_at(account=account)
     what = "the last successful reconciliation run"
     if since is None:
         since = (
-            ReconciliationRun.objects.order_by("started_at")
+            ReconciliationRun.objects.filter(account=account)
+            .order_by("started_at")
             .values_list("started_at", flat=True)
             .first()
         )
         what = "the first reconciliation run (none has succeeded yet)"
+    key = account_key(RUNS_STALE_KEY, account)
     if since is None:
         return None
     age_s = (now - since).total_seconds()
     if age_s <= window_s:
-        alerts_resolve(kind=Kind.RUNS_STALE, now=now)
+        alerts_resolve(kind=Kind.RUNS_STALE, key=key, now=now)
         return None
     return alerts_raise(
         kind=Kind.RUNS_STALE,
-        key=RUNS_STALE_KEY,
-        subject=f"No successful reconciliation run for {_duration(age_s)}",
+        key=key,
+        subject=f"No successful reconciliation run{_of_account(account)} for {_duration(age_s)}",
         body=(
-            f"{what.capitalize()} was at {since:%Y-%m-%d %H:%M:%S} UTC, {_duration(age_s)} ago: "
-            f"more than {settings.ALERT_STALE_INTERVALS} intervals of "
+            f"{what.capitalize()}{_of_account(account)} was at {since:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{_duration(age_s)} ago: more than {settings.ALERT_STALE_INTERVALS} intervals of "
             f"{settings.RECONCILE_INTERVAL_S} s. Check the Celery worker, beat and the failed "
             "runs in the admin. Sent once for this outage."
         ),

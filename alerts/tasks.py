@@ -3,6 +3,8 @@
 from celery import shared_task
 from django.conf import settings
 
+from brokerops.accounts import configured
+
 from .services import alerts_check_stale_runs, alerts_deliver, alerts_deliver_due
 
 
@@ -28,5 +30,7 @@ def alerts_deliver_due_task() -> int:
 
 @shared_task(name="alerts.check_stale_runs")
 def alerts_check_stale_runs_task() -> bool:
-    """Beat's check for an outage of reconciliation runs; True when an alert is open."""
-    return alerts_check_stale_runs() is not None
+    """Beat's check for an outage of reconciliation runs, account by account (docs/design.md
+    section 16); True when an alert is open for any of them."""
+    raised = [alerts_check_stale_runs(account=name) for name in configured().names]
+    return any(r is not None for r in raised)

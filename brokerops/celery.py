@@ -12,6 +12,8 @@ from celery import Celery
 from celery.signals import worker_process_shutdown
 from django.conf import settings
 
+from .fanout import TASK_NAME as FANOUT_TASK  # registers the fan-out task
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brokerops.settings")
 
 app = Celery("brokerops")
@@ -19,30 +21,36 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Reconciliation and order work run on their own queues so a long reconciliation never delays
-# order submission; a worker serves both unless started with -Q.
+# order submission; a worker serves both unless started with -Q. The per-account jobs the
+# fan-out enqueues (docs/design.md section 16) and the fan-out itself go on ACCOUNTS_QUEUE.
+DEFAULT_QUEUE = "default"
 RECONCILIATION_QUEUE = "reconciliation"
 ORDERS_QUEUE = "orders"
+ACCOUNTS_QUEUE = settings.ACCOUNTS_QUEUE
+#: What a worker consumes to serve every job (``celery worker -Q default,reconciliation,...``).
+WORKER_QUEUES = [DEFAULT_QUEUE, RECONCILIATION_QUEUE, ORDERS_QUEUE, ACCOUNTS_QUEUE]
 
 app.conf.task_routes = {
     "reconciliation.*": {"queue": RECONCILIATION_QUEUE},
     "audit.*": {"queue": RECONCILIATION_QUEUE},
     "orders.*": {"queue": ORDERS_QUEUE},
+    "accounts.*": {"queue": ACCOUNTS_QUEUE},
 }
-app.conf.task_default_queue = "default"
+app.conf.task_default_queue = DEFAULT_QUEUE
+
+
+def per_account(task_name: str, interval_s: float) -> dict:
+    """The beat entry of a per-account job: every ``interval_s`` the fan-out enqueues
+    ``task_name`` once per account (:mod:`brokerops.fanout`)."""
+    kwargs = {"task_name": task_name, "interval_s": float(interval_s)}
+    return _every(interval_s, FANOUT_TASK, queue=ACCOUNTS_QUEUE, kwargs=kwargs)
 
 
 def beat_schedule() -> dict[str, dict]:
     """The periodic jobs, with intervals from settings (seconds)."""
     return {
-        "reconcile": _every(
-            settings.RECONCILE_INTERVAL_S,
-            "reconciliation.run",
-            queue=RECONCILIATION_QUEUE,
-            kwargs={"trigger": "schedule"},
-        ),
-        "submit-orders": _every(
-            settings.ORDER_SUBMIT_INTERVAL_S, "orders.submit_pending", queue=ORDERS_QUEUE
-        ),
+        "reconcile": per_account("reconciliation.run", settings.RECONCILE_INTERVAL_S),
+        "submit-orders": per_account("orders.submit_pending", settings.ORDER_SUBMIT_INTERVAL_S),
         "verify-audit": _every(
             settings.AUDIT_VERIFY_INTERVAL_S, "audit.verify", queue=RECONCILIATION_QUEUE
         ),
@@ -50,9 +58,7 @@ def beat_schedule() -> dict[str, dict]:
         "record-audit-heads": _every(
             settings.AUDIT_HEADS_INTERVAL_S, "audit.record_heads", queue=RECONCILIATION_QUEUE
         ),
-        "sync-orders": _every(
-            settings.ORDER_SYNC_INTERVAL_S, "orders.sync_open", queue=ORDERS_QUEUE
-        ),
+        "sync-orders": per_account("orders.sync_open", settings.ORDER_SYNC_INTERVAL_S),
         # Alerts (alerts/): no successful run for ALERT_STALE_INTERVALS intervals; due retries.
         "alerts-stale-runs": _every(settings.RECONCILE_INTERVAL_S, "alerts.check_stale_runs"),
         "alerts-deliver-due": _every(settings.ALERT_SWEEP_INTERVAL_S, "alerts.deliver_due"),

@@ -169,3 +169,46 @@ def stopped_summary(
     done = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items())) or "none"
     rest = "".join(f", {n} {label}" for label, n in counts.items())
     return f"{name}: stopped after {handled} {noun} ({done}){rest}"
+
+
+# --- the accounts a command works for (docs/design.md section 16) -------------------------------
+
+
+def add_account_arguments(parser: CommandParser) -> None:
+    """``--account NAME`` or ``--all`` (neither: the default account)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--account", metavar="NAME", help="the account to work for (default: the default account)"
+    )
+    which.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_accounts",
+        help="every configured account, one after the other",
+    )
+
+
+def chosen_accounts(*, account: str | None, all_accounts: bool) -> list[str]:
+    """The names of the accounts ``--account``/``--all`` chose; an unknown name, or no name
+    where there is no default account, is exit status 2 naming the known accounts."""
+    from brokerops.accounts import configured
+
+    try:
+        accounts = configured()
+    except ImproperlyConfigured as exc:  # keys half set, checked at start in a real process
+        raise CommandError(one_line(f"configuration: {exc}"), returncode=1) from None
+    if all_accounts:
+        return accounts.names
+    if account is None:
+        if accounts.default is None:
+            raise CommandError(
+                f"no default account: name one with --account or use --all "
+                f"(accounts: {', '.join(accounts.names)})",
+                returncode=2,
+            )
+        return [accounts.default.name]
+    try:
+        accounts.get(account)
+    except KeyError as exc:
+        raise CommandError(exc.args[0], returncode=2) from None
+    return [account]

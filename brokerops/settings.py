@@ -203,6 +203,11 @@ AUDIT_VERIFY_INTERVAL_S = _env_number("AUDIT_VERIFY_INTERVAL_S", 86400, low=1, h
 # The newest audit rows written outside a cycle (an operator's action, a rejection by the
 # watcher) are covered by a signed chain head within this interval (docs/design.md section 12).
 AUDIT_HEADS_INTERVAL_S = _env_number("AUDIT_HEADS_INTERVAL_S", 60, low=1, high=86400)
+# Per-account jobs (reconciliation, order cycle, sync): beat fires one fan-out per interval, which
+# enqueues one task per account on ACCOUNTS_QUEUE, each delayed by a random part of the first
+# FANOUT_SPREAD of the interval (docs/design.md section 16).
+ACCOUNTS_QUEUE = env.str("ACCOUNTS_QUEUE", default="accounts")
+FANOUT_SPREAD = _env_number("FANOUT_SPREAD", 0.1, low=0.0, high=0.9)
 
 # --- Audit integrity (docs/design.md section 12) --------------------------------------------------
 # Signs the chain heads every finished run records: rewriting the chains then needs this key.

@@ -34,6 +34,9 @@ class ReconciliationErrors(StrEnum):
     ORDER_STATUS_DRIFT = "ORDER_STATUS_DRIFT"
     UNKNOWN_ORDER = "UNKNOWN_ORDER"
     INVALID_SIGNAL = "INVALID_SIGNAL"
+    # The signal names another account than the one that sent its order (docs/design.md
+    # section 16): the order stays with the account that sent it; reported, never repaired.
+    SIGNAL_ACCOUNT_MOVED = "SIGNAL_ACCOUNT_MOVED"
 
 
 class Severity(StrEnum):
@@ -134,6 +137,17 @@ class AttemptFact:
 
 
 @dataclass(frozen=True)
+class MovedSignalFact:
+    """A signal whose order account ``sent_by`` sent, that now names account ``named``."""
+
+    signal_id: str
+    symbol_key: str
+    client_order_id: str
+    sent_by: str
+    named: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """One mismatch. ``needs_confirmation`` asks the service for a targeted look-up first."""
 
@@ -170,6 +184,8 @@ class DiffInput:
     # A crypto holding short of the expected quantity by at most this many basis points of it
     # is the buy's fee, not a mismatch (docs/design.md section 4, CRYPTO_FEE_TOLERANCE_BPS).
     crypto_fee_tolerance_bps: Decimal = Decimal(0)
+    # Signals moved between accounts after their order was sent (not among ``signals``).
+    moved_signals: Sequence[MovedSignalFact] = ()
 
 
 ACTIVE = "ACTIVE"
@@ -194,6 +210,19 @@ def diff(data: DiffInput) -> list[Finding]:
             detail="; ".join(invalid.reasons),
         )
         for invalid in data.invalid_signals
+    ]
+    findings += [
+        Finding(
+            kind=ReconciliationErrors.SIGNAL_ACCOUNT_MOVED,
+            severity=Severity.WARNING,
+            symbol=moved.symbol_key,
+            signal_id=moved.signal_id,
+            client_order_id=moved.client_order_id,
+            detail=f"the signal names account {moved.named!r}, its order was sent by account "
+            f"{moved.sent_by!r}: the order stays there, and the signal is not compared with "
+            f"{moved.named!r}'s holdings",
+        )
+        for moved in data.moved_signals
     ]
     return findings
 

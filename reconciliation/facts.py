@@ -10,6 +10,14 @@ At 100,000 positions and 200,000 orders the reads are what a run costs, so what 
 the diff as it is (positions, order summaries, parsed signals: no copy per item), orders are held
 as summaries (each whole order, ``raw`` included, is parsed again only when a repair asks for
 it), and closed attempts are passed as a set of ids.
+
+A run is one account's (docs/design.md section 16): its broker (the gateway it is handed), its
+attempts, its client_order_id prefix, and the signals of its :class:`AccountScope` (the store's
+``read_for``). A signal whose order another account sent (its ``account`` changed afterwards) is
+a move, not intent to compare (:class:`MovedSignalFact`, flagged, never repaired; the order stays
+with the account that sent it): the run of the account the signal now names finds it among its
+signals (one indexed query), and while the order is open the sender's run finds it too (the
+signals of its open attempts that its read did not return are looked up, usually none).
 """
 
 from __future__ import annotations
@@ -25,13 +33,13 @@ from django.conf import settings
 from django.db import connections, router
 
 from brokerops.alpaca import Order, symbol_key
-from brokerops.intent.schema import Signal, SignalStatus
-from brokerops.intent.store import SignalStore
+from brokerops.intent.schema import Signal, SignalStatus, audit_signal_id
+from brokerops.intent.store import AccountScope, SignalRead, SignalStore
 from orders import lifecycle
 from orders.models import OrderAttempt
 from orders.pairing import orders_read_after
 
-from .diff import AttemptFact, DiffInput, InvalidSignalFact
+from .diff import AttemptFact, DiffInput, InvalidSignalFact, MovedSignalFact
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway, CallCount
@@ -53,10 +61,18 @@ class RunFacts:
 
 
 def reconciliation_facts_read(
-    *, gateway: AlpacaGateway, store: SignalStore, calls: CallCount, now: datetime
+    *,
+    gateway: AlpacaGateway,
+    store: SignalStore,
+    calls: CallCount,
+    now: datetime,
+    scope: AccountScope,
 ) -> RunFacts:
-    """Read both sides in bulk (see the module docstring); raises on any failed read."""
-    attempts = _open_attempts()
+    """Read both sides of ``scope``'s account in bulk (see the module docstring); raises on any
+    failed read."""
+    account = scope.name
+    prefix = scope.accounts.get(account).client_order_id_prefix
+    attempts = _open_attempts(account)
     after = orders_read_after(
         oldest_attempt_at=min((a.created_at for a in attempts), default=None),
         now=now,
@@ -65,24 +81,28 @@ def reconciliation_facts_read(
     with ThreadPoolExecutor(2, initializer=calls.include_current_thread) as pool:
         positions_read = pool.submit(gateway.list_positions)
         orders_read = pool.submit(gateway.list_order_summaries, status="all", after=after)
-        read = store.read(statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
+        read = store.read_for(scope, statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
         positions, orders = positions_read.result(), orders_read.result()
 
-    prefix = f"{settings.CLIENT_ORDER_ID_PREFIX}-"
     recorded = _recorded_client_order_ids(
-        o.client_order_id for o in orders if o.client_order_id.startswith(prefix)
+        o.client_order_id for o in orders if o.client_order_id.startswith(f"{prefix}-")
     )
+    moved = _moved_here(read.signals, account, several_accounts=len(scope.accounts) > 1)
+    moved += _moved_away(attempts, read, store, scope)
+    arrived = {fact.signal_id for fact in moved if fact.named == account}
+    signals = [s for s in read.signals if s.id not in arrived] if arrived else read.signals
     diff_input = DiffInput(
         # Compared as read: positions, order summaries and parsed signals have the fields the
         # diff reads (300,000 copies fewer, for the allocator and the garbage collector).
         positions=positions,
         orders=orders,
-        signals=read.signals,
+        signals=signals,
         invalid_signals=[InvalidSignalFact(i.id, tuple(i.reasons)) for i in read.invalid],
         attempts=attempts,
         # Closed attempts matter only to tell "ours" from "unknown": the diff gets their ids.
         recorded_client_order_ids=recorded,
-        client_order_id_prefix=settings.CLIENT_ORDER_ID_PREFIX,
+        client_order_id_prefix=prefix,
+        moved_signals=moved,
         now=now,
         grace=timedelta(seconds=settings.ORDER_GRACE_S),
         crypto_fee_tolerance_bps=Decimal(settings.CRYPTO_FEE_TOLERANCE_BPS),
@@ -90,15 +110,15 @@ def reconciliation_facts_read(
     return RunFacts(
         diff_input=diff_input,
         orders_by_client_id=orders.by_client_order_id(),
-        signals_by_id={s.id: s for s in read.signals},
+        signals_by_id={s.id: s for s in signals},
         positions_seen=len(positions),
         orders_seen=len(orders),
         signals_seen=len(read),
     )
 
 
-def _open_attempts() -> list[AttemptFact]:
-    rows = OrderAttempt.objects.filter(status__in=lifecycle.AT_BROKER).values_list(
+def _open_attempts(account: str) -> list[AttemptFact]:
+    rows = OrderAttempt.objects.filter(account=account, status__in=lifecycle.AT_BROKER).values_list(
         "client_order_id",
         "symbol",
         "status",
@@ -139,3 +159,72 @@ def _recorded_client_order_ids(candidates: Iterable[str]) -> set[str]:
             cursor.execute(select + "(" + ", ".join(["%s"] * len(batch)) + ")", batch)
             found.update(row[0] for row in cursor.fetchall())
     return found
+
+
+# --- Signals moved between accounts after their order was sent (docs/design.md section 16) ----
+
+
+def _moved_away(
+    attempts: list[AttemptFact], read: SignalRead, store: SignalStore, scope: AccountScope
+) -> list[MovedSignalFact]:
+    """This account's open attempts whose signal now belongs to another configured account: of
+    the signals its read did not return (usually none: an open order's signal is SUBMITTED
+    here), each is looked up once."""
+    if len(scope.accounts) < 2:
+        return []
+    seen = {audit_signal_id(item.id) for item in (*read.signals, *read.invalid)}
+    missing = {a.client_order_id: a for a in attempts if a.signal_id and a.signal_id not in seen}
+    if not missing:
+        return []
+    rows = OrderAttempt.objects.filter(client_order_id__in=list(missing))
+    ids = {
+        a.client_order_id: a.store_signal_id
+        for a in rows.only("client_order_id", "signal_id", "signal_ref")
+    }
+    documents = store.get_many(list(dict.fromkeys(ids.values())))
+    moved = []
+    for client_order_id, signal_id in ids.items():
+        document = documents.get(signal_id)
+        owner = scope.owner(document) if document is not None else None
+        if owner is not None and owner != scope.name:
+            moved.append(
+                MovedSignalFact(
+                    signal_id=signal_id,
+                    symbol_key=missing[client_order_id].symbol_key,
+                    client_order_id=client_order_id,
+                    sent_by=scope.name,
+                    named=owner,
+                )
+            )
+    return moved
+
+
+def _moved_here(
+    signals: list[Signal], account: str, *, several_accounts: bool
+) -> list[MovedSignalFact]:
+    """This account's signals whose order another account sent (one query per batch of ids,
+    on the indexed column; none in a deployment of one account)."""
+    if not several_accounts or not signals:
+        return []
+    by_audit_id = {audit_signal_id(s.id): s for s in signals}
+    ids = list(by_audit_id)
+    moved = []
+    for start in range(0, len(ids), _ID_BATCH):
+        rows = (
+            OrderAttempt.objects.filter(signal_id__in=ids[start : start + _ID_BATCH])
+            .exclude(account=account)
+            .order_by("signal_id", "leg")
+            .values_list("signal_id", "account", "client_order_id")
+        )
+        for signal_id, sent_by, client_order_id in rows:
+            signal = by_audit_id[signal_id]
+            moved.append(
+                MovedSignalFact(
+                    signal_id=signal.id,
+                    symbol_key=signal.symbol_key,
+                    client_order_id=client_order_id,
+                    sent_by=sent_by,
+                    named=account,
+                )
+            )
+    return moved

@@ -133,6 +133,7 @@ class Mismatch(ChainedRow):
         ORDER_STATUS_DRIFT = "ORDER_STATUS_DRIFT", "Order status drift"
         UNKNOWN_ORDER = "UNKNOWN_ORDER", "Unknown order"
         INVALID_SIGNAL = "INVALID_SIGNAL", "Invalid signal"
+        SIGNAL_ACCOUNT_MOVED = "SIGNAL_ACCOUNT_MOVED", "Signal moved to another account"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"

@@ -10,14 +10,15 @@ from django.db import DEFAULT_DB_ALIAS
 from .models import ReconciliationRun
 
 
-def last_successful_run_finished_at(*, using: str = DEFAULT_DB_ALIAS) -> datetime | None:
-    """When the latest successful, non-dry reconciliation run finished (the (status,
-    started_at) index finds it: runs are single-flight, so the latest started is the latest
-    finished)."""
-    return (
-        ReconciliationRun.objects.using(using)
-        .filter(status=ReconciliationRun.Status.SUCCEEDED, dry_run=False)
-        .order_by("-started_at")
-        .values_list("finished_at", flat=True)
-        .first()
+def last_successful_run_finished_at(
+    *, account: str | None = None, using: str = DEFAULT_DB_ALIAS
+) -> datetime | None:
+    """When the latest successful, non-dry reconciliation run of ``account`` (of any account
+    when None) finished. The (status, started_at) index finds it: an account's runs are
+    single-flight, so its latest started is its latest finished (docs/design.md section 16)."""
+    runs = ReconciliationRun.objects.using(using).filter(
+        status=ReconciliationRun.Status.SUCCEEDED, dry_run=False
     )
+    if account is not None:
+        runs = runs.filter(account=account)
+    return runs.order_by("-started_at").values_list("finished_at", flat=True).first()

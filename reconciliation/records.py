@@ -68,6 +68,7 @@ def mismatches_record(
         rows.append(
             Mismatch(
                 run=run,
+                account=run.account,  # a mismatch is its run's account's (docs/design.md 16)
                 kind=finding.kind.value,
                 severity=finding.severity.value,
                 # Symbols and ids come from the broker or the store: made safe and bounded.

@@ -11,6 +11,9 @@ the reason) on the finding that fails alone; an outage (the broker or the store 
 fails the findings it reaches without trying each. Handlers are safe to try again: each decision
 is conditional on the state it was made on (a signal's version, an attempt still open, an order
 not yet adopted).
+
+Every repair is the run's account's (docs/design.md section 16): a signal is closed only while it
+is still that account's, an adopted order joins that account's attempts.
 """
 
 import logging
@@ -24,6 +27,7 @@ from django.db import transaction
 from brokerops.alpaca import BrokerError
 from brokerops.intent.schema import Signal, SignalStatus
 from brokerops.intent.store import (
+    AccountScope,
     SignalStore,
     SignalStoreError,
     Transition,
@@ -62,11 +66,19 @@ class RepairContext:
     run_id: int
     store: SignalStore
     signals_by_id: dict[str, Signal]  # as the run read them
-    client_order_id_prefix: str
+    scope: AccountScope  # the run's account, and the signals that are its
 
     @property
     def actor(self) -> str:
         return f"reconciliation run #{self.run_id}"
+
+    @property
+    def account(self) -> str:
+        return self.scope.name
+
+    @property
+    def client_order_id_prefix(self) -> str:
+        return self.scope.accounts.get(self.account).client_order_id_prefix
 
 
 Handler = Callable[[Sequence[PlannedRepair], RepairContext], list[RepairOutcome]]
@@ -92,7 +104,10 @@ def close_signals(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[Re
     symbols = {item.finding.signal_id: item.finding.symbol for item in items}
 
     def on_changed(move: SignalMove, result: TransitionResult) -> SignalMove | None:
-        if not _still_orphan(result.current, symbols[result.signal_id]):
+        current = result.current
+        if current is None or ctx.scope.take(current) is not current:
+            return None  # moved to another account since the read: not this run's to close
+        if not _still_orphan(current, symbols[result.signal_id]):
             return None
         return replace(
             move, transition=replace(move.transition, expected_version=result.current.version)
@@ -183,21 +198,30 @@ def apply_broker_orders(items: Sequence[PlannedRepair], ctx: RepairContext) -> l
 
 
 def adopt_orders(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[RepairOutcome]:
-    """UNKNOWN_ORDER: an order with our prefix we never recorded joins the audit trail (one
-    transaction per order, a savepoint inside another: an order that cannot be adopted fails
-    its own finding only)."""
+    """UNKNOWN_ORDER: an order with the account's prefix we never recorded joins the account's
+    audit trail (one transaction per order, a savepoint inside another: an order that cannot be
+    adopted fails its own finding only)."""
     outcomes = []
     for item in items:
         try:
             with transaction.atomic():
-                order_attempt_adopt(
+                adopted = order_attempt_adopt(
                     order=item.order, actor=ctx.actor, prefix=ctx.client_order_id_prefix
                 )
+                _adopted_into(adopted, ctx.account)
         except Exception as exc:  # noqa: BLE001 - recorded on its finding (repair_failed), logged
             outcomes.append(_failed(Repair.ADOPT_ORDER, exc, ctx))
         else:
             outcomes.append(RepairOutcome(Action.ORDER_ADOPTED))
     return outcomes
+
+
+def _adopted_into(attempt: OrderAttempt, account: str) -> None:
+    """The adopted attempt is the run's account's: the order was found at its broker with its
+    prefix. (The order service names the default account where it is not told one.)"""
+    if attempt.adopted and attempt.account != account:
+        OrderAttempt.objects.filter(pk=attempt.pk, adopted=True).update(account=account)
+        attempt.account = account
 
 
 def _attempts_by_client_id(items: Sequence[PlannedRepair]) -> dict[str, OrderAttempt]:

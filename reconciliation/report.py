@@ -11,6 +11,7 @@ from .models import ReconciliationRun
 def run_as_json(run: ReconciliationRun) -> dict:
     """The JSON object ``manage.py reconcile --json`` prints (docs/design.md section 10)."""
     return {
+        "account": run.account,
         "run_id": run.pk,
         "status": run.status,
         "dry_run": run.dry_run,

@@ -1,7 +1,8 @@
 """The reconciliation run: read, diff, confirm, plan, record, repair, complete.
 
 The steps live in their own modules; this one orders them and keeps the run's row, which changes
-only here and each time with a ``RunEvent`` (started, abandoned, finished). Every finished run
+only here (and in :mod:`reconciliation.reruns`, which runs an operator's queued run through this
+module) and each time with a ``RunEvent`` (started, abandoned, finished). Every finished run
 records the heads of the audit chains (:func:`audit.services.chain_heads_record`).
 - :mod:`reconciliation.facts` reads both sides in bulk (a failed read fails the run before
   anything is repaired: it is never taken for "no positions" or "no orders");
@@ -12,6 +13,11 @@ records the heads of the audit chains (:func:`audit.services.chain_heads_record`
   the repair's outcome after, so no repair ever happens without its audit row;
 - :mod:`reconciliation.repairs` applies the repairs, one handler per kind;
 - :mod:`reconciliation.report` gives a finished run as JSON (``manage.py reconcile --json``).
+
+A run is one account's (docs/design.md section 16): its broker, its signals (the account's
+:class:`~brokerops.intent.store.AccountScope`), its attempts, under its own single-flight lock
+(:func:`run_lock_name`); every row it writes carries the account. Runs of different accounts run
+side by side; one account's failure (broker down, keys refused) is that account's run's only.
 """
 
 from __future__ import annotations
@@ -27,15 +33,18 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import chain_heads_record
 from brokerops import metrics
+from brokerops.accounts import DEFAULT_ACCOUNT
 from brokerops.alpaca import broker_gateway
+from brokerops.alpaca.accounts import account_or_default
 from brokerops.intent.factory import get_signal_store
-from brokerops.intent.store import SignalStore
+from brokerops.intent.store import AccountScope, SignalStore
 from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
 from brokerops.text import db_text
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway
 
 logger = logging.getLogger(__name__)
+#: The single-flight lock of an account's runs is this name, ":" and the account's.
 LOCK_NAME = "reconciliation"
 #: A rerun still QUEUED this long after it was asked for lost its task (see _fail_abandoned_runs).
 QUEUED_RUN_EXPIRY_S = 3600
@@ -71,6 +81,27 @@ class ReconciliationFailed(Exception):
     """A run could not complete; the run row holds the error."""
 
 
+def _account_name(account: str | None) -> str:
+    """The name of ``account`` (the default account's when None). An unknown name raises
+    :class:`KeyError`, no default account :class:`LookupError`; a bad configuration (keys half
+    set) is left to the run to record as its failure, as before accounts."""
+    try:
+        return account_or_default(account).name
+    except ImproperlyConfigured:
+        return account or DEFAULT_ACCOUNT
+
+
+def run_lock_name(account: str) -> str:
+    """The single-flight lock of ``account``'s runs: one account's runs never overlap, and a
+    worker that dies frees only its account's lock."""
+    return f"{LOCK_NAME}:{account}"
+
+
+def lock_held_error(account: str) -> str:
+    """What a run skipped because ``account``'s lock was held records."""
+    return f"another reconciliation run of account {account!r} holds the lock"
+
+
 def reconciliation_run(
     *,
     trigger: str,
@@ -79,23 +110,29 @@ def reconciliation_run(
     dry_run: bool = False,
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
+    account: str | None = None,
 ) -> ReconciliationRun:
-    """Run one reconciliation now, in this process; returns its (finished) run row.
+    """Run one reconciliation of ``account`` (the default account when None) now, in this
+    process; returns its (finished) run row.
 
-    Single-flight across workers: when another run holds the lock, a SKIPPED row is recorded
-    and returned. A run that raised is recorded FAILED with the error (and the exception is not
-    re-raised: the row is the result). ``dry_run`` reports without repairing anything.
+    Single-flight across workers, per account: when another run of the account holds its lock,
+    a SKIPPED row is recorded and returned. A run that raised is recorded FAILED with the error
+    (and the exception is not re-raised: the row is the result). ``dry_run`` reports without
+    repairing anything. An unknown account raises :class:`KeyError` naming the known ones
+    (nothing is recorded); ``gateway`` is then the account's broker (tests pass their own).
     """
+    name = _account_name(account)
     requested_by = None
     if requested_by_id is not None:
         requested_by = get_user_model().objects.filter(pk=requested_by_id).first()
     fields = dict(
+        account=name,
         trigger=trigger,
         requested_by=requested_by,
         requested_by_username=requested_by.get_username() if requested_by else "",
         rerun_of_id=rerun_of_id,
         dry_run=dry_run,
-        worker=_worker(),
+        worker=worker_name(),
     )
 
     def start() -> tuple[ReconciliationRun, bool]:
@@ -108,7 +145,8 @@ def reconciliation_run(
             )
         return run, True
 
-    return _single_flight_run(
+    return single_flight_run(
+        name,
         "reconciliation run",
         start,
         lambda status, error: _closed_run(fields, status, error),
@@ -117,45 +155,45 @@ def reconciliation_run(
     )
 
 
-ACTOR = "reconciliation"
-
-
-def _worker() -> str:
+def worker_name() -> str:
     """Who runs it: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _single_flight_run(
-    name: str,
+def single_flight_run(
+    account: str,
+    label: str,
     start: Callable[[], tuple[ReconciliationRun, bool]],
     close: Callable[[str, str], ReconciliationRun],
     *,
     gateway: AlpacaGateway | None,
     store: SignalStore | None,
 ) -> ReconciliationRun:
-    """One run under the single-flight lock: `start` (with the lock held, abandoned runs closed)
-    gives the run and whether to execute it; when another run holds the lock, or the lock
-    service cannot say (nothing started or repaired), `close` records the run SKIPPED or
-    FAILED with the reason."""
+    """One run of ``account`` under its single-flight lock: ``start`` (with the lock held, the
+    account's abandoned runs closed) gives the run and whether to execute it; when another run
+    of the account holds the lock, or the lock service cannot say (nothing started or
+    repaired), ``close`` records the run SKIPPED or FAILED with the reason."""
     try:
-        with single_flight(LOCK_NAME) as acquired:
+        with single_flight(run_lock_name(account)) as acquired:
             if not acquired:
-                return close(
-                    ReconciliationRun.Status.SKIPPED, "another reconciliation run holds the lock"
-                )
-            _fail_abandoned_runs()
+                return close(ReconciliationRun.Status.SKIPPED, lock_held_error(account))
+            _fail_abandoned_runs(account)
             run, execute = start()
             if execute:
                 with log_context(run_id=run.pk):
                     _execute(run, gateway=gateway, store=store)
             return run
     except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
-        logger.error("%s not started: %s", name, exc)
+        logger.error("%s not started: %s", label, exc)
         return close(ReconciliationRun.Status.FAILED, f"LockUnavailable: {exc}")
+
+
+ACTOR = "reconciliation"
 
 
 def _started_payload(run: ReconciliationRun) -> dict:
     return {
+        "account": run.account,
         "trigger": run.trigger,
         "dry_run": run.dry_run,
         "requested_by": run.requested_by_username,
@@ -211,10 +249,11 @@ def _run_ended(run: ReconciliationRun) -> None:
     run_finished.send_robust(sender=ReconciliationRun, run=run)
 
 
-def _fail_abandoned_runs() -> None:
-    """We hold the lock, so any run still RUNNING belongs to a worker that died; a run QUEUED
-    for longer than :data:`QUEUED_RUN_EXPIRY_S` had its task message lost (it would otherwise
-    show "queued" for ever). Both are closed FAILED with an ``abandoned`` event."""
+def _fail_abandoned_runs(account: str) -> None:
+    """We hold ``account``'s lock, so any run of the account still RUNNING belongs to a worker
+    that died; a run QUEUED for longer than :data:`QUEUED_RUN_EXPIRY_S` had its task message
+    lost (it would otherwise show "queued" for ever). Both are closed FAILED with an
+    ``abandoned`` event. Other accounts' runs are theirs to close (their lock may be held)."""
     died = "abandoned: its worker stopped before finishing (found by the next run)"
     lost = "abandoned: requested but never started (its task was lost; found by the next run)"
     expired = timezone.now() - timedelta(seconds=QUEUED_RUN_EXPIRY_S)
@@ -222,7 +261,8 @@ def _fail_abandoned_runs() -> None:
         runs = list(
             ReconciliationRun.objects.select_for_update().filter(
                 Q(status=ReconciliationRun.Status.RUNNING)
-                | Q(status=ReconciliationRun.Status.QUEUED, started_at__lt=expired)
+                | Q(status=ReconciliationRun.Status.QUEUED, started_at__lt=expired),
+                account=account,
             )
         )
         if not runs:
@@ -257,8 +297,9 @@ def _execute(
     planned: list[PlannedRepair] = []
     outcomes: dict[int, tuple[str, str]] = {}
     try:
-        gateway = gateway or broker_gateway()
+        gateway = gateway or broker_gateway(run.account)
         store = store or get_signal_store()
+        scope = AccountScope.of(run.account)
     except Exception as exc:  # noqa: BLE001 - a bad setting: recorded on the run, logged
         _mark_failed(run, exc)
         _finish(run, planned, outcomes)
@@ -267,7 +308,7 @@ def _execute(
         try:
             with _phase(timings, "read_s"):
                 facts = reconciliation_facts_read(
-                    gateway=gateway, store=store, calls=calls, now=timezone.now()
+                    gateway=gateway, store=store, calls=calls, now=timezone.now(), scope=scope
                 )
             run.positions_seen = facts.positions_seen
             run.orders_seen = facts.orders_seen
@@ -294,7 +335,7 @@ def _execute(
                     run_id=run.pk,
                     store=store,
                     signals_by_id=facts.signals_by_id,
-                    client_order_id_prefix=settings.CLIENT_ORDER_ID_PREFIX,
+                    scope=scope,
                 )
                 with _phase(timings, "repair_s"):
                     outcomes = {
@@ -405,17 +446,27 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def reconciliation_request_rerun(*, run_id: int | None, user_id: int) -> ReconciliationRun:
+def reconciliation_request_rerun(
+    *, run_id: int | None, user_id: int, account: str | None = None
+) -> ReconciliationRun:
     """A rerun for an operator (the admin's action and button): the run is recorded QUEUED now,
     with its ``requested`` event naming who asked, and its task is enqueued after commit with
-    that run's id (:func:`reconciliation_run_queued` runs it). Returns the queued run, so the
-    operator can be shown its page at once."""
+    that run's id (:func:`reconciliation.reruns.reconciliation_run_queued` runs it). Returns the
+    queued run, so the operator can be shown its page at once.
+
+    A rerun of run ``run_id`` is of that run's account; a new run (``run_id`` None) is of
+    ``account`` (the default account when None; an unknown one raises :class:`KeyError`)."""
     from .tasks import reconciliation_run_task
 
+    if run_id is not None:
+        name = ReconciliationRun.objects.values_list("account", flat=True).get(pk=run_id)
+    else:
+        name = _account_name(account)
     user = get_user_model().objects.filter(pk=user_id).first()
     username = user.get_username() if user else ""
     with transaction.atomic():
         run = ReconciliationRun.objects.create(
+            account=name,
             trigger=ReconciliationRun.Trigger.ADMIN,
             requested_by=user,
             requested_by_username=username,
@@ -431,69 +482,4 @@ def reconciliation_request_rerun(*, run_id: int | None, user_id: int) -> Reconci
         )
         run_pk = run.pk
         transaction.on_commit(lambda: reconciliation_run_task.delay(run_id=run_pk))
-    return run
-
-
-def reconciliation_run_queued(
-    *,
-    run_id: int,
-    gateway: AlpacaGateway | None = None,
-    store: SignalStore | None = None,
-) -> ReconciliationRun:
-    """Run the QUEUED run ``run_id`` (an operator's rerun); returns its row as it ends.
-
-    A run executes at most once: it is claimed (QUEUED -> RUNNING) under a row lock while the
-    single-flight lock is held, so a task delivered twice finds it claimed and returns it
-    untouched. When another run holds the lock the queued run is recorded SKIPPED, as a
-    scheduled one would be.
-    """
-    worker = _worker()
-
-    def start() -> tuple[ReconciliationRun, bool]:
-        run = _queued_run_claim(run_id, worker)
-        if run is None:
-            return ReconciliationRun.objects.get(pk=run_id), False
-        return run, True
-
-    return _single_flight_run(
-        f"reconciliation run {run_id}",
-        start,
-        lambda status, error: _queued_run_close(run_id, status, error, worker),
-        gateway=gateway,
-        store=store,
-    )
-
-
-def _queued_run_claim(run_id: int, worker: str) -> ReconciliationRun | None:
-    """QUEUED -> RUNNING with its ``started`` event, or None when it is not queued any more."""
-    with transaction.atomic():
-        run = ReconciliationRun.objects.select_for_update().get(pk=run_id)
-        if run.status != ReconciliationRun.Status.QUEUED:
-            logger.info(
-                "reconciliation run %s is %s, not queued: not run again", run_id, run.status
-            )
-            return None
-        run.status = ReconciliationRun.Status.RUNNING
-        run.started_at = timezone.now()
-        run.worker = worker
-        run.save(update_fields=["status", "started_at", "worker"])
-        run_event_record(
-            run=run, kind=RunEvent.Kind.STARTED, payload=_started_payload(run), actor=ACTOR
-        )
-    return run
-
-
-def _queued_run_close(run_id: int, status: str, error: str, worker: str) -> ReconciliationRun:
-    """A queued run that could not start: closed with ``status`` (if still queued)."""
-    with transaction.atomic():
-        run = ReconciliationRun.objects.select_for_update().get(pk=run_id)
-        if run.status != ReconciliationRun.Status.QUEUED:
-            return run
-        run.status = status
-        run.finished_at = timezone.now()
-        run.error = db_text(error)
-        run.worker = worker
-        run.save(update_fields=["status", "finished_at", "error", "worker"])
-        _never_started_event(run, error)
-    _run_ended(run)
     return run

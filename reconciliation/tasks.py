@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from .services import reconciliation_run, reconciliation_run_queued
+from .reruns import reconciliation_run_queued
+from .services import reconciliation_run
 
 
 @shared_task(name="reconciliation.run")
@@ -13,12 +14,16 @@ def reconciliation_run_task(
     rerun_of_id: int | None = None,
     dry_run: bool = False,
     run_id: int | None = None,
+    account: str | None = None,
 ) -> int:
-    """Run one reconciliation; returns the ``ReconciliationRun`` id (a skipped run has one too).
+    """Run one reconciliation of ``account`` (the default account when None; the fan-out names
+    each, docs/design.md section 16); returns the ``ReconciliationRun`` id (a skipped run has
+    one too). An unknown account fails the task with :class:`KeyError` naming the known ones.
 
     With ``run_id``: run that queued run (an operator's rerun, recorded when it was asked for);
-    the other arguments are then the queued row's. Safe to retry or to deliver twice: runs are
-    single-flight, each records itself, and a queued run is claimed once.
+    the other arguments are then the queued row's (its account included). Safe to retry or to
+    deliver twice: runs are single-flight per account, each records itself, and a queued run is
+    claimed once.
     """
     if run_id is not None:
         return reconciliation_run_queued(run_id=run_id).pk
@@ -27,5 +32,6 @@ def reconciliation_run_task(
         requested_by_id=requested_by_id,
         rerun_of_id=rerun_of_id,
         dry_run=dry_run,
+        account=account,
     )
     return run.pk

@@ -11,6 +11,8 @@ from django.conf import settings
 from .constants import PAPER_BROKER_URL
 
 if TYPE_CHECKING:
+    from brokerops.accounts import AccountConfig
+
     from .errors import BrokerError
 
 
@@ -29,22 +31,32 @@ def broker_operator_line(exc: BrokerError) -> str:
     return f"the broker is unavailable: {exc}{paper_broker_hint()}"
 
 
-def run_error_hint(error: str) -> str:
-    """What to do about a failed reconciliation run, from its recorded error."""
+def run_error_hint(error: str, account: AccountConfig | None = None) -> str:
+    """What to do about a failed reconciliation run of ``account`` (the deployment's single
+    account when None), from its recorded error."""
     if error.startswith("BrokerRejected") and "HTTP 401" in error:
-        return keys_hint()
+        return keys_hint(account)
     if error.startswith("BrokerUnavailable"):
-        return paper_broker_hint()
+        return paper_broker_hint(account)
     return ""
 
 
-def keys_hint() -> str:
+def keys_hint(account: AccountConfig | None = None) -> str:
+    """Where the refused keys came from: an ACCOUNTS_FILE account's variables (docs/design.md
+    section 16), else the ALPACA_* ones."""
+    if account is not None and account.key_env:
+        return (
+            f" (check {account.key_env} and {account.secret_env}, "
+            f"the keys of account {account.name!r})"
+        )
     if not settings.ALPACA_API_KEY:
         return " (no ALPACA_API_KEY set: the built-in paper broker's keys were sent)"
     return " (check ALPACA_API_KEY and ALPACA_SECRET_KEY)"
 
 
-def paper_broker_hint() -> str:
+def paper_broker_hint(account: AccountConfig | None = None) -> str:
+    if account is not None and account.key_env:
+        return ""  # an ACCOUNTS_FILE account always has keys of its own
     if settings.ALPACA_API_KEY:
         return ""
     return (

@@ -17,7 +17,7 @@ def paper_broker(monkeypatch):
 
     with PaperBroker(default_assets=True) as broker:
         gateway = gateway_for(broker)
-        monkeypatch.setattr("reconciliation.services.broker_gateway", lambda: gateway)
+        monkeypatch.setattr("reconciliation.services.broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr("reconciliation.services.get_signal_store", LocalSignalStore)
         yield broker
         gateway.close()

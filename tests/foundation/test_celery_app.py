@@ -2,7 +2,13 @@
 
 from django.conf import settings
 
-from brokerops.celery import ORDERS_QUEUE, RECONCILIATION_QUEUE, app, beat_schedule
+from brokerops.celery import (
+    ACCOUNTS_QUEUE,
+    ORDERS_QUEUE,
+    RECONCILIATION_QUEUE,
+    app,
+    beat_schedule,
+)
 
 
 def test_celery_reads_django_settings():
@@ -15,12 +21,13 @@ def test_celery_reads_django_settings():
 
 def test_beat_schedules_reconciliation_and_order_jobs_on_their_queues():
     schedule = beat_schedule()
-    assert schedule["reconcile"]["task"] == "reconciliation.run"
+    # Per-account jobs go through the fan-out (tests/accounts/test_fanout.py).
+    assert schedule["reconcile"]["task"] == "accounts.fan_out"
+    assert schedule["reconcile"]["kwargs"]["task_name"] == "reconciliation.run"
     assert schedule["reconcile"]["schedule"] == float(settings.RECONCILE_INTERVAL_S)
-    assert schedule["reconcile"]["options"]["queue"] == RECONCILIATION_QUEUE
-    assert schedule["submit-orders"]["task"] == "orders.submit_pending"
-    assert schedule["sync-orders"]["task"] == "orders.sync_open"
-    assert schedule["sync-orders"]["options"]["queue"] == ORDERS_QUEUE
+    assert schedule["reconcile"]["options"]["queue"] == ACCOUNTS_QUEUE
+    assert schedule["submit-orders"]["kwargs"]["task_name"] == "orders.submit_pending"
+    assert schedule["sync-orders"]["kwargs"]["task_name"] == "orders.sync_open"
     assert schedule["verify-audit"]["task"] == "audit.verify"
     assert schedule["verify-audit"]["schedule"] == 86400.0
     assert schedule["verify-audit"]["options"]["queue"] == RECONCILIATION_QUEUE

@@ -30,7 +30,7 @@ PLAIN = "bo-stray-entry"
 @pytest.fixture
 def reconcile(gateway, store, capsys, monkeypatch):
     """``manage.py reconcile --json`` against the paper broker: (exit status, report)."""
-    monkeypatch.setattr("reconciliation.services.broker_gateway", lambda: gateway)
+    monkeypatch.setattr("reconciliation.services.broker_gateway", lambda account=None: gateway)
     monkeypatch.setattr("reconciliation.services.get_signal_store", lambda: store)
 
     def run() -> tuple[int, dict]:

@@ -283,7 +283,7 @@ def test_the_reconcile_command_prints_the_contract_json(
     scenario, gateway, store, capsys, monkeypatch
 ):
     monkeypatch.setattr("brokerops.alpaca.broker_gateway", lambda: gateway)
-    monkeypatch.setattr("reconciliation.services.broker_gateway", lambda: gateway)
+    monkeypatch.setattr("reconciliation.services.broker_gateway", lambda account=None: gateway)
     monkeypatch.setattr("reconciliation.services.get_signal_store", lambda: store)
     call_command("reconcile", "--json", "--dry-run")
     report = json.loads(capsys.readouterr().out)
@@ -316,7 +316,7 @@ def test_the_reconcile_command_exits_non_zero_when_the_run_fails(broker, store, 
 
     gw = gateway_for(broker, retry_policy=RetryPolicy(max_attempts=1))
     broker.stop()
-    monkeypatch.setattr("reconciliation.services.broker_gateway", lambda: gw)
+    monkeypatch.setattr("reconciliation.services.broker_gateway", lambda account=None: gw)
     monkeypatch.setattr("reconciliation.services.get_signal_store", lambda: store)
     with pytest.raises(CommandError) as err:
         call_command("reconcile", "--json")

@@ -12,12 +12,13 @@ import pytest
 
 from alerts.models import Alert
 from brokerops.locks import single_flight
-from reconciliation.services import LOCK_NAME
+from reconciliation.services import run_lock_name
 from tests.integration.conftest import broker, gateway, store
 from tests.ops.test_alerts import active, run, secrets, smtp
 from tests.waiting import wait_for
 
 Delivery = Alert.Delivery
+LOCK = run_lock_name("default")  # the runs' lock of the one account
 __all__ = ["broker", "gateway", "secrets", "smtp", "store"]  # fixtures used here
 HTTP_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + b" " * 200
 SMTP_GREETING = b"220 slow.example ESMTP " + b"." * 200 + b"\r\n"
@@ -55,7 +56,7 @@ class Trickler:
         with conn:
             if not self.greets:
                 conn.recv(65536)
-            with single_flight(LOCK_NAME) as acquired:
+            with single_flight(LOCK) as acquired:
                 self.lock_free.append(acquired)
             if self.answer is None:
                 self._stop.wait()
@@ -163,7 +164,7 @@ def test_a_mail_server_that_answers_gets_every_alert_after_the_lock_is_released(
     handle = smtp.handle_DATA
 
     async def noting_the_lock(server, session, envelope):
-        with single_flight(LOCK_NAME) as acquired:
+        with single_flight(LOCK) as acquired:
             free.append(acquired)
         return await handle(server, session, envelope)
 

@@ -12,11 +12,8 @@ from brokerops.locks import single_flight
 from brokerops.sim import PaperBroker
 from reconciliation import services
 from reconciliation.models import ReconciliationRun, RunEvent
-from reconciliation.services import (
-    LOCK_NAME,
-    reconciliation_request_rerun,
-    reconciliation_run_queued,
-)
+from reconciliation.reruns import reconciliation_run_queued
+from reconciliation.services import reconciliation_request_rerun, run_lock_name
 from reconciliation.tasks import reconciliation_run_task
 from tests import factories
 from tests.integration.conftest import gateway_for
@@ -29,7 +26,7 @@ Status = ReconciliationRun.Status
 def broker(monkeypatch):
     with PaperBroker(default_assets=True) as running:
         gateway = gateway_for(running)
-        monkeypatch.setattr(services, "broker_gateway", lambda: gateway)
+        monkeypatch.setattr(services, "broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr(services, "get_signal_store", LocalSignalStore)
         yield running
         gateway.close()
@@ -100,7 +97,7 @@ def test_a_queued_run_finding_the_lock_held_is_recorded_skipped(broker, no_worke
     run = reconciliation_request_rerun(
         run_id=None, user_id=factories.staff_user(group="operations").pk
     )
-    with single_flight(LOCK_NAME) as acquired:
+    with single_flight(run_lock_name("default")) as acquired:
         assert acquired
         result = reconciliation_run_queued(run_id=run.pk)
     assert result.pk == run.pk

@@ -144,7 +144,7 @@ class _celery_in_process:
         from celery.beat import EmbeddedService
         from celery.contrib.testing.worker import start_worker
 
-        from brokerops.celery import app, beat_schedule
+        from brokerops.celery import WORKER_QUEUES, app, beat_schedule
 
         settings.RECONCILE_INTERVAL_S = self.interval
         settings.ORDER_SUBMIT_INTERVAL_S = settings.ORDER_SYNC_INTERVAL_S = 10
@@ -156,7 +156,7 @@ class _celery_in_process:
             concurrency=2,
             perform_ping_check=False,
             loglevel="WARNING",
-            queues=["default", "reconciliation", "orders"],
+            queues=WORKER_QUEUES,
         )
         self._worker.__enter__()
         # EmbeddedService ignores beat_scheduler: name the database scheduler (the admin shows
