@@ -188,6 +188,11 @@ class PaperBroker(AccountMethods):
         window); ``ValueError`` when another account holds ``key_id``."""
         self.keyring.add_key(self._paper, key_id, secret)
 
+    def revoke_key(self, key_id: str) -> None:
+        """Revoke an API key, whichever account it opens: its requests and stream logins get
+        401 from now on (a connection already open stays open, as at Alpaca)."""
+        self.keyring.revoke_key(key_id)
+
     def authenticate(self, key_id: str, secret: str) -> bool:
         """Whether ``key_id`` is a known API key and ``secret`` its secret (HTTP and stream)."""
         return self.keyring.resolve(key_id, secret) is not None

@@ -72,6 +72,13 @@ class Keyring:
             self._refuse_taken(account, {key_id: secret})
             self._grant(account, {key_id: secret})
 
+    def revoke_key(self, key_id: str) -> None:
+        """``key_id`` opens nothing any more (its requests get 401, as Alpaca answers a key
+        revoked on its dashboard); its account keeps its book."""
+        with self._lock:
+            self._secrets.pop(key_id, None)
+            self._owners.pop(key_id, None)
+
     def _refuse_taken(self, account: PaperAccount, keys: dict[str, str]) -> None:
         for key_id in keys:
             owner = self._owners.get(key_id)

@@ -186,12 +186,12 @@ def test_keys_revoked_mid_run_fail_that_run_cleanly_and_repair_nothing(two_accou
             ("s-desk-orphan", signal("AAPL", 10, account="desk")),
         ]
     )
-    client_keys = two_accounts.brokers["client"]._keys
+    client_broker = two_accounts.brokers["client"]
     real_diff = services.diff
 
     def diff_then_revoke(data):
         if any(s.id == "s-client-orphan" for s in data.signals):
-            client_keys.pop("client-key")
+            client_broker.revoke_key("client-key")
         return real_diff(data)
 
     monkeypatch.setattr(services, "diff", diff_then_revoke)

@@ -115,14 +115,14 @@ def test_a_signal_whose_symbol_changed_after_the_read_is_not_closed(broker, gate
     """The run read MSFT (not held); before the repair its writer moved it to AAPL (held)."""
     broker.seed_position("AAPL", 3)
     store.put_documents([("moving", active("MSFT", 3)), ("still", active("TSLA", 1))])
-    read = store.read
+    read_for = store.read_for
 
-    def read_then_writer_changes_symbol(**kw):
-        result = read(**kw)
+    def read_then_writer_changes_symbol(*args, **kw):
+        result = read_for(*args, **kw)
         store.put_documents([("moving", active("AAPL", 3))])
         return result
 
-    store.read = read_then_writer_changes_symbol
+    store.read_for = read_then_writer_changes_symbol
     run = run_once(gateway, store)
 
     assert run.status == ReconciliationRun.Status.SUCCEEDED, run.error
@@ -136,14 +136,14 @@ def test_a_signal_whose_symbol_changed_after_the_read_is_not_closed(broker, gate
 def test_a_signal_touched_but_unchanged_in_substance_is_still_closed(broker, gateway, store):
     """Same symbol, a new version (its writer touched another field): re-evaluated, closed."""
     store.put_documents([("touched", active("MSFT", 3))])
-    read = store.read
+    read_for = store.read_for
 
-    def read_then_writer_touches(**kw):
-        result = read(**kw)
+    def read_then_writer_touches(*args, **kw):
+        result = read_for(*args, **kw)
         store.put_documents([("touched", active("MSFT", 3, note="touched"))])
         return result
 
-    store.read = read_then_writer_touches
+    store.read_for = read_then_writer_touches
     run = run_once(gateway, store)
 
     assert run.status == ReconciliationRun.Status.SUCCEEDED, run.error
