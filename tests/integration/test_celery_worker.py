@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def worker(monkeypatch, gateway, store):
     for target in ("reconciliation.services", "orders.services.submit", "orders.services.sync"):
-        monkeypatch.setattr(f"{target}.broker_gateway", lambda: gateway)
+        monkeypatch.setattr(f"{target}.broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr(f"{target}.get_signal_store", lambda: store)
     app.conf.task_always_eager = False
     try:
