@@ -3,9 +3,11 @@ PENDING signals, claims them with its own prefix and sends them to its own broke
 account's signal is rejected once; one account's broker down or keys refused never fails or
 delays another's cycle; the sync and a re-sync ask each attempt's own broker."""
 
+import json
 import threading
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 from brokerops.alpaca import BrokerRejected, BrokerUnavailable
@@ -234,3 +236,61 @@ def test_a_resync_asks_each_attempts_own_broker(two_accounts, store):
     assert by_id[desk_attempt.pk].result is ResyncResult.UNCHANGED
     assert by_id[client_attempt.pk].result is ResyncResult.STATUS_CHANGED
     assert by_id[client_attempt.pk].status_to == OrderAttempt.Status.CANCELED
+
+
+def run(command, *args):
+    out, err = _Output(), _Output()
+    call_command(command, *args, stdout=out, stderr=err)
+    return out.text
+
+
+class _Output:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text + ("\n" if not text.endswith("\n") else "")
+
+    def flush(self):
+        pass
+
+
+def test_submit_and_sync_orders_serve_one_account_or_all(two_accounts, settings):
+    settings.SIGNAL_STORE = "local"
+    store = LocalSignalStore()
+    store.put_documents([("d1", resting()), ("c1", resting(account="client"))])
+    single = json.loads(run("submit_orders", "--account", "client", "--json"))
+    assert single["account"] == "client"
+    assert [s["client_order_id"] for s in single["signals"]] == ["cl-c1-entry"]
+
+    every = json.loads(run("submit_orders", "--all", "--json"))
+    assert [(o["account"], o["signals"][0]["client_order_id"] if o["signals"] else None)
+            for o in every] == [("desk", "dk-d1-entry"), ("client", None)]  # fmt: skip
+    synced = json.loads(run("sync_orders", "--all", "--json"))
+    assert [(o["account"], o["attempts_seen"]) for o in synced] == [("desk", 1), ("client", 1)]
+    default = json.loads(run("sync_orders", "--json"))  # neither: the default account
+    assert default["account"] == "desk"
+    text = run("sync_orders", "--all")
+    assert "account desk:" in text and "account client:" in text
+
+    with pytest.raises(CommandError) as unknown:
+        run("submit_orders", "--account", "ghost")
+    assert unknown.value.returncode == 2
+    assert "no account 'ghost' (accounts: desk, client)" in str(unknown.value)
+
+
+def test_all_accounts_one_refused_reports_it_and_serves_the_others(two_accounts, settings):
+    settings.SIGNAL_STORE = "local"
+    store = LocalSignalStore()
+    store.put_documents([("d1", pending()), ("c1", pending(account="client"))])
+    two_accounts.set_secret("client", "wrong")
+    out, err = _Output(), _Output()
+    with pytest.raises(CommandError) as failed:
+        call_command("submit_orders", "--all", "--json", stdout=out, stderr=err)
+    assert failed.value.returncode == 1
+    assert "account client:" in str(failed.value) and "desk" not in str(failed.value)
+    desk, client = json.loads(out.text)
+    assert (desk["account"], desk["submitted"], desk.get("error")) == ("desk", 1, None)
+    assert client["account"] == "client" and "API keys" in client["error"]
+    assert two_accounts.coids_at("desk") == {"dk-d1-entry"}
+    assert store.get("c1").status is SignalStatus.PENDING
