@@ -5,15 +5,18 @@ down, its keys refused) keeps reconnecting on its own and never stops the others
 
 import signal
 import threading
+from collections import Counter
 
 import pytest
 from django.db import connections
 
 from brokerops.intent.local import LocalSignalStore
 from brokerops.intent.schema import SignalStatus
+from brokerops.intent.watch import pending_source
 from orders.models import OrderAttempt, OrderExecution
 from orders.services import orders_submit_pending
 from orders.services.stream import Backoff, trade_updates_serve
+from orders.services.watch import WatchStats, signals_watch
 from tests.commands import database_url_of_this_test, start_command
 from tests.environment import child_env
 from tests.waiting import wait_for
@@ -173,3 +176,90 @@ def test_the_command_serves_every_account_from_one_process(two_accounts):
     assert f"consuming {two_accounts.broker('client').stream_url} for account client" in output
     assert "trade_updates: stopped after 0 events" in output and "2 connects" in output
     assert "Traceback" not in output
+
+
+class Watcher:
+    """``signals_watch`` in a thread over the local store, as the command runs it."""
+
+    def __init__(self, store):
+        self.stop = threading.Event()
+        self.stats = WatchStats()
+        self.outcomes = []
+        self.sources = []
+        self.error = None
+
+        def source():
+            made = pending_source(store, poll_s=0.1)
+            self.sources.append(made)
+            return made
+
+        self._thread = threading.Thread(
+            target=self._run,
+            kwargs=dict(
+                source=source,
+                store=store,
+                stop=self.stop,
+                workers=2,
+                backoff=Backoff(0.05, 0.2),
+                on_outcome=self.outcomes.append,
+                stats=self.stats,
+            ),
+            daemon=True,
+        )
+
+    def _run(self, **kwargs):
+        try:
+            signals_watch(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            connections.close_all()
+
+    def __enter__(self):
+        self._thread.start()
+        wait_for(lambda: self.sources and self.sources[-1].listening, what="the watcher")
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the watcher did not stop"
+        assert self.error is None, self.error
+
+
+def test_one_watcher_sends_each_signal_through_its_own_account(two_accounts, store):
+    with Watcher(store) as watcher:
+        store.put_documents(
+            [
+                ("d1", pending()),
+                ("c1", pending(account="client")),
+                ("g", pending(account="ghost")),
+            ]
+        )
+        wait_for(
+            lambda: all(store.get(i).status is not SignalStatus.PENDING for i in ("d1", "c1", "g")),
+            what="every signal to leave PENDING",
+        )
+    assert two_accounts.coids_at("desk") == {"dk-d1-entry"}
+    assert two_accounts.coids_at("client") == {"cl-c1-entry"}
+    outcomes = Counter((o.signal_id, str(o.outcome)) for o in watcher.outcomes)
+    assert outcomes[("g", "rejected")] == 1
+    rejected = store.get("g")
+    assert rejected.status is SignalStatus.REJECTED
+    assert "account 'ghost' is not configured" in rejected.status_reason
+    assert OrderAttempt.objects.get(signal_id="g").account == "desk"
+
+
+def test_one_accounts_refused_keys_never_stop_the_watcher_for_the_others(two_accounts, store):
+    two_accounts.set_secret("client", "wrong")
+    with Watcher(store):
+        store.put_documents([("c1", pending(account="client"))])
+        wait_for(
+            lambda: two_accounts.broker("client").status_counts().get(401),
+            what="the client's keys refused",
+        )
+        store.put_documents([("d1", pending())])
+        wait_for(lambda: store.get("d1").status is not SignalStatus.PENDING, what="the desk's")
+    assert two_accounts.coids_at("desk") == {"dk-d1-entry"}
+    assert two_accounts.coids_at("client") == set()
+    assert store.get("c1").status is SignalStatus.PENDING  # left to the client's order cycle
