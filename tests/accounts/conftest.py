@@ -18,6 +18,7 @@ import pytest
 
 from brokerops.accounts import load_accounts
 from brokerops.alpaca import broker_gateway
+from brokerops.intent.local import LocalSignalStore
 from brokerops.sim import PaperBroker
 from tests.ports import free_port
 
@@ -28,6 +29,23 @@ KEYS = {name: (f"{name}-key", f"{name}-secret") for name in NAMES}
 # The gateways' own budget: far above what a test sends, so no test waits on its limiter (the
 # Redis buckets are per key and outlive a test).
 RATE_LIMIT_PER_MIN = 20_000
+
+
+def pending(symbol="AAPL", qty="1", **fields) -> dict:
+    """A PENDING market buy (``account=...`` names its account)."""
+    return {
+        "symbol": symbol,
+        "side": "buy",
+        "qty": qty,
+        "order_type": "market",
+        "status": "PENDING",
+        **fields,
+    }
+
+
+@pytest.fixture
+def store() -> LocalSignalStore:
+    return LocalSignalStore()
 
 
 def key_variables(name: str) -> tuple[str, str]:

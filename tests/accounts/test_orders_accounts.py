@@ -18,20 +18,10 @@ from orders.models import OrderAttempt, OrderEvent
 from orders.services import order_attempts_sync, orders_submit_pending
 from orders.services.resync import ResyncResult, order_attempts_resync
 from orders.tasks import order_attempts_sync_task, orders_submit_pending_task
+from tests.accounts.conftest import pending
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def pending(symbol="AAPL", qty="1", **fields):
-    return {
-        "symbol": symbol,
-        "side": "buy",
-        "qty": qty,
-        "order_type": "market",
-        "status": "PENDING",
-        **fields,
-    }
 
 
 def resting(**fields):
@@ -39,9 +29,15 @@ def resting(**fields):
     return pending(order_type="limit", limit_price="1.00", **fields)
 
 
-@pytest.fixture
-def store():
-    return LocalSignalStore()
+def resting_at_each_broker(two_accounts, store) -> tuple[OrderAttempt, OrderAttempt]:
+    """The attempts of one order resting at each account's broker: the desk's, the client's."""
+    store.put_documents([("d1", resting(account="desk")), ("c1", resting(account="client"))])
+    for name in two_accounts.names:
+        orders_submit_pending(account=name, store=store)
+    return (
+        OrderAttempt.objects.get(client_order_id="dk-d1-entry"),
+        OrderAttempt.objects.get(client_order_id="cl-c1-entry"),
+    )
 
 
 def test_each_accounts_orders_reach_only_its_own_broker_with_its_own_prefix(two_accounts, store):
@@ -203,11 +199,7 @@ def test_an_accounts_cycles_and_syncs_never_overlap_and_never_hold_up_another_ac
 
 
 def test_the_sync_asks_each_attempts_own_broker(two_accounts, store):
-    store.put_documents([("d1", resting(account="desk")), ("c1", resting(account="client"))])
-    for name in two_accounts.names:
-        orders_submit_pending(account=name, store=store)
-    desk_attempt = OrderAttempt.objects.get(client_order_id="dk-d1-entry")
-    client_attempt = OrderAttempt.objects.get(client_order_id="cl-c1-entry")
+    desk_attempt, client_attempt = resting_at_each_broker(two_accounts, store)
     two_accounts.broker("desk").cancel_order_manually("dk-d1-entry")
 
     desk = order_attempts_sync(account="desk", store=store)
@@ -223,11 +215,7 @@ def test_the_sync_asks_each_attempts_own_broker(two_accounts, store):
 
 
 def test_a_resync_asks_each_attempts_own_broker(two_accounts, store):
-    store.put_documents([("d1", resting(account="desk")), ("c1", resting(account="client"))])
-    for name in two_accounts.names:
-        orders_submit_pending(account=name, store=store)
-    desk_attempt = OrderAttempt.objects.get(client_order_id="dk-d1-entry")
-    client_attempt = OrderAttempt.objects.get(client_order_id="cl-c1-entry")
+    desk_attempt, client_attempt = resting_at_each_broker(two_accounts, store)
     two_accounts.broker("client").cancel_order_manually("cl-c1-entry")
     outcomes = order_attempts_resync(
         attempt_ids=[desk_attempt.pk, client_attempt.pk], actor="ops", store=store

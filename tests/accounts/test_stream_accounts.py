@@ -10,34 +10,17 @@ from collections import Counter
 import pytest
 from django.db import connections
 
-from brokerops.intent.local import LocalSignalStore
 from brokerops.intent.schema import SignalStatus
-from brokerops.intent.watch import pending_source
 from orders.models import OrderAttempt, OrderExecution
 from orders.services import orders_submit_pending
 from orders.services.stream import Backoff, trade_updates_serve
-from orders.services.watch import WatchStats, signals_watch
+from tests.accounts.conftest import pending
 from tests.commands import database_url_of_this_test, start_command
 from tests.environment import child_env
+from tests.integration.test_watch_signals import Watcher
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def pending(symbol="AAPL", qty="1", **fields):
-    return {
-        "symbol": symbol,
-        "side": "buy",
-        "qty": qty,
-        "order_type": "market",
-        "status": "PENDING",
-        **fields,
-    }
-
-
-@pytest.fixture
-def store():
-    return LocalSignalStore()
 
 
 class Streams:
@@ -80,6 +63,18 @@ class Streams:
 def filled_by_the_stream(coid: str) -> bool:
     """An execution of the order was recorded: only the stream records executions."""
     return OrderExecution.objects.filter(attempt__client_order_id=coid).exists()
+
+
+def desk_fills_while_the_client_retries(two_accounts, store, streams) -> None:
+    """The desk's order (signal d1) fills through its stream while the client's stream fails
+    and is tried again, again."""
+    assert two_accounts.broker("desk").wait_for_stream_listeners(1, timeout=30)
+    orders_submit_pending(account="desk", store=store)
+    wait_for(lambda: filled_by_the_stream("dk-d1-entry"), what="the desk's fill")
+    wait_for(
+        lambda: streams.stats["client"].disconnects >= 2,
+        what="the client's stream to fail and be tried again",
+    )
 
 
 def test_one_process_streams_every_account_each_fill_to_its_own_attempts(two_accounts, store):
@@ -128,13 +123,7 @@ def test_one_accounts_broker_down_keeps_reconnecting_and_never_stops_the_other(t
     client.stop()
     store.put_documents([("d1", pending()), ("c1", pending("MSFT", account="client"))])
     with Streams(store) as streams:
-        assert two_accounts.broker("desk").wait_for_stream_listeners(1, timeout=30)
-        orders_submit_pending(account="desk", store=store)
-        wait_for(lambda: filled_by_the_stream("dk-d1-entry"), what="the desk's fill")
-        wait_for(
-            lambda: streams.stats["client"].disconnects >= 2,
-            what="the client's stream to keep reconnecting",
-        )
+        desk_fills_while_the_client_retries(two_accounts, store, streams)
         client.start()  # back where the account expects it: its stream connects on its own
         assert client.wait_for_stream_listeners(1, timeout=30)
         orders_submit_pending(account="client", store=store)
@@ -147,13 +136,7 @@ def test_refused_keys_of_one_account_never_stop_the_others_stream(two_accounts, 
     two_accounts.set_secret("client", "wrong")
     store.put_documents([("d1", pending())])
     with Streams(store) as streams:
-        assert two_accounts.broker("desk").wait_for_stream_listeners(1, timeout=30)
-        orders_submit_pending(account="desk", store=store)
-        wait_for(lambda: filled_by_the_stream("dk-d1-entry"), what="the desk's fill")
-        wait_for(
-            lambda: streams.stats["client"].disconnects >= 2,
-            what="the client's stream to keep trying its keys",
-        )
+        desk_fills_while_the_client_retries(two_accounts, store, streams)
     assert streams.stats["client"].connects == 0
     assert "refused the API keys" in streams.stats["client"].last_error
     assert two_accounts.broker("client").stream_counters()["connections_unauthorized"] >= 2
@@ -178,57 +161,8 @@ def test_the_command_serves_every_account_from_one_process(two_accounts):
     assert "Traceback" not in output
 
 
-class Watcher:
-    """``signals_watch`` in a thread over the local store, as the command runs it."""
-
-    def __init__(self, store):
-        self.stop = threading.Event()
-        self.stats = WatchStats()
-        self.outcomes = []
-        self.sources = []
-        self.error = None
-
-        def source():
-            made = pending_source(store, poll_s=0.1)
-            self.sources.append(made)
-            return made
-
-        self._thread = threading.Thread(
-            target=self._run,
-            kwargs=dict(
-                source=source,
-                store=store,
-                stop=self.stop,
-                workers=2,
-                backoff=Backoff(0.05, 0.2),
-                on_outcome=self.outcomes.append,
-                stats=self.stats,
-            ),
-            daemon=True,
-        )
-
-    def _run(self, **kwargs):
-        try:
-            signals_watch(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
-        finally:
-            connections.close_all()
-
-    def __enter__(self):
-        self._thread.start()
-        wait_for(lambda: self.sources and self.sources[-1].listening, what="the watcher")
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "the watcher did not stop"
-        assert self.error is None, self.error
-
-
 def test_one_watcher_sends_each_signal_through_its_own_account(two_accounts, store):
-    with Watcher(store) as watcher:
+    with Watcher(None, store) as watcher:  # no gateway: each account's own
         store.put_documents(
             [
                 ("d1", pending()),
@@ -252,7 +186,7 @@ def test_one_watcher_sends_each_signal_through_its_own_account(two_accounts, sto
 
 def test_one_accounts_refused_keys_never_stop_the_watcher_for_the_others(two_accounts, store):
     two_accounts.set_secret("client", "wrong")
-    with Watcher(store):
+    with Watcher(None, store):
         store.put_documents([("c1", pending(account="client"))])
         wait_for(
             lambda: two_accounts.broker("client").status_counts().get(401),

@@ -1,11 +1,6 @@
 """`python manage.py sync_orders [--account NAME | --all] [--json]`: refresh the open order
 attempts of one account, or of every account, from their brokers (docs/design.md section 16).
-
-Neither option: the default account. With ``--json``, one object (``--all``: a list of one
-object per account), each carrying ``account``. An error an operator can act on (broker down,
-Redis down, bad keys) is one line on stderr and exit status 1 (with ``--all``, naming each
-account that failed; the others' syncs run to their end); with ``--json`` the objects are
-printed too, a failed account's with the failure in ``error``. An unknown account: exit 2.
+Its options, JSON objects, errors and exit statuses are those of ``submit_orders``.
 """
 
 import json as jsonlib
