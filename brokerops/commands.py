@@ -19,15 +19,21 @@ import logging
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 
 CONSOLE_HANDLER = "console"
+#: Accounts a ``--all`` command serves at once (one thread each): one account's broker that
+#: hangs never delays another's work (docs/design.md section 16).
+ACCOUNT_THREADS = 8
+T = TypeVar("T")
 
 
 def debugging() -> bool:
@@ -171,44 +177,87 @@ def stopped_summary(
     return f"{name}: stopped after {handled} {noun} ({done}){rest}"
 
 
-# --- the accounts a command works for (docs/design.md section 16) -------------------------------
+# --- per-account commands (submit_orders, sync_orders, reconcile) ------------------------------
 
 
 def add_account_arguments(parser: CommandParser) -> None:
-    """``--account NAME`` or ``--all`` (neither: the default account)."""
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument(
-        "--account", metavar="NAME", help="the account to work for (default: the default account)"
+    """``--account NAME`` or ``--all`` (mutually exclusive; neither: the default account),
+    docs/design.md section 16."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--account", metavar="NAME", default=None, help="this account (default: the default one)"
     )
-    which.add_argument(
-        "--all",
-        action="store_true",
-        dest="all_accounts",
-        help="every configured account, one after the other",
+    group.add_argument(
+        "--all", action="store_true", dest="all_accounts", help="every configured account"
     )
 
 
 def chosen_accounts(*, account: str | None, all_accounts: bool) -> list[str]:
-    """The names of the accounts ``--account``/``--all`` chose; an unknown name, or no name
-    where there is no default account, is exit status 2 naming the known accounts."""
+    """The accounts a command serves: every configured one (``--all``, in the file's order),
+    the one named, or the default account. An unknown name, or none without a default
+    account, exits 2 naming the known accounts."""
     from brokerops.accounts import configured
 
     try:
         accounts = configured()
     except ImproperlyConfigured as exc:  # keys half set, checked at start in a real process
         raise CommandError(one_line(f"configuration: {exc}"), returncode=1) from None
+    known = ", ".join(accounts.names)
     if all_accounts:
         return accounts.names
     if account is None:
         if accounts.default is None:
             raise CommandError(
-                f"no default account: name one with --account or use --all "
-                f"(accounts: {', '.join(accounts.names)})",
+                f"no default account: name one with --account NAME, or --all (accounts: {known})",
                 returncode=2,
             )
         return [accounts.default.name]
-    try:
-        accounts.get(account)
-    except KeyError as exc:
-        raise CommandError(exc.args[0], returncode=2) from None
+    if account not in accounts:
+        raise CommandError(f"no account {account!r} (accounts: {known})", returncode=2)
     return [account]
+
+
+@dataclass
+class AccountRun(Generic[T]):
+    """One account's part of a command: its value, or the failure that stopped it (``line``:
+    what an operator reads; empty for a bug, which keeps its traceback)."""
+
+    account: str
+    value: T | None = None
+    error: BaseException | None = None
+    line: str = ""
+
+
+def for_each_account(names: Sequence[str], work: Callable[[str], T]) -> list[AccountRun[T]]:
+    """``work(name)`` for every account, several at once (`ACCOUNT_THREADS`), in ``names``'
+    order: one account's failure or slow broker never stops or delays another's."""
+    from django.db import connections
+
+    def one(name: str) -> AccountRun[T]:
+        try:
+            return AccountRun(name, value=work(name))
+        except Exception as exc:  # noqa: BLE001 - reported per account by the caller
+            return AccountRun(name, error=exc, line=operator_error(exc) or "")
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connections.close_all()  # this thread's own database connections
+
+    if len(names) == 1:
+        return [one(names[0])]
+    with ThreadPoolExecutor(min(len(names), ACCOUNT_THREADS)) as pool:
+        return list(pool.map(one, names))
+
+
+def accounts_failed(runs: Sequence[AccountRun], *, stderr, several: bool) -> CommandError | None:
+    """The error to exit with when an account's part failed (one line, naming each failed
+    account when the command served ``several``); a bug is raised as it is."""
+    failed = [run for run in runs if run.error is not None]
+    for run in failed:
+        if not run.line:
+            raise run.error  # type: ignore[misc]
+    if not failed:
+        return None
+    line = "; ".join(
+        f"account {run.account}: {run.line}" if several else run.line for run in failed
+    )
+    return fail(line, stderr=stderr, exc=failed[0].error)

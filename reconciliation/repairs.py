@@ -205,23 +205,17 @@ def adopt_orders(items: Sequence[PlannedRepair], ctx: RepairContext) -> list[Rep
     for item in items:
         try:
             with transaction.atomic():
-                adopted = order_attempt_adopt(
-                    order=item.order, actor=ctx.actor, prefix=ctx.client_order_id_prefix
+                order_attempt_adopt(
+                    order=item.order,
+                    actor=ctx.actor,
+                    prefix=ctx.client_order_id_prefix,
+                    account=ctx.account,
                 )
-                _adopted_into(adopted, ctx.account)
         except Exception as exc:  # noqa: BLE001 - recorded on its finding (repair_failed), logged
             outcomes.append(_failed(Repair.ADOPT_ORDER, exc, ctx))
         else:
             outcomes.append(RepairOutcome(Action.ORDER_ADOPTED))
     return outcomes
-
-
-def _adopted_into(attempt: OrderAttempt, account: str) -> None:
-    """The adopted attempt is the run's account's: the order was found at its broker with its
-    prefix. (The order service names the default account where it is not told one.)"""
-    if attempt.adopted and attempt.account != account:
-        OrderAttempt.objects.filter(pk=attempt.pk, adopted=True).update(account=account)
-        attempt.account = account
 
 
 def _attempts_by_client_id(items: Sequence[PlannedRepair]) -> dict[str, OrderAttempt]:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 
+from brokerops.accounts import configured
 from brokerops.intent.factory import get_signal_store
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, Signal, audit_signal_id, parse_signal
@@ -163,17 +164,28 @@ def _accounts_shown(
     return tuple(sorted(accounts))
 
 
+def _prefixes() -> list[str]:
+    """Every configured account's client_order_id prefix (docs/design.md section 16)."""
+    return [account.client_order_id_prefix for account in configured()]
+
+
 def _signal_id_of(client_order_id: str) -> str:
-    parsed = parse_client_order_id(client_order_id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
-    return parsed[0] if parsed else ""
+    for prefix in _prefixes():
+        parsed = parse_client_order_id(client_order_id, prefix=prefix)
+        if parsed:
+            return parsed[0]
+    return ""
 
 
 def _named_signal(client_order_id: str, signal_id: str) -> str:
     """``signal_id`` when ``client_order_id`` is one of its legs' ids, else ""."""
     if not signal_id:
         return ""
-    prefix = settings.CLIENT_ORDER_ID_PREFIX
-    made = {client_order_id_for(signal_id=signal_id, leg=leg, prefix=prefix) for leg in LEGS}
+    made = {
+        client_order_id_for(signal_id=signal_id, leg=leg, prefix=prefix)
+        for leg in LEGS
+        for prefix in _prefixes()
+    }
     return signal_id if client_order_id in made else ""
 
 
@@ -418,7 +430,9 @@ def signal_client_order_id(signal_id: str, data: Any = None) -> str:
     recorded = data.get("client_order_id") if isinstance(data, dict) else None
     if isinstance(recorded, str) and recorded:
         return recorded
-    return client_order_id_for(signal_id=signal_id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+    named = data.get("account") if isinstance(data, dict) else None
+    prefix = configured().get(signal_owner(named)).client_order_id_prefix
+    return client_order_id_for(signal_id=signal_id, prefix=prefix)
 
 
 __all__ = [

@@ -14,6 +14,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from brokerops.accounts import rows_owner_name
 from brokerops.alpaca import Order
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
 from brokerops.intent.store import (
@@ -271,8 +272,12 @@ def order_attempts_mark_missing(
     return _changes(attempts, befores, outcomes)
 
 
-def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttempt:
-    """Record an order that carries our prefix but that we never recorded (idempotent)."""
+def order_attempt_adopt(
+    *, order: Order, actor: str, prefix: str, account: str | None = None
+) -> OrderAttempt:
+    """Record an order that carries our prefix but that we never recorded (idempotent): an
+    attempt of ``account``, the account whose broker has the order and whose prefix ``prefix``
+    is (None: the rows' owner, `brokerops.accounts.rows_owner_name`)."""
     parsed = parse_client_order_id(order.client_order_id, prefix=prefix)
     signal_id, leg = parsed if parsed else ("", "entry")
     if signal_id and OrderAttempt.objects.filter(signal_id=signal_id, leg=leg).exists():
@@ -286,6 +291,7 @@ def order_attempt_adopt(*, order: Order, actor: str, prefix: str) -> OrderAttemp
         attempt, created = OrderAttempt.objects.get_or_create(
             client_order_id=fit("client_order_id", order.client_order_id),
             defaults=dict(
+                account=account or rows_owner_name(),
                 signal_id=signal_id,
                 leg=leg,
                 symbol=fit("symbol", order.symbol),

@@ -4,6 +4,11 @@ The attempt is the signal's one order (its client_order_id derives from the sign
 docs/design.md section 5): whoever creates the row, or takes a stale one with a conditional
 update, holds it; the others see the signal BUSY. A claim nothing was sent for is released at
 once, so the next cycle (or watcher) takes it without waiting out ``ORDER_CLAIM_TIMEOUT_S``.
+
+A claim is an account's (docs/design.md section 16): the client_order_id carries the account's
+prefix and the row its name. A signal has one attempt whatever account claims it (one per
+signal id and leg): a signal moved to another account after an attempt was made for it finds
+that attempt, the other account's, and is never sent again (`orders.services.send`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from brokerops.accounts import AccountConfig
 from brokerops.intent.schema import Signal, audit_signal_id
 from orders import lifecycle
 from orders.client_order_id import client_order_id_for
@@ -25,15 +31,15 @@ from .events import order_event_build, order_event_record, order_events_append
 Status = OrderAttempt.Status
 
 
-def attempts_claim_new(*, signals: Sequence[Signal]) -> dict[str, OrderAttempt]:
-    """The attempts of the signals that have none yet, created (and so claimed) together: one
-    transaction, one append of their CREATED events, before any HTTP call. Signals with an
-    attempt already, or all of them when another worker created one meanwhile (the insert
-    fails as a whole), go through `attempt_claim` one by one."""
-    coids = {
-        s.id: client_order_id_for(signal_id=s.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
-        for s in signals
-    }
+def attempts_claim_new(
+    *, signals: Sequence[Signal], account: AccountConfig
+) -> dict[str, OrderAttempt]:
+    """The attempts of the signals that have none yet, created (and so claimed) together for
+    ``account``: one transaction, one append of their CREATED events, before any HTTP call.
+    Signals with an attempt already, or all of them when another worker created one meanwhile
+    (the insert fails as a whole), go through `attempt_claim` one by one."""
+    prefix = account.client_order_id_prefix
+    coids = {s.id: client_order_id_for(signal_id=s.id, prefix=prefix) for s in signals}
     existing = set(
         OrderAttempt.objects.filter(client_order_id__in=coids.values()).values_list(
             "client_order_id", flat=True
@@ -46,7 +52,7 @@ def attempts_claim_new(*, signals: Sequence[Signal]) -> dict[str, OrderAttempt]:
     try:
         with transaction.atomic():
             attempts = OrderAttempt.objects.bulk_create(
-                [_attempt_for(s, coids[s.id], now) for s in new]
+                [_attempt_for(s, coids[s.id], now, account) for s in new]
             )
             order_events_append(
                 [
@@ -64,15 +70,17 @@ def attempts_claim_new(*, signals: Sequence[Signal]) -> dict[str, OrderAttempt]:
     return {s.id: attempt for s, attempt in zip(new, attempts, strict=True)}
 
 
-def attempt_claim(*, signal: Signal, coid: str) -> OrderAttempt | None:
+def attempt_claim(*, signal: Signal, coid: str, account: AccountConfig) -> OrderAttempt | None:
     """The attempt row for this signal, created before any HTTP call, claimed for this worker.
 
-    Returns None when another worker created or touched it moments ago.
+    Returns None when another worker created or touched it moments ago. The signal's attempt
+    of another account (it named that account when the attempt was made) is returned as it is,
+    unclaimed: the caller never sends it (`attempt.account` is not ``account``).
     """
     now = timezone.now()
     try:
         with transaction.atomic():
-            attempt = _attempt_for(signal, coid, now)
+            attempt = _attempt_for(signal, coid, now, account)
             attempt.save(force_insert=True)
             order_event_record(
                 attempt=attempt,
@@ -83,7 +91,10 @@ def attempt_claim(*, signal: Signal, coid: str) -> OrderAttempt | None:
         return attempt
     except IntegrityError:
         pass  # the row exists: an earlier cycle or another worker made it; claim it below
-    attempt = OrderAttempt.objects.get(client_order_id=coid)
+    attempt = OrderAttempt.objects.filter(client_order_id=coid).first()
+    if attempt is None:  # the signal's one attempt is another account's (another prefix)
+        entries = OrderAttempt.objects.filter(leg="entry")
+        return entries.filter(signal_id=audit_signal_id(signal.id)).first()
     stale_before = now - timedelta(seconds=settings.ORDER_CLAIM_TIMEOUT_S)
     if attempt.status in lifecycle.NOT_SENT:
         if attempt.status == Status.CREATED and attempt.updated_at > stale_before:
@@ -120,9 +131,10 @@ def attempt_order_fields(signal: Signal) -> dict[str, object]:
     )
 
 
-def _attempt_for(signal: Signal, coid: str, now: datetime) -> OrderAttempt:
+def _attempt_for(signal: Signal, coid: str, now: datetime, account: AccountConfig) -> OrderAttempt:
     audit_id = audit_signal_id(signal.id)
     return OrderAttempt(
+        account=account.name,
         client_order_id=coid,
         signal_id=audit_id,
         signal_ref=OrderAttempt.signal_ref_for(signal.id, audit_id),

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from brokerops.accounts import AccountConfig
 from brokerops.alpaca import BrokerError, BrokerRejected, Order, Position
 from brokerops.intent.schema import InvalidSignal, Signal
-from brokerops.intent.store import SignalStore
+from brokerops.intent.store import AccountScope, SignalStore
 from orders.models import OrderAttempt
 from orders.validation import RiskLimits
 
@@ -36,16 +37,27 @@ REREAD_MAX_AGE_S = 0.25
 @dataclass
 class SubmitContext:
     """What every order of one call is checked against (read once, `submit_context_open`), and
-    the accepted orders whose post-send work is still to do."""
+    the accepted orders whose post-send work is still to do. ``scope``: the account the call
+    sends for (docs/design.md section 16), through ``gateway``, that account's."""
 
     gateway: AlpacaGateway
     store: SignalStore
     actor: str
+    scope: AccountScope
     positions: dict[str, Position]
     limits: RiskLimits
     prices: dict[str, Decimal]  # symbol_key -> latest trade price (Alpaca's market data)
     prices_error: str = ""  # why prices could not be read (orders needing one are deferred)
     accepted: list[AcceptedOrder] = field(default_factory=list)
+
+    @property
+    def account(self) -> AccountConfig:
+        return self.scope.accounts.get(self.scope.name)
+
+    @property
+    def prefix(self) -> str:
+        """The account's client_order_id prefix: its claim space."""
+        return self.account.client_order_id_prefix
 
 
 @dataclass
@@ -62,7 +74,12 @@ class AcceptedOrder:
 
 
 def submit_context_open(
-    signals: Sequence[Signal], *, gateway: AlpacaGateway, store: SignalStore, actor: str
+    signals: Sequence[Signal],
+    *,
+    gateway: AlpacaGateway,
+    store: SignalStore,
+    actor: str,
+    scope: AccountScope,
 ) -> SubmitContext:
     """What every order of a call is checked against, read in bulk: positions (a 401 or an
     unavailable broker raises: nothing can be sent) and the latest trade of every symbol."""
@@ -95,6 +112,7 @@ def submit_context_open(
         gateway=gateway,
         store=store,
         actor=actor,
+        scope=scope,
         positions=positions,
         limits=RiskLimits(
             max_notional=settings.ORDER_MAX_NOTIONAL or None,

@@ -6,13 +6,17 @@ A document whose status reads PENDING but whose order cannot be built (a limit o
 (so compliance finds it by signal id or client_order_id) with the validation failure, and the
 document moves PENDING -> REJECTED, conditionally, writing only its status fields. A document
 whose status cannot be read is never read as PENDING and never touched.
+
+A signal naming an account that is not configured is rejected here too (docs/design.md section
+16), once: only the account that owns unowned rows (`Accounts.rows_owner`) reads it, as an
+`InvalidSignal` saying so (`AccountScope`), and its attempt is that account's.
 """
 
 from dataclasses import replace
 
-from django.conf import settings
 from django.db import transaction
 
+from brokerops.accounts import AccountConfig
 from brokerops.intent.schema import InvalidSignal, SignalStatus, audit_signal_id
 from brokerops.intent.store import SignalStore, Transition, TransitionOutcome, TransitionResult
 from brokerops.text import db_field_text, db_json, db_text
@@ -26,11 +30,15 @@ from .outcomes import Outcome, SignalOutcome
 Status = OrderAttempt.Status
 
 
-def reject_invalid_signal(doc: InvalidSignal, *, store: SignalStore, actor: str) -> SignalOutcome:
-    """Reject one unparseable PENDING document (idempotent: a second call finds the attempt)."""
-    coid = client_order_id_for(signal_id=doc.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
+def reject_invalid_signal(
+    doc: InvalidSignal, *, store: SignalStore, actor: str, account: AccountConfig
+) -> SignalOutcome:
+    """Reject one unparseable PENDING document, its attempt ``account``'s (idempotent: a second
+    call finds the attempt)."""
+    coid = client_order_id_for(signal_id=doc.id, prefix=account.client_order_id_prefix)
     reason = "invalid signal: " + "; ".join(doc.reasons)
-    attempt, created = _rejected_attempt(doc, coid, reason)
+    attempt, created = _rejected_attempt(doc, coid, reason, account.name)
+    coid = attempt.client_order_id  # another account's, when the signal has one there already
     if not created and attempt.status != Status.REJECTED:
         # Its order reached the broker before the document broke: that is not ours to undo.
         why = f"document does not parse but its order is {attempt.status}: fix the document"
@@ -68,13 +76,24 @@ def reject_invalid_signal(doc: InvalidSignal, *, store: SignalStore, actor: str)
     return SignalOutcome(doc.id, coid, Outcome.REJECTED, reason)
 
 
-def _rejected_attempt(doc: InvalidSignal, coid: str, reason: str) -> tuple[OrderAttempt, bool]:
+def _rejected_attempt(
+    doc: InvalidSignal, coid: str, reason: str, account: str
+) -> tuple[OrderAttempt, bool]:
     raw = doc.raw
     audit_id = audit_signal_id(doc.id)
+    # The signal's one attempt may be another account's (it named that account before).
+    elsewhere = (
+        OrderAttempt.objects.filter(signal_id=audit_id, leg="entry")
+        .exclude(client_order_id=coid)
+        .first()
+    )
+    if elsewhere is not None:
+        return elsewhere, False
     with transaction.atomic():
         attempt, created = OrderAttempt.objects.get_or_create(
             client_order_id=coid,
             defaults=dict(
+                account=account,
                 signal_id=audit_id,
                 signal_ref=OrderAttempt.signal_ref_for(doc.id, audit_id),
                 symbol=db_field_text(OrderAttempt, "symbol", doc.raw_symbol),

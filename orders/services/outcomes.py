@@ -42,6 +42,8 @@ class SubmitResult:
     outcomes: list[SignalOutcome] = field(default_factory=list)
     invalid_signals: int = 0
     api_calls: int = 0
+    account: str = ""  # the account the cycle was for (docs/design.md section 16)
+    skipped: str = ""  # why the cycle did nothing (another cycle of the account held its lock)
 
     def counts(self) -> dict[str, int]:
         counts = Counter(o.outcome for o in self.outcomes)
@@ -51,3 +53,9 @@ class SubmitResult:
             "api_calls": self.api_calls,
             **dict(sorted(counts.items())),
         }
+
+    def report(self) -> dict[str, object]:
+        """The account and the counts (and why it was skipped, when it was): what the task
+        returns and the commands print."""
+        skipped = {"skipped": self.skipped} if self.skipped else {}
+        return {"account": self.account, **self.counts(), **skipped}

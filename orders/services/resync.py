@@ -80,28 +80,36 @@ def order_attempts_resync(
 ) -> list[ResyncOutcome]:
     """Sync exactly these attempts with the broker and record each one's outcome.
 
-    A broker that cannot be asked (down, rate limited, a malformed answer) is an outcome too: it
-    is recorded on every attempt (nothing changed) and logged, not raised; the operator may ask
-    again.
+    Each attempt is asked of its own account's broker (docs/design.md section 16): the attempts
+    are synced account by account, through each account's gateway (``gateway``, when given,
+    serves every account: tests of one account). A broker that cannot be asked (down, rate
+    limited, a malformed answer), or an account no longer configured, is an outcome too: it is
+    recorded on that account's attempts (nothing changed) and logged, not raised; the operator
+    may ask again.
     """
     before = _states(attempt_ids)
     if not before:
         return []
-    error = ""
+    errors: dict[int, str] = {}
     answers: dict[int, BrokerAnswer] = {}
-    try:
-        answers = order_attempts_sync(
-            attempt_ids=list(before),
-            gateway=gateway,
-            store=store,
-            actor=f"re-sync requested by {actor}",
-        ).answers
-    except BrokerError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        logger.error("re-sync of %d attempt(s) for %s: %s", len(before), actor, error)
+    for account, pks in _by_account(list(before)).items():
+        try:
+            answers |= order_attempts_sync(
+                account=account,
+                attempt_ids=pks,
+                gateway=gateway,
+                store=store,
+                actor=f"re-sync requested by {actor}",
+            ).answers
+        except (BrokerError, KeyError) as exc:  # KeyError: the account is not configured
+            error = f"{type(exc).__name__}: {exc}"
+            errors |= dict.fromkeys(pks, error)
+            logger.error(
+                "re-sync of %d attempt(s) of account %r for %s: %s", len(pks), account, actor, error
+            )
     after = _states(list(before))
     outcomes = [
-        _outcome(pk, before[pk], after.get(pk, before[pk]), error, answers.get(pk))
+        _outcome(pk, before[pk], after.get(pk, before[pk]), errors.get(pk, ""), answers.get(pk))
         for pk in sorted(before)
     ]
     attempts = OrderAttempt.objects.in_bulk([o.attempt_id for o in outcomes])
@@ -119,6 +127,15 @@ def order_attempts_resync(
     )
     chain_heads_record_moved(recorded_by=actor)
     return outcomes
+
+
+def _by_account(attempt_ids: Sequence[int]) -> dict[str, list[int]]:
+    """The attempts' ids, grouped by their account."""
+    groups: dict[str, list[int]] = {}
+    rows = OrderAttempt.objects.filter(pk__in=list(attempt_ids)).values_list("account", "pk")
+    for account, pk in rows.order_by("account", "pk"):
+        groups.setdefault(account, []).append(pk)
+    return groups
 
 
 def _states(attempt_ids: Sequence[int]) -> dict[int, str]:

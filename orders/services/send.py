@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +25,7 @@ from brokerops.alpaca import (
     Order,
 )
 from brokerops.intent.schema import Signal, SignalStatus
-from brokerops.intent.store import SignalStoreError
+from brokerops.intent.store import SignalStoreError, TransitionOutcome
 from brokerops.text import db_text
 from orders import lifecycle
 from orders.client_order_id import client_order_id_for
@@ -51,10 +50,12 @@ def signal_submit_one(
     claimed: OrderAttempt | None = None,
 ) -> SignalOutcome:
     """One signal; ``claimed``: its attempt, just created for this call (`attempts_claim_new`)."""
-    coid = client_order_id_for(signal_id=signal.id, prefix=settings.CLIENT_ORDER_ID_PREFIX)
-    attempt = claimed or attempt_claim(signal=signal, coid=coid)
+    coid = client_order_id_for(signal_id=signal.id, prefix=cycle.prefix)
+    attempt = claimed or attempt_claim(signal=signal, coid=coid, account=cycle.account)
     if attempt is None:
         return SignalOutcome(signal.id, coid, Outcome.BUSY, "another worker holds this signal")
+    if attempt.account != cycle.scope.name:
+        return _other_accounts(signal, attempt, cycle)
     if (
         attempt.status in lifecycle.NOT_SENT
         and attempt.events.filter(kind=OrderEvent.Kind.REQUEST_SENT).exists()
@@ -90,6 +91,28 @@ def signal_submit_one(
     return _send(signal, attempt, plan, cycle)
 
 
+def _other_accounts(signal: Signal, attempt: OrderAttempt, cycle: SubmitContext) -> SignalOutcome:
+    """The signal names this account, but its one attempt is another account's: it named that
+    account when the attempt was made (docs/design.md section 16). Nothing is sent: whatever
+    that attempt reached stays with the account that made it. The signal is REJECTED (a signal
+    id yields one order, in one account), the finding recorded on the attempt."""
+    reason = (
+        f"signal {signal.id!r} names account {cycle.scope.name!r}, but its one order "
+        f"{attempt.client_order_id} ({attempt.status}) belongs to account {attempt.account!r}: "
+        "not sent again; a signal id yields one order, in the account that made it: write the "
+        "new intent under a new id"
+    )
+    moved = signal_move_on_version(
+        signal, attempt, SignalStatus.PENDING, SignalStatus.REJECTED, reason, cycle
+    )
+    if moved.outcome is TransitionOutcome.CHANGED:
+        why = "the document changed since it was read: decided again on the new one next cycle"
+        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.DEFERRED, why)
+    return SignalOutcome(
+        signal.id, attempt.client_order_id, Outcome.CONFLICT, reason, attempt.alpaca_order_id
+    )
+
+
 def _attempt_describe(attempt: OrderAttempt, signal: Signal) -> None:
     """The attempt records the order of the document as it is decided on now: its writer may
     have changed it since the claim (nothing was sent for the attempt yet, or Alpaca said 404),
@@ -123,7 +146,20 @@ def _pending_now(
     except SignalStoreError as exc:  # nothing sent: the claim is released for the next try
         return _deferred(signal, attempt, f"signal store unavailable: {exc}")
     if isinstance(current, Signal) and current.status is SignalStatus.PENDING:
-        return current
+        if cycle.scope.owner(current) == cycle.scope.name:
+            return current
+        # Moved to another account (or one not configured) by its writer since it was read:
+        # an order never goes to another account than its signal's (docs/design.md section 16).
+        named = current.account or "none"
+        why = (
+            f"signal now names account {named!r}, not {cycle.scope.name!r}: "
+            f"not sent by account {cycle.scope.name!r}"
+        )
+        order_event_record(
+            attempt=attempt, kind=OrderEvent.Kind.WITHDRAWN, message=why, actor=cycle.actor
+        )
+        attempt_release(attempt=attempt)
+        return SignalOutcome(signal.id, attempt.client_order_id, Outcome.WITHDRAWN, why)
     if current is None or isinstance(current, Signal):
         why = (
             "signal deleted by its writer before sending: not sent"

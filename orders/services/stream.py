@@ -7,6 +7,12 @@ and reconciliation use), so the stream changes nothing the poll would not, only 
 changes nothing. On every (re)connect, once the stream listens, one bulk order sync catches up
 with whatever happened while nobody listened; events arriving meanwhile wait in the socket.
 Polling sync and reconciliation stay the safety net.
+
+One process serves every account (docs/design.md section 16, `trade_updates_serve`): one
+connection per account, on a thread of its own, its events applied to that account's attempts
+only (matched by client_order_id within the account, adopted only under the account's prefix).
+An account whose stream fails (its broker down, its keys refused) keeps reconnecting on its own
+thread; the others never wait for it.
 """
 
 from __future__ import annotations
@@ -18,19 +24,26 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 
 from audit.services import chain_heads_record_moved
-from brokerops.alpaca import BrokerError, BrokerRejected
+from brokerops.accounts import AccountConfig
+from brokerops.alpaca import BrokerError, BrokerRejected, broker_gateway
 from brokerops.alpaca.errors import BrokerMalformedResponse
-from brokerops.alpaca.stream import TradeUpdate, TradeUpdatesConnection
+from brokerops.alpaca.stream import (
+    TradeUpdate,
+    TradeUpdatesConnection,
+    trade_updates_connection_from_settings,
+)
 from brokerops.intent.store import SignalStore, SignalStoreError
 from orders.client_order_id import parse_client_order_id
 from orders.models import OrderAttempt, OrderExecution
 
+from .accounts import account_config, account_names
 from .broker_state import (
     order_attempt_adopt,
     order_attempts_apply_broker_orders,
@@ -59,15 +72,24 @@ class Applied:
     NOT_OURS = "not_ours"  # another system's order on the account
 
 
-def trade_update_apply(*, update: TradeUpdate, store: SignalStore, actor: str = ACTOR) -> str:
-    """Apply one event; returns an :class:`Applied` value. Idempotent."""
-    return trade_updates_apply(updates=[update], store=store, actor=actor)[0]
+def trade_update_apply(
+    *, update: TradeUpdate, store: SignalStore, actor: str = ACTOR, account: str | None = None
+) -> str:
+    """Apply one event of ``account``'s stream; returns an :class:`Applied` value. Idempotent."""
+    return trade_updates_apply(updates=[update], store=store, actor=actor, account=account)[0]
 
 
 def trade_updates_apply(
-    *, updates: Sequence[TradeUpdate], store: SignalStore, actor: str = ACTOR
+    *,
+    updates: Sequence[TradeUpdate],
+    store: SignalStore,
+    actor: str = ACTOR,
+    account: str | None = None,
 ) -> list[str]:
-    """Apply events received together, in order; returns an :class:`Applied` value for each.
+    """Apply events received together on the stream of ``account`` (the default account for
+    None), in order; returns an :class:`Applied` value for each. An event names an order of
+    that account: it is matched with that account's attempts only, and adopted only under that
+    account's prefix (another prefix is not ours there).
 
     One query finds their attempts, one their executions seen before; the executions and the
     attempts' changes commit in one transaction (a crash never leaves a fill recorded as seen
@@ -75,12 +97,13 @@ def trade_updates_apply(
     repeat is harmless). An attempt named by several events takes the last one's state: the
     events of one order arrive in order, and each carries the whole order.
     """
-    prefix = settings.CLIENT_ORDER_ID_PREFIX
+    # Over ~60 lines by its docstring and the per-event decisions, kept together.
+    config = account_config(account)
+    prefix = config.client_order_id_prefix
     outcomes: list[str] = [Applied.UNCHANGED] * len(updates)
     coids = {u.order.client_order_id for u in updates}
-    attempts = {
-        a.client_order_id: a for a in OrderAttempt.objects.filter(client_order_id__in=coids)
-    }
+    mine = OrderAttempt.objects.filter(account=config.name, client_order_id__in=coids)
+    attempts = {a.client_order_id: a for a in mine}
     ids = [u.execution_id for u in updates if u.execution_id]
     seen = set(
         OrderExecution.objects.filter(execution_id__in=ids).values_list("execution_id", flat=True)
@@ -94,7 +117,9 @@ def trade_updates_apply(
             if parse_client_order_id(coid, prefix=prefix) is None:
                 outcomes[index] = Applied.NOT_OURS
                 continue
-            attempts[coid] = order_attempt_adopt(order=update.order, actor=actor, prefix=prefix)
+            attempts[coid] = order_attempt_adopt(
+                order=update.order, actor=actor, prefix=prefix, account=config.name
+            )
             outcomes[index] = Applied.ADOPTED
             continue
         if update.execution_id:
@@ -175,31 +200,36 @@ def trade_updates_consume(
     backoff: Backoff | None = None,
     on_event: Callable[[TradeUpdate, str], None] | None = None,
     stats: StreamStats | None = None,
+    account: str | None = None,
+    refused_keys_fatal: bool = True,
 ) -> StreamStats:
-    """Consume the stream until ``stop`` is set (SIGTERM); reconnect after any failure.
+    """Consume the stream of ``account`` (the default account for None; ``connect`` and
+    ``gateway`` are that account's) until ``stop`` is set (SIGTERM); reconnect after any
+    failure.
 
     Returns its counters. Refused keys (401) end it with :class:`BrokerRejected`: nothing works
-    until they are fixed. ``on_event`` (tests, benchmarks) sees each event and its outcome.
+    until they are fixed; with ``refused_keys_fatal`` False (one account among several) they
+    are a failure like another, retried after the backoff. ``on_event`` (tests, benchmarks)
+    sees each event and its outcome.
     """
     backoff = backoff or Backoff(settings.STREAM_RECONNECT_MIN_S, settings.STREAM_RECONNECT_MAX_S)
     stats = stats or StreamStats()
+    feed = _Feed(account=account, gateway=gateway, store=store, stats=stats, on_event=on_event)
     while not stop.is_set():
         connection = connect()
         try:
             connection.open()
             stats.connects += 1
-            logger.info("trade_updates: listening at %s", connection.url)
-            _catch_up(gateway=gateway, store=store, stats=stats)
+            logger.info("trade_updates: %slistening at %s", feed.whose, connection.url)
+            _catch_up(feed)
             backoff.reset()
-            _consume(
-                connection, store=store, stop=stop, stats=stats, on_event=on_event, gateway=gateway
-            )
+            _consume(connection, feed, stop=stop)
         except BrokerRejected as exc:
-            if exc.is_auth_error:
+            if exc.is_auth_error and refused_keys_fatal:
                 raise
-            _lost(stats, exc)
+            _lost(feed, exc)
         except (BrokerError, SignalStoreError, DatabaseError) as exc:
-            _lost(stats, exc)
+            _lost(feed, exc)
         finally:
             connection.close()
         if not stop.is_set():
@@ -207,31 +237,47 @@ def trade_updates_consume(
     return stats
 
 
-def _lost(stats: StreamStats, exc: Exception) -> None:
-    stats.disconnects += 1
-    stats.last_error = f"{type(exc).__name__}: {exc}"
-    logger.warning("trade_updates: %s; reconnecting", stats.last_error)
+@dataclass
+class _Feed:
+    """One account's stream: what its events are applied with, and its counters."""
+
+    account: str | None
+    gateway: AlpacaGateway
+    store: SignalStore
+    stats: StreamStats
+    on_event: Callable[[TradeUpdate, str], None] | None
+
+    @property
+    def whose(self) -> str:
+        """The log's ``account NAME: `` (nothing for the default account's only stream)."""
+        return f"account {self.account}: " if self.account else ""
 
 
-def _catch_up(*, gateway: AlpacaGateway, store: SignalStore, stats: StreamStats) -> None:
-    """One bulk order sync: whatever happened while nobody listened."""
+def _lost(feed: _Feed, exc: Exception) -> None:
+    feed.stats.disconnects += 1
+    feed.stats.last_error = f"{type(exc).__name__}: {exc}"
+    logger.warning("trade_updates: %s%s; reconnecting", feed.whose, feed.stats.last_error)
+
+
+def _catch_up(feed: _Feed) -> None:
+    """One bulk order sync of the account: whatever happened while nobody listened."""
     started = time.perf_counter()
-    result = order_attempts_sync(gateway=gateway, store=store, actor=f"{ACTOR} (catch-up)")
-    stats.catch_ups += 1
+    result = order_attempts_sync(
+        account=feed.account,
+        gateway=feed.gateway,
+        store=feed.store,
+        actor=f"{ACTOR} (catch-up)",
+    )
+    feed.stats.catch_ups += 1
     logger.info(
-        "trade_updates: caught up in %.2fs: %s", time.perf_counter() - started, result.counts()
+        "trade_updates: %scaught up in %.2fs: %s",
+        feed.whose,
+        time.perf_counter() - started,
+        result.counts(),
     )
 
 
-def _consume(
-    connection: TradeUpdatesConnection,
-    *,
-    store: SignalStore,
-    stop: threading.Event,
-    stats: StreamStats,
-    on_event: Callable[[TradeUpdate, str], None] | None,
-    gateway: AlpacaGateway,
-) -> None:
+def _consume(connection: TradeUpdatesConnection, feed: _Feed, *, stop: threading.Event) -> None:
     for batch in connection.batches(idle_s=0.5, max_size=BATCH_MAX):
         if stop.is_set():
             return
@@ -239,13 +285,21 @@ def _consume(
         for item in batch:
             if isinstance(item, BrokerMalformedResponse):
                 # Skipped, never guessed at; what it said arrives with the catch-up.
-                stats.malformed += 1
-                logger.error("trade_updates: %s (catching up with a sync)", item)
+                feed.stats.malformed += 1
+                logger.error("trade_updates: %s%s (catching up with a sync)", feed.whose, item)
             else:
                 updates.append(item)
-        failed = _apply(updates, store=store, stats=stats, on_event=on_event) if updates else 0
+        failed = 0
+        if updates:
+            failed = _apply(
+                updates,
+                store=feed.store,
+                stats=feed.stats,
+                on_event=feed.on_event,
+                account=feed.account,
+            )
         if failed or len(updates) < len(batch):  # what those events said: from the broker
-            _catch_up(gateway=gateway, store=store, stats=stats)
+            _catch_up(feed)
 
 
 def _apply(
@@ -254,17 +308,20 @@ def _apply(
     store: SignalStore,
     stats: StreamStats,
     on_event: Callable[[TradeUpdate, str], None] | None,
+    account: str | None = None,
 ) -> int:
     """Apply a batch; when it fails, each of its events alone, so one bad event (a value the
     database refuses, a bug) never loses the others beside it. Returns how many failed alone:
     each is logged and counted, and the caller catches up with a sync (the broker's state of
     their orders). When every event fails on the database (it is down), the failure drops the
     connection: the catch-up on reconnect redoes them."""
+    apply = partial(trade_updates_apply, store=store, account=account)
+    whose = f"account {account}: " if account else ""
     stats.events += len(updates)
     outcomes: list[str | None]
     errors: dict[int, Exception] = {}
     try:
-        outcomes = list(trade_updates_apply(updates=updates, store=store))
+        outcomes = list(apply(updates=updates))
     except SignalStoreError:
         raise  # the store is down: the connection drops and the catch-up redoes it
     except Exception as exc:
@@ -274,7 +331,7 @@ def _apply(
         else:
             for index, update in enumerate(updates):
                 try:
-                    outcomes[index] = trade_updates_apply(updates=[update], store=store)[0]
+                    outcomes[index] = apply(updates=[update])[0]
                 except SignalStoreError:
                     raise
                 except Exception as one:  # noqa: BLE001 - this event only: recorded below
@@ -286,7 +343,8 @@ def _apply(
     for index, error in errors.items():
         stats.failed += 1
         logger.error(
-            "trade_updates: %s of order %s not applied (the poll covers it): %s: %s",
+            "trade_updates: %s%s of order %s not applied (the poll covers it): %s: %s",
+            whose,
             updates[index].event,
             updates[index].order.client_order_id,
             type(error).__name__,
@@ -300,3 +358,88 @@ def _apply(
         if on_event is not None:
             on_event(update, outcome)
     return len(errors)
+
+
+def trade_updates_serve(
+    *,
+    store: SignalStore,
+    stop: threading.Event,
+    accounts: Sequence[str] | None = None,
+    connect_for: Callable[[AccountConfig], TradeUpdatesConnection] | None = None,
+    gateway_for: Callable[[str], AlpacaGateway] | None = None,
+    backoff_for: Callable[[], Backoff] | None = None,
+    on_event: Callable[[str, TradeUpdate, str], None] | None = None,
+    stats: dict[str, StreamStats] | None = None,
+) -> dict[str, StreamStats]:
+    """Consume the stream of every account (``accounts``: their names, default every configured
+    one) until ``stop`` is set: one connection per account (``connect_for``, default
+    `trade_updates_connection_from_settings`), its events applied to that account's attempts,
+    its catch-ups through its gateway (``gateway_for``, default `broker_gateway`). Returns each
+    account's counters (``stats``, when given, is filled as the consumers go); ``on_event``
+    sees the account, each event and its outcome.
+
+    One account alone is consumed on the caller's thread, as ever: its refused keys (401) end
+    it with :class:`BrokerRejected`. Several are consumed on a thread each (docs/design.md
+    section 16): an account whose broker is down or whose keys are refused keeps reconnecting
+    with its own backoff (keys may be restored), and a bug in one account's consumer is logged
+    and that consumer started again after its backoff: the others never wait for it.
+    """
+    configured = [account_config(name) for name in (accounts or account_names())]
+    connect_for = connect_for or trade_updates_connection_from_settings
+    gateway_for = gateway_for or broker_gateway
+    stats = stats if stats is not None else {}
+    stats.update({config.name: StreamStats() for config in configured})
+
+    def consume(config: AccountConfig, *, alone: bool) -> None:
+        backoff = backoff_for() if backoff_for is not None else None
+        trade_updates_consume(
+            connect=partial(connect_for, config),
+            gateway=gateway_for(config.name),
+            store=store,
+            stop=stop,
+            backoff=backoff,
+            on_event=partial(on_event, config.name) if on_event is not None else None,
+            stats=stats[config.name],
+            account=config.name,
+            refused_keys_fatal=alone,
+        )
+
+    if len(configured) == 1:
+        consume(configured[0], alone=True)
+        return stats
+    threads = [
+        threading.Thread(
+            target=_serve_one,
+            args=(config.name, partial(consume, config, alone=False), stop, stats[config.name]),
+            name=f"trade-updates-{config.name}",
+            daemon=True,
+        )
+        for config in configured
+    ]
+    _run_all(threads)
+    return stats
+
+
+def _run_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():  # in steps: the main thread stays free for SIGTERM's handler
+            thread.join(0.5)
+
+
+def _serve_one(
+    account: str, consume: Callable[[], None], stop: threading.Event, stats: StreamStats
+) -> None:
+    """One account's consumer thread among several: consumes until ``stop``; a bug is logged
+    and the consumer starts again (after the longest backoff: it may fail again at once)."""
+    try:
+        while not stop.is_set():
+            try:
+                consume()
+            except Exception as exc:  # a bug in this account's consumer: logged, started again
+                stats.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("trade_updates: account %s: consumer failed", account)
+                stop.wait(settings.STREAM_RECONNECT_MAX_S)
+    finally:
+        connections.close_all()  # this thread's own database connections

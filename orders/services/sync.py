@@ -1,5 +1,9 @@
 """Order sync: refresh open attempts from the broker in bulk, and move the signals a process
-left behind final attempts."""
+left behind final attempts.
+
+A sync is one account's (docs/design.md section 16): the attempts of that account, asked of its
+broker through its gateway. An attempt is never looked up at another account's broker (which
+would answer 404 and mark it missing)."""
 
 from __future__ import annotations
 
@@ -19,11 +23,13 @@ from audit.services import chain_heads_record_moved
 from brokerops.alpaca import broker_gateway
 from brokerops.intent.factory import get_signal_store
 from brokerops.intent.schema import SignalStatus, audit_signal_id
-from brokerops.intent.store import SignalStore, TransitionOutcome
+from brokerops.intent.store import AccountScope, SignalStore, TransitionOutcome
+from brokerops.locks import single_flight
 from orders import lifecycle
 from orders.models import OrderAttempt
 from orders.pairing import MISSING_REASON, orders_read_after, pair_attempts_with_orders
 
+from .accounts import SYNC_LOCK, account_lock, account_scope
 from .broker_state import (
     order_attempts_apply_broker_orders,
     order_attempts_mark_missing,
@@ -60,6 +66,8 @@ class BrokerAnswer:
 
 @dataclass
 class SyncResult:
+    account: str = ""  # the account synced (docs/design.md section 16)
+    skipped: str = ""  # why the sync did nothing (another sync of the account held its lock)
     attempts_seen: int = 0
     orders_listed: int = 0
     api_calls: int = 0
@@ -81,15 +89,40 @@ class SyncResult:
             **{f"now_{status}": n for status, n in sorted(self.changes.items())},
         }
 
+    def report(self) -> dict[str, object]:
+        """The account and the counts (and why it was skipped, when it was): what the task
+        returns and the commands print."""
+        skipped = {"skipped": self.skipped} if self.skipped else {}
+        return {"account": self.account, **self.counts(), **skipped}
+
+
+def orders_sync_open(
+    *, account: str | None = None, actor: str = "order-sync", store: SignalStore | None = None
+) -> SyncResult:
+    """The scheduled sync of ``account`` (the default account for None), single-flight per
+    account (the lock ``orders-sync:<account>``): while another sync of the account runs, this
+    one does nothing and says so (``SyncResult.skipped``). The stream's catch-up and a re-sync
+    call `order_attempts_sync` itself: they never skip."""
+    name = account_scope(account).name
+    with single_flight(account_lock(SYNC_LOCK, name)) as acquired:
+        if not acquired:
+            why = f"another order sync of account {name!r} holds the lock"
+            logger.info("order sync: %s", why)
+            return SyncResult(account=name, skipped=why)
+        return order_attempts_sync(account=name, store=store, actor=actor)
+
 
 def order_attempts_sync(
     *,
+    account: str | None = None,
     attempt_ids: Sequence[int] | None = None,
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
     actor: str = "order-sync",
 ) -> SyncResult:
-    """Refresh open attempts (or the given ones) from one paginated bulk read of orders.
+    """Refresh the open attempts of ``account`` (the default account for None), or the given
+    ones of that account (the others are not its to ask about), from one paginated bulk read of
+    orders through ``gateway``, the account's (default: `broker_gateway`).
 
     CREATED attempts of the last `SENDING_WINDOW` take the order the list shows for them (an
     order sent whose post-send work is not done yet); absent from the list, they are left to
@@ -102,9 +135,11 @@ def order_attempts_sync(
     A full sync (no ``attempt_ids``) then moves the signals left SUBMITTED behind a final
     attempt (`signals_follow_final_attempts`): a process that died between the two commits.
     """
-    gateway = gateway or broker_gateway()
+    # Over ~60 lines by its docstring only.
+    scope = account_scope(account)
+    gateway = gateway or broker_gateway(scope.name)
     store = store or get_signal_store()
-    attempts_qs = OrderAttempt.objects.all()
+    attempts_qs = OrderAttempt.objects.filter(account=scope.name)
     if attempt_ids is None:
         attempts_qs = attempts_qs.filter(
             Q(status__in=lifecycle.AT_BROKER)
@@ -113,11 +148,13 @@ def order_attempts_sync(
     else:
         attempts_qs = attempts_qs.filter(pk__in=list(attempt_ids))
     attempts = list(attempts_qs.order_by("created_at"))
-    result = SyncResult(attempts_seen=len(attempts))
+    result = SyncResult(account=scope.name, attempts_seen=len(attempts))
     if attempts:
         _sync_attempts(attempts, gateway=gateway, store=store, actor=actor, result=result)
     if attempt_ids is None:
-        result.signals_followed = signals_follow_final_attempts(store=store, actor=actor)
+        result.signals_followed = signals_follow_final_attempts(
+            store=store, actor=actor, scope=scope
+        )
     chain_heads_record_moved(recorded_by=actor)  # the sync's rows are covered at its end
     return result
 
@@ -161,7 +198,7 @@ def _sync_attempts(
 
 
 def signals_follow_final_attempts(
-    *, store: SignalStore, actor: str, limit: int = FOLLOW_MAX
+    *, store: SignalStore, actor: str, scope: AccountScope, limit: int = FOLLOW_MAX
 ) -> int:
     """Move each SUBMITTED signal whose attempt is final to where its order ended, as the apply
     service does (`signals_follow_attempts`: conditional on SUBMITTED, with its event).
@@ -172,8 +209,12 @@ def signals_follow_final_attempts(
     it again. Reads by index on both sides: the SUBMITTED signals (the store's status index:
     normally just the open orders), then their final entry attempts by ``signal_id``, oldest
     first, at most ``limit``. Returns how many signals moved.
+
+    The signals are ``scope``'s; their attempts are followed whatever account made them (a
+    signal moved to another account after its order was sent follows that order, which stays
+    with the account that sent it).
     """
-    submitted = store.read(statuses=[SignalStatus.SUBMITTED]).signals
+    submitted = store.read_for(scope, statuses=[SignalStatus.SUBMITTED]).signals
     if not submitted:
         return 0
     ids = [audit_signal_id(s.id) for s in submitted]

@@ -23,6 +23,14 @@ signal as soon as the broker answered. A signal's outcome is reported once its p
 is done. A signal whose outcome is not final (BUSY, DEFERRED, UNKNOWN, FAILED) is read again
 later and, still PENDING, retried, up to `RETRY_LIMIT` times; after that the beat's order
 cycle, the safety net, takes it.
+
+One process serves every account (docs/design.md section 16): one connection to the store, and
+per account its own workers (started with the account's first signal), which send only that
+account's signals, through its gateway. A signal goes to the account it names (none: the
+default account); one naming an unknown account goes, as an invalid signal saying so, to the
+account that owns unowned rows (`Accounts.rows_owner`), which rejects it once. An account whose
+keys are refused (401) stops sending (its signals are left to the order cycle) and the others
+go on; the watch ends with the refusal only when every account's keys were refused.
 """
 
 from __future__ import annotations
@@ -42,9 +50,10 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from audit.services import chain_heads_record_moved
-from brokerops.alpaca import BrokerError, BrokerRejected
+from brokerops.accounts import Accounts, configured
+from brokerops.alpaca import BrokerError, BrokerRejected, broker_gateway
 from brokerops.intent.schema import InvalidSignal, Signal, SignalStatus
-from brokerops.intent.store import SignalStore, SignalStoreError
+from brokerops.intent.store import AccountScope, SignalStore, SignalStoreError
 from brokerops.intent.watch import Document, PendingSource
 
 from .context import AcceptedOrder
@@ -83,29 +92,27 @@ class WatchStats:
 def signals_watch(
     *,
     source: Callable[[], PendingSource],
-    gateway: AlpacaGateway,
     store: SignalStore,
     stop: threading.Event,
+    gateway: AlpacaGateway | None = None,
     workers: int | None = None,
     backoff: Backoff | None = None,
     on_outcome: Callable[[SignalOutcome], None] | None = None,
     stats: WatchStats | None = None,
 ) -> WatchStats:
-    """Watch PENDING signals until ``stop`` is set (SIGTERM) and submit each; returns counters.
+    """Watch PENDING signals until ``stop`` is set (SIGTERM) and submit each through its own
+    account's gateway (`broker_gateway`; ``gateway``, when given, is the default account's);
+    returns counters.
 
     ``source`` makes a new connection (`brokerops.intent.watch.pending_source`); a lost one is
-    replaced after a backoff. Refused keys (401) end the watch with `BrokerRejected`: nothing
-    can be sent until they are fixed. ``on_outcome`` (tests, benchmarks) sees every outcome, on
-    the worker's thread.
+    replaced after a backoff. Refused keys (401) end the watch with `BrokerRejected` when they
+    are every account's: nothing can be sent until they are fixed. ``on_outcome`` (tests,
+    benchmarks) sees every outcome, on the worker's thread.
     """
     backoff = backoff or Backoff(settings.WATCH_RECONNECT_MIN_S, settings.WATCH_RECONNECT_MAX_S)
     stats = stats or WatchStats()
-    pool = _Workers(
-        workers or settings.WATCH_WORKERS,
-        gateway=gateway,
-        store=store,
-        stats=stats,
-        on_outcome=on_outcome,
+    pool = _Router.of_accounts(
+        store=store, stats=stats, on_outcome=on_outcome, gateway=gateway, workers=workers
     )
     try:
         while not stop.is_set() and pool.fatal is None:
@@ -142,6 +149,98 @@ def signals_watch(
 _STOP = object()
 
 
+class _Router:
+    """Each document to its account's workers (see the module doc), made with the account's
+    first document; the same interface as one account's `_Workers` to the watch loop."""
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        make: Callable[[str, Callable[[list[Document]], None]], _Workers],
+    ) -> None:
+        self._accounts, self._make = accounts, make
+        self._pools: dict[str, _Workers] = {}
+        self._source: PendingSource | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of_accounts(
+        cls,
+        *,
+        store: SignalStore,
+        stats: WatchStats,
+        on_outcome: Callable[[SignalOutcome], None] | None,
+        gateway: AlpacaGateway | None,
+        workers: int | None,
+    ) -> _Router:
+        """The router of every configured account; ``gateway``: the default account's."""
+        accounts = configured()
+        default = accounts.default
+
+        def workers_of(name: str, route: Callable[[list[Document]], None]) -> _Workers:
+            own = gateway if gateway is not None and default and name == default.name else None
+            return _Workers(
+                workers or settings.WATCH_WORKERS,
+                gateway=own or broker_gateway(name),
+                store=store,
+                stats=stats,
+                on_outcome=on_outcome,
+                account=name,
+                route=route,
+            )
+
+        return cls(accounts, workers_of)
+
+    @property
+    def source(self) -> PendingSource | None:
+        return self._source
+
+    @source.setter
+    def source(self, value: PendingSource | None) -> None:
+        self._source = value
+        for pool in self._all():
+            pool.source = value
+
+    @property
+    def fatal(self) -> BrokerRejected | None:
+        """The refusal that ends the watch: once every account's keys were refused."""
+        refused = [pool.fatal for pool in self._all() if pool.fatal is not None]
+        return refused[0] if refused and len(refused) == len(self._accounts) else None
+
+    def put(self, docs: list[Document]) -> None:
+        by_account: dict[str, list[Document]] = {}
+        for doc in docs:
+            named = doc.account if isinstance(doc, Signal) else doc.raw_account
+            name = self._accounts.owner(named) or self._accounts.rows_owner
+            # The signal, or (an unknown account's) an InvalidSignal saying so: rejected once.
+            item = AccountScope(name, self._accounts).take(doc) or doc
+            by_account.setdefault(name, []).append(item)
+        for name, items in by_account.items():
+            pool = self._pool(name)
+            if pool.fatal is None:  # else its keys were refused: left to the order cycle
+                pool.put(items)
+
+    def retry_due(self) -> None:
+        for pool in self._all():
+            pool.retry_due()
+
+    def stop(self) -> None:
+        for pool in self._all():
+            pool.stop()
+
+    def _pool(self, name: str) -> _Workers:
+        with self._lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = self._pools[name] = self._make(name, self.put)
+                pool.source = self._source
+            return pool
+
+    def _all(self) -> list[_Workers]:
+        with self._lock:
+            return list(self._pools.values())
+
+
 class _Workers:
     """Worker threads sending queued signals, and the retry schedule (see the module doc)."""
 
@@ -153,8 +252,12 @@ class _Workers:
         store: SignalStore,
         stats: WatchStats,
         on_outcome: Callable[[SignalOutcome], None] | None,
+        account: str,
+        route: Callable[[list[Document]], None] | None = None,
     ) -> None:
         self.gateway, self.store, self.stats, self.on_outcome = gateway, store, stats, on_outcome
+        self.account = account
+        self._route = route or self.put  # a retried signal may name another account now
         self.fatal: BrokerRejected | None = None
         self.source: PendingSource | None = None  # the open connection (set by the caller)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -205,7 +308,7 @@ class _Workers:
                 continue
             if _is_pending(current):
                 self.stats.retries += 1
-                self.put([current])
+                self._route([current])
             else:
                 with self._lock:
                     self._tries.pop(signal_id, None)
@@ -246,9 +349,9 @@ class _Workers:
                     batch.append(more)
                 try:
                     self._send(batch)
-                except BrokerRejected as exc:  # refused keys (401): the whole watcher stops
+                except BrokerRejected as exc:  # refused keys (401): the account's sending stops
                     self.fatal = exc
-                    logger.error("signal watcher: %s", exc)
+                    logger.error("signal watcher: account %s: %s", self.account, exc)
                     for doc in batch:
                         self._release(doc.id)
                 except Exception:  # a bug: logged; the signals are retried, the cycle covers them
@@ -269,6 +372,7 @@ class _Workers:
                 finish=False,
                 on_outcome=lambda outcome: outcomes.__setitem__(outcome.signal_id, outcome),
                 view=self._pending_as_of,
+                account=self.account,
             )
         except BrokerRejected as exc:
             if exc.is_auth_error:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def wired(monkeypatch, gateway, store):
     """Tasks enqueued by the admin use the test's paper broker and store."""
     for target in ("reconciliation.services", "orders.services.sync"):
-        monkeypatch.setattr(f"{target}.broker_gateway", lambda: gateway)
+        monkeypatch.setattr(f"{target}.broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr(f"{target}.get_signal_store", lambda: store)
 
 

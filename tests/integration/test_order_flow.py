@@ -219,7 +219,7 @@ def test_sync_lists_orders_in_bulk_not_one_call_per_order(broker, gateway, store
 
 def test_submit_and_sync_commands_print_json(broker, gateway, store, capsys, monkeypatch):
     for target in ("orders.services.submit", "orders.services.sync"):
-        monkeypatch.setattr(f"{target}.broker_gateway", lambda: gateway)
+        monkeypatch.setattr(f"{target}.broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr(f"{target}.get_signal_store", lambda: store)
     store.put_documents([("s1", pending()), ("bad", pending("HALTD"))])
     call_command("submit_orders", "--json")

@@ -53,7 +53,7 @@ def test_an_order_naming_a_low_price_is_valued_at_the_market_and_refused(
     """The hostile pass: 10,000 AAPL with a $1 stop was valued at $10,000, sent, and filled at
     the market ($1.9M). Through the operator's command, as it was found."""
     for target in ("orders.services.submit", "orders.services.sync"):
-        monkeypatch.setattr(f"{target}.broker_gateway", lambda: gateway)
+        monkeypatch.setattr(f"{target}.broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr(f"{target}.get_signal_store", lambda: store)
     settings.ORDER_MAX_NOTIONAL = D("100000")
     broker.set_price("AAPL", D("190"))

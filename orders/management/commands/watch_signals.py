@@ -5,12 +5,18 @@ local store), sends every new PENDING signal through the order cycle's service, 
 every PENDING signal on each (re)connect, reconnects with backoff and jitter, and stops cleanly
 on SIGTERM or Ctrl-C (exit status 0, with a summary). Refused keys stop it with one line and
 exit status 1. The beat's order cycle stays the safety net (docs/design.md section 15).
+
+One process serves every configured account (docs/design.md section 16): each signal is sent
+through its own account's gateway, a signal naming an unknown account is rejected once. With
+several accounts, one whose keys are refused stops sending alone; the watch stops (exit status
+1) when every account's keys were refused.
 """
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from brokerops.alpaca import BrokerRejected, broker_gateway
+from brokerops.accounts import configured
+from brokerops.alpaca import BrokerRejected
 from brokerops.commands import (
     add_seconds_argument,
     long_running,
@@ -32,8 +38,10 @@ class Command(BaseCommand):
             "watch_signals", seconds=seconds, stderr=self.stderr, said_as_is=(BrokerRejected,)
         ) as stop:
             store = get_signal_store()  # checks the settings now
+            names = ", ".join(configured().names)
             self.stdout.write(
-                f"watch_signals: watching PENDING signals in {store!r} (SIGTERM stops)"
+                f"watch_signals: watching PENDING signals in {store!r} for account(s) {names} "
+                "(SIGTERM stops)"
             )
             self.stdout.flush()
             stats = signals_watch(
@@ -42,7 +50,6 @@ class Command(BaseCommand):
                     poll_s=settings.WATCH_POLL_S,
                     listener_process=settings.WATCH_LISTENER_PROCESS,
                 ),
-                gateway=broker_gateway(),
                 store=store,
                 stop=stop,
             )

@@ -29,7 +29,7 @@ Kind = OrderEvent.Kind
 def broker(monkeypatch):
     with PaperBroker(default_assets=True) as running:
         gateway = gateway_for(running)
-        monkeypatch.setattr(sync_module, "broker_gateway", lambda: gateway)
+        monkeypatch.setattr(sync_module, "broker_gateway", lambda account=None: gateway)
         monkeypatch.setattr(sync_module, "get_signal_store", LocalSignalStore)
         yield running
         gateway.close()
