@@ -26,7 +26,9 @@ def signals(store, *docs):
     return [found[signal_id] for signal_id, _ in docs]
 
 
-def test_positions_limits_and_prices_are_read_once_for_the_whole_call(broker, gateway, settings):
+def test_positions_limits_and_prices_are_read_once_for_the_whole_call(
+    broker, gateway, settings, default_scope
+):
     settings.ORDER_MAX_NOTIONAL = Decimal("5000")
     settings.CRYPTO_FEE_TOLERANCE_BPS = 40
     broker.seed_position("AAPL", 7)
@@ -36,7 +38,9 @@ def test_positions_limits_and_prices_are_read_once_for_the_whole_call(broker, ga
     batch = signals(store, ("a", pending_doc("AAPL")), ("b", pending_doc("MSFT")))
     broker.reset_counters()
 
-    context = submit_context_open(batch, gateway=gateway, store=store, actor="order-cycle")
+    context = submit_context_open(
+        batch, gateway=gateway, store=store, actor="order-cycle", scope=default_scope
+    )
 
     assert context.positions["AAPL"].qty == Decimal(7)
     assert context.prices == {"AAPL": Decimal("190.25"), "MSFT": Decimal("410")}
@@ -50,7 +54,7 @@ def test_positions_limits_and_prices_are_read_once_for_the_whole_call(broker, ga
 
 
 def test_orders_naming_their_price_cost_no_market_data_call_without_a_max_notional(
-    broker, gateway, settings
+    broker, gateway, settings, default_scope
 ):
     settings.ORDER_MAX_NOTIONAL = Decimal(0)
     store = LocalSignalStore()
@@ -61,33 +65,41 @@ def test_orders_naming_their_price_cost_no_market_data_call_without_a_max_notion
     )
     broker.reset_counters()
 
-    context = submit_context_open(batch, gateway=gateway, store=store, actor="order-cycle")
+    context = submit_context_open(
+        batch, gateway=gateway, store=store, actor="order-cycle", scope=default_scope
+    )
 
     assert context.prices == {} and context.limits.max_notional is None
     assert TRADES not in broker.counters()
 
 
 def test_with_a_max_notional_an_order_by_quantity_is_priced_even_naming_its_own_price(
-    broker, gateway, settings
+    broker, gateway, settings, default_scope
 ):
     """A stop or a limit names no bound on what it fills at (`orders.validation.risk_value`)."""
     settings.ORDER_MAX_NOTIONAL = Decimal("100000")
     store = LocalSignalStore()
     batch = signals(store, ("stop", pending_doc(order_type="stop", stop_price="1")))
 
-    context = submit_context_open(batch, gateway=gateway, store=store, actor="order-cycle")
+    context = submit_context_open(
+        batch, gateway=gateway, store=store, actor="order-cycle", scope=default_scope
+    )
 
     assert set(context.prices) == {"AAPL"}
 
 
-def test_market_data_that_cannot_be_read_is_a_reason_not_an_error(broker, settings):
+def test_market_data_that_cannot_be_read_is_a_reason_not_an_error(broker, settings, default_scope):
     settings.ORDER_MAX_NOTIONAL = Decimal("100000")
     gateway = gateway_for(broker, retry_policy=RetryPolicy(max_attempts=1))
     broker.inject_next("GET /v2/stocks/trades/latest", "5xx", status=503)
     store = LocalSignalStore()
 
     context = submit_context_open(
-        signals(store, ("a", pending_doc())), gateway=gateway, store=store, actor="order-cycle"
+        signals(store, ("a", pending_doc())),
+        gateway=gateway,
+        store=store,
+        actor="order-cycle",
+        scope=default_scope,
     )
 
     assert context.prices == {}
@@ -95,14 +107,18 @@ def test_market_data_that_cannot_be_read_is_a_reason_not_an_error(broker, settin
     gateway.close()
 
 
-def test_refused_keys_stop_the_call_before_anything_is_decided(broker):
+def test_refused_keys_stop_the_call_before_anything_is_decided(broker, default_scope):
     bad = AlpacaGateway(
         api_key="wrong", secret_key="wrong", base_url=broker.base_url, limiter=NullLimiter()
     )
     store = LocalSignalStore()
     with pytest.raises(BrokerRejected) as raised:
         submit_context_open(
-            signals(store, ("a", pending_doc())), gateway=bad, store=store, actor="order-cycle"
+            signals(store, ("a", pending_doc())),
+            gateway=bad,
+            store=store,
+            actor="order-cycle",
+            scope=default_scope,
         )
     assert raised.value.status == 401
     bad.close()

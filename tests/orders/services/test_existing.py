@@ -65,11 +65,13 @@ def test_a_fill_applied_while_a_cycle_moves_an_existing_attempts_signal_moves_it
 # --- the signal follows its one order -------------------------------------------------------
 
 
-def follow(gateway, store, signal_id, attempt, *, read=None):
-    """`attempt_existing_follow` as the cycle calls it; ``read``: the document decided on, when
-    it is not the one stored now."""
+def follow(gateway, store, signal_id, attempt, scope, *, read=None):
+    """`attempt_existing_follow` as the cycle of ``scope``'s account calls it; ``read``: the
+    document decided on, when it is not the one stored now."""
     signal = read or store.get(signal_id)
-    cycle = submit_context_open([signal], gateway=gateway, store=store, actor="order-cycle")
+    cycle = submit_context_open(
+        [signal], gateway=gateway, store=store, actor="order-cycle", scope=scope
+    )
     return attempt_existing_follow(signal=signal, attempt=attempt, cycle=cycle)
 
 
@@ -87,11 +89,11 @@ def pending_store(*ids, **fields):
 
 
 @pytest.mark.django_db
-def test_a_signal_whose_order_is_open_follows_it_to_submitted(broker, gateway):
+def test_a_signal_whose_order_is_open_follows_it_to_submitted(broker, gateway, default_scope):
     store = pending_store("x1")
     attempt = attempt_of("x1", status="open", broker_status="accepted", alpaca_order_id="o-1")
 
-    outcome = follow(gateway, store, "x1", attempt)
+    outcome = follow(gateway, store, "x1", attempt, default_scope)
 
     assert (outcome.outcome, outcome.reason, outcome.alpaca_order_id) == (
         Outcome.ALREADY,
@@ -105,13 +107,13 @@ def test_a_signal_whose_order_is_open_follows_it_to_submitted(broker, gateway):
 
 
 @pytest.mark.django_db
-def test_a_signal_whose_order_filled_follows_it_to_active(gateway):
+def test_a_signal_whose_order_filled_follows_it_to_active(gateway, default_scope):
     store = pending_store("x2")
     attempt = attempt_of(
         "x2", status="filled", broker_status="filled", alpaca_order_id="o-2", filled_qty=2
     )
 
-    follow(gateway, store, "x2", attempt)
+    follow(gateway, store, "x2", attempt, default_scope)
 
     signal = store.get("x2")
     assert (signal.status, signal.filled_qty) == (SignalStatus.ACTIVE, Decimal(2))
@@ -123,11 +125,11 @@ def test_a_signal_whose_order_filled_follows_it_to_active(gateway):
 
 
 @pytest.mark.django_db
-def test_a_signal_whose_order_was_rejected_is_rejected_with_its_reason(gateway):
+def test_a_signal_whose_order_was_rejected_is_rejected_with_its_reason(gateway, default_scope):
     store = pending_store("x3")
     attempt = attempt_of("x3", status="rejected", reason="insufficient buying power")
 
-    outcome = follow(gateway, store, "x3", attempt)
+    outcome = follow(gateway, store, "x3", attempt, default_scope)
 
     assert (outcome.outcome, outcome.reason) == (Outcome.ALREADY, "insufficient buying power")
     signal = store.get("x3")
@@ -139,11 +141,13 @@ def test_a_signal_whose_order_was_rejected_is_rejected_with_its_reason(gateway):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("status", ["missing", "canceled", "expired"])
-def test_a_signal_whose_order_ended_unfilled_is_canceled_not_sent_again(broker, gateway, status):
+def test_a_signal_whose_order_ended_unfilled_is_canceled_not_sent_again(
+    broker, gateway, status, default_scope
+):
     store = pending_store("x4")
     attempt = attempt_of("x4", status=status)
 
-    outcome = follow(gateway, store, "x4", attempt)
+    outcome = follow(gateway, store, "x4", attempt, default_scope)
 
     assert (outcome.outcome, outcome.reason) == (Outcome.ALREADY, status)
     signal = store.get("x4")
@@ -153,11 +157,11 @@ def test_a_signal_whose_order_ended_unfilled_is_canceled_not_sent_again(broker, 
 
 
 @pytest.mark.django_db
-def test_a_signal_whose_canceled_order_filled_in_part_stands_by_what_it_got(gateway):
+def test_a_signal_whose_canceled_order_filled_in_part_stands_by_what_it_got(gateway, default_scope):
     store = pending_store("x5")
     attempt = attempt_of("x5", status="canceled", broker_status="canceled", filled_qty=1)
 
-    follow(gateway, store, "x5", attempt)
+    follow(gateway, store, "x5", attempt, default_scope)
 
     signal = store.get("x5")
     assert (signal.status, signal.filled_qty) == (SignalStatus.ACTIVE, Decimal(1))
@@ -165,14 +169,14 @@ def test_a_signal_whose_canceled_order_filled_in_part_stands_by_what_it_got(gate
 
 @pytest.mark.django_db
 def test_a_document_asking_for_another_order_is_a_conflict_and_its_open_order_canceled(
-    broker, gateway
+    broker, gateway, default_scope
 ):
     store = pending_store("x6", symbol="MSFT")  # its one order is 2 AAPL
     broker.seed_order("AAPL", 2, client_order_id="bo-x6-entry", status="new")
     order = gateway.get_order_by_client_id("bo-x6-entry")
     attempt = attempt_of("x6", status="open", alpaca_order_id=order.id, filled_qty=0)
 
-    outcome = follow(gateway, store, "x6", attempt)
+    outcome = follow(gateway, store, "x6", attempt, default_scope)
 
     assert outcome.outcome is Outcome.CONFLICT and "symbol AAPL -> MSFT" in outcome.reason
     assert broker.counters()[DELETE] == 1
@@ -181,11 +185,13 @@ def test_a_document_asking_for_another_order_is_a_conflict_and_its_open_order_ca
 
 
 @pytest.mark.django_db
-def test_a_reused_id_asking_for_another_order_is_rejected_and_the_old_order_left(broker, gateway):
+def test_a_reused_id_asking_for_another_order_is_rejected_and_the_old_order_left(
+    broker, gateway, default_scope
+):
     store = pending_store("x7", qty="50")
     attempt = attempt_of("x7", status="filled", filled_qty=2)
 
-    outcome = follow(gateway, store, "x7", attempt)
+    outcome = follow(gateway, store, "x7", attempt, default_scope)
 
     assert outcome.outcome is Outcome.CONFLICT
     assert DELETE not in broker.counters()
@@ -196,13 +202,14 @@ def test_a_reused_id_asking_for_another_order_is_rejected_and_the_old_order_left
 @pytest.mark.django_db
 def test_a_document_rewritten_since_the_read_asking_the_same_order_moves_on_its_new_version(
     gateway,
+    default_scope,
 ):
     store = pending_store("x8")
     read = store.get("x8")
     store.put_documents([("x8", pending_doc(note="a note"))])
     attempt = attempt_of("x8", status="open", alpaca_order_id="o-8")
 
-    outcome = follow(gateway, store, "x8", attempt, read=read)
+    outcome = follow(gateway, store, "x8", attempt, default_scope, read=read)
 
     assert outcome.outcome is Outcome.ALREADY
     assert store.get("x8").status is SignalStatus.SUBMITTED  # on the version written since
@@ -213,13 +220,14 @@ def test_a_document_rewritten_since_the_read_asking_the_same_order_moves_on_its_
 @pytest.mark.django_db
 def test_a_document_rewritten_since_the_read_asking_another_order_is_decided_again_later(
     gateway,
+    default_scope,
 ):
     store = pending_store("x9")
     read = store.get("x9")
     store.put_documents([("x9", pending_doc("TSLA", qty="7"))])
     attempt = attempt_of("x9", status="rejected", reason="refused")
 
-    outcome = follow(gateway, store, "x9", attempt, read=read)
+    outcome = follow(gateway, store, "x9", attempt, default_scope, read=read)
 
     assert outcome.outcome is Outcome.DEFERRED
     signal = store.get("x9")

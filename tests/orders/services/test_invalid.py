@@ -29,10 +29,10 @@ def invalid(store, signal_id, **fields):
     return doc
 
 
-def test_a_document_that_does_not_parse_is_rejected_and_recorded(store):
+def test_a_document_that_does_not_parse_is_rejected_and_recorded(store, default_account):
     doc = invalid(store, "bad", symbol=" aapl ", side=" BUY", order_type="LIMIT")
 
-    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle")
+    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle", account=default_account)
 
     assert (outcome.signal_id, outcome.client_order_id) == ("bad", "bo-bad-entry")
     assert (outcome.outcome, outcome.reason) == (Outcome.REJECTED, NO_LIMIT)
@@ -46,11 +46,11 @@ def test_a_document_that_does_not_parse_is_rejected_and_recorded(store):
     assert rejected.raw_status == "REJECTED" and rejected.raw["status_reason"] == NO_LIMIT
 
 
-def test_rejecting_it_again_finds_its_attempt_and_writes_no_second_one(store):
+def test_rejecting_it_again_finds_its_attempt_and_writes_no_second_one(store, default_account):
     doc = invalid(store, "twice", order_type="limit")
-    reject_invalid_signal(doc, store=store, actor="order-cycle")
+    reject_invalid_signal(doc, store=store, actor="order-cycle", account=default_account)
 
-    again = reject_invalid_signal(doc, store=store, actor="order-cycle")
+    again = reject_invalid_signal(doc, store=store, actor="order-cycle", account=default_account)
 
     assert again.outcome is Outcome.REJECTED
     attempt = OrderAttempt.objects.get()
@@ -58,34 +58,36 @@ def test_rejecting_it_again_finds_its_attempt_and_writes_no_second_one(store):
     assert store.get("twice").raw_status == "REJECTED"
 
 
-def test_a_document_whose_order_reached_the_broker_is_not_ours_to_reject(store):
+def test_a_document_whose_order_reached_the_broker_is_not_ours_to_reject(store, default_account):
     doc = invalid(store, "sent", order_type="limit")
     factories.order_attempt(
         client_order_id="bo-sent-entry", signal_id="sent", status="filled", alpaca_order_id="o-1"
     )
 
-    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle")
+    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle", account=default_account)
 
     assert (outcome.outcome, outcome.alpaca_order_id) == (Outcome.ALREADY, "o-1")
     assert "its order is filled: fix the document" in outcome.reason
     assert store.get("sent").raw_status == "PENDING"  # left as its writer wrote it
 
 
-def test_a_document_fixed_since_the_read_is_left_pending_for_the_next_cycle(store):
+def test_a_document_fixed_since_the_read_is_left_pending_for_the_next_cycle(store, default_account):
     doc = invalid(store, "fixed", order_type="limit")
     store.put_documents([("fixed", pending_doc())])  # parses now
 
-    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle")
+    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle", account=default_account)
 
     assert outcome.outcome is Outcome.DEFERRED and "parses now" in outcome.reason
     assert store.get("fixed").status.value == "PENDING"
 
 
-def test_a_document_broken_another_way_since_the_read_is_rejected_for_what_it_holds_now(store):
+def test_a_document_broken_another_way_since_the_read_is_rejected_for_what_it_holds_now(
+    store, default_account
+):
     doc = invalid(store, "again", order_type="limit")
     store.put_documents([("again", pending_doc(qty="-3"))])
 
-    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle")
+    outcome = reject_invalid_signal(doc, store=store, actor="order-cycle", account=default_account)
 
     assert outcome.outcome is Outcome.REJECTED
     assert "qty" in outcome.reason and "limit_price" not in outcome.reason
