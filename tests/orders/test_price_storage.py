@@ -13,6 +13,7 @@ from audit.chain import plain
 from orders.models import OrderAttempt, OrderExecution
 from orders.services.events import order_executions_append
 from tests import factories
+from workspace.admin.orders import OrderAttemptAdmin
 from workspace.cells import csv_cell
 from workspace.display import plain_decimal
 
@@ -96,11 +97,11 @@ def test_the_attempt_list_sorts_prices_by_number_and_exports_them_raw(client):
     for coid, notional in (("bo-a-entry", "9"), ("bo-b-entry", "10"), ("bo-c-entry", "-0.5")):
         factories.order_attempt(client_order_id=coid, qty=None, notional=Decimal(notional))
     url = reverse("admin:orders_orderattempt_changelist")
-    page = client.get(
-        url, {"o": "7"}
-    ).content.decode()  # 7: notional (no action column here), ascending
+    # The notional column, ascending (no action column here: the index is list_display's).
+    by_notional = str(OrderAttemptAdmin.list_display.index("notional_display"))
+    page = client.get(url, {"o": by_notional}).content.decode()
     assert page.index("bo-c-entry") < page.index("bo-a-entry") < page.index("bo-b-entry")
-    response = client.get(reverse("admin:orders_orderattempt_export"), {"o": "7"})
+    response = client.get(reverse("admin:orders_orderattempt_export"), {"o": by_notional})
     text = b"".join(response.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(text)))
     assert [row[rows[0].index("Notional")] for row in rows[1:]] == ["-0.5", "9", "10"]
