@@ -78,8 +78,8 @@ def test_a_repair_that_fails_is_recorded_on_its_own_finding_only(
     store.put_documents([("orphan", active("MSFT", 3))])
     adopt = repairs.order_attempt_adopt
 
-    def adopt_failing_for_the_victim(*, order, actor, prefix):
-        attempt = adopt(order=order, actor=actor, prefix=prefix)
+    def adopt_failing_for_the_victim(*, order, actor, prefix, account):
+        attempt = adopt(order=order, actor=actor, prefix=prefix, account=account)
         if order.client_order_id == victim:  # a second row for the order: refused
             OrderAttempt.objects.create(client_order_id=victim, signal_id="other", symbol="X")
         return attempt
@@ -148,8 +148,8 @@ def test_inside_a_callers_transaction_a_failed_adoption_spoils_nothing(
         broker.seed_order("AAPL", 1, client_order_id=client_order_id, status="filled")
     adopt = repairs.order_attempt_adopt
 
-    def adopt_failing_for_the_victim(*, order, actor, prefix):
-        attempt = adopt(order=order, actor=actor, prefix=prefix)
+    def adopt_failing_for_the_victim(*, order, actor, prefix, account):
+        attempt = adopt(order=order, actor=actor, prefix=prefix, account=account)
         if order.client_order_id == "bo-victim-entry":
             OrderAttempt.objects.create(client_order_id=order.client_order_id, symbol="X")
         return attempt
