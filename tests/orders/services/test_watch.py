@@ -6,6 +6,7 @@ lost connection is replaced after the backoff; an outcome that is not final is r
 source, once the test's condition holds, asks it to stop (what SIGTERM does). The watcher
 against real listeners, both stores and the command: tests/integration/test_watch_signals.py."""
 
+import logging
 import time
 from decimal import Decimal
 from threading import Event
@@ -142,6 +143,11 @@ def test_an_outcome_not_final_is_retried_then_left_to_the_cycle(
     broker, gateway, unpriced, monkeypatch, caplog
 ):
     monkeypatch.setattr(watch_module, "RETRY_LIMIT", 2)
+    # The watcher's warning reaches caplog whatever an earlier test of this worker did to the
+    # logger (a Celery worker started in-process reconfigures logging).
+    monkeypatch.setattr(watch_module.logger, "disabled", False)
+    monkeypatch.setattr(watch_module.logger, "propagate", True)
+    caplog.set_level(logging.WARNING, logger=watch_module.logger.name)
     store, outcomes = LocalSignalStore(), []
     given_up = "'w3' still not sent after 2 retries; the order cycle takes it"
     source = ScriptedSource([pending(store, "w3")], until=lambda: given_up in caplog.text)
