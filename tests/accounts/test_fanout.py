@@ -48,23 +48,54 @@ def sent(monkeypatch):
     return messages
 
 
+def run_fan_out(sent, task_name: str, interval_s: float) -> list[str]:
+    """The fan-out as beat fires it, then every later wave it sent as a worker would run it;
+    returns the accounts enqueued, in the order they were."""
+    enqueued = fan_out_task.apply(kwargs={"task_name": task_name, "interval_s": interval_s}).get()
+    for name, options in list(sent):
+        if name == "accounts.fan_out":
+            enqueued += fan_out_task.apply(kwargs=options["kwargs"]).get()
+    return enqueued
+
+
 def test_the_fan_out_enqueues_one_task_per_account_spread_on_the_accounts_queue(
     accounts_configured, settings, sent
 ):
     settings.FANOUT_SPREAD = 0.2
-    enqueued = fan_out_task.apply(
-        kwargs={"task_name": "reconciliation.run", "interval_s": 300}
-    ).get()
+    enqueued = run_fan_out(sent, "reconciliation.run", 300)
 
-    assert enqueued == ["desk", "client"]
-    assert [(name, options["kwargs"]) for name, options in sent] == [
-        ("reconciliation.run", {"account": "desk"}),
-        ("reconciliation.run", {"account": "client"}),
-    ]
-    for _, options in sent:
+    assert sorted(enqueued) == ["client", "desk"]
+    jobs = [(name, options) for name, options in sent if name == "reconciliation.run"]
+    assert sorted(options["kwargs"]["account"] for _, options in jobs) == ["client", "desk"]
+    for _, options in jobs:
         assert options["queue"] == settings.ACCOUNTS_QUEUE == "accounts"
-        assert 0 <= options["countdown"] <= 60  # the first fifth of the 300 s interval
+        assert "countdown" not in options  # due at once: each worker takes one at a time
         assert options["expires"] == 300  # never run once the next fan-out has fired
+    # The second wave is a fan-out of its own, due within the first fifth of the interval.
+    waves = [options for name, options in sent if name == "accounts.fan_out"]
+    assert len(waves) == 1
+    assert 0 < waves[0]["countdown"] <= 60
+    assert waves[0]["queue"] == "accounts" and waves[0]["expires"] == 300
+
+
+def test_200_accounts_go_in_10_waves_over_the_spread_each_once(settings, sent, monkeypatch):
+    from brokerops.accounts import AccountConfig, Accounts
+
+    names = [f"acct-{i:03}" for i in range(200)]
+    accounts = Accounts(
+        {n: AccountConfig(name=n, client_order_id_prefix=f"a{i:03}", rate_limit_per_min=200)
+         for i, n in enumerate(names)}
+    )  # fmt: skip
+    monkeypatch.setattr("brokerops.fanout.configured", lambda: accounts)
+    settings.FANOUT_SPREAD = 0.1
+
+    enqueued = run_fan_out(sent, "reconciliation.run", 300)
+
+    assert sorted(enqueued) == names  # each account once
+    waves = [options for name, options in sent if name == "accounts.fan_out"]
+    assert sorted(w["countdown"] for w in waves) == [3.0 * k for k in range(1, 10)]
+    assert [len(w["kwargs"]["accounts"]) for w in waves] == [20] * 9
+    assert enqueued != names  # a random order: an account is not always in the first wave
 
 
 def test_the_spread_is_a_part_of_the_interval(settings):
@@ -77,7 +108,10 @@ def test_the_spread_is_a_part_of_the_interval(settings):
 def test_without_spread_every_account_is_enqueued_at_once(accounts_configured, settings, sent):
     settings.FANOUT_SPREAD = 0
     fan_out_task.apply(kwargs={"task_name": "orders.sync_open", "interval_s": 60}).get()
-    assert [options["countdown"] for _, options in sent] == [0, 0]
+    assert [(name, options["kwargs"]["account"]) for name, options in sent] == [
+        ("orders.sync_open", "desk"),
+        ("orders.sync_open", "client"),
+    ]
 
 
 def test_a_single_account_deployment_fans_out_to_its_one_account(sent):
