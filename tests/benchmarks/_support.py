@@ -105,6 +105,10 @@ def _broker_process(seeder: str, options: dict, conn) -> None:
             broker.stop()
             conn.send(None)
             return
+        if command == "account":  # ("account", (api_key, method, *args)): one account's handle
+            api_key, command, *args = args
+            conn.send(getattr(broker.account_for(api_key), command)(*args))
+            continue
         conn.send(getattr(broker, command)(*args))
 
 
@@ -122,6 +126,10 @@ class RemoteBroker:
     def call(self, command: str, *args):
         self._conn.send((command, args))
         return self._conn.recv()
+
+    def call_account(self, api_key: str, command: str, *args):
+        """Call a method of the handle of the account ``api_key`` opens (``set_faults``...)."""
+        return self.call("account", api_key, command, *args)
 
     def stop(self) -> None:
         self.call("stop")
