@@ -230,14 +230,15 @@ def fan_out_round(app, args, label: str) -> dict:
 
 
 def lateness(entries: list[dict], runs: list[dict]) -> dict[str, float]:
-    """How late each task started after its ETA (waiting for a worker), and how the runs spread
-    over the workers: ETA tasks are reserved by whichever worker fetched them."""
-    late = {e["account"]: e["started"] - datetime.fromisoformat(e["eta"]).timestamp()
-            for e in entries if e["eta"]}  # fmt: skip
+    """How long each task waited for a worker after its wave sent it, and how the runs spread
+    over the workers."""
+    sent = {e["account"]: e["sent"] for e in entries if "sent" in e}
+    late = {e["account"]: e["started"] - sent[e["account"]]
+            for e in entries if "started" in e and e["account"] in sent}  # fmt: skip
     per_worker: dict[str, int] = {}
     for r in runs:
         per_worker[r["worker"]] = per_worker.get(r["worker"], 0) + 1
-    print(f"  started after due (ETA)    {spread_line(list(late.values()))}")
+    print(f"  waited for a worker        {spread_line(list(late.values()))}")
     print(f"  runs per worker            {sorted(per_worker.values(), reverse=True)}")
     return late
 
@@ -313,14 +314,14 @@ def compare(first: dict, second: dict, down: str) -> None:
         print(f"  {label} duration  {pct(before, q):.2f} s -> {pct(after, q):.2f} s "
               f"(added {pct(after, q) - pct(before, q):+.2f} s; bar: < 1 s)")  # fmt: skip
     late = [second["late"][a] for a in others if a in second["late"]]
-    print(f"  started after due  {spread_line([first['late'][a] for a in others])} -> "
-          f"{spread_line(late)}")  # fmt: skip
+    earlier = [first["late"][a] for a in others if a in first["late"]]
+    print(f"  waited for a worker  {spread_line(earlier)} -> {spread_line(late)}")
     worker = next(r["worker"] for r in second["runs"] if r["account"] == down)
     shared = [
         r["account"] for r in second["runs"] if r["worker"] == worker and r["account"] != down
     ]
     print(
-        f"  on {down}'s worker ({len(shared)} others), started after due: "
+        f"  on {down}'s worker ({len(shared)} others), waited for a worker: "
         f"{spread_line([second['late'][a] for a in shared if a in second['late']])}"
     )
     failed = [r["account"] for r in second["runs"] if r["status"] != "succeeded"]
