@@ -42,6 +42,12 @@ def limiters(two_accounts, settings, redis_url):
     broker_gateway.cache_clear()
 
 
+def resting(**fields) -> dict:
+    """A PENDING limit buy far below the price: it rests open (nothing fills beside the seeded
+    position while the run reads)."""
+    return pending(order_type="limit", limit_price="1.00", **fields)
+
+
 def pause_by_a_429(two_accounts, store, paused: str) -> None:
     """Account ``paused``'s broker answers its next request 429 (``Retry-After: PAUSE_S``): its
     order cycle fails on it at once (a retry would wait past the read's budget) and leaves its
@@ -56,7 +62,7 @@ def pause_by_a_429(two_accounts, store, paused: str) -> None:
 def test_a_429_pauses_only_its_accounts_bucket_and_the_others_work_goes_on(
     two_accounts, store, limiters, paused, other
 ):
-    store.put_documents([(f"{name}-1", pending(account=name)) for name in two_accounts.names])
+    store.put_documents([(f"{name}-1", resting(account=name)) for name in two_accounts.names])
     two_accounts.broker(other).seed_position("MSFT", 3)
     pause_by_a_429(two_accounts, store, paused)
     pause = limiters[paused].state()
