@@ -7,10 +7,10 @@ agree, one case of each ``ReconciliationErrors`` kind, PENDING signals for the o
 fills at once, one rests until the price ticker crosses it, two are rejected before anything is
 sent) and two order attempts an earlier day left.
 
-A second account, a client's (docs/design.md section 16), is ready to be served by the same
-paper broker under keys of its own: :func:`seed_client_account` gives it a book of its own and
+A second account, a client's (docs/design.md section 16), is served by the same paper broker
+under keys of its own: :func:`seed_client_account` gives it a book of its own and
 :func:`client_signals` are its signals, each naming the account ``client`` (the desk's, above,
-name none: they belong to the default account).
+name none: they belong to the default account; :mod:`demo.accounts` configures both).
 """
 
 from datetime import timedelta
@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from brokerops.accounts import rows_owner_name
 from brokerops.intent.store import SignalStore
 from brokerops.sim import AccountHandle, PaperBroker
 from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID, scenario_demo
@@ -101,19 +102,26 @@ def seed_client_account(broker: PaperBroker, *, store: SignalStore | None = None
     return client
 
 
-def seed_demo_records(*, store: SignalStore, drift_order_id: str) -> None:
+def seed_demo_records(
+    *, store: SignalStore, drift_order_id: str, account: str | None = None
+) -> None:
     """The demo's side: its signals and two open attempts an earlier day left (one whose order
-    the broker never had, one whose order was canceled there by hand: ``drift_order_id``)."""
+    the broker never had, one whose order was canceled there by hand: ``drift_order_id``), of
+    ``account`` (None: the account of rows that name none, the default account)."""
     store.delete_all()
     store.put_documents(demo_signals())
     hour_ago = timezone.now() - timedelta(hours=1)
+    account = account or rows_owner_name()
     # ORDER_NOT_FOUND: we recorded an open order that Alpaca does not have.
-    _open_attempt(DEMO_GONE_CLIENT_ORDER_ID, "demo-gone", "AAPL", created_at=hour_ago)
+    _open_attempt(
+        DEMO_GONE_CLIENT_ORDER_ID, "demo-gone", "AAPL", account=account, created_at=hour_ago
+    )
     # ORDER_STATUS_DRIFT: somebody canceled our order at the broker.
     _open_attempt(
         DEMO_DRIFT_CLIENT_ORDER_ID,
         "demo-drift",
         "MSFT",
+        account=account,
         created_at=hour_ago,
         alpaca_order_id=drift_order_id,
     )
@@ -134,13 +142,14 @@ def _open_attempt(client_order_id: str, signal_id: str, symbol: str, **fields) -
     )
 
 
-def seed_demo(*, broker: PaperBroker, store: SignalStore) -> None:
-    """Seed the broker (the ``demo`` scenario), the signal store and two order attempts."""
+def seed_demo(*, broker: PaperBroker, store: SignalStore, account: str | None = None) -> None:
+    """Seed the broker (the ``demo`` scenario), the signal store and two order attempts (of
+    ``account``, as :func:`seed_demo_records`)."""
     scenario_demo(broker)
     drift = broker.order(DEMO_DRIFT_CLIENT_ORDER_ID)
     if drift is None:  # the scenario and this module disagree: a bug, not a state to run on
         raise RuntimeError(f"the demo scenario has no order {DEMO_DRIFT_CLIENT_ORDER_ID}")
-    seed_demo_records(store=store, drift_order_id=str(drift["id"]))
+    seed_demo_records(store=store, drift_order_id=str(drift["id"]), account=account)
 
 
 def tick_prices(broker: PaperBroker, step: int) -> None:

@@ -1,10 +1,13 @@
 """The README's first command: the demo runs end to end on the embedded defaults, then stops on
-Ctrl-C."""
+Ctrl-C; it serves two accounts, the desk and a client (docs/design.md section 16)."""
 
+import http.cookiejar
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -17,10 +20,10 @@ from tests.waiting import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def query(db: Path, sql: str) -> list[tuple]:
+def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
     try:
         with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute(sql).fetchall()
+            return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError:
         return []  # not migrated yet, or busy
 
@@ -37,11 +40,38 @@ PROMISED_KINDS = {
 }
 
 
-def kinds_by_run(db: Path) -> dict[int, set[str]]:
-    runs: dict[int, set[str]] = {}
-    for run_id, kind in query(db, "select run_id, kind from reconciliation_mismatch"):
-        runs.setdefault(run_id, set()).add(kind)
+def kinds_by_run(db: Path) -> dict[tuple[int, str], set[str]]:
+    """The mismatch kinds of each run, by (run, account)."""
+    runs: dict[tuple[int, str], set[str]] = {}
+    for run_id, account, kind in query(
+        db, "select run_id, account, kind from reconciliation_mismatch"
+    ):
+        runs.setdefault((run_id, account), set()).add(kind)
     return runs
+
+
+def succeeded_accounts(db: Path) -> set[str]:
+    sql = "select account from reconciliation_reconciliationrun where status = 'succeeded'"
+    return {account for (account,) in query(db, sql)}
+
+
+def admin_accounts(base: str, username: str, password: str) -> dict[str, list[str]]:
+    """Log in to the demo's admin as ``username``; the account column of each list's rows (the
+    order attempts, the reconciliation runs)."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    page = opener.open(f"{base}/admin/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = {"username": username, "password": password, "csrfmiddlewaretoken": token}
+    form["next"] = "/admin/"
+    landed = opener.open(f"{base}/admin/login/", urllib.parse.urlencode(form).encode(), timeout=10)
+    assert landed.url == f"{base}/admin/", f"{username} could not log in"
+    columns = {}
+    for path in ("orders/orderattempt", "reconciliation/reconciliationrun"):
+        html = opener.open(f"{base}/admin/{path}/", timeout=10).read().decode()
+        columns[path] = re.findall(r'<td class="field-account">([^<]*)<', html)
+    return columns
 
 
 def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
@@ -76,6 +106,28 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             poll_s=0.5,
         )
         assert kinds
+        # Both accounts: each reconciled at start (the client's book disagrees with one signal
+        # and holds a position no signal names), each order flow at its own broker.
+        wait_for(
+            lambda: succeeded_accounts(db) >= {"desk", "client"},
+            timeout_s=30,
+            what="a finished run of each account",
+            poll_s=0.5,
+        )
+        by_run = wait_for(lambda: kinds_by_run(db), what="the runs' mismatches", poll_s=0.5)
+        assert {account for (_, account), k in by_run.items() if k >= PROMISED_KINDS} == {"desk"}
+        client_kinds = [k for (_, account), k in by_run.items() if account == "client"]
+        assert {"QTY_MISMATCH", "UNTRACKED_POSITION"} in client_kinds
+        wait_for(
+            lambda: query(
+                db,
+                "select client_order_id from orders_orderattempt where signal_id ="
+                " 'client-buy-tsla' and account = 'client' and status = 'filled'",
+            ),
+            timeout_s=60,
+            what="the client account's fill",
+            poll_s=0.5,
+        )
         # The order flow: the market order fills, the invalid ones are rejected before sending.
         wait_for(
             lambda: query(
@@ -98,12 +150,22 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             what="a fill applied from the stream",
             poll_s=0.5,
         )
-        rejected = query(
-            db,
-            "select signal_id from orders_orderattempt where status ="
-            " 'rejected' order by signal_id",
+        # The watcher's workers take the PENDING signals in no set order: a rejection may come
+        # after the fill.
+        rejected = [("demo-halted",), ("demo-subpenny",)]
+        wait_for(
+            lambda: (
+                query(
+                    db,
+                    "select signal_id from orders_orderattempt where status ="
+                    " 'rejected' order by signal_id",
+                )
+                == rejected
+            ),
+            timeout_s=30,
+            what=f"the rejections of {rejected}",
+            poll_s=0.5,
         )
-        assert rejected == [("demo-halted",), ("demo-subpenny",)]
         login = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/admin/login/", timeout=5)
         assert login.status == 200
         grants = dict(
@@ -122,7 +184,18 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             " on ug.user_id = u.id join auth_group g on g.id = ug.group_id"
             " order by u.username",
         )
-        assert users == [("compliance", "compliance"), ("operator", "operations")]
+        assert users == [
+            ("client-desk", "operations"),
+            ("compliance", "compliance"),
+            ("operator", "operations"),
+        ]
+        # The account column: the operator sees both accounts' rows, client-desk (granted the
+        # client account only) the client's alone.
+        base = f"http://127.0.0.1:{admin_port}"
+        every = admin_accounts(base, "operator", "demo-operator")
+        assert all({"desk", "client"} <= set(rows) for rows in every.values()), every
+        limited = admin_accounts(base, "client-desk", "demo-client")
+        assert all(rows and set(rows) == {"client"} for rows in limited.values()), limited
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -135,6 +208,8 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     assert all(kind in banner for kind in PROMISED_KINDS), banner
     assert "operator / demo-operator" in output
     assert "compliance / demo-compliance" in output
+    assert "client-desk / demo-client   (operations, sees the client account only)" in output
+    assert "desk (the default) and client" in output
     assert f"http://127.0.0.1:{admin_port}/admin/" in output
     assert "Traceback" not in output, output[-3000:]
 
@@ -175,7 +250,7 @@ def test_the_paper_brokers_demo_scenario_is_the_demos_broker():
 
 @pytest.mark.django_db
 def test_the_client_account_is_ready_beside_the_desk():
-    """Prepared for the two-account demo (docs/design.md section 16): the client's book is its
+    """The two-account demo's client (docs/design.md section 16): the client's book is its
     own on the demo's broker, under its own keys, and its signals name the account ``client``
     (they parse as valid signals of it); the desk's book and signals are as they were."""
     from alpaca.trading.client import TradingClient

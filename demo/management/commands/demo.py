@@ -1,16 +1,22 @@
 """`python manage.py demo`: brokerops end to end on the embedded defaults.
 
-Starts the paper broker on loopback seeded with a scenario that shows every mismatch kind, loads
-the matching signals into the local store, runs one reconciliation at once (which finds every
-kind, before the order sync repairs the seeded order drifts), runs a Celery worker and beat in
-this process (the in-memory transport: nothing to install), consumes the broker's trade_updates
-stream in a thread (fills show up at once), and serves the admin. Ctrl-C stops everything.
+Starts the paper broker on loopback serving two accounts (docs/design.md section 16): the desk
+(the default), seeded with a scenario that shows every mismatch kind, and a client with a book of
+its own (:mod:`demo.accounts` configures both, as an ``ACCOUNTS_FILE`` would). Loads the matching
+signals into the local store, runs one reconciliation of each account at once (the desk's finds
+every kind, before the order sync repairs the seeded order drifts), runs a Celery worker and beat
+in this process (the in-memory transport: nothing to install; the beat's fan-out serves each
+account), consumes each account's trade_updates stream in a thread (fills show up at once),
+watches every account's PENDING signals, and serves the admin. Ctrl-C stops everything.
 """
 
+import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
@@ -18,16 +24,20 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.triggers import audit_maintenance
 from brokerops.access import assign_group_permissions
+from brokerops.accounts import configured
 from brokerops.intent.factory import get_signal_store
 from brokerops.sim import PaperBroker
-from demo.world import seed_demo, tick_prices
+from demo.accounts import DEMO_DESK_ACCOUNT, configure_demo_accounts
+from demo.world import DEMO_CLIENT_ACCOUNT, seed_client_account, seed_demo, tick_prices
 from reconciliation.models import ReconciliationRun
 from reconciliation.services import reconciliation_run
 
 DEMO_USERS = (
-    # username, group, password: demo-only credentials, printed on start.
-    ("operator", "operations", "demo-operator"),
-    ("compliance", "compliance", "demo-compliance"),
+    # username, group, password, the one account granted (None: every account): demo-only
+    # credentials, printed on start.
+    ("operator", "operations", "demo-operator", None),
+    ("compliance", "compliance", "demo-compliance", None),
+    ("client-desk", "operations", "demo-client", DEMO_CLIENT_ACCOUNT),
 )
 
 
@@ -66,16 +76,20 @@ class Command(BaseCommand):
                 f"cannot start the paper broker on 127.0.0.1:{broker_port}: {exc}"
                 " (use --broker-port)"
             ) from exc
-        settings.ALPACA_BASE_URL = broker.base_url
-        seed_demo(broker=broker, store=get_signal_store())
         with ExitStack() as stack:
             stack.callback(broker.stop)
-            first = self._first_run()
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="brokerops-demo-"))
+            # Before anything reads the accounts: the desk and the client at this broker.
+            configure_demo_accounts(broker, Path(workdir))
+            store = get_signal_store()
+            seed_demo(broker=broker, store=store, account=DEMO_DESK_ACCOUNT)
+            seed_client_account(broker, store=store)
+            firsts = self._first_runs()
             stack.enter_context(_celery_in_process(interval))
             stack.enter_context(_ticker(broker))
             stack.enter_context(_stream_consumer())
             stack.enter_context(_signal_watcher())
-            self._banner(addr, broker.base_url, interval, first)
+            self._banner(addr, broker.base_url, interval, firsts)
             call_command("runserver", addr, use_reloader=False, use_threading=True)
 
     def _refuse_real_setups(self, force: bool) -> None:
@@ -94,44 +108,73 @@ class Command(BaseCommand):
             raise CommandError("the demo uses the embedded signal store: unset SIGNAL_STORE")
 
     def _seed_users(self) -> None:
-        for username, group, password in DEMO_USERS:
+        # The workspace's model, by its label: the demo and the workspace import nothing of
+        # each other (pyproject's floors).
+        grant = apps.get_model("workspace", "AccountGrant")
+        for username, group, password, account in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username, defaults={"is_staff": True})
             user.is_staff = True
             user.set_password(password)
             user.save()
             user.groups.add(Group.objects.get(name=group))
+            if account is not None:
+                grant.objects.get_or_create(
+                    user=user, account=account, defaults={"created_by": "demo"}
+                )
 
-    def _first_run(self) -> ReconciliationRun:
-        """One reconciliation before the order sync and the stream start: they would repair the
-        seeded order drifts (the gone order marked missing, the canceled one updated) before a
-        scheduled run could show them as ORDER_NOT_FOUND and ORDER_STATUS_DRIFT."""
-        run = reconciliation_run(trigger=ReconciliationRun.Trigger.COMMAND)
-        if run.status != ReconciliationRun.Status.SUCCEEDED:
-            raise CommandError(f"the demo's first reconciliation run {run.status}: {run.error}")
-        return run
+    def _first_runs(self) -> dict[str, ReconciliationRun]:
+        """One reconciliation of each account before the order sync and the stream start: they
+        would repair the seeded order drifts (the gone order marked missing, the canceled one
+        updated) before a scheduled run could show them as ORDER_NOT_FOUND and
+        ORDER_STATUS_DRIFT."""
+        runs = {}
+        for account in configured():
+            run = reconciliation_run(
+                trigger=ReconciliationRun.Trigger.COMMAND, account=account.name
+            )
+            if run.status != ReconciliationRun.Status.SUCCEEDED:
+                raise CommandError(
+                    f"the demo's first reconciliation run of account {account.name}"
+                    f" {run.status}: {run.error}"
+                )
+            runs[account.name] = run
+        return runs
 
-    def _banner(self, addr: str, broker_url: str, interval: int, first: ReconciliationRun) -> None:
+    def _banner(
+        self, addr: str, broker_url: str, interval: int, firsts: dict[str, ReconciliationRun]
+    ) -> None:
         w = self.stdout.write
         w(self.style.SUCCESS("\nbrokerops demo is running."))
         w(f"  Admin:         http://{addr}/admin/   log in as (demo-only credentials):")
-        for username, group, password in DEMO_USERS:
-            w(f"                   {username} / {password}   ({group})")
+        for username, group, password, account in DEMO_USERS:
+            sees = f", sees the {account} account only" if account else ""
+            w(f"                   {username} / {password}   ({group}{sees})")
         w(f"  Paper broker:  {broker_url}  (Alpaca Trading API v2 on loopback)")
         w(
-            f"  Reconciliation every {interval} s, order cycle and sync every 10 s (Celery worker"
-            " and beat in this process)."
+            f"  Accounts:      {DEMO_DESK_ACCOUNT} (the default) and {DEMO_CLIENT_ACCOUNT}, each"
+            " with its own keys and book at this broker (see the lists' account column and"
+            " filter)."
         )
         w(
-            "  trade_updates stream consumed and PENDING signals watched in this process: orders"
-            " go out and fills reach the admin at once."
+            f"  Reconciliation of each account every {interval} s, order cycle and sync every"
+            " 10 s (Celery worker and beat in this process)."
         )
-        kinds = sorted(set(first.mismatches.values_list("kind", flat=True)))
         w(
-            f"  Look at: Reconciliation runs -> run #{first.pk}, the first, found every mismatch"
-            f" kind: {', '.join(kinds)}; Order attempts -> one client_order_id's history;"
-            " Periodic tasks -> the schedule."
+            "  trade_updates streams consumed and PENDING signals watched in this process, for"
+            " both accounts: orders go out and fills reach the admin at once."
+        )
+        desk, client = firsts[DEMO_DESK_ACCOUNT], firsts[DEMO_CLIENT_ACCOUNT]
+        w(
+            f"  Look at: Reconciliation runs -> run #{desk.pk}, the {DEMO_DESK_ACCOUNT}'s first,"
+            f" found every mismatch kind: {', '.join(_kinds(desk))}; run #{client.pk}, the"
+            f" {DEMO_CLIENT_ACCOUNT}'s, found {', '.join(_kinds(client))}; Order attempts ->"
+            " one client_order_id's history; Periodic tasks -> the schedule."
         )
         w("  Stop with Ctrl-C.\n")
+
+
+def _kinds(run: ReconciliationRun) -> list[str]:
+    return sorted(set(run.mismatches.values_list("kind", flat=True)))
 
 
 class _celery_in_process:
@@ -198,8 +241,8 @@ class _in_thread:
 
 
 def _signal_watcher() -> _in_thread:
-    """``watch_signals`` in a thread of this process, stopped with the demo."""
-    from brokerops.alpaca import broker_gateway
+    """``watch_signals`` in a thread of this process, stopped with the demo: every account's
+    PENDING signals, each sent through its own account's gateway."""
     from brokerops.intent.watch import pending_source
     from orders.services.watch import signals_watch
 
@@ -207,7 +250,6 @@ def _signal_watcher() -> _in_thread:
         "demo-signal-watcher",
         lambda stop: signals_watch(
             source=lambda: pending_source(get_signal_store(), poll_s=settings.WATCH_POLL_S),
-            gateway=broker_gateway(),
             store=get_signal_store(),
             stop=stop,
             workers=2,
@@ -217,19 +259,16 @@ def _signal_watcher() -> _in_thread:
 
 
 def _stream_consumer() -> _in_thread:
-    """``stream_trade_updates`` in a thread of this process, stopped with the demo."""
-    from brokerops.alpaca import broker_gateway
-    from brokerops.alpaca.stream import trade_updates_connection_from_settings
-    from orders.services.stream import trade_updates_consume
+    """``stream_trade_updates`` in a thread of this process, stopped with the demo: a
+    connection per account, each consumed on a thread of its own."""
+    from orders.services.stream import trade_updates_serve
 
-    gateway, store = broker_gateway(), get_signal_store()
-    # Its first act is a catch-up sync: the seeded order drifts are repaired then, after the
-    # demo's first reconciliation run recorded them.
+    store = get_signal_store()
+    # Each account's first act is a catch-up sync: the seeded order drifts are repaired then,
+    # after the demo's first reconciliation runs recorded them.
     return _in_thread(
         "demo-trade-updates",
-        lambda stop: trade_updates_consume(
-            connect=trade_updates_connection_from_settings, gateway=gateway, store=store, stop=stop
-        ),
+        lambda stop: trade_updates_serve(store=store, stop=stop),
         join_s=5,
     )
 
