@@ -50,12 +50,14 @@ def _create_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-# 1,000,000 order attempts in one statement, server side (PostgreSQL; %(n)s rows).
+# 1,000,000 order attempts in one statement, server side (PostgreSQL; %(n)s rows), all of the
+# account 'default': the single account of a deployment without ACCOUNTS_FILE
+# (brokerops.accounts.DEFAULT_ACCOUNT). The raw fills name it: the column has no database default.
 FILL_ATTEMPTS_SQL = """
-INSERT INTO orders_orderattempt (client_order_id, signal_id, leg, alpaca_order_id, symbol, side,
-    order_type, time_in_force, qty, status, broker_status, filled_qty, reason, adopted,
-    request_payload, extended_hours, created_at, updated_at)
-SELECT 'bo-sig' || i || '-entry', 'sig' || i, 'entry', md5(i::text)::uuid::text,
+INSERT INTO orders_orderattempt (account, client_order_id, signal_id, signal_ref, leg,
+    alpaca_order_id, symbol, side, order_type, time_in_force, qty, status, broker_status,
+    filled_qty, reason, adopted, request_payload, extended_hours, created_at, updated_at)
+SELECT 'default', 'bo-sig' || i || '-entry', 'sig' || i, '', 'entry', md5(i::text)::uuid::text,
     (ARRAY['AAPL','MSFT','SPY','TSLA','BTC/USD'])[1 + i %% 5], 'buy', 'market', 'day', 1,
     'filled', 'filled', 1, '', false, '{}'::jsonb, false,
     now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval

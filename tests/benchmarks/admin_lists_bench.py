@@ -30,20 +30,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks._support import peak_rss_mb, setup_django
 
+# Rows of the account 'default' (the single account without ACCOUNTS_FILE): the account columns
+# have no database default.
 FILL_RUNS_SQL = """
-INSERT INTO reconciliation_reconciliationrun (trigger, requested_by_username, dry_run, status,
-    started_at, finished_at, worker, positions_seen, orders_seen, signals_seen, mismatches_found,
-    repairs_applied, api_calls, error, summary)
-SELECT 'schedule', '', false, 'succeeded', now() - (i || ' minutes')::interval,
+INSERT INTO reconciliation_reconciliationrun (account, trigger, requested_by_username, dry_run,
+    status, started_at, finished_at, worker, positions_seen, orders_seen, signals_seen,
+    mismatches_found, repairs_applied, api_calls, error, summary)
+SELECT 'default', 'schedule', '', false, 'succeeded', now() - (i || ' minutes')::interval,
     now() - (i || ' minutes')::interval + interval '2 seconds', 'bench:1', 100, 200, 100, 50, 0,
     3, '', '{}'::jsonb
 FROM generate_series(1, %(n)s) AS i
 """
 
 FILL_MISMATCHES_SQL = """
-INSERT INTO reconciliation_mismatch (run_id, kind, severity, symbol, signal_id, client_order_id,
-    alpaca_order_id, expected_qty, actual_qty, action, detail, created_at, prev_hash, hash)
-SELECT r.first + i %% %(runs)s,
+INSERT INTO reconciliation_mismatch (account, run_id, kind, severity, symbol, signal_id,
+    client_order_id, alpaca_order_id, expected_qty, actual_qty, action, detail, created_at,
+    prev_hash, hash)
+SELECT 'default', r.first + i %% %(runs)s,
     (ARRAY['ORPHAN_POSITION','UNTRACKED_POSITION','QTY_MISMATCH','SIDE_MISMATCH',
            'ORDER_NOT_FOUND','ORDER_STATUS_DRIFT','UNKNOWN_ORDER','INVALID_SIGNAL'])[1 + i %% 8],
     'warning', (ARRAY['AAPL','MSFT','SPY','TSLA','BTCUSD'])[1 + i %% 5], 'sig' || i,

@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.benchmarks._support import setup_django
 
+# Rows of the account 'default' (the single account without ACCOUNTS_FILE): the account columns
+# have no database default. Signals name none, as documents without an account field.
 FILL_SIGNALS = """
 INSERT INTO intent_localsignal (document_id, data, status, revision, created_at, updated_at)
 SELECT 'sig' || i,
@@ -38,10 +40,10 @@ SELECT 'sig' || i,
 FROM generate_series(1, %(n)s) AS i
 """
 FILL_RUNS = """
-INSERT INTO reconciliation_reconciliationrun (trigger, requested_by_username, dry_run, status,
-    started_at, finished_at, worker, positions_seen, orders_seen, signals_seen,
+INSERT INTO reconciliation_reconciliationrun (account, trigger, requested_by_username, dry_run,
+    status, started_at, finished_at, worker, positions_seen, orders_seen, signals_seen,
     mismatches_found, repairs_applied, api_calls, error, summary)
-SELECT 'schedule', '', false, 'succeeded', now() - (r || ' minutes')::interval,
+SELECT 'default', 'schedule', '', false, 'succeeded', now() - (r || ' minutes')::interval,
     now() - (r || ' minutes')::interval + interval '2 seconds', 'bench', 0, 0, 0, 0, 0, 3, '',
     '{}'::jsonb
 FROM generate_series(1, 100) AS r
@@ -49,9 +51,10 @@ FROM generate_series(1, 100) AS r
 # Mismatch i (1..n/2) names attempt 10*i; mismatch n/2+i is a quantity mismatch about the
 # signals of attempts 10*i+1, 10*i+2, 10*i+3 (hashes left blank: no chain is verified here).
 FILL_MISMATCHES = """
-INSERT INTO reconciliation_mismatch (run_id, kind, severity, symbol, signal_id, client_order_id,
-    alpaca_order_id, expected_qty, actual_qty, action, detail, created_at, prev_hash, hash)
-SELECT (SELECT min(id) FROM reconciliation_reconciliationrun) + i %% 100,
+INSERT INTO reconciliation_mismatch (account, run_id, kind, severity, symbol, signal_id,
+    client_order_id, alpaca_order_id, expected_qty, actual_qty, action, detail, created_at,
+    prev_hash, hash)
+SELECT 'default', (SELECT min(id) FROM reconciliation_reconciliationrun) + i %% 100,
     CASE WHEN half = 0 THEN 'ORDER_STATUS_DRIFT' ELSE 'QTY_MISMATCH' END, 'warning', 'AAPL',
     CASE WHEN half = 0 THEN 'sig' || (10 * i)
          ELSE 'sig' || (10 * i + 1) || ',sig' || (10 * i + 2) || ',sig' || (10 * i + 3) END,
@@ -61,8 +64,8 @@ SELECT (SELECT min(id) FROM reconciliation_reconciliationrun) + i %% 100,
 FROM generate_series(1, %(n)s / 2) AS i CROSS JOIN (VALUES (0), (1)) AS h(half)
 """
 FILL_MISMATCH_SIGNALS = """
-INSERT INTO reconciliation_mismatchsignal (mismatch_id, signal_id)
-SELECT m.id, s.signal_id
+INSERT INTO reconciliation_mismatchsignal (mismatch_id, signal_id, prev_hash, hash)
+SELECT m.id, s.signal_id, '', ''
 FROM reconciliation_mismatch m
 CROSS JOIN LATERAL unnest(string_to_array(m.signal_id, ',')) AS s(signal_id)
 WHERE m.signal_id <> ''

@@ -158,7 +158,7 @@ class Stages:
             submit,
             "attempts_claim_new",
             "claim per chunk (attempt rows + CREATED events)",
-            size=lambda *, signals: len(signals),
+            size=lambda *, signals, **_: len(signals),  # and the account's name
         )
         self.wrap(
             firestore.FirestoreSignalStore,
