@@ -137,6 +137,22 @@ CHAINS: tuple[ChainSpec, ...] = (
             "after",
         ),
     ),
+    ChainSpec(
+        "break_events",
+        "reconciliation",
+        "BreakEvent",
+        (
+            "break_case_id",
+            "kind",
+            "state_from",
+            "state_to",
+            "run_id",
+            "actor",
+            "message",
+            "payload",
+            "created_at",
+        ),
+    ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 

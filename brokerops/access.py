@@ -3,7 +3,8 @@
 ``compliance`` views and searches the audit trail (and which periodic jobs exist); ``operations``
 views it too, may trigger reconciliation reruns and order re-syncs, and sees the scheduler's
 internals (django-celery-beat's interval, crontab, solar and clocked tables); only operations may
-change the schedule (``audit.change_schedule``), and every change is recorded. Migrations call
+change the schedule (``audit.change_schedule``), and every change is recorded. On breaks,
+operations propose dispositions and compliance approves them (four eyes). Migrations call
 :func:`sync_groups` (with the historical app registry) so the groups exist on every database; it
 is idempotent, and a migration that adds a model to the trail, or changes a grant, calls it
 again.
@@ -14,7 +15,13 @@ from typing import Any
 from django.contrib.auth.management import create_permissions
 
 VIEW_ONLY = {
-    "reconciliation": ["view_reconciliationrun", "view_mismatch", "view_runevent"],
+    "reconciliation": [
+        "view_reconciliationrun",
+        "view_mismatch",
+        "view_runevent",
+        "view_break",
+        "view_breakevent",
+    ],
     # The schedule's changes (who enabled, disabled, ran or edited which job) are part of the trail.
     "audit": ["view_chainhead", "view_auditverification", "view_schedulechange"],
     "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
@@ -22,8 +29,11 @@ VIEW_ONLY = {
     # Which jobs run (reconciliation, order sync, audit verification): the periodic task list.
     "django_celery_beat": ["view_periodictask"],
 }
+# Four eyes on breaks (docs/design.md section 17): operations propose a disposition, compliance
+# approves it; neither group holds both, and the service refuses the proposer's own approval.
+COMPLIANCE_EXTRA = {"reconciliation": ["approve_break"]}
 OPERATOR_EXTRA = {
-    "reconciliation": ["trigger_reconciliation"],
+    "reconciliation": ["trigger_reconciliation", "propose_break"],
     "orders": ["resync_orderattempt"],
     "alerts": ["view_alert"],  # what was sent to the operators, and how delivery went
     # Changing the schedule (enable, disable, toggle, run now, edit, add, delete periodic tasks and
@@ -39,7 +49,10 @@ OPERATOR_EXTRA = {
 }
 
 GROUPS: dict[str, dict[str, list[str]]] = {
-    "compliance": VIEW_ONLY,
+    "compliance": {
+        label: VIEW_ONLY.get(label, []) + COMPLIANCE_EXTRA.get(label, [])
+        for label in VIEW_ONLY.keys() | COMPLIANCE_EXTRA.keys()
+    },
     "operations": {
         label: VIEW_ONLY.get(label, []) + OPERATOR_EXTRA.get(label, [])
         for label in VIEW_ONLY.keys() | OPERATOR_EXTRA.keys()

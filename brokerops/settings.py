@@ -312,6 +312,11 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="brokerops@localhost")
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="") or None
+# Breaks (docs/design.md section 17): how long a break may stay unsigned-off, by severity, before
+# it is overdue (seconds from when it opened).
+BREAK_DUE_CRITICAL_S = _env_number("BREAK_DUE_CRITICAL_S", 3600, low=1, high=31536000)
+BREAK_DUE_WARNING_S = _env_number("BREAK_DUE_WARNING_S", 86400, low=1, high=31536000)
+BREAK_DUE_INFO_S = _env_number("BREAK_DUE_INFO_S", 259200, low=1, high=31536000)
 # An alert still open (the same orphan found run after run) is sent again after this long
 # (seconds; 0: never again until it resolved). A stale-runs alert is sent once per outage.
 ALERT_REALERT_S = _env_number("ALERT_REALERT_S", 86400, low=0, high=31536000)

@@ -164,6 +164,12 @@ class Mismatch(ChainedRow):
     action = models.CharField(max_length=32, choices=Action.choices, default=Action.FLAGGED)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The break this finding is an occurrence of (docs/design.md section 17), set when the row is
+    # written (the row never changes); empty for a dry run's rows and rows from before breaks.
+    # Not in the chain's fields (a new chain version would be needed): its run anchors it.
+    break_case = models.ForeignKey(
+        "Break", null=True, blank=True, on_delete=models.PROTECT, related_name="mismatches"
+    )
 
     objects = MismatchQuerySet.as_manager()
 
@@ -262,3 +268,129 @@ class RunEvent(ChainedRow):
 
     def __str__(self) -> str:
         return f"run {self.run_id} {self.kind}"
+
+
+class Break(models.Model):
+    """One discrepancy as a case (docs/design.md section 17): found again and again by runs,
+    owned, aged and signed off by a second person.
+
+    The row is a projection: its changes are written only by :mod:`reconciliation.breaks`, each
+    with a chained ``BreakEvent`` (the record). ``key`` names the discrepancy (account, kind,
+    symbol, signal ids, client order id); a key has one break for ever, which a run reopens
+    when its discrepancy comes back, so its history stays in one place.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged (owned)"
+        PROPOSED = "proposed", "Proposed (awaiting approval)"
+        CLOSED = "closed", "Closed (signed off)"
+        RESOLVED = "resolved", "Resolved (cleared by a run)"
+
+    class Disposition(models.TextChoices):
+        EXPLAINED = "explained", "Explained"
+        ACCEPTED = "accepted", "Accepted as is"
+        ESCALATED = "escalated", "Escalated"
+        WRITTEN_OFF = "written_off", "Written off"
+        REPAIRED = "repaired", "Repaired by a run (to review)"
+
+    account = account_field()
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of what it is about.")
+    kind = models.CharField(max_length=32, choices=Mismatch.Kind.choices)
+    severity = models.CharField(max_length=16, choices=Mismatch.Severity.choices)
+    symbol = models.CharField(max_length=32, blank=True, db_index=True)
+    signal_ids = models.JSONField(default=list, blank=True, help_text="Sorted signal ids.")
+    client_order_id = models.CharField(max_length=CLIENT_ORDER_ID_MAX, blank=True, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    disposition = models.CharField(max_length=16, choices=Disposition.choices, blank=True)
+    reason = models.TextField(blank=True, help_text="Why the disposition (the proposal).")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    owner_username = models.CharField(max_length=150, blank=True)
+    proposed_by_username = models.CharField(max_length=150, blank=True)
+    approved_by_username = models.CharField(max_length=150, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    opened_at = models.DateTimeField(default=timezone.now, help_text="When it (re)opened.")
+    due_at = models.DateTimeField(help_text="Opened plus the due time of its severity.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    occurrences = models.PositiveIntegerField(default=1, help_text="Runs that found it.")
+    # No indexes on the runs: every run moves ``last_run`` and ``last_seen_at`` on each break it
+    # finds again, and an update that touches no indexed column is PostgreSQL's cheap kind (HOT).
+    first_run = models.ForeignKey(
+        ReconciliationRun, on_delete=models.PROTECT, related_name="breaks_opened", db_index=False
+    )
+    last_run = models.ForeignKey(
+        ReconciliationRun, on_delete=models.PROTECT, related_name="breaks_seen", db_index=False
+    )
+    cleared_by_run = models.ForeignKey(
+        ReconciliationRun,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="breaks_cleared",
+        db_index=False,
+        help_text="The run that no longer found it.",
+    )
+    needs_review = models.BooleanField(
+        default=False, help_text="Closed by a run's repair: for compliance to review."
+    )
+    overdue_alerted_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True, help_text="What the last run that found it said.")
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            models.Index(fields=["state", "due_at"], name="break_state_due"),
+            models.Index(fields=["account", "state"], name="break_account_state"),
+        ]
+        permissions = [
+            ("propose_break", "Can take, comment on and propose a disposition for a break"),
+            ("approve_break", "Can approve or reject a break's proposed disposition"),
+        ]
+
+    def __str__(self) -> str:
+        about = self.symbol or self.client_order_id or ", ".join(self.signal_ids)
+        return f"Break #{self.pk} {self.get_kind_display()} {about}".strip()
+
+
+class BreakEvent(ChainedRow):
+    """Everything that happened to a break, in order: written only by
+    :mod:`reconciliation.breaks`, append-only and hash-chained (``break_events``)."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", "Opened by a run"
+        REOPENED = "reopened", "Reopened (found again)"
+        CLEARED = "cleared", "Cleared (no longer found)"
+        REPAIRED = "repaired", "Closed by a run's repair"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        PROPOSED = "proposed", "Disposition proposed"
+        APPROVED = "approved", "Approved (closed)"
+        REJECTED = "rejected", "Proposal rejected"
+        REVIEWED = "reviewed", "Repair reviewed"
+        COMMENTED = "commented", "Comment"
+        OVERDUE = "overdue", "Overdue"
+
+    break_case = models.ForeignKey(Break, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state_from = models.CharField(max_length=16, choices=Break.State.choices, blank=True)
+    state_to = models.CharField(max_length=16, choices=Break.State.choices, blank=True)
+    run = models.ForeignKey(
+        ReconciliationRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor = models.CharField(max_length=150, blank=True)
+    message = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"break {self.break_case_id} {self.get_kind_display()}"

@@ -20,6 +20,7 @@ from brokerops.fields import QTY_DIGITS
 from brokerops.intent.schema import audit_signal_id
 from brokerops.text import db_field_text, db_json, db_text
 
+from .breaks import breaks_match
 from .diff import Finding, ReconciliationErrors
 from .models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, Verdict
@@ -52,7 +53,8 @@ def mismatches_record(
     (``dry_run`` on a dry run) until :func:`mismatches_complete` records its outcome.
 
     Each signal a finding names also gets its ``MismatchSignal`` row, in the same transaction,
-    so a mismatch about several signals is found by each of them."""
+    so a mismatch about several signals is found by each of them; each row is linked to its
+    break (:func:`reconciliation.breaks.breaks_match`), in the same transaction too."""
     now = timezone.now()
     rows = []
     signals = []
@@ -85,6 +87,9 @@ def mismatches_record(
         )
         signals.append(finding_signal_ids(finding))
     with transaction.atomic():
+        breaks_match(
+            run=run, rows=rows, signal_ids=signals
+        )  # each row's break, before it is stored
         stored = chain_append(rows, batch_size=_BATCH)
         chain_append(
             (

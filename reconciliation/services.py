@@ -49,6 +49,7 @@ from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
 from brokerops.text import db_text
 
+from .breaks import breaks_close_repaired
 from .confirm import confirm_findings
 from .diff import diff
 from .facts import reconciliation_facts_read
@@ -342,6 +343,14 @@ def _execute(
                         i: (o.action, o.detail) for i, o in repairs_apply(planned, context).items()
                     }
                 mismatches_complete(rows=rows, outcomes=outcomes, actor=context.actor)
+                breaks_close_repaired(
+                    run=run,
+                    mismatches=[
+                        rows[i]
+                        for i, (a, _) in outcomes.items()
+                        if a == Action.SIGNAL_CLOSED_MANUAL
+                    ],
+                )
         except Exception as exc:  # noqa: BLE001 - recorded on the run (the row is the result), logged
             _mark_failed(run, exc)
         else:
