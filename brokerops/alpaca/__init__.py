@@ -46,7 +46,16 @@ from .errors import (
 from .listing import OrderSummaries
 from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal, broker_price
 from .retry import NO_RETRY, RetryPolicy
-from .types import Account, Asset, Order, OrderRequest, OrderSummary, Position, symbol_key
+from .types import (
+    Account,
+    Activity,
+    Asset,
+    Order,
+    OrderRequest,
+    OrderSummary,
+    Position,
+    symbol_key,
+)
 
 # The gateway (alpaca-py, which imports pandas: ~2 s) and the limiter (redis) load when one of
 # their names is first used, not when the apps load: `manage.py --help`, the admin and a worker
@@ -110,6 +119,7 @@ __all__ = [
     "PAPER_BROKER_KEYS",
     "PAPER_BROKER_URL",
     "Account",
+    "Activity",
     "AlpacaGateway",
     "Asset",
     "BrokerError",
