@@ -61,6 +61,7 @@ from .types import (
 # their names is first used, not when the apps load: `manage.py --help`, the admin and a worker
 # that has not talked to the broker yet never pay for them (tests/ops/test_startup.py).
 _LAZY = {
+    "ActivityRead": ".gateway",
     "AlpacaGateway": ".gateway",
     "CallCount": ".gateway",
     "gateway_from_settings": ".gateway",
@@ -72,7 +73,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .gateway import AlpacaGateway, CallCount, gateway_from_settings
+    from .gateway import ActivityRead, AlpacaGateway, CallCount, gateway_from_settings
     from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
 
 
@@ -120,6 +121,7 @@ __all__ = [
     "PAPER_BROKER_URL",
     "Account",
     "Activity",
+    "ActivityRead",
     "AlpacaGateway",
     "Asset",
     "BrokerError",
