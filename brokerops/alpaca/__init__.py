@@ -46,12 +46,22 @@ from .errors import (
 from .listing import OrderSummaries
 from .parsing import MAX_MAGNITUDE, MAX_PLACES, ParseError, bounded_decimal, broker_price
 from .retry import NO_RETRY, RetryPolicy
-from .types import Account, Asset, Order, OrderRequest, OrderSummary, Position, symbol_key
+from .types import (
+    Account,
+    Activity,
+    Asset,
+    Order,
+    OrderRequest,
+    OrderSummary,
+    Position,
+    symbol_key,
+)
 
 # The gateway (alpaca-py, which imports pandas: ~2 s) and the limiter (redis) load when one of
 # their names is first used, not when the apps load: `manage.py --help`, the admin and a worker
 # that has not talked to the broker yet never pay for them (tests/ops/test_startup.py).
 _LAZY = {
+    "ActivityRead": ".gateway",
     "AlpacaGateway": ".gateway",
     "CallCount": ".gateway",
     "gateway_from_settings": ".gateway",
@@ -63,7 +73,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .gateway import AlpacaGateway, CallCount, gateway_from_settings
+    from .gateway import ActivityRead, AlpacaGateway, CallCount, gateway_from_settings
     from .limiter import InProcessLimiter, NullLimiter, RateLimiter, RedisLimiter, build_limiter
 
 
@@ -110,6 +120,8 @@ __all__ = [
     "PAPER_BROKER_KEYS",
     "PAPER_BROKER_URL",
     "Account",
+    "Activity",
+    "ActivityRead",
     "AlpacaGateway",
     "Asset",
     "BrokerError",

@@ -9,3 +9,8 @@ DEFAULT_MAX_ORDER_PAGES = 2000
 #: Longest execution id a fill may carry (Alpaca's are UUIDs, 36 characters): the width of the
 #: column that records each execution once (``orders.OrderExecution.execution_id``).
 MAX_EXECUTION_ID = 64
+#: A read of account activities stops (incomplete, the reason recorded) after this many pages;
+#: the next read goes on from its cursor (200,000 activities at 100 a page).
+DEFAULT_MAX_ACTIVITY_PAGES = 2000
+#: Alpaca's largest ``page_size`` for ``GET /v2/account/activities`` (when no ``date`` is given).
+MAX_ACTIVITY_PAGE_SIZE = 100

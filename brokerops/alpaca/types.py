@@ -200,3 +200,91 @@ class OrderRequest:
         if self.client_order_id is not None:
             body["client_order_id"] = self.client_order_id
         return body
+
+
+#: Alpaca's activity types (as sent, older codes included) -> the family the ledger acts on
+#: (docs/design.md section 18). A type not listed is ``OTHER``: stored and shown, never a failure.
+ACTIVITY_FAMILIES: dict[str, str] = {
+    "FILL": "FILL",
+    "TRD": "FILL",  # the Activity SSE's name for a fill
+    "SPLIT": "SPLIT",
+    "SSP": "SPLIT",  # older records of a split
+    "SPIN": "SPIN",
+    "SSO": "SPIN",  # older records of a spin-off
+    "MA": "MA",
+    "NC": "NC",
+    "CFEE": "CFEE",
+    "FEE": "FEE",
+    "JNLS": "JNLS",
+    "REORG": "REORG",
+    "CSD": "CASH",
+    "CSW": "CASH",
+    "CSR": "CASH",
+    "JNLC": "CASH",
+    "INT": "CASH",
+    "ACATC": "CASH",
+}
+#: Families that move a holding without an order of ours.
+POSITION_FAMILIES = frozenset({"SPLIT", "SPIN", "MA", "NC", "CFEE", "JNLS", "REORG"})
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One account activity (``GET /v2/account/activities``), in the shape the ledger stores.
+
+    ``id`` is Alpaca's (unique per account; the read's cursor). ``activity_type`` is as sent
+    (``FILL``, ``SPLIT``, ``SSP``, an unknown ``XYZ`` ...); ``sub_type`` is the fill's ``type``
+    (``fill``/``partial_fill``) or the non-trade ``activity_sub_type`` (``FSPLIT``, ``RSPLIT``,
+    ``CDIV`` ...), else None. ``qty`` is signed as Alpaca sends it (a split's REMOVE leg and a
+    CFEE are negative; a fill's qty is positive, its ``side`` says which way) and exact at any
+    precision; ``time`` is the execution time, else the activity's date at midnight UTC. Every
+    field may be None but ``id``, ``activity_type`` and ``raw`` (the body as received).
+    """
+
+    id: str
+    activity_type: str
+    sub_type: str | None
+    symbol: str | None
+    qty: Decimal | None
+    price: Decimal | None
+    net_amount: Decimal | None
+    time: datetime | None
+    order_id: str | None
+    side: str | None
+    status: str | None
+    description: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False, hash=False)
+
+    @property
+    def family(self) -> str:
+        """``FILL``, ``SPLIT``, ``SPIN``, ``MA``, ``NC``, ``CFEE``, ``FEE``, ``JNLS``, ``REORG``,
+        ``DIV`` (every ``DIV*``), ``CASH`` or ``OTHER`` (a type this code does not know)."""
+        kind = self.activity_type.upper()
+        family = ACTIVITY_FAMILIES.get(kind)
+        if family is not None:
+            return family
+        return "DIV" if kind.startswith("DIV") else "OTHER"
+
+    @property
+    def known(self) -> bool:
+        return self.family != "OTHER"
+
+    @property
+    def moves_position(self) -> bool:
+        """A corporate action, journal or coin fee: the holding changes without our order."""
+        return self.family in POSITION_FAMILIES
+
+    @property
+    def leg(self) -> str | None:
+        """A split's (or merger's, name change's) side: ``REMOVE`` (the old quantity leaves) or
+        ``ADD`` (the new one arrives); the description's word when it has one, else the sign."""
+        words = (self.description or "").split(",", 1)[0].strip().upper()
+        if words in ("REMOVE", "ADD"):
+            return words
+        if self.qty is None or not self.qty:
+            return None
+        return "REMOVE" if self.qty < 0 else "ADD"
+
+    @property
+    def symbol_key(self) -> str | None:
+        return symbol_key(self.symbol) if self.symbol else None

@@ -171,6 +171,34 @@ def _cancel_order(book: Book, params: dict[str, str], query: dict[str, str], bod
     return 204, None
 
 
+def _activities(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
+    with book.lock:
+        return 200, book.ledger.page(query, params.get("type"))
+
+
+def _corporate_action(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
+    """The control endpoint (not Alpaca's): ``{"type": "split", "symbol": ..., ...}``."""
+    try:
+        data = json.loads(body or b"null", parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("request body format is invalid") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise invalid("a corporate action needs a JSON object with its type")
+    if book.corporate_actions is None:
+        raise invalid("corporate actions are not available on this book")
+    terms = {key: value for key, value in data.items() if key != "type"}
+    try:
+        return 200, book.corporate_actions(data["type"], **terms)
+    except (ValueError, LookupError) as error:
+        raise invalid(str(error)) from None
+
+
+def _end_of_day(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
+    """The control endpoint (not Alpaca's): the held crypto fees are booked now."""
+    with book.lock:
+        return 200, book.ledger.post_held()
+
+
 def _stock_trades(book: Book, params: dict[str, str], query: dict[str, str], body: bytes):
     symbols = marketdata.parse_symbols(query.get("symbols"))
     feed = marketdata.check_feed(query.get("feed"))
@@ -217,6 +245,15 @@ ROUTES: tuple[Route, ...] = tuple(
         ),
         ("GET", "/v2/orders/{id}", r"/v2/orders/" + _SEGMENT, _order),
         ("DELETE", "/v2/orders/{id}", r"/v2/orders/" + _SEGMENT, _cancel_order),
+        ("GET", "/v2/account/activities", r"/v2/account/activities", _activities),
+        (
+            "GET",
+            "/v2/account/activities/{activity_type}",
+            r"/v2/account/activities/(?P<type>[^/]+)",
+            _activities,
+        ),
+        ("POST", "/_sim/corporate_actions", r"/_sim/corporate_actions", _corporate_action),
+        ("POST", "/_sim/end_of_day", r"/_sim/end_of_day", _end_of_day),
         ("GET", "/v2/stocks/trades/latest", r"/v2/stocks/trades/latest", _stock_trades),
         (
             "GET",

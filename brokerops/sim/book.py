@@ -34,6 +34,7 @@ from .engine import Engine, TradeUpdatePublisher
 from .errors import MSG_ORDER_NOT_FOUND, ApiError, not_found, unprocessable
 from .fidelity import LENIENT, Fidelity, Policy
 from .fills import Delays
+from .ledger import Ledger
 from .market import Market
 from .model import Asset
 from .orderbook import OrderBook
@@ -79,6 +80,9 @@ class Book:
             multiplier=multiplier,
         )
         self.delays = Delays(self.changed)
+        self.ledger = Ledger(self.stamps)
+        #: The venue's corporate actions (``Venue.corporate_action``), for the control endpoint.
+        self.corporate_actions: Callable[..., list[dict[str, object]]] | None = None
         self.engine = Engine(
             policy=self.policy,
             stamps=self.stamps,
@@ -86,6 +90,7 @@ class Book:
             orders=self.orders,
             account=self.account,
             delays=self.delays,
+            ledger=self.ledger,
         )
 
     # ------------------------------------------------------------------ settings and identity

@@ -263,6 +263,7 @@ class PaperBroker(AccountMethods):
             )
             self.keyring.add_account(account, keys)
             book.publisher = self.stream.publisher(account, account.stream_injector)
+            book.corporate_actions = self.venue.corporate_action
             if self._server is not None:
                 account.fills.start()
             return account
@@ -337,6 +338,14 @@ class PaperBroker(AccountMethods):
 
     def price(self, symbol: str) -> Decimal:
         return self.book.price(symbol)
+
+    def corporate_action(self, kind: str, **terms: object) -> list[dict[str, object]]:
+        """A corporate action at the beginning of the day, in every account (``corporate.py``):
+        ``split`` (``new_rate``, ``old_rate``), ``merger`` (``new_symbol``, ``rate``,
+        ``cash_rate``), ``name_change`` (``new_symbol``), ``spin_off`` (``new_symbol``,
+        ``rate``, ``price``), ``cash_dividend`` (``rate``); each with ``symbol``. Returns the
+        activities booked. Also ``POST /_sim/corporate_actions`` with ``{"type": kind, ...}``."""
+        return self.venue.corporate_action(kind, **terms)
 
     def set_market_data(
         self,

@@ -28,6 +28,7 @@ from .account import Account
 from .errors import MSG_DUPLICATE_CLIENT_ORDER_ID, ApiError, invalid, unprocessable
 from .fidelity import Policy
 from .fills import QTY_STEP, RESTING_STATUSES, ZERO, Delays
+from .ledger import Ledger
 from .market import Market
 from .model import Asset, Order, Position, fmt_decimal, trade_update_json
 from .orderbook import OrderBook
@@ -51,8 +52,10 @@ class Engine:
         orders: OrderBook,
         account: Account,
         delays: Delays,
+        ledger: Ledger,
     ) -> None:
         self._policy = policy
+        self._ledger = ledger
         self._stamps = stamps
         self._market = market
         self._orders = orders
@@ -240,6 +243,10 @@ class Engine:
         if moved.position_delta:
             self._account.move_position(order.asset, moved.position_delta, moved.entry_price)
         self._account.cash += moved.cash_delta
+        self._ledger.record_fill(order, qty, price, now)
+        coin_fee = qty - moved.position_delta if order.side == "buy" else ZERO
+        if coin_fee > 0:  # a crypto buy's fee, taken in the coin: a CFEE (ledger.py)
+            self._ledger.record_coin_fee(order.asset.position_symbol, coin_fee, price)
         position = self._account.position(order.asset)
         self._publish(
             "fill" if order.status == "filled" else "partial_fill",

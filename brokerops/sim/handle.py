@@ -125,6 +125,21 @@ class AccountMethods:
         """Close a whole position outside the API (with a filled order unless told not to)."""
         return self.book.close_position_manually(symbol, with_order=with_order)
 
+    def activities(self) -> list[dict[str, object]]:
+        """Every activity booked (``ledger.py``), oldest first, as the API serves them."""
+        with self.book.lock:
+            return self.book.ledger.rows()
+
+    def post_crypto_fees(self) -> list[dict[str, object]]:
+        """The simulated end of the day: the crypto fees held are booked as ``CFEE`` now."""
+        with self.book.lock:
+            return self.book.ledger.post_held()
+
+    def set_crypto_fees_at_once(self, enabled: bool) -> None:
+        """Book each crypto buy's ``CFEE`` with its fill instead of at the end of the day."""
+        with self.book.lock:
+            self.book.ledger.fees_at_once = enabled
+
     def set_cash(self, cash: Decimal | str | int) -> None:
         self.book.set_cash(Decimal(cash))
 

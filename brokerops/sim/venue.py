@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 
+from . import corporate
 from .book import Book
 from .market import Market
 from .stamps import Stamps
@@ -97,3 +98,10 @@ class Venue:
         """Raw values: plain attributes change the record, anything else overrides the JSON."""
         with self._changing():
             return self.market.set_fields(symbol, fields)
+
+    def corporate_action(self, kind: str, **terms: object) -> list[dict[str, object]]:
+        """Apply a corporate action (``corporate.py``: ``split``, ``merger``, ``name_change``,
+        ``spin_off``, ``cash_dividend``) to the market and every book at once; returns the
+        activities booked, book by book. ``ValueError`` for unknown kinds or bad terms."""
+        with self._changing() as books:
+            return corporate.apply(self.market, books, kind, terms)

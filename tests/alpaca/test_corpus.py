@@ -11,6 +11,7 @@ from brokerops.alpaca import BrokerNotFound, BrokerRejected
 from brokerops.alpaca.errors import map_http_error
 from brokerops.alpaca.parsing import (
     parse_account,
+    parse_activities,
     parse_asset,
     parse_order,
     parse_order_summaries,
@@ -36,7 +37,7 @@ def load(path: Path) -> tuple[dict, object]:
 
 def test_the_corpus_covers_every_read():
     kinds = {load(path)[0]["_kind"] for path in FILES}
-    assert {"positions", "order", "orders", "account", "assets", "error"} <= kinds
+    assert {"positions", "order", "orders", "account", "assets", "error", "activities"} <= kinds
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -76,6 +77,10 @@ def test_every_payload_parses(path):
             else:
                 error = _error(entry["status"], entry["body"])
                 assert isinstance(error, BrokerRejected) and error.code == entry["body"]["code"]
+    elif kind == "activities":
+        activities = parse_activities(body)
+        assert [a.id for a in activities] == [row.get("id") or row["ref_id"] for row in body]
+        assert [a.activity_type for a in activities] == [row["activity_type"] for row in body]
     elif kind == "error":
         error = _error(meta["_status"], body)
         assert not isinstance(error, BrokerNotFound) and str(error)

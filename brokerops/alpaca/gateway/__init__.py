@@ -21,7 +21,8 @@ section 6):
 
 The class is assembled from one part per concern: :mod:`.session` (the HTTP plumbing, counting
 and the error mapping every call goes through), :mod:`.reads` (positions, assets, account),
-:mod:`.orders` (orders and their paging) and :mod:`.market_data` (latest trade prices).
+:mod:`.orders` (orders and their paging), :mod:`.market_data` (latest trade prices) and
+:mod:`.activities` (account activities, read incrementally from a cursor).
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ from ..constants import (
 from ..errors import DEFAULT_MAX_PAUSE_S
 from ..limiter import NullLimiter, RateLimiter, build_limiter, key_scope
 from ..retry import RetryPolicy
+from .activities import ActivityCalls, ActivityRead
+
+__all__ = ["ActivityRead", "AlpacaGateway", "CallCount", "gateway_from_settings"]
 from .market_data import MarketDataReads
 from .orders import OrderCalls
 from .reads import DEFAULT_ASSETS_TTL_S
 from .session import CallCount, CallCounter, GatewaySession
 
 
-class AlpacaGateway(OrderCalls, MarketDataReads):
+class AlpacaGateway(OrderCalls, MarketDataReads, ActivityCalls):
     """Typed, limited, counted access to the Alpaca Trading API. Thread-safe.
 
     ``limiter=None`` means no client-side limit; :func:`gateway_from_settings` always installs the

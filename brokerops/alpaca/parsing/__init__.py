@@ -7,12 +7,14 @@ Every failure is a :class:`ParseError` (a ``ValueError``), mapped by the gateway
 ``BrokerMalformedResponse``.
 
 One module per entity: :mod:`.positions`, :mod:`.orders`, :mod:`.summaries` (orders held lean
-for a bulk comparison), :mod:`.account` (the account, assets and latest trade prices); the
+for a bulk comparison), :mod:`.account` (the account, assets and latest trade prices),
+:mod:`.activities` (account activities, both of Alpaca's shapes); the
 checks they share, and the bounds every figure goes through (:func:`bounded_decimal`,
 :func:`broker_price`), are in :mod:`.values`.
 """
 
 from .account import parse_account, parse_asset, parse_latest_trades
+from .activities import parse_activities, parse_activity
 from .orders import parse_order, parse_orders
 from .positions import parse_position, parse_positions
 from .summaries import SharedStrings, parse_order_summaries, parse_order_summary_fields
@@ -34,6 +36,8 @@ __all__ = [
     "bounded_decimal",
     "broker_price",
     "parse_account",
+    "parse_activities",
+    "parse_activity",
     "parse_asset",
     "parse_latest_trades",
     "parse_order",
