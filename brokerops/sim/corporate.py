@@ -259,9 +259,21 @@ def cash_dividend(market: Market, books: Iterable[Book], symbol: str, rate) -> l
     return posted
 
 
+_TERMS = {
+    "split": {"symbol", "new_rate", "old_rate"},
+    "merger": {"symbol", "new_symbol", "rate", "cash_rate"},
+    "name_change": {"symbol", "new_symbol"},
+    "spin_off": {"symbol", "new_symbol", "rate", "price"},
+    "cash_dividend": {"symbol", "rate"},
+}
+
+
 def apply(market: Market, books: list[Book], kind: str, terms: dict[str, object]) -> list[dict]:
     """One corporate action by name (the control endpoint's body): ``ValueError`` for bad terms."""
     terms = dict(terms)
+    unknown = sorted(set(terms) - _TERMS.get(kind, set(terms)))
+    if unknown:  # a misspelt term would otherwise be dropped and its default applied
+        raise ValueError(f"{kind} takes no {', '.join(map(repr, unknown))}")
     try:
         symbol = str(terms.pop("symbol"))
         if kind == "split":

@@ -156,8 +156,16 @@ def test_the_control_endpoint_applies_and_refuses(paper):
         url, json={"type": "split", "symbol": "AAPL", "new_rate": 2}, headers=headers, timeout=5
     )
     assert answer.status_code == 200 and [r["qty"] for r in answer.json()] == ["-2", "4"]
-    for bad in ({"type": "split", "symbol": "AAPL"}, {"type": "explode", "symbol": "AAPL"}, [1]):
+    misspelt = {"type": "split", "symbol": "AAPL", "new_rate": 2, "old_rte": 3}
+    for bad in (
+        {"type": "split", "symbol": "AAPL"},
+        {"type": "explode", "symbol": "AAPL"},
+        [1],
+        misspelt,
+    ):
         refused = requests.post(url, json=bad, headers=headers, timeout=5)
         assert refused.status_code == 422, bad
+    refused = requests.post(url, json=misspelt, headers=headers, timeout=5)
+    assert "split takes no 'old_rte'" in refused.text
     assert requests.post(url, json={}, timeout=5).status_code == 401
     assert paper.position("AAPL")["qty"] == "4"
