@@ -157,7 +157,13 @@ def test_a_run_records_its_events_the_repair_outcomes_and_the_chain_heads(
     # The mismatch rows themselves were never updated: they say what was stored first.
     assert set(run.mismatches.values_list("action", flat=True)) == {"repair_started", "flagged"}
     heads = {h.chain: h for h in run.chain_heads.all()}
-    assert set(heads) == {"order_events", "mismatches", "mismatch_signals", "run_events"}
+    assert set(heads) == {
+        "order_events",
+        "mismatches",
+        "mismatch_signals",
+        "run_events",
+        "break_events",
+    }
     assert heads["run_events"].row_id == events[-1].pk and all(h.signature for h in heads.values())
     from audit.services import audit_verify
 
