@@ -137,6 +137,13 @@ CHAINS: tuple[ChainSpec, ...] = (
             "after",
         ),
     ),
+    # Who looked at or took what (docs/design.md section 19): one writer, audit.access.
+    ChainSpec(
+        "access_records",
+        "audit",
+        "AccessRecord",
+        ("created_at", "username", "what", "object_id", "path", "query"),
+    ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 
