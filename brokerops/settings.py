@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "reconciliation",
     "orders",
     "alerts",
+    # Evidence packs (docs/design.md section 19): read every app's trail, beside alerts.
+    "evidence",
     # The compliance workspace (the admin of every app): the top floor, after the apps it reads.
     "workspace",
     "demo",
