@@ -246,6 +246,7 @@ def evidence_pack_write(*, scope: Scope, out: IO[bytes], created_by: str) -> dic
             "created_at": created_at,
             "created_by": created_by,
             "scope": scope.as_dict(),
+            "retention_years": settings.AUDIT_RETENTION_YEARS,
             "signature": f"HMAC-SHA256 of {MANIFEST} under AUDIT_HMAC_KEY, hex, in {SIGNATURE}",
             "files": [f.as_dict() for f in files],
         }

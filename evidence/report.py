@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.utils.html import escape
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def report_html(
         f"<p>Built {escape(created_at)} (UTC) by {escape(created_by)} from the brokerops audit"
         " trail. Every file is listed with its SHA-256 in <code>manifest.json</code>, signed"
         " with HMAC-SHA256 in <code>manifest.sig</code>; <code>manage.py verify_evidence</code>"
-        " checks the whole pack offline, each row's hash included.</p>",
+        " checks the whole pack offline, each row's hash included. The trail's rows are kept"
+        f" at least {settings.AUDIT_RETENTION_YEARS} years (AUDIT_RETENTION_YEARS).</p>",
         "<h2>Contents</h2><ul>",
     ]
     for written in files:
