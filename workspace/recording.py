@@ -68,7 +68,11 @@ class RecordedAccessMixin:
             )
 
     def record_list(self, request: HttpRequest, response: HttpResponse) -> None:
-        if response.status_code == 200 and set(request.GET) - _NAVIGATION:
+        if (
+            request.method == "GET"
+            and response.status_code == 200
+            and set(request.GET) - _NAVIGATION
+        ):
             access_record(
                 request=request, what=AccessRecord.What.LIST, object_id=_model_label(self)
             )

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import path, reverse
 
 from workspace.access import only_visible, visible_accounts
@@ -80,7 +80,10 @@ class AuditListMixin(RecordedAccessMixin):
         ]
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
-        """The list as CSV (GET, with the list's own query string)."""
+        """The list as CSV (GET, with the list's own query string; recorded on the access
+        log)."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET"])
         response = changelist_csv_response(model_admin=self, request=request)
         self.record_export(request, response)
         return response
