@@ -137,6 +137,8 @@ CHAINS: tuple[ChainSpec, ...] = (
             "after",
         ),
     ),
+    # Everything that happened to a break (docs/design.md section 17): one writer,
+    # reconciliation.breaks.
     ChainSpec(
         "break_events",
         "reconciliation",
@@ -152,6 +154,13 @@ CHAINS: tuple[ChainSpec, ...] = (
             "payload",
             "created_at",
         ),
+    ),
+    # Who looked at or took what (docs/design.md section 19): one writer, audit.access.
+    ChainSpec(
+        "access_records",
+        "audit",
+        "AccessRecord",
+        ("created_at", "username", "what", "object_id", "path", "query"),
     ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}

@@ -86,10 +86,15 @@ class AuditVerification(models.Model):
     report = models.JSONField(
         default=dict, blank=True, help_text="Per chain: rows, head, problems."
     )
-    trigger = models.CharField(max_length=16, help_text="command or schedule")
+    trigger = models.CharField(max_length=16, help_text="command, schedule or admin")
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        permissions = [
+            # Beyond view (docs/design.md section 19): each request is on the access log.
+            ("verify_audit", "Can start an audit verification"),
+            ("download_evidence", "Can download evidence packs"),
+        ]
 
     def __str__(self) -> str:
         return (
@@ -153,3 +158,43 @@ class ScheduleChange(ChainedRow):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.object_name} by {self.actor}"
+
+
+class AccessRecord(ChainedRow):
+    """One look at, or one copy of, the trail (docs/design.md section 19): who viewed which
+    timeline, attempt, run, signal or break page, who exported which list or downloaded which
+    evidence pack, and with which search and filters.
+
+    Written only by :mod:`audit.access` (one writer); hash-chained and append-only like the rest
+    of the trail: nobody changes or deletes it, superusers included.
+    """
+
+    class What(models.TextChoices):
+        TIMELINE = "timeline", "Order timeline viewed"
+        ATTEMPT = "attempt", "Order attempt viewed"
+        RUN = "run", "Reconciliation run viewed"
+        SIGNAL = "signal", "Signal viewed"
+        BREAK = "break", "Break viewed"
+        LIST = "list", "List searched or filtered"
+        EXPORT = "export", "List exported (CSV)"
+        EVIDENCE = "evidence", "Evidence pack downloaded"
+        VERIFY = "verify", "Verification requested"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    username = models.CharField(max_length=150, help_text="Who (the user name).")
+    what = models.CharField(max_length=16, choices=What)
+    object_id = models.CharField(
+        max_length=200, blank=True, help_text="Which object (an id, or the list's model)."
+    )
+    path = models.CharField(max_length=500, blank=True, help_text="The page asked for.")
+    query = models.TextField(blank=True, help_text="The search and filters (query string).")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["what", "object_id"], name="accessrecord_object"),
+            models.Index(fields=["username", "created_at"], name="accessrecord_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_what_display()} {self.object_id} by {self.username}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -105,12 +106,16 @@ class VerificationResult:
         }
 
 
-def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationResult:
+def audit_verify(
+    *, trigger: str, processes: int | None = None, requested_by: str = "", request_id: str = ""
+) -> VerificationResult:
     """Recompute every chain, check every recorded head and the rows that summarise events
     (:mod:`audit.summaries`); store and return the result.
 
     An intact trail gets its heads recorded (signed) afterwards, so the next tampering shows
     against them. A broken one is logged at CRITICAL, naming the first broken link.
+    ``requested_by`` and ``request_id`` name who asked from the admin and the request its page
+    follows (:func:`audit_verification_request`).
     """
     started = timezone.now()
     clock = time.perf_counter()
@@ -135,6 +140,8 @@ def audit_verify(*, trigger: str, processes: int | None = None) -> VerificationR
                 "chains": {name: r.as_dict() for name, r in reports.items()},
                 "notes": notes,
                 "seconds": round(time.perf_counter() - clock, 3),
+                **({"requested_by": requested_by} if requested_by else {}),
+                **({"request_id": request_id} if request_id else {}),
             },
             trigger=trigger,
         )
@@ -157,3 +164,23 @@ def audit_chain_intact() -> bool | None:
     ``/metrics`` gauge (:mod:`brokerops.readings`)."""
     verification = audit_last_verification()
     return None if verification is None else verification.ok
+
+
+def audit_verification_request(*, requested_by: str) -> str:
+    """Ask a Celery worker to verify the trail now (the admin's "Verify now"); returns the
+    request's id, which the verification's report carries (:func:`audit_verification_for`).
+    Sent once the caller's transaction commits."""
+    from .tasks import audit_verify_task  # the task module imports this one
+
+    request_id = uuid.uuid4().hex
+    transaction.on_commit(
+        lambda: audit_verify_task.apply_async(
+            kwargs={"requested_by": requested_by, "request_id": request_id}, task_id=request_id
+        )
+    )
+    return request_id
+
+
+def audit_verification_for(request_id: str) -> AuditVerification | None:
+    """The verification a "Verify now" request produced (None while it runs)."""
+    return AuditVerification.objects.filter(report__request_id=request_id).first()

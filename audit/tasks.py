@@ -6,12 +6,17 @@ from .services import audit_verify, chain_heads_record_moved
 
 
 @shared_task(name="audit.verify")
-def audit_verify_task() -> dict:
-    """Verify the whole audit trail (beat runs it daily); returns the verification's summary.
+def audit_verify_task(requested_by: str = "", request_id: str = "") -> dict:
+    """Verify the whole audit trail (beat runs it daily; the admin's "Verify now" names who
+    asked); returns the verification's summary.
 
     Read-only apart from the stored result: safe to retry or to deliver twice.
     """
-    result = audit_verify(trigger="schedule")
+    result = audit_verify(
+        trigger="admin" if requested_by else "schedule",
+        requested_by=requested_by,
+        request_id=request_id,
+    )
     return {"verification_id": result.verification.pk, "ok": result.ok}
 
 

@@ -56,6 +56,7 @@ class ChainReport:
     head_hash: str = ""
     heads_checked: int = 0
     uncovered: int = 0  # rows after the newest recorded head
+    unsigned: int = 0  # recorded heads without a signature
     problems: list[Problem] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -65,6 +66,7 @@ class ChainReport:
             "head_hash": self.head_hash,
             "heads_checked": self.heads_checked,
             "uncovered": self.uncovered,
+            "unsigned": self.unsigned,
             "problems": len(self.problems),
             "first_problem": str(self.problems[0]) if self.problems else None,
         }
@@ -236,6 +238,7 @@ def check_heads(reports: dict[str, ChainReport], *, key: str | None) -> list[str
             .values_list("pk", "row_id", "hash", "signature", "recorded_by", "recorded_at")
         )
         report.heads_checked = len(heads)
+        report.unsigned = sum(1 for h in heads if not h[3])
         newest = max((h[1] for h in heads), default=None)
         if newest is not None and report.head_id is not None:
             report.uncovered = (

@@ -23,7 +23,17 @@ VIEW_ONLY = {
         "view_breakevent",
     ],
     # The schedule's changes (who enabled, disabled, ran or edited which job) are part of the trail.
-    "audit": ["view_chainhead", "view_auditverification", "view_schedulechange"],
+    "audit": [
+        "view_chainhead",
+        "view_auditverification",
+        "view_schedulechange",
+        # Who viewed or took what (docs/design.md section 19): compliance reads it, nobody edits.
+        "view_accessrecord",
+        # Beyond view, for both groups: start a verification, download an evidence pack (each
+        # request recorded on the access log).
+        "verify_audit",
+        "download_evidence",
+    ],
     "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
     "intent": ["view_localsignal"],
     # Which jobs run (reconciliation, order sync, audit verification): the periodic task list.

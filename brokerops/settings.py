@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "reconciliation",
     "orders",
     "alerts",
+    # Evidence packs (docs/design.md section 19): read every app's trail, beside alerts.
+    "evidence",
     # The compliance workspace (the admin of every app): the top floor, after the apps it reads.
     "workspace",
     "demo",
@@ -216,6 +218,9 @@ AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="") or None
 # Processes verify_audit recomputes the chains with (0: one per core). Celery workers, whose
 # processes cannot fork children, verify in their own process.
 AUDIT_VERIFY_PROCESSES = _env_number("AUDIT_VERIFY_PROCESSES", 0, low=0, high=256)
+# Years every audit row is kept (SEC rule 17a-4, FINRA rule 4511: six; docs/design.md section
+# 19). Nothing deletes a younger row; the database's own backups must be kept as long (README).
+AUDIT_RETENTION_YEARS = _env_number("AUDIT_RETENTION_YEARS", 6, low=6, high=100)
 
 # --- Broker (Alpaca) ---------------------------------------------------------------------------
 ALPACA_API_KEY = env.str("ALPACA_API_KEY", default="") or None

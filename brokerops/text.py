@@ -57,3 +57,13 @@ def db_field_text(model: Any, name: str, value: object) -> str:
     """:func:`db_text` bounded to the ``max_length`` of ``model``'s field ``name`` (none for a
     ``TextField``)."""
     return db_text(value, max_length=model._meta.get_field(name).max_length)
+
+
+# First characters that make a spreadsheet evaluate a cell (OWASP's CSV injection list): the one
+# definition every CSV of the project uses (the workspace's exports, the evidence packs).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(text: str) -> str:
+    """``text`` made inert for spreadsheets: a leading ``'`` before a formula character."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

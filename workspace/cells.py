@@ -17,9 +17,7 @@ from django.utils.html import strip_tags
 from django.utils.safestring import SafeData
 
 from brokerops.fields import plain_decimal_text
-
-# First characters that make a spreadsheet evaluate a cell (OWASP's CSV injection list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from brokerops.text import FORMULA_STARTS, neutralise_formula
 
 
 def plain_decimal(value: Decimal) -> str:
@@ -32,11 +30,6 @@ def iso_utc(value: datetime) -> str:
     if timezone.is_naive(value):
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def neutralise_formula(text: str) -> str:
-    """``text`` made inert for spreadsheets: a leading ``'`` before a formula character."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 #: What the admin shows for an empty value (``empty_value_display``): an empty cell in the CSV.

@@ -1,9 +1,10 @@
 """The workspace's routes, under ``admin/`` (:mod:`brokerops.urls` includes them by name, so the
-ground floor imports no app): the order timeline, then the admin site itself."""
+ground floor imports no app): the order timeline, the evidence pack, then the admin site itself."""
 
 from django.contrib import admin
 from django.urls import path
 
+from workspace.evidence import evidence_view
 from workspace.views import order_timeline_view
 
 urlpatterns = [
@@ -12,5 +13,6 @@ urlpatterns = [
         admin.site.admin_view(order_timeline_view),
         name="order_timeline",
     ),
+    path("evidence/", admin.site.admin_view(evidence_view), name="evidence_pack"),
     path("", admin.site.urls),
 ]

@@ -6,7 +6,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from audit.models import AccessRecord
 from workspace.access import visible_accounts
+from workspace.recording import recorded_view
 from workspace.timeline import order_timeline
 
 #: Who may read a timeline: whoever may view order attempts (groups ``compliance`` and
@@ -14,6 +16,7 @@ from workspace.timeline import order_timeline
 TIMELINE_PERMISSION = "orders.view_orderattempt"
 
 
+@recorded_view(AccessRecord.What.TIMELINE, "client_order_id")
 def order_timeline_view(request: HttpRequest, client_order_id: str) -> HttpResponse:
     """``/admin/timeline/<client_order_id>/`` (wrapped in ``admin_site.admin_view``: staff
     login)."""

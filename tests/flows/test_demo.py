@@ -166,6 +166,10 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
             what=f"the rejections of {rejected}",
             poll_s=0.5,
         )
+        # The demo verified the trail at start: the admin never opens on "never verified".
+        assert query(db, "select ok, trigger from audit_auditverification order by id limit 1") == [
+            (1, "command")
+        ]
         login = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/admin/login/", timeout=5)
         assert login.status == 200
         grants = dict(

@@ -220,7 +220,9 @@ def test_the_query_count_does_not_grow_with_the_events(compliance_client):
         page = compliance_client.get(_url())
     assert page.content.count(b"n59") == 1
     assert len(many) == len(few)
-    assert len(many) <= 12
+    # 12 for the page; its access record (docs/design.md section 19) takes up to 5 more: the
+    # transaction's two ends, the chain's lock (PostgreSQL), its head and the insert.
+    assert len(many) <= 12 + 5
 
 
 def test_attempt_mismatch_and_signal_pages_link_to_the_timeline(compliance_client):

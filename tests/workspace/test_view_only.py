@@ -26,6 +26,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from audit.access import access_record_build, access_records_append
 from audit.services import audit_verify
 from reconciliation.diff import ReconciliationErrors
 from tests import factories
@@ -87,6 +88,9 @@ def every_admin_has_rows(django_user_model):
     # An account grant (to a user who is not the viewer: the viewer keeps seeing every account).
     AccountGrant.objects.create(account="default", user=operator, created_by="root")
     schedule_changes_recorded(interval=every)
+    access_records_append(  # the access log is an admin too
+        [access_record_build(user="opal", what="timeline", object_id="bo-sigA-entry")]
+    )
 
 
 def schedule_changes_recorded(*, interval) -> None:

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from audit.models import AccessRecord
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from orders.services.resync import order_attempts_request_resync
 from reconciliation.models import Mismatch, MismatchSignal
@@ -74,6 +75,13 @@ class AttemptAccountColumn(AccountScopedMixin):
 
 @admin.register(OrderAttempt)
 class OrderAttemptAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
+    access_what = AccessRecord.What.ATTEMPT
+
+    def access_object_id(self, object_id: str) -> str:
+        """The attempt by its client_order_id, as the timeline's records name it."""
+        found = OrderAttempt.objects.filter(pk=object_id).values_list("client_order_id", flat=True)
+        return found.first() or object_id
+
     list_display = (
         "client_order_id",
         "account",

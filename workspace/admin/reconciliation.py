@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from audit.models import AccessRecord
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import audit_signal_id
 from orders.models import OrderAttempt
@@ -102,6 +103,7 @@ class FinalActionFilter(admin.ChoicesFieldListFilter):
 
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(AccountScopedMixin, AuditTrailAdmin):
+    access_what = AccessRecord.What.RUN
     list_display = (
         "id",
         "account",

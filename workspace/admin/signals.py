@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.utils.html import format_html
 
+from audit.models import AccessRecord
 from brokerops.accounts import configured
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, SignalStatus, parse_signal
@@ -30,6 +31,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 @admin.register(LocalSignal)
 class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
+    access_what = AccessRecord.What.SIGNAL
     list_display = [
         "shown_id",
         "account_shown",

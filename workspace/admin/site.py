@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import path, reverse
 
 from workspace.access import only_visible, visible_accounts
@@ -13,13 +13,14 @@ from workspace.export import (
 )
 from workspace.filters import DateRangeFilter, date_range_list_filter
 from workspace.pagination import EstimatedCountPaginator
+from workspace.recording import RecordedAccessMixin
 
 admin.site.site_header = "brokerops audit trail"
 admin.site.site_title = "brokerops"
 admin.site.index_title = "Reconciliation runs, mismatches and order attempts"
 
 
-class AuditListMixin:
+class AuditListMixin(RecordedAccessMixin):
     """What every audit list has (docs/design.md section 7), for any ModelAdmin:
 
     - an "Export CSV" button exporting what the list shows (search, filters, ordering), all
@@ -79,8 +80,13 @@ class AuditListMixin:
         ]
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
-        """The list as CSV (GET, with the list's own query string)."""
-        return changelist_csv_response(model_admin=self, request=request)
+        """The list as CSV (GET, with the list's own query string; recorded on the access
+        log)."""
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET"])
+        response = changelist_csv_response(model_admin=self, request=request)
+        self.record_export(request, response)
+        return response
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         params = request.GET.copy()
@@ -95,6 +101,7 @@ class AuditListMixin:
         for spec in getattr(changelist, "filter_specs", ()):
             if isinstance(spec, DateRangeFilter) and spec.problem:
                 self.message_user(request, spec.problem, messages.WARNING)
+        self.record_list(request, response)
         return response
 
 

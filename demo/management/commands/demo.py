@@ -22,6 +22,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.services import audit_verify
 from audit.triggers import audit_maintenance
 from brokerops.access import assign_group_permissions
 from brokerops.accounts import configured
@@ -85,6 +86,8 @@ class Command(BaseCommand):
             seed_demo(broker=broker, store=store, account=DEMO_DESK_ACCOUNT)
             seed_client_account(broker, store=store)
             firsts = self._first_runs()
+            # The admin opens on a verified trail (docs/design.md section 19), not "never".
+            audit_verify(trigger="command", processes=1)
             stack.enter_context(_celery_in_process(interval))
             stack.enter_context(_ticker(broker))
             stack.enter_context(_stream_consumer())
