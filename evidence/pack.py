@@ -35,7 +35,7 @@ from brokerops.fields import ExactDecimalField
 
 from .cells import cell
 from .report import report_html
-from .scope import ATTEMPT_COLUMNS, TABLES, EvidenceError, Scope, Table, scope_check
+from .scope import TABLES, EvidenceError, Scope, Table, scope_check
 
 FORMAT = "brokerops-evidence/1"
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
@@ -81,7 +81,7 @@ def _kind(field: models.Field) -> str:
 
 def _columns(table: Table) -> list[tuple[str, str]]:
     by_attname = {f.attname: f for f in table.model._meta.concrete_fields}
-    names = ["id", *CHAINS_BY_NAME[table.chain].fields] if table.chain else list(ATTEMPT_COLUMNS)
+    names = ["id", *CHAINS_BY_NAME[table.chain].fields] if table.chain else list(table.columns)
     return [(name, _kind(by_attname[name])) for name in names]
 
 

@@ -1,7 +1,8 @@
 """The evidence pack download of the admin (docs/design.md section 19): ``/admin/evidence/``, a
-form for one client order id or a range of days (one account, or every account the user may
-see), then the zip, recorded on the access log. Behind ``audit.download_evidence``; an unknown
-order id (or another account's) is a 404, a bad range a 400 naming why; neither writes anything.
+form for one client order id, one break, or a range of days (one account, or every account the
+user may see), then the zip, recorded on the access log. Behind ``audit.download_evidence``; an
+unknown order id or break (or another account's) is a 404, a bad range a 400 naming why;
+neither writes anything.
 """
 
 from __future__ import annotations
@@ -32,18 +33,28 @@ def _day(text: str) -> date | None:
         raise EvidenceError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _number(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise EvidenceError(f"a break is named by its number, not {text!r}")
+    return int(text)
+
+
 def evidence_view(request: HttpRequest) -> HttpResponse:
     """The form (no parameters), or the pack the parameters ask for."""
     if not request.user.has_perm(EVIDENCE_PERMISSION):
         raise PermissionDenied
     params = {
-        name: request.GET.get(name, "").strip() for name in ("order", "from", "to", "account")
+        name: request.GET.get(name, "").strip()
+        for name in ("order", "break", "from", "to", "account")
     }
     if not any(params.values()):
         return _form(request, params)
     try:
         scope = Scope(
             order=params["order"],
+            break_id=_number(params["break"]),
             start=_day(params["from"]),
             end=_day(params["to"]),
             account=params["account"],

@@ -78,6 +78,8 @@ def test_a_pack_of_one_order_holds_its_rows_hashes_heads_and_verification(tmp_pa
         "order_executions.csv",
         "mismatches.csv",
         "run_events.csv",
+        "breaks.csv",
+        "break_events.csv",
         "heads.csv",
         "verification.json",
         "report.html",
