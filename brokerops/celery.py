@@ -62,6 +62,10 @@ def beat_schedule() -> dict[str, dict]:
         # Alerts (alerts/): no successful run for ALERT_STALE_INTERVALS intervals; due retries.
         "alerts-stale-runs": _every(settings.RECONCILE_INTERVAL_S, "alerts.check_stale_runs"),
         "alerts-deliver-due": _every(settings.ALERT_SWEEP_INTERVAL_S, "alerts.deliver_due"),
+        # Breaks past their due time (docs/design.md section 17), also checked after each run.
+        "alerts-overdue-breaks": _every(
+            settings.RECONCILE_INTERVAL_S, "alerts.check_overdue_breaks"
+        ),
     }
 
 
