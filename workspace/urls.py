@@ -1,9 +1,11 @@
 """The workspace's routes, under ``admin/`` (:mod:`brokerops.urls` includes them by name, so the
-ground floor imports no app): the order timeline, then the admin site itself."""
+ground floor imports no app): the order timeline, the end-of-day report,
+then the admin site itself."""
 
 from django.contrib import admin
 from django.urls import path
 
+from workspace.eod_report import eod_report_view
 from workspace.views import order_timeline_view
 
 urlpatterns = [
@@ -12,5 +14,6 @@ urlpatterns = [
         admin.site.admin_view(order_timeline_view),
         name="order_timeline",
     ),
+    path("eod-report/", admin.site.admin_view(eod_report_view), name="eod_report"),
     path("", admin.site.urls),
 ]
