@@ -1,10 +1,10 @@
 """What brokerops told its operators, and whether each channel got it (docs/design.md section 13).
 
 One :class:`Alert` row per condition (its ``key``: an orphan position of one signal, failing
-runs, no successful run, a broken audit chain). The row is the deduplication state: the same
-condition seen again updates ``last_seen_at`` and ``times_seen`` and sends nothing, until it
-resolved (then it may open again) or ``ALERT_REALERT_S`` passed. Rows change only through
-:mod:`alerts.services`.
+runs, no successful run, a broken audit chain, an overdue break). The row is the deduplication
+state: the same condition seen again updates ``last_seen_at`` and ``times_seen`` and sends
+nothing, until it resolved (then it may open again) or ``ALERT_REALERT_S`` passed. Rows change
+only through :mod:`alerts.services`.
 """
 
 from django.db import models
@@ -17,6 +17,7 @@ class Alert(models.Model):
         RUN_FAILED = "RUN_FAILED", "Reconciliation run failed"
         RUNS_STALE = "RUNS_STALE", "No successful reconciliation run"
         AUDIT_CHAIN_BROKEN = "AUDIT_CHAIN_BROKEN", "Audit chain broken"
+        BREAK_OVERDUE = "BREAK_OVERDUE", "Break overdue"
 
     class Delivery(models.TextChoices):
         PENDING = "pending", "Pending (queued or waiting for a retry)"

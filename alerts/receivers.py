@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from .breaks import alerts_overdue_after_run
 from .services import alerts_audit_verified, alerts_reconciliation_run_finished
 
 
 def on_run_finished(sender, *, run, **_) -> None:
     """``reconciliation.signals.run_finished``: a run ended (its rows are committed)."""
     alerts_reconciliation_run_finished(run=run)
+    alerts_overdue_after_run(run=run)
 
 
 def on_verification_finished(sender, *, verification, **_) -> None:

@@ -5,6 +5,7 @@ from django.conf import settings
 
 from brokerops.accounts import configured
 
+from .breaks import alerts_check_overdue_breaks
 from .services import alerts_check_stale_runs, alerts_deliver, alerts_deliver_due
 
 
@@ -34,3 +35,10 @@ def alerts_check_stale_runs_task() -> bool:
     section 16); True when an alert is open for any of them."""
     raised = [alerts_check_stale_runs(account=name) for name in configured().names]
     return any(r is not None for r in raised)
+
+
+@shared_task(name="alerts.check_overdue_breaks")
+def alerts_check_overdue_breaks_task() -> int:
+    """Beat's check for overdue breaks, account by account (also done at the end of each run);
+    returns how many messages were raised."""
+    return sum(alerts_check_overdue_breaks(account=name) for name in configured().names)

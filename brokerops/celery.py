@@ -39,6 +39,11 @@ app.conf.task_routes = {
 app.conf.task_default_queue = DEFAULT_QUEUE
 
 
+#: How often beat checks whether the end-of-day report is due (seconds): it goes out within this
+#: long after REPORT_AT.
+EOD_REPORT_CHECK_S = 300
+
+
 def per_account(task_name: str, interval_s: float) -> dict:
     """The beat entry of a per-account job: every ``interval_s`` the fan-out enqueues
     ``task_name`` once per account (:mod:`brokerops.fanout`)."""
@@ -62,6 +67,14 @@ def beat_schedule() -> dict[str, dict]:
         # Alerts (alerts/): no successful run for ALERT_STALE_INTERVALS intervals; due retries.
         "alerts-stale-runs": _every(settings.RECONCILE_INTERVAL_S, "alerts.check_stale_runs"),
         "alerts-deliver-due": _every(settings.ALERT_SWEEP_INTERVAL_S, "alerts.deliver_due"),
+        # The end-of-day report (section 17): each check sends the day's once REPORT_AT passed.
+        "eod-report": _every(
+            EOD_REPORT_CHECK_S, "reconciliation.eod_report", queue=RECONCILIATION_QUEUE
+        ),
+        # Breaks past their due time (docs/design.md section 17), also checked after each run.
+        "alerts-overdue-breaks": _every(
+            settings.RECONCILE_INTERVAL_S, "alerts.check_overdue_breaks"
+        ),
     }
 
 

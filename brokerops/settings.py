@@ -8,8 +8,10 @@ built-in paper broker. docs/configuration.md documents each variable.
 
 import math
 import os
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -340,6 +342,12 @@ ALERT_SWEEP_INTERVAL_S = _env_number("ALERT_SWEEP_INTERVAL_S", 60, low=1, high=8
 # "No successful run" alerts after this many RECONCILE_INTERVAL_S without one (beat checks every
 # interval).
 ALERT_STALE_INTERVALS = _env_number("ALERT_STALE_INTERVALS", 3, low=1, high=1000)
+# The end-of-day report (docs/design.md section 17; reconciliation/eod.py): mailed once a day,
+# after REPORT_AT (24 h HH:MM) in the time zone REPORT_TZ, to REPORT_EMAILS (empty: beat sends
+# nothing and says so once in the log; `manage.py eod_report` still prints it).
+REPORT_EMAILS = env.list("REPORT_EMAILS", default=[])
+REPORT_AT = env.str("REPORT_AT", default="16:30").strip()
+REPORT_TZ = env.str("REPORT_TZ", default="America/New_York").strip()
 
 # One line per event on stderr. The operator commands (reconcile, submit_orders, sync_orders)
 # keep this "console" handler to CRITICAL while they run, so an error an operator can act on is
@@ -375,6 +383,18 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     )
 if LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
+try:
+    datetime.strptime(REPORT_AT, "%H:%M")
+except ValueError:
+    raise ImproperlyConfigured(
+        f"REPORT_AT must be a time as HH:MM (24 h), not {REPORT_AT!r}"
+    ) from None
+try:
+    ZoneInfo(REPORT_TZ)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"REPORT_TZ must be a time zone name such as America/New_York, not {REPORT_TZ!r}"
+    ) from None
 # The accounts this deployment serves (docs/design.md section 16): the file's, else one account
 # "default" of the ALPACA_* variables above. A bad file stops the start with one line.
 ACCOUNTS = (

@@ -23,6 +23,8 @@ from brokerops.intent.store import SignalStore
 from brokerops.sim import AccountHandle, PaperBroker
 from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID, scenario_demo
 from orders.models import OrderAttempt
+from reconciliation.breaks import break_acknowledge, break_approve, break_propose
+from reconciliation.models import Break, Mismatch
 
 #: An order we recorded as open that the demo's broker never had (ORDER_NOT_FOUND).
 DEMO_GONE_CLIENT_ORDER_ID = "bo-demo-gone-entry"
@@ -156,3 +158,22 @@ def tick_prices(broker: PaperBroker, step: int) -> None:
     """The demo's market: NOSHRT drifts down until it crosses the resting limit order."""
     price = max(Decimal("18.5"), Decimal("20") - Decimal("0.25") * step)
     broker.set_price("NOSHRT", price)
+
+
+def demo_four_eyes(*, account: str, proposer, approver) -> Break | None:
+    """Four eyes on one of ``account``'s breaks, through the services as people would: the
+    side mismatch (SPY: the broker is short) is taken and explained by ``proposer``, then
+    approved by ``approver``. None when the account has no such open break."""
+    brk = Break.objects.filter(
+        account=account, kind=Mismatch.Kind.SIDE_MISMATCH, state=Break.State.OPEN
+    ).first()
+    if brk is None:
+        return None
+    break_acknowledge(break_id=brk.pk, user=proposer, comment="Looking at the SPY short.")
+    break_propose(
+        break_id=brk.pk,
+        user=proposer,
+        disposition=Break.Disposition.EXPLAINED,
+        reason="The desk sold short by hand to hedge; the signal will be amended.",
+    )
+    return break_approve(break_id=brk.pk, user=approver, comment="Hedge confirmed with the desk.")

@@ -29,12 +29,13 @@ from django.utils import timezone
 from audit.chain import chain_append
 from brokerops.text import db_text
 
+from .ageing import LIVE_STATES
 from .models import Break, BreakEvent, Mismatch, ReconciliationRun
 
 State = Break.State
 Kind = BreakEvent.Kind
 #: Still to be worked on: a run that no longer finds one of these resolves it.
-LIVE = frozenset({State.OPEN, State.ACKNOWLEDGED, State.PROPOSED})
+LIVE = LIVE_STATES
 #: Found again without coming back: live, or signed off and not cleared since.
 STANDING = models.Q(state__in=LIVE) | models.Q(state=State.CLOSED, cleared_by_run__isnull=True)
 _CHUNK = 1000
@@ -289,6 +290,36 @@ def breaks_close_repaired(*, run: ReconciliationRun, mismatches: Sequence[Mismat
             now=now,
         )
     return len(closing)
+
+
+def breaks_mark_overdue(
+    *, account: str, now: datetime, realert_s: float
+) -> list[tuple[Break, bool]]:
+    """Record that the account's live breaks past their due time are overdue (an ``overdue``
+    event each, ``overdue_alerted_at`` set) and return them, each with True when it is the first
+    time in its current episode (else a reminder): those never marked in their current episode,
+    and those marked ``realert_s`` ago or longer (0: never again).
+    Serialised with the account's runs (their lock): a break a run clears meanwhile, or that a
+    person closed before, is not marked."""
+    due = Break.objects.filter(state__in=LIVE, due_at__lte=now, account=account)
+    again = models.Q(overdue_alerted_at__isnull=True)
+    if realert_s > 0:
+        again |= models.Q(overdue_alerted_at__lte=now - timedelta(seconds=realert_s))
+    with transaction.atomic():
+        _lock_account(account)
+        marked = list(due.filter(again).select_for_update().order_by("pk"))
+        changes, firsts = [], []
+        for brk in marked:
+            first = brk.overdue_alerted_at is None
+            firsts.append(first)
+            late = f"due {brk.due_at:%Y-%m-%d %H:%M} UTC"
+            message = f"overdue ({late})" if first else f"still overdue ({late}): alerted again"
+            changes.append((brk, Kind.OVERDUE, brk.state, brk.state, message))
+        for start in range(0, len(marked), _CHUNK):
+            chunk = [b.pk for b in marked[start : start + _CHUNK]]
+            Break.objects.filter(pk__in=chunk).update(overdue_alerted_at=now)
+        _events(changes, run=None, actor=ACTOR, now=now)
+    return list(zip(marked, firsts, strict=True))
 
 
 # People's actions (four eyes). Each locks the break's row, checks its state and the person's

@@ -394,3 +394,30 @@ class BreakEvent(ChainedRow):
 
     def __str__(self) -> str:
         return f"break {self.break_case_id} {self.get_kind_display()}"
+
+
+class DailyReport(models.Model):
+    """The end-of-day report of one day (in ``REPORT_TZ``), as mailed (docs/design.md section
+    17): beat sends a day once, and this row is how it knows. Written only by
+    :mod:`reconciliation.eod_mail`; a failed sending stays ``failed`` with its error until the
+    next attempt (beat tries again at its next check)."""
+
+    class Status(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed (tried again at beat's next check)"
+
+    day = models.DateField(unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    trigger = models.CharField(max_length=16, help_text="schedule or command")
+    recipients = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    times_sent = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"end-of-day report {self.day} {self.status}"

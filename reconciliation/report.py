@@ -1,11 +1,15 @@
-"""The report of one finished run, as ``manage.py reconcile --json`` prints it.
+"""The report of one finished run, as ``manage.py reconcile --json`` prints it, and of one break,
+as ``manage.py breaks --json`` prints it.
 
-Reads the run's row and its mismatches (with each one's final action); writes nothing.
+Reads the rows; writes nothing.
 """
 
 from __future__ import annotations
 
-from .models import ReconciliationRun
+from datetime import datetime
+
+from .ageing import is_overdue
+from .models import Break, ReconciliationRun
 
 
 def run_as_json(run: ReconciliationRun) -> dict:
@@ -39,3 +43,44 @@ def run_as_json(run: ReconciliationRun) -> dict:
 def _plain(value) -> str:
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def break_as_json(brk: Break, *, now: datetime) -> dict:
+    """The JSON object ``manage.py breaks --json`` prints (docs/design.md sections 10 and 17).
+    ``resolution`` is None while the break is live; then how it ended: the disposition and its
+    reason, who proposed and who approved, or the run that no longer found it."""
+    return {
+        "id": brk.pk,
+        "account": brk.account,
+        "kind": brk.kind,
+        "symbol": brk.symbol,
+        "signal_ids": list(brk.signal_ids),
+        "client_order_id": brk.client_order_id,
+        "state": brk.state,
+        "severity": brk.severity,
+        "opened_at": _iso(brk.opened_at),
+        "last_seen_at": _iso(brk.last_seen_at),
+        "occurrences": brk.occurrences,
+        "owner": brk.owner_username or None,
+        "due_at": _iso(brk.due_at),
+        "overdue": is_overdue(state=brk.state, due_at=brk.due_at, now=now),
+        "resolution": _resolution(brk),
+    }
+
+
+def _resolution(brk: Break) -> dict | None:
+    if brk.state not in (Break.State.CLOSED, Break.State.RESOLVED):
+        return None
+    return {
+        "disposition": brk.disposition or None,
+        "reason": brk.reason or None,
+        "proposed_by": brk.proposed_by_username or None,
+        "approved_by": brk.approved_by_username or None,
+        "cleared_by_run": brk.cleared_by_run_id,
+        "needs_review": brk.needs_review,
+        "closed_at": _iso(brk.closed_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .eod_mail import eod_report_due
 from .reruns import reconciliation_run_queued
 from .services import reconciliation_run
 
@@ -35,3 +36,10 @@ def reconciliation_run_task(
         account=account,
     )
     return run.pk
+
+
+@shared_task(name="reconciliation.eod_report")
+def eod_report_task() -> str:
+    """Beat's check for the end-of-day report: sent once a day after ``REPORT_AT`` in
+    ``REPORT_TZ`` (docs/design.md section 17); returns what it did."""
+    return eod_report_due()

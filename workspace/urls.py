@@ -1,9 +1,11 @@
 """The workspace's routes, under ``admin/`` (:mod:`brokerops.urls` includes them by name, so the
-ground floor imports no app): the order timeline, the evidence pack, then the admin site itself."""
+ground floor imports no app): the order timeline, the evidence pack, the end-of-day report, then
+the admin site itself."""
 
 from django.contrib import admin
 from django.urls import path
 
+from workspace.eod_report import eod_report_view
 from workspace.evidence import evidence_view
 from workspace.views import order_timeline_view
 
@@ -14,5 +16,6 @@ urlpatterns = [
         name="order_timeline",
     ),
     path("evidence/", admin.site.admin_view(evidence_view), name="evidence_pack"),
+    path("eod-report/", admin.site.admin_view(eod_report_view), name="eod_report"),
     path("", admin.site.urls),
 ]

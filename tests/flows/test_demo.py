@@ -58,6 +58,15 @@ def succeeded_accounts(db: Path) -> set[str]:
 def admin_accounts(base: str, username: str, password: str) -> dict[str, list[str]]:
     """Log in to the demo's admin as ``username``; the account column of each list's rows (the
     order attempts, the reconciliation runs)."""
+    opener = logged_in(base, username, password)
+    columns = {}
+    for path in ("orders/orderattempt", "reconciliation/reconciliationrun"):
+        html = opener.open(f"{base}/admin/{path}/", timeout=10).read().decode()
+        columns[path] = re.findall(r'<td class="field-account">([^<]*)<', html)
+    return columns
+
+
+def logged_in(base: str, username: str, password: str) -> urllib.request.OpenerDirector:
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
     )
@@ -67,11 +76,7 @@ def admin_accounts(base: str, username: str, password: str) -> dict[str, list[st
     form["next"] = "/admin/"
     landed = opener.open(f"{base}/admin/login/", urllib.parse.urlencode(form).encode(), timeout=10)
     assert landed.url == f"{base}/admin/", f"{username} could not log in"
-    columns = {}
-    for path in ("orders/orderattempt", "reconciliation/reconciliationrun"):
-        html = opener.open(f"{base}/admin/{path}/", timeout=10).read().decode()
-        columns[path] = re.findall(r'<td class="field-account">([^<]*)<', html)
-    return columns
+    return opener
 
 
 def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
@@ -200,6 +205,22 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
         assert all({"desk", "client"} <= set(rows) for rows in every.values()), every
         limited = admin_accounts(base, "client-desk", "demo-client")
         assert all(rows and set(rows) == {"client"} for rows in limited.values()), limited
+        # Breaks (docs/design.md section 17): opened by the first runs, seen again and one
+        # cleared by the second, one proposed by operator and approved by compliance; the
+        # end-of-day report page answers.
+        events = {kind for (kind,) in query(db, "select kind from reconciliation_breakevent")}
+        assert {"opened", "cleared", "acknowledged", "proposed", "approved"} <= events, events
+        assert query(db, "select 1 from reconciliation_break where occurrences > 1")
+        signed = query(
+            db,
+            "select proposed_by_username, approved_by_username from reconciliation_break"
+            " where state = 'closed' and approved_by_username != ''",
+        )
+        assert signed == [("operator", "compliance")]
+        report = logged_in(base, "compliance", "demo-compliance").open(
+            f"{base}/admin/eod-report/", timeout=20
+        )
+        assert report.status == 200 and b'id="eod-totals"' in report.read()
     finally:
         demo.send_signal(signal.SIGINT)
         try:
@@ -215,6 +236,8 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     assert "client-desk / demo-client   (operations, sees the client account only)" in output
     assert "desk (the default) and client" in output
     assert f"http://127.0.0.1:{admin_port}/admin/" in output
+    breaks = next(line for line in output.splitlines() if line.strip().startswith("Breaks:"))
+    assert "was proposed by operator and approved by compliance" in breaks, breaks
     assert "Traceback" not in output, output[-3000:]
 
 

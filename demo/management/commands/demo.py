@@ -4,7 +4,9 @@ Starts the paper broker on loopback serving two accounts (docs/design.md section
 (the default), seeded with a scenario that shows every mismatch kind, and a client with a book of
 its own (:mod:`demo.accounts` configures both, as an ``ACCOUNTS_FILE`` would). Loads the matching
 signals into the local store, runs one reconciliation of each account at once (the desk's finds
-every kind, before the order sync repairs the seeded order drifts), runs a Celery worker and beat
+every kind, before the order sync repairs the seeded order drifts) and a second one (breaks seen
+again, one cleared; then one break proposed by ``operator`` and approved by ``compliance``,
+docs/design.md section 17), runs a Celery worker and beat
 in this process (the in-memory transport: nothing to install; the beat's fan-out serves each
 account), consumes each account's trade_updates stream in a thread (fills show up at once),
 watches every account's PENDING signals, and serves the admin. Ctrl-C stops everything.
@@ -29,8 +31,14 @@ from brokerops.accounts import configured
 from brokerops.intent.factory import get_signal_store
 from brokerops.sim import PaperBroker
 from demo.accounts import DEMO_DESK_ACCOUNT, configure_demo_accounts
-from demo.world import DEMO_CLIENT_ACCOUNT, seed_client_account, seed_demo, tick_prices
-from reconciliation.models import ReconciliationRun
+from demo.world import (
+    DEMO_CLIENT_ACCOUNT,
+    demo_four_eyes,
+    seed_client_account,
+    seed_demo,
+    tick_prices,
+)
+from reconciliation.models import Break, ReconciliationRun
 from reconciliation.services import reconciliation_run
 
 DEMO_USERS = (
@@ -86,6 +94,14 @@ class Command(BaseCommand):
             seed_demo(broker=broker, store=store, account=DEMO_DESK_ACCOUNT)
             seed_client_account(broker, store=store)
             firsts = self._first_runs()
+            # A second run at once: breaks seen again, and one whose order the first run
+            # repaired (marked missing) cleared; then four eyes on one of the desk's.
+            seconds = self._first_runs()
+            signed = demo_four_eyes(
+                account=DEMO_DESK_ACCOUNT,
+                proposer=User.objects.get(username="operator"),
+                approver=User.objects.get(username="compliance"),
+            )
             # The admin opens on a verified trail (docs/design.md section 19), not "never".
             audit_verify(trigger="command", processes=1)
             stack.enter_context(_celery_in_process(interval))
@@ -93,6 +109,7 @@ class Command(BaseCommand):
             stack.enter_context(_stream_consumer())
             stack.enter_context(_signal_watcher())
             self._banner(addr, broker.base_url, interval, firsts)
+            self._breaks_banner(seconds[DEMO_DESK_ACCOUNT], signed)
             call_command("runserver", addr, use_reloader=False, use_threading=True)
 
     def _refuse_real_setups(self, force: bool) -> None:
@@ -173,7 +190,22 @@ class Command(BaseCommand):
             f" {DEMO_CLIENT_ACCOUNT}'s, found {', '.join(_kinds(client))}; Order attempts ->"
             " one client_order_id's history; Periodic tasks -> the schedule."
         )
-        w("  Stop with Ctrl-C.\n")
+        w("  Stop with Ctrl-C.")
+
+    def _breaks_banner(self, second: ReconciliationRun, signed: Break | None) -> None:
+        breaks = Break.objects.filter(account=DEMO_DESK_ACCOUNT)
+        again = breaks.filter(last_run=second, occurrences__gt=1).count()
+        cleared = breaks.filter(cleared_by_run=second).count()
+        story = (
+            f" {signed} was proposed by operator and approved by compliance;"
+            if signed is not None
+            else ""
+        )
+        self.stdout.write(
+            f"  Breaks:        run #{second.pk} saw {again} of the {DEMO_DESK_ACCOUNT}'s breaks"
+            f" again and cleared {cleared};{story} Reconciliation -> Breaks, and the"
+            " End-of-day report linked from the admin's home page.\n"
+        )
 
 
 def _kinds(run: ReconciliationRun) -> list[str]:
