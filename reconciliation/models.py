@@ -349,6 +349,14 @@ class Break(models.Model):
         indexes = [
             models.Index(fields=["state", "due_at"], name="break_state_due"),
             models.Index(fields=["account", "state"], name="break_account_state"),
+            # The open breaks list (its default filter, in due order) and its owner filter's
+            # choices (read by index probes): workspace.admin.breaks.
+            models.Index(
+                fields=["due_at", "id"],
+                name="break_live_due",
+                condition=models.Q(state__in=["acknowledged", "open", "proposed"]),
+            ),
+            models.Index(fields=["owner_username"], name="break_owner"),
         ]
         permissions = [
             ("propose_break", "Can take, comment on and propose a disposition for a break"),
