@@ -17,9 +17,11 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.utils import timezone
+from django.utils.html import format_html
 
 from reconciliation import breaks as services
 from reconciliation.models import Break, BreakEvent, Mismatch
+from workspace.display import timestamp_display
 
 #: Occurrences (runs) and events shown per page of a break's story.
 STORY_PAGE = 50
@@ -38,6 +40,17 @@ def duration_words(delta: timedelta) -> str:
         return f"{seconds // 3600} h"
     days = seconds // 86400
     return f"{days} day" if days == 1 else f"{days} days"
+
+
+def since_html(moment: datetime | None, now: datetime | None = None) -> str:
+    """``moment`` as "3 h ago", the timestamp itself on hover."""
+    if moment is None:
+        return "-"
+    return format_html(
+        '<span title="{}">{} ago</span>',
+        timestamp_display(moment),
+        duration_words((now or timezone.now()) - moment),
+    )
 
 
 def is_overdue(brk: Break, now: datetime | None = None) -> bool:

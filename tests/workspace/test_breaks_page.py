@@ -97,7 +97,7 @@ def test_the_runs_are_paged(client, people, brk, monkeypatch):
 
 def test_operations_take_and_propose_compliance_approves_through_the_page(client, people, brk):
     _as(client, people["opal"])
-    assert "Break #%d taken." % brk.pk in _messages(_act(client, brk, "acknowledge", "mine"))
+    assert f"Break #{brk.pk} taken." in _messages(_act(client, brk, "acknowledge", "mine"))
     _act(client, brk, "propose", "a late fill", disposition="accepted")
     brk.refresh_from_db()
     assert (brk.state, brk.disposition, brk.proposed_by_username) == (
