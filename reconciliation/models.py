@@ -176,7 +176,11 @@ class Mismatch(ChainedRow):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "mismatches"
-        indexes = [models.Index(fields=["kind", "created_at"], name="mismatch_kind_created")]
+        indexes = [
+            models.Index(fields=["kind", "created_at"], name="mismatch_kind_created"),
+            # A break's page lists its newest occurrences first (workspace.breaks).
+            models.Index(fields=["break_case", "id"], name="mismatch_break_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.symbol or self.client_order_id or self.signal_id}"
@@ -349,13 +353,9 @@ class Break(models.Model):
         indexes = [
             models.Index(fields=["state", "due_at"], name="break_state_due"),
             models.Index(fields=["account", "state"], name="break_account_state"),
-            # The open breaks list (its default filter, in due order) and its owner filter's
-            # choices (read by index probes): workspace.admin.breaks.
-            models.Index(
-                fields=["due_at", "id"],
-                name="break_live_due",
-                condition=models.Q(state__in=["acknowledged", "open", "proposed"]),
-            ),
+            # The open breaks list in due order (any filter) and its owner filter's choices
+            # (read by index probes): workspace.admin.breaks.
+            models.Index(fields=["due_at", "id"], name="break_due"),
             models.Index(fields=["owner_username"], name="break_owner"),
         ]
         permissions = [

@@ -212,9 +212,15 @@ def _page(queryset, number: Any) -> Page:
 
 
 def occurrences_page(brk: Break, number: Any) -> Page:
-    """The runs that saw ``brk``: its ``Mismatch`` rows, newest first, with their runs."""
+    """The runs that saw ``brk``: its ``Mismatch`` rows, newest first, with their runs.
+
+    The page's ids come first from the ``(break_case, id)`` index alone (an index-only scan);
+    asked for whole rows in id order at once, the planner walks the table's id index instead,
+    filtering a million rows for a break found long ago."""
+    ids = Mismatch.objects.filter(break_case_id=brk.pk).order_by("-id").values_list("id", flat=True)
+    page = _page(ids, number)
     rows = (
-        Mismatch.objects.filter(break_case_id=brk.pk)
+        Mismatch.objects.filter(pk__in=list(page.object_list))
         .select_related("run")
         .only(
             "id",
@@ -232,7 +238,8 @@ def occurrences_page(brk: Break, number: Any) -> Page:
         )
         .order_by("-id")
     )
-    return _page(rows, number)
+    page.object_list = list(rows)
+    return page
 
 
 def events_page(brk: Break, number: Any) -> Page:

@@ -54,8 +54,9 @@ class BreakAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
         "account",
     )
     list_display_links = ("id", "about")
-    # Soonest due first (one sort arrow, on "due": a narrower header than the model's two).
-    ordering = ("due_at",)
+    # Soonest due first, the index's order (``pk``, not ``id``: one sort arrow, on "due", keeps
+    # the header narrow).
+    ordering = ("due_at", "pk")
     list_filter = (
         BreakStateFilter,
         "kind",
