@@ -76,12 +76,14 @@ def overdue_q(now: datetime) -> Q:
 
 
 def human_age(elapsed: timedelta) -> str:
-    """``42 min``, ``5 h 3 min``, ``3 d 4 h``: an age as people read it in a table."""
-    minutes = int(elapsed.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    """A duration as people say it, to its largest unit: "40 s", "12 min", "3 h", "2 days" (the
+    one wording of ages and due times: pages, command, report, alerts)."""
+    seconds = max(0, int(elapsed.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    days = seconds // 86400
+    return f"{days} day" if days == 1 else f"{days} days"

@@ -168,7 +168,12 @@ class Mismatch(ChainedRow):
     # written (the row never changes); empty for a dry run's rows and rows from before breaks.
     # Not in the chain's fields (a new chain version would be needed): its run anchors it.
     break_case = models.ForeignKey(
-        "Break", null=True, blank=True, on_delete=models.PROTECT, related_name="mismatches"
+        "Break",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mismatches",
+        db_index=False,  # mismatch_break_id (break, id) serves it and a break's page
     )
 
     objects = MismatchQuerySet.as_manager()
@@ -176,7 +181,11 @@ class Mismatch(ChainedRow):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "mismatches"
-        indexes = [models.Index(fields=["kind", "created_at"], name="mismatch_kind_created")]
+        indexes = [
+            models.Index(fields=["kind", "created_at"], name="mismatch_kind_created"),
+            # A break's page lists its newest occurrences first (workspace.breaks).
+            models.Index(fields=["break_case", "id"], name="mismatch_break_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.symbol or self.client_order_id or self.signal_id}"
@@ -349,6 +358,10 @@ class Break(models.Model):
         indexes = [
             models.Index(fields=["state", "due_at"], name="break_state_due"),
             models.Index(fields=["account", "state"], name="break_account_state"),
+            # The open breaks list in due order (any filter) and its owner filter's choices
+            # (read by index probes): workspace.admin.breaks.
+            models.Index(fields=["due_at", "id"], name="break_due"),
+            models.Index(fields=["owner_username"], name="break_owner"),
         ]
         permissions = [
             ("propose_break", "Can take, comment on and propose a disposition for a break"),
