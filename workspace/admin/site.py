@@ -1,11 +1,12 @@
 """The admin site's titles, and the building blocks shared by the audit lists of every app."""
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import DateTimeField, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 
 from workspace.access import only_visible, visible_accounts
+from workspace.display import when
 from workspace.export import (
     EXPORT_REQUEST_FLAG,
     changelist_csv_response,
@@ -19,7 +20,49 @@ admin.site.site_title = "brokerops"
 admin.site.index_title = "Reconciliation runs, mismatches and order attempts"
 
 
-class AuditListMixin:
+def _timestamp_getter(field: str, description: str):
+    """``obj -> when(obj.<field>)`` with the admin's label and sort (an instance attribute of
+    the admin: Django calls it with the row alone)."""
+
+    def show(obj) -> str:
+        return when(getattr(obj, field))
+
+    show.short_description = description
+    show.admin_order_field = field  # the export writes the stored value (ISO 8601 UTC)
+    show.__name__ = f"{field}_display"
+    return show
+
+
+class TimestampColumnsMixin:
+    """Every timestamp column and read-only field of the model shown by
+    :func:`workspace.display.when` (to the millisecond, the viewer's zone, the zone named), for
+    a ModelAdmin or an inline: ``created_at`` in ``list_display`` or ``fields`` is shown as
+    ``created_at_display``; filters, search and ordering keep the field."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self._timestamp_names: dict[str, str] = {}
+        for field in self.model._meta.concrete_fields:  # type: ignore[attr-defined]
+            if isinstance(field, DateTimeField):
+                shown = f"{field.name}_display"
+                self._timestamp_names[field.name] = shown
+                if not hasattr(self, shown):
+                    setattr(self, shown, _timestamp_getter(field.name, str(field.verbose_name)))
+
+    def _timestamped(self, names):
+        return [self._timestamp_names.get(n, n) if isinstance(n, str) else n for n in names]
+
+    def get_list_display(self, request: HttpRequest):
+        return self._timestamped(super().get_list_display(request))  # type: ignore[misc]
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        return self._timestamped(super().get_fields(request, obj))  # type: ignore[misc]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self._timestamped(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+
+
+class AuditListMixin(TimestampColumnsMixin):
     """What every audit list has (docs/design.md section 7), for any ModelAdmin:
 
     - an "Export CSV" button exporting what the list shows (search, filters, ordering), all
@@ -159,7 +202,7 @@ class AuditTrailAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_per_page = 50
 
 
-class AuditTrailInline(ReadOnlyMixin, admin.TabularInline):
+class AuditTrailInline(TimestampColumnsMixin, ReadOnlyMixin, admin.TabularInline):
     """Read-only inline for audit rows shown under their parent."""
 
     extra = 0
