@@ -34,19 +34,23 @@ def iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def neutralise_formula(text: str) -> str:
-    """``text`` made inert for spreadsheets: a leading ``'`` before a formula character."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 #: What the admin shows for an empty value (``empty_value_display``): an empty cell in the CSV.
 EMPTY_DISPLAY = "-"
+
+
+def neutralise_formula(text: str) -> str:
+    """``text`` made inert for spreadsheets: a leading ``'`` before a formula character. The
+    admin's empty mark (``-``, however padded) is an empty cell, never ``'-``: nothing a
+    spreadsheet could evaluate, and nothing a reader would take for a value."""
+    if text.startswith(FORMULA_STARTS):  # the common case (no formula start) tests only this
+        return "" if text.strip() == EMPTY_DISPLAY else "'" + text
+    return text
 
 
 def csv_cell(value: Any) -> str:
     """One value as plain CSV text (see the module's docstring for the rules)."""
     if type(value) is str:  # the common case first (not SafeString: that may be HTML)
-        return "" if value == EMPTY_DISPLAY else neutralise_formula(value)
+        return neutralise_formula(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -62,7 +66,7 @@ def csv_cell(value: Any) -> str:
     text = str(value)
     if isinstance(value, SafeData):  # admin HTML (links, icons): its text only
         text = html.unescape(strip_tags(text))
-    return "" if text == EMPTY_DISPLAY else neutralise_formula(text)
+    return neutralise_formula(text)
 
 
 def text_cell(value: Any) -> str:
@@ -70,7 +74,7 @@ def text_cell(value: Any) -> str:
     if value is None:
         return ""
     text = value if type(value) is str else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return neutralise_formula(text)
 
 
 def csv_writer(out: io.StringIO) -> Any:

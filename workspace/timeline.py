@@ -346,9 +346,7 @@ def _event_entry(event: OrderEvent) -> TimelineEntry:
     else:
         title = str(kind)
         if event.status_from or event.status_to:
-            title += (
-                f": {status_words(event.status_from)} \u2192 {status_words(event.status_to)}"
-            )
+            title += f": {status_words(event.status_from)} \u2192 {status_words(event.status_to)}"
     if event.http_status:
         title += f" (HTTP {event.http_status})"
     return TimelineEntry(

@@ -33,5 +33,6 @@ def when(value: Any) -> str:
 
 @register.filter
 def status_words(value: Any) -> str:
-    """``{{ status|status_words }}``: a status code in words (:func:`workspace.display.status_words`)."""
+    """``{{ status|status_words }}``: a status code in words (see
+    :func:`workspace.display.status_words`)."""
     return status_words_of(value)
