@@ -1,8 +1,9 @@
 """The admin site's titles, and the building blocks shared by the audit lists of every app."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.db.models import DateTimeField, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 
 from workspace.access import only_visible, visible_accounts
@@ -62,7 +63,33 @@ class TimestampColumnsMixin:
         return self._timestamped(super().get_readonly_fields(request, obj))  # type: ignore[misc]
 
 
-class AuditListMixin(TimestampColumnsMixin):
+class NoEditHistoryMixin:
+    """No "History" button on a row nobody edits through the admin (its list of admin edits is
+    always empty): the button is gone, and its address leads to the row's own page, where its
+    events are shown."""
+
+    def render_change_form(self, request: HttpRequest, context, *args, **kwargs):
+        context["no_edit_history"] = True
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return HttpResponseRedirect(
+            reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",  # type: ignore[attr-defined]
+                args=[quote(object_id)],
+            )
+        )
+
+
+#: What an exact search that found nothing says (an audit list may name its own ids).
+SEARCH_HINT = (
+    "Searches match whole ids: try the full client order id (or the full signal id, Alpaca "
+    "order id or account name); a symbol may be typed in any case."
+)
+
+
+class AuditListMixin(NoEditHistoryMixin, TimestampColumnsMixin):
     """What every audit list has (docs/design.md section 7), for any ModelAdmin:
 
     - an "Export CSV" button exporting what the list shows (search, filters, ordering), all
@@ -78,6 +105,7 @@ class AuditListMixin(TimestampColumnsMixin):
     # date_hierarchy, whose year links scan the whole table.
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    search_hint = SEARCH_HINT
     paginator = EstimatedCountPaginator
     # Lists of fewer rows than this (as PostgreSQL estimates) are counted exactly.
     exact_count_below = EstimatedCountPaginator.exact_count_below
@@ -130,7 +158,10 @@ class AuditListMixin(TimestampColumnsMixin):
         for name in ("p", "e", "all"):
             params.pop(name, None)
         url = reverse(f"{self.admin_site.name}:{self._export_url_name()}")
-        context = {"audit_export_url": f"{url}?{params.urlencode()}" if params else url}
+        context = {
+            "audit_export_url": f"{url}?{params.urlencode()}" if params else url,
+            "search_hint": self.search_hint if self.search_fields else "",  # type: ignore[attr-defined]
+        }
         response = super().changelist_view(
             request, extra_context={**context, **(extra_context or {})}
         )
