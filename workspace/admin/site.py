@@ -1,7 +1,8 @@
 """The admin site's titles, and the building blocks shared by the audit lists of every app."""
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import DateTimeField, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -73,6 +74,12 @@ class NoEditHistoryMixin:
         return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        """The row's own page, for whoever may see the row (anyone else: as its page answers)."""
+        obj = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        if obj is None:
+            raise Http404(f"No {self.model._meta.verbose_name} {object_id!r} to show.")  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request, obj):  # type: ignore[attr-defined]
+            raise PermissionDenied
         opts = self.model._meta  # type: ignore[attr-defined]
         return HttpResponseRedirect(
             reverse(
