@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Times in the viewer's browser zone (workspace/zone.py, docs/compliance.md).
+    "workspace.zone.viewer_zone_middleware",
 ]
 
 ROOT_URLCONF = "brokerops.urls"

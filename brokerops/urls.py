@@ -17,3 +17,7 @@ urlpatterns = [
     # Prometheus (section 13): METRICS_TOKEN bearer token, or loopback only when unset.
     path("metrics", metrics, name="metrics"),
 ]
+
+# 403 and 404 inside the admin with a way back (docs/compliance.md), named, not imported.
+handler403 = "workspace.views.permission_denied"
+handler404 = "workspace.views.page_not_found"

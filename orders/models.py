@@ -142,7 +142,7 @@ class OrderEvent(ChainedRow):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.attempt_id} {self.kind}"
+        return f"{self.get_kind_display()} (attempt {self.attempt_id})"  # titles read as words
 
 
 class OrderExecution(ChainedRow):

@@ -188,7 +188,7 @@ class Mismatch(ChainedRow):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.symbol or self.client_order_id or self.signal_id}"
+        return f"{self.get_kind_display()} {self.symbol or self.client_order_id or self.signal_id}"
 
     @property
     def outcome_action(self) -> str:
@@ -276,7 +276,7 @@ class RunEvent(ChainedRow):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"run {self.run_id} {self.kind}"
+        return f"{self.get_kind_display()} (run #{self.run_id})"  # titles read as words
 
 
 class Break(models.Model):

@@ -36,10 +36,19 @@ def iso_utc(value: datetime) -> str:
 EMPTY_DISPLAY = "-"
 
 
+def display_text_cell(text: str) -> str:
+    """Admin text as a cell: made inert for spreadsheets (:func:`brokerops.text.neutralise_formula`,
+    the one rule), and the admin's empty mark (``-``, however padded) an empty cell, never
+    ``'-``: nothing a spreadsheet could evaluate, and nothing a reader would take for a value."""
+    if text.startswith(FORMULA_STARTS):  # the common case (no formula start) tests only this
+        return "" if text.strip() == EMPTY_DISPLAY else neutralise_formula(text)
+    return text
+
+
 def csv_cell(value: Any) -> str:
     """One value as plain CSV text (see the module's docstring for the rules)."""
     if type(value) is str:  # the common case first (not SafeString: that may be HTML)
-        return "" if value == EMPTY_DISPLAY else neutralise_formula(value)
+        return display_text_cell(value)
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -55,7 +64,7 @@ def csv_cell(value: Any) -> str:
     text = str(value)
     if isinstance(value, SafeData):  # admin HTML (links, icons): its text only
         text = html.unescape(strip_tags(text))
-    return "" if text == EMPTY_DISPLAY else neutralise_formula(text)
+    return display_text_cell(text)
 
 
 def text_cell(value: Any) -> str:
@@ -63,7 +72,7 @@ def text_cell(value: Any) -> str:
     if value is None:
         return ""
     text = value if type(value) is str else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return display_text_cell(text)
 
 
 def csv_writer(out: io.StringIO) -> Any:

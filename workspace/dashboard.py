@@ -4,9 +4,10 @@
 whatever the size of the trail (four: the last run, the recent finished runs, the open attempts,
 the signals closed today), plus one Redis read for the rate limiter:
 - the last run and its status;
-- mismatches by kind over the last :data:`RECENT_RUNS` finished runs, from each run's own
-  ``summary["by_kind"]`` (no scan of the mismatch table), laid out as a stacked column chart
-  (:func:`mismatch_chart`, pure) that the template draws as inline SVG;
+- mismatches by kind per day over the last :data:`CHART_DAYS` days (the viewer's days: their
+  zone, :mod:`workspace.zone`), from each finished run's own ``summary["by_kind"]`` (no scan
+  of the mismatch table), laid out as a stacked column chart with its axes, dates and counts
+  written out (:func:`mismatch_chart`, pure) that the template draws as inline SVG;
 - open (non-final) attempts, counted over the ``(status, created_at)`` index;
 - signals closed by reconciliation today (``CLOSED_MANUAL`` repairs: their ``RunEvent``);
 - the shared rate limiter, read without taking a token.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -39,8 +40,8 @@ if TYPE_CHECKING:  # the limiter (redis) loads when the dashboard first reads it
 
 logger = logging.getLogger(__name__)
 
-#: How many finished runs the mismatch chart covers.
-RECENT_RUNS = 20
+#: How many days the mismatch chart covers (today included).
+CHART_DAYS = 14
 #: Run statuses that carry a ``summary["by_kind"]`` (a finished run, even one that failed).
 FINISHED = (ReconciliationRun.Status.SUCCEEDED, ReconciliationRun.Status.FAILED)
 
@@ -57,10 +58,14 @@ KIND_COLOURS: dict[str, str] = {
 }
 UNLISTED_COLOUR = "#666666"
 
-# Chart geometry (SVG user units).
+# Chart geometry (SVG user units): the plot, and margins for the count axis (left), the counts
+# above the columns (top) and the dates (bottom).
 CHART_HEIGHT = 120
-COLUMN_WIDTH = 18
-COLUMN_GAP = 6
+COLUMN_WIDTH = 26
+COLUMN_GAP = 10
+AXIS_LEFT = 34
+AXIS_TOP = 16
+AXIS_BOTTOM = 30
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,34 @@ class Segment:
 
 @dataclass(frozen=True)
 class Column:
-    run_id: int
-    started_at: datetime
-    status: str
+    """One day: its mismatches by kind over the runs that started that day."""
+
+    day: date
+    runs: int
     total: int
     x: float
     segments: tuple[Segment, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.day:%b} {self.day.day}"  # "Dec 5"
+
+    @property
+    def centre(self) -> float:
+        return self.x + COLUMN_WIDTH / 2
+
+    @property
+    def top(self) -> float:
+        """Where the column's count is written (just above it)."""
+        return min((s.y for s in self.segments), default=float(CHART_HEIGHT))
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A line of the count axis: its value and its height."""
+
+    value: int
+    y: float
 
 
 @dataclass(frozen=True)
@@ -93,13 +120,32 @@ class KindTotal:
 
 @dataclass(frozen=True)
 class MismatchChart:
-    """Stacked columns, oldest run on the left; ``totals`` per kind (every kind, zeros too)."""
+    """Stacked columns, one per day, oldest on the left (days without a run too); ``totals``
+    per kind (every kind, zeros too); ``ticks`` the count axis."""
 
     columns: tuple[Column, ...]
     totals: tuple[KindTotal, ...]
     width: float
     height: float
     peak: int
+    ticks: tuple[Tick, ...] = ()
+    runs: int = 0
+
+    @property
+    def left(self) -> int:
+        return AXIS_LEFT
+
+    @property
+    def top(self) -> int:
+        return AXIS_TOP
+
+    @property
+    def outer_width(self) -> float:
+        return AXIS_LEFT + self.width
+
+    @property
+    def outer_height(self) -> float:
+        return AXIS_TOP + self.height + AXIS_BOTTOM
 
     @property
     def total(self) -> int:
@@ -128,17 +174,30 @@ class Dashboard:
     today_start: datetime
     limiter: LimiterView
     accounts: tuple[str, ...] | None = None  # the reader's accounts (None: every account)
+    days_charted: int = CHART_DAYS
 
 
-def mismatch_chart(runs: Sequence[tuple[int, datetime, str, Mapping[str, int]]]) -> MismatchChart:
-    """The chart of ``runs`` (id, started_at, status, counts by kind), given newest first."""
+def mismatch_chart(
+    runs: Sequence[tuple[datetime, Mapping[str, int]]], *, days: Sequence[date]
+) -> MismatchChart:
+    """The chart of ``runs`` (started_at, counts by kind) over ``days`` (oldest first), each
+    run counted on its day in the active time zone; runs outside ``days`` are left out."""
     labels = dict(Mismatch.Kind.choices)
-    ordered = list(reversed(runs))
-    peak = max((sum(by_kind.values()) for *_, by_kind in ordered), default=0)
+    per_day: dict[date, dict[str, int]] = {day: {} for day in days}
+    runs_per_day = dict.fromkeys(days, 0)
+    for started_at, by_kind in runs:
+        day = timezone.localtime(started_at).date()
+        if day not in per_day:
+            continue
+        runs_per_day[day] += 1
+        for kind, count in by_kind.items():
+            per_day[day][kind] = per_day[day].get(kind, 0) + count
+    peak = max((sum(c.values()) for c in per_day.values()), default=0)
     scale = CHART_HEIGHT / peak if peak else 0.0
-    columns = []
     totals = dict.fromkeys(Mismatch.Kind.values, 0)
-    for index, (run_id, started_at, status, by_kind) in enumerate(ordered):
+    columns = []
+    for index, day in enumerate(days):
+        by_kind = per_day[day]
         y = float(CHART_HEIGHT)
         segments = []
         for kind in _kinds_in_order(by_kind):
@@ -146,25 +205,23 @@ def mismatch_chart(runs: Sequence[tuple[int, datetime, str, Mapping[str, int]]])
             if count <= 0:
                 continue
             totals[kind] = totals.get(kind, 0) + count
-            height = count * scale
-            y -= height
+            y -= count * scale
             segments.append(
                 Segment(
                     kind=kind,
                     label=labels.get(kind, kind),
                     count=count,
                     y=round(y, 2),
-                    height=round(height, 2),
+                    height=round(count * scale, 2),
                     colour=KIND_COLOURS.get(kind, UNLISTED_COLOUR),
                 )
             )
         columns.append(
             Column(
-                run_id=run_id,
-                started_at=started_at,
-                status=status,
+                day=day,
+                runs=runs_per_day[day],
                 total=sum(s.count for s in segments),
-                x=index * (COLUMN_WIDTH + COLUMN_GAP),
+                x=COLUMN_GAP / 2 + index * (COLUMN_WIDTH + COLUMN_GAP),
                 segments=tuple(segments),
             )
         )
@@ -182,7 +239,24 @@ def mismatch_chart(runs: Sequence[tuple[int, datetime, str, Mapping[str, int]]])
         width=max(len(columns), 1) * (COLUMN_WIDTH + COLUMN_GAP),
         height=CHART_HEIGHT,
         peak=peak,
+        ticks=_ticks(peak),
+        runs=sum(runs_per_day.values()),
     )
+
+
+def _ticks(peak: int) -> tuple[Tick, ...]:
+    """0, the peak, and a whole number halfway when there is one."""
+    values = sorted({0, peak, peak // 2} if peak >= 2 else {0, peak})
+    return tuple(
+        Tick(value=v, y=round(CHART_HEIGHT - (v * CHART_HEIGHT / peak if peak else 0), 2))
+        for v in values
+    )
+
+
+def chart_days(*, days: int = CHART_DAYS, now: datetime | None = None) -> list[date]:
+    """The last ``days`` days in the active time zone, oldest first, today last."""
+    today = timezone.localtime(now or timezone.now()).date()
+    return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
 
 
 def _kinds_in_order(by_kind: Mapping[str, int]) -> list[str]:
@@ -190,8 +264,7 @@ def _kinds_in_order(by_kind: Mapping[str, int]) -> list[str]:
     return known + sorted(k for k in by_kind if k not in KIND_COLOURS)
 
 
-def _counts(summary: object) -> dict[str, int]:
-    by_kind = summary.get("by_kind") if isinstance(summary, dict) else None
+def _counts(by_kind: object) -> dict[str, int]:
     if not isinstance(by_kind, dict):
         return {}
     return {str(k): v for k, v in by_kind.items() if isinstance(v, int) and v > 0}
@@ -205,7 +278,7 @@ def today_start(now: datetime | None = None) -> datetime:
 
 def dashboard_read(
     *,
-    recent_runs: int = RECENT_RUNS,
+    days: int = CHART_DAYS,
     now: datetime | None = None,
     visible: frozenset[str] | None = None,
 ) -> Dashboard:
@@ -213,10 +286,12 @@ def dashboard_read(
     ``visible``: the accounts the reader sees (None: every account)."""
     runs = only_visible(ReconciliationRun.objects.all(), visible)
     last_run = runs.order_by("-started_at", "-id").first()
+    charted = chart_days(days=days, now=now)
+    since = timezone.make_aware(datetime.combine(charted[0], time.min))
     recent = list(
-        runs.filter(status__in=FINISHED)
-        .order_by("-started_at", "-id")
-        .values_list("id", "started_at", "status", "summary")[:recent_runs]
+        runs.filter(status__in=FINISHED, started_at__gte=since)
+        .order_by("started_at", "id")
+        .values_list("started_at", "summary__by_kind")
     )
     open_statuses = tuple(sorted(lifecycle.OPEN))
     open_attempts = only_visible(
@@ -233,11 +308,12 @@ def dashboard_read(
         visible,
         path="run__account",
     ).count()
-    chart = mismatch_chart([(i, at, status, _counts(s)) for i, at, status, s in recent])
+    chart = mismatch_chart([(at, _counts(by_kind)) for at, by_kind in recent], days=charted)
     return Dashboard(
         last_run=last_run,
         chart=chart,
         runs_charted=len(recent),
+        days_charted=days,
         open_attempts=open_attempts,
         open_statuses=open_statuses,
         signals_closed_today=closed_today,

@@ -5,14 +5,16 @@ symbols look and are searched, shared by every audit admin.
 - JSON pretty-printed and folded in a ``<details>`` element;
 - a symbol search term in every form the trail stores a symbol in (:func:`symbol_search_forms`),
   for exact, indexed look-ups;
-- timestamps read with seconds and the zone through ``FORMAT_MODULE_PATH``
-  (:mod:`brokerops.formats`), so list and change pages need nothing here for them.
+- timestamps (:func:`when`, the one definition every page uses: the ``when`` template filter,
+  :func:`datetime_display` columns): to the millisecond, in the viewer's zone (the browser's,
+  :mod:`workspace.zone`), the zone named; exports keep ISO 8601 UTC (:mod:`workspace.cells`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +29,7 @@ from django.utils.safestring import SafeString
 from brokerops.fields import plain_decimal_text
 from brokerops.intent.signal_model import CRYPTO_QUOTES
 from brokerops.symbols import symbol_key
+from orders.lifecycle import AttemptStatus
 
 EMPTY = "-"
 
@@ -41,12 +44,59 @@ def plain_decimal(value: Decimal | int | float | str | None) -> str:
     return plain_decimal_text(number)  # every digit: a broker price may carry 30
 
 
-def timestamp_display(value: Any) -> str:
-    """A timestamp as every admin page shows it (the active ``DATETIME_FORMAT``: seconds and
-    zone), for HTML the admin does not format itself."""
-    if value is None:
+def when(value: Any) -> str:
+    """A timestamp as every page shows it: in the viewer's zone (the active time zone, set per
+    request by :mod:`workspace.zone`), to the millisecond, the zone named by its abbreviation
+    (``2026-11-25 17:48:03.120 CET``; a zone without one reads as its offset, ``+03``)."""
+    if value is None or value == "":
         return EMPTY
-    return formats.localize(timezone.template_localtime(value))
+    if not isinstance(value, datetime):
+        return formats.localize(value) if isinstance(value, date) else str(value)
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    zone = local.tzname() or ""
+    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d} {zone}".rstrip()
+
+
+#: The former name, kept for the pages that format timestamps in HTML.
+timestamp_display = when
+
+
+#: Signal statuses in words (the store keeps them as upper-case codes).
+SIGNAL_STATUS_WORDS = {
+    "PENDING": "pending (not sent yet)",
+    "SUBMITTED": "submitted to the broker",
+    "ACTIVE": "active (filled, position open)",
+    "CLOSED": "closed",
+    "CLOSED_MANUAL": "closed by reconciliation",
+    "CANCELED": "canceled",
+    "REJECTED": "rejected",
+}
+
+
+def status_words(code: Any) -> str:
+    """A status code as words: a signal's (``CLOSED_MANUAL`` -> "closed by reconciliation"),
+    an order attempt's (``partially_filled`` -> "Partially filled", its label), else the code
+    with its underscores as spaces, in lower case (a code nobody mapped still reads)."""
+    text = "" if code is None else str(code)
+    if not text:
+        return EMPTY
+    if text in SIGNAL_STATUS_WORDS:
+        return SIGNAL_STATUS_WORDS[text]
+    if text in AttemptStatus.values:
+        return str(AttemptStatus(text).label)
+    return text.replace("_", " ").lower()
+
+
+def datetime_display(field: str, description: str | None = None) -> Callable[[Any, Model], str]:
+    """An admin column/read-only field showing the timestamp ``field`` by :func:`when`, sortable
+    by it; the CSV export writes the stored value (ISO 8601 UTC: its ``ordering`` names it)."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def show(self: Any, obj: Model) -> str:
+        return when(getattr(obj, field))
+
+    show.__name__ = f"{field}_display"
+    return show
 
 
 def decimal_display(
@@ -73,25 +123,27 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def json_summary(value: Any) -> str:
-    """A one-line description of a JSON value for a folded block's summary."""
+def json_summary(value: Any, label: str = "details") -> str:
+    """A folded block's summary in words ("Show the details (3 fields)"), never its keys: they
+    are codes (``by_kind``, ``timings``) the block itself shows when opened."""
     if isinstance(value, Mapping):
-        keys = sorted(str(k) for k in value)
-        shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
-        return f"{len(keys)} key{'s' if len(keys) != 1 else ''}: {shown}" if keys else "empty"
+        count = len(value)
+        return f"Show the {label} ({count} field{'s' if count != 1 else ''})" if count else "empty"
     if isinstance(value, list):
-        return f"{len(value)} item{'s' if len(value) != 1 else ''}"
+        return f"Show the {label} ({len(value)} item{'s' if len(value) != 1 else ''})"
     return str(value)
 
 
-def folded_json(value: Any, *, summary: str | None = None, open_: bool = False) -> SafeString:
+def folded_json(
+    value: Any, *, summary: str | None = None, open_: bool = False, label: str = "details"
+) -> SafeString:
     """``value`` pretty-printed inside ``<details>`` (folded unless ``open_``)."""
     if value in (None, {}, []):
         return format_html('<span class="json-empty">{}</span>', "empty" if value == {} else EMPTY)
     return format_html(
         '<details class="json-folded"{}><summary>{}</summary><pre>{}</pre></details>',
         " open" if open_ else "",
-        summary or json_summary(value),
+        summary or json_summary(value, label),
         pretty_json(value),
     )
 
@@ -99,9 +151,11 @@ def folded_json(value: Any, *, summary: str | None = None, open_: bool = False) 
 def json_display(field: str, description: str | None = None) -> Callable[[Any, Model], str]:
     """A read-only field showing the JSON ``field`` pretty-printed and folded."""
 
-    @admin.display(description=description or field.replace("_", " "))
+    label = description or field.replace("_", " ")
+
+    @admin.display(description=label)
     def show(self: Any, obj: Model) -> str:
-        return folded_json(getattr(obj, field))
+        return folded_json(getattr(obj, field), label=label.split(" (")[0])
 
     show.__name__ = f"{field}_display"
     return show

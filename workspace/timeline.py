@@ -1,5 +1,11 @@
 """The timeline of one order (docs/design.md section 7): everything the trail knows about a
-``client_order_id``, as plain data in time order, each entry naming the admin row it comes from.
+``client_order_id``, as plain data in causal order, each entry naming the admin row it comes from.
+
+Causal order (:func:`causal_order`): time order, except where two clocks disagree with what must
+have happened first. The signal is created before our first request for it (its writer's clock
+may run ahead of ours), and a fill comes after the broker's answer to our request (the broker
+stamps a fill with its own clock, and its answer reaches us after the fill may already have
+happened): such an entry is placed by the moment it cannot precede, keeping its own time shown.
 
 Sources: the signal (its current state in the store, and the transitions the order services
 recorded as ``signal_transition`` events), the ``OrderAttempt``, every ``OrderEvent`` (requests,
@@ -14,7 +20,7 @@ the page stays fast at millions of rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -32,7 +38,7 @@ from orders.client_order_id import LEGS, client_order_id_for, parse_client_order
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from reconciliation.models import Mismatch, MismatchSignal
 from workspace.access import only_visible, signal_owner, signal_visible
-from workspace.display import plain_decimal
+from workspace.display import plain_decimal, status_words, when
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,8 @@ class TimelineEntry:
     payload: Any = None
     rank: int = 0  # breaks ties between sources at the same instant
     seq: int = 0  # and within a source, its row order
+    stage: str = ""  # "created" (the signal), "ours" (our rows), "answer", "fill": causal_order
+    placed_at: datetime | None = None  # where causal_order put it (None: at ``at``)
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,7 @@ def order_timeline(
         entries += _mismatch_and_outcome(mismatch)
     if attempt is None and not entries and (signal is None or signal.unavailable):
         return None
-    entries.sort(key=lambda e: (e.at is not None, e.at or datetime.min, e.rank, e.seq))
+    entries = causal_order(entries)
     return Timeline(
         client_order_id=client_order_id,
         attempt=attempt,
@@ -151,6 +159,40 @@ def order_timeline(
         accounts=_accounts_shown(attempt, signal, mismatches),
         signal_hidden=signal_hidden,
     )
+
+
+#: Event kinds that carry the broker's answer to our request (or what stands for it).
+ANSWER_KINDS = frozenset(
+    {OrderEvent.Kind.RESPONSE, OrderEvent.Kind.ADOPTED, OrderEvent.Kind.LOOKUP}
+)
+
+
+def causal_order(entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """``entries`` in causal order: by time, except that the signal's creation never follows our
+    first row about its order, and a fill never precedes the broker's first answer (each placed
+    just there, its own time kept); ties by source rank, then row order. Undated entries come
+    first (they cannot be placed in time)."""
+    ours = [e.at for e in entries if e.stage == "ours" and e.at is not None]
+    answers = [e.at for e in entries if e.stage == "answer" and e.at is not None]
+    first_ours = min(ours, default=None)
+    first_answer = min(answers, default=None)
+    placed = []
+    for entry in entries:
+        at = entry.at
+        if at is not None and entry.stage == "created" and first_ours and at > first_ours:
+            at = first_ours
+        elif at is not None and entry.stage == "fill" and first_answer and at < first_answer:
+            at = first_answer
+        placed.append(replace(entry, placed_at=at) if at != entry.at else entry)
+    placed.sort(
+        key=lambda e: (
+            e.at is not None,
+            e.placed_at or e.at or datetime.min,
+            e.rank,
+            e.seq,
+        )
+    )
+    return placed
 
 
 def _accounts_shown(
@@ -240,14 +282,16 @@ def _signal_entries(signal: SignalState) -> list[TimelineEntry]:
     entries = []
     if signal.created_at is not None:
         entries.append(
-            TimelineEntry(signal.created_at, "signal", "Signal written", links=links, rank=0)
+            TimelineEntry(
+                signal.created_at, "signal", "Signal created", links=links, rank=0, stage="created"
+            )
         )
     if signal.updated_at is not None and signal.updated_at != signal.created_at:
         entries.append(
             TimelineEntry(
                 signal.updated_at,
                 "signal",
-                f"Signal last changed: now {signal.status}",
+                f"Signal last changed: now {status_words(signal.status)}",
                 detail=signal.status_reason,
                 links=links,
                 rank=9,
@@ -263,10 +307,12 @@ def _attempt_entries(attempt: OrderAttempt, notes: list[str]) -> list[TimelineEn
             attempt.created_at,
             "attempt",
             "Order attempt recorded",
-            detail=f"{attempt.side} {attempt.symbol} {attempt.order_type}",
+            detail=f"{attempt.get_side_display()} {plain_decimal(attempt.qty)} {attempt.symbol}, "
+            f"{attempt.get_order_type_display().lower()}",
             links=(link,),
             payload=attempt.request_payload or None,
             rank=1,
+            stage="ours",
         )
     ]
     events = list(
@@ -295,11 +341,12 @@ def _event_entry(event: OrderEvent) -> TimelineEntry:
     if event.kind == OrderEvent.Kind.RESYNC_REQUESTED:
         title = f"Re-sync requested by {event.actor or 'unknown'}"
     elif event.kind == OrderEvent.Kind.SIGNAL_TRANSITION:
-        title = f"Signal {event.status_from or '?'} \u2192 {event.status_to or '(not moved)'}"
+        moved = status_words(event.status_to) if event.status_to else "(not moved)"
+        title = f"Signal moved: {status_words(event.status_from)} \u2192 {moved}"
     else:
-        title = kind
+        title = str(kind)
         if event.status_from or event.status_to:
-            title += f": {event.status_from or '-'} \u2192 {event.status_to or '-'}"
+            title += f": {status_words(event.status_from)} \u2192 {status_words(event.status_to)}"
     if event.http_status:
         title += f" (HTTP {event.http_status})"
     return TimelineEntry(
@@ -312,6 +359,7 @@ def _event_entry(event: OrderEvent) -> TimelineEntry:
         payload=event.payload or None,
         rank=2,
         seq=event.pk,
+        stage="answer" if event.kind in ANSWER_KINDS else "ours",
     )
 
 
@@ -322,14 +370,20 @@ def _fill_entry(fill: OrderExecution) -> TimelineEntry:
         if fill.position_qty is not None
         else ""
     )
+    clock = (
+        f"; executed at the broker (its clock), received {when(fill.received_at)}"
+        if fill.executed_at
+        else ""
+    )
     return TimelineEntry(
         fill.executed_at or fill.received_at,
         "fill",
         f"{fill.event.replace('_', ' ').capitalize()}: {plain_decimal(fill.qty)}{price}",
-        detail=f"execution {fill.execution_id}{position}",
+        detail=f"execution {fill.execution_id}{position}{clock}",
         links=(_admin_link(f"fill {fill.execution_id}", "orders_orderexecution", fill.pk),),
         rank=3,
         seq=fill.pk,
+        stage="fill",
     )
 
 
@@ -384,7 +438,8 @@ def _mismatch_and_outcome(mismatch: Mismatch) -> list[TimelineEntry]:
         TimelineEntry(
             mismatch.created_at,
             "mismatch",
-            f"{mismatch.get_kind_display()} ({mismatch.severity}) found by run #{run.pk} "
+            f"{mismatch.get_kind_display()} ({mismatch.get_severity_display().lower()}) "
+            f"found by run #{run.pk} "
             f"({run.get_trigger_display().lower()}{', dry run' if run.dry_run else ''}); "
             f"outcome: {final}",
             detail=detail,

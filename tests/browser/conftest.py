@@ -40,9 +40,14 @@ def page(browser):
     context.close()
 
 
-def admin_login(page, live_server, username: str, password: str) -> None:
+def admin_login(page, live_server, username: str, password: str, *, to_index: bool = True) -> None:
+    """Sign in through the login form. Compliance lands on the open breaks list
+    (workspace.landing); ``to_index`` then opens the admin index, where most tests start."""
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_selector("#user-tools")
+    if to_index and not page.url.rstrip("/").endswith("/admin"):
+        page.goto(f"{live_server.url}/admin/")
+        page.wait_for_selector("#user-tools")

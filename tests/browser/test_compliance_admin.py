@@ -64,7 +64,8 @@ def test_compliance_sees_the_audit_trail_verified_and_opens_the_verification(pag
     block = page.locator("#audit-verification")
     assert "Intact" in block.inner_text() and "1 rows" in block.inner_text()
     block.get_by_role("link", name="verification #").click()
-    page.wait_for_selector("text=Rows checked")
+    page.wait_for_selector(".chain-sentence")
+    assert "order events: 1 row recomputed" in page.inner_text("body")  # a sentence per chain
     assert page.locator("input[name=_save]").count() == 0
     page.goto(f"{live_server.url}/admin/reconciliation/reconciliationrun/{run.pk}/change/")
     assert "Intact" in page.locator("#audit-verification").inner_text()

@@ -62,7 +62,14 @@ def test_compliance_reads_the_books_at_a_glance_and_follows_the_links(page, live
     assert "Not configured" in page.inner_text("#dashboard-rate-limiter")
     chart = page.locator("#dashboard-mismatch-chart svg")
     assert chart.is_visible()
-    assert chart.locator("a.chart-run").count() == 2
+    assert chart.locator("a.chart-day").count() == 14  # one column per day
+    # Counts and dates are written on the chart, not only in tooltips.
+    counts = [int(t) for t in chart.locator("text.chart-count").all_text_contents()]
+    assert sum(counts) == 4 and len(counts) == 14
+    assert len(chart.locator("text.chart-date").all_text_contents()) == 14
+    assert [int(t) for t in chart.locator(".chart-tick text").all_text_contents()][-1] == max(
+        counts
+    )
     box = chart.bounding_box()
     assert box["width"] > 0 and box["height"] > 100
     totals = page.inner_text("#dashboard-kind-totals")

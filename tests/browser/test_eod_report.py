@@ -11,7 +11,12 @@ from tests import factories
 from tests.browser.conftest import admin_login
 from tests.reconciliation.test_breaks import finding, run_with
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback like every browser test: the database is left as the migrations made it
+# (groups, content types) for the next one, which would otherwise meet a flushed one.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_compliance_opens_the_report_from_the_index(page, live_server):

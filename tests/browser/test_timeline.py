@@ -89,7 +89,7 @@ def test_compliance_finds_an_order_and_reads_its_timeline(page, live_server):
         )
     }
     assert list(first.values()) == sorted(first.values()), titles
-    assert "ACTIVE" in page.locator("#timeline-signal").inner_text()
+    assert "active" in page.locator("#timeline-signal").inner_text()
     # The payload is folded until opened.
     request_row = entries.nth(first["Request sent"])
     assert not request_row.locator("details pre").is_visible()

@@ -18,7 +18,7 @@ from reconciliation.models import Mismatch, ReconciliationRun
 from reconciliation.records import mismatches_complete
 from tests import factories
 from workspace import dashboard as dashboard_module
-from workspace.dashboard import dashboard_read, mismatch_chart, today_start
+from workspace.dashboard import chart_days, dashboard_read, mismatch_chart, today_start
 
 pytestmark = pytest.mark.django_db
 Status = ReconciliationRun.Status
@@ -49,17 +49,23 @@ def closed_signal(run: ReconciliationRun) -> None:
     )
 
 
-def test_chart_stacks_kinds_per_run_oldest_first_scaled_to_the_busiest_run():
+def test_chart_stacks_kinds_per_day_oldest_first_scaled_to_the_busiest_day():
     now = timezone.now()
+    days = chart_days(days=3, now=now)
+    yesterday = now - timedelta(days=1)
     chart = mismatch_chart(
         [
-            (2, now, "succeeded", {"QTY_MISMATCH": 1}),
-            (1, now, "failed", {"ORPHAN_POSITION": 3, "QTY_MISMATCH": 1}),
-        ]
+            (yesterday, {"ORPHAN_POSITION": 3}),
+            (yesterday, {"QTY_MISMATCH": 1}),  # two runs the same day add up
+            (now, {"QTY_MISMATCH": 1}),
+            (now - timedelta(days=30), {"QTY_MISMATCH": 9}),  # outside the days: left out
+        ],
+        days=days,
     )
-    assert [c.run_id for c in chart.columns] == [1, 2]
-    first, second = chart.columns
-    assert first.total == 4 and chart.peak == 4
+    assert [c.day for c in chart.columns] == days  # every day, the empty one too
+    empty, first, second = chart.columns
+    assert empty.total == 0 and empty.segments == () and empty.runs == 0
+    assert first.total == 4 and first.runs == 2 and chart.peak == 4 and chart.runs == 3
     assert [s.kind for s in first.segments] == ["ORPHAN_POSITION", "QTY_MISMATCH"]
     assert sum(s.height for s in first.segments) == pytest.approx(chart.height)
     assert second.segments[0].height == pytest.approx(chart.height / 4)
@@ -67,12 +73,14 @@ def test_chart_stacks_kinds_per_run_oldest_first_scaled_to_the_busiest_run():
     totals = {t.kind: t.count for t in chart.totals}
     assert totals["ORPHAN_POSITION"] == 3 and totals["QTY_MISMATCH"] == 2
     assert set(totals) == set(Mismatch.Kind.values)  # every kind listed, zeros too
-    assert second.x > first.x
+    assert empty.x < first.x < second.x
+    assert [t.value for t in chart.ticks] == [0, 2, 4]
+    assert first.label == f"{first.day:%b} {first.day.day}"
 
 
-def test_chart_of_no_runs_is_empty():
-    chart = mismatch_chart([])
-    assert chart.columns == () and chart.total == 0 and chart.peak == 0
+def test_chart_of_no_runs_has_its_days_and_nothing_else():
+    chart = mismatch_chart([], days=chart_days(days=14))
+    assert len(chart.columns) == 14 and chart.total == 0 and chart.peak == 0 and chart.runs == 0
 
 
 def test_dashboard_reads_the_last_run_recent_kinds_open_attempts_and_closed_today():
@@ -101,10 +109,12 @@ def test_dashboard_reads_the_last_run_recent_kinds_open_attempts_and_closed_toda
     assert dashboard_read(now=tomorrow).signals_closed_today == 0
 
 
-def test_dashboard_charts_at_most_the_recent_runs():
-    for minutes in range(5):
+def test_dashboard_charts_the_runs_of_the_last_days_only():
+    for minutes in range(3):
         finished_run({"QTY_MISMATCH": 1}, minutes_ago=minutes)
-    assert dashboard_read(recent_runs=3).runs_charted == 3
+    finished_run({"QTY_MISMATCH": 1}, minutes_ago=60 * 24 * 20)  # 20 days ago
+    d = dashboard_read(days=14)
+    assert d.runs_charted == 3 and len(d.chart.columns) == 14
 
 
 def test_dashboard_takes_the_same_few_queries_whatever_the_volume():

@@ -14,7 +14,7 @@ from tests import factories
 from tests.workspace.helpers import local_signal, record_mismatch
 from workspace.display import plain_decimal, symbol_search_forms
 
-SECONDS_AND_ZONE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+SECONDS_AND_ZONE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC")
 
 
 @pytest.mark.parametrize(
@@ -70,13 +70,13 @@ def test_attempt_pages_show_plain_quantities_and_timestamps_with_seconds_and_zon
     assert "10.000000000" not in html and "0.500000000" not in html
     assert '<td class="field-qty_display">10</td>' in html
     assert '<td class="field-filled_qty_display">0.5</td>' in html
-    assert "2026-11-25 16:48:03 UTC" in html
+    assert "2026-11-25 16:48:03.000 UTC" in html
     page = compliance_client.get(
         reverse("admin:orders_orderattempt_change", args=[attempt.pk])
     ).content.decode()
     assert "10.000000000" not in page
-    assert "2026-11-25 16:48:03 UTC" in page
-    assert '<details class="json-folded"><summary>2 keys: qty, symbol</summary>' in page
+    assert "2026-11-25 16:48:03.000 UTC" in page
+    assert "<summary>Show the request payload (2 fields)</summary>" in page
 
 
 @pytest.mark.django_db
@@ -88,7 +88,7 @@ def test_event_payloads_are_folded_and_timestamps_read_to_the_second(compliance_
     page = compliance_client.get(
         reverse("admin:orders_orderevent_change", args=[event.pk])
     ).content.decode()
-    assert '<details class="json-folded"><summary>2 keys: id, status</summary>' in page
+    assert '<details class="json-folded"><summary>Show the payload (2 fields)</summary>' in page
     assert "&quot;status&quot;: &quot;new&quot;" in page
     assert SECONDS_AND_ZONE.search(page)
     listing = compliance_client.get(reverse("admin:orders_orderevent_changelist")).content
@@ -103,7 +103,7 @@ def test_the_run_summary_is_pretty_printed_and_folded(compliance_client):
     page = compliance_client.get(
         reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk])
     ).content.decode()
-    assert '<details class="json-folded"><summary>2 keys: by_kind, timings</summary>' in page
+    assert '<details class="json-folded"><summary>Show the summary (2 fields)</summary>' in page
     assert "{\n  &quot;by_kind&quot;: {\n    &quot;QTY_MISMATCH&quot;: 2\n  }," in page
     assert SECONDS_AND_ZONE.search(page)
 

@@ -115,12 +115,12 @@ def test_the_timeline_tells_the_whole_story_in_time_order(compliance_client):
     assert stamps == sorted(stamps)
     titles = re.findall(r'<td class="title">([^<]*)</td>', html)
     order = [
-        "Signal written",
+        "Signal created",
         "Order attempt recorded",
         "Request sent",
         "Broker response (HTTP 200)",
         "Fill: 10 @ 187.25",
-        "Signal SUBMITTED \u2192 ACTIVE",
+        "Signal moved: submitted to the broker \u2192 active",
         "Quantity mismatch (warning) found by run",
         "Order status drift (warning) found by run",
         "Repair outcome: Order attempt updated to broker status",
@@ -142,10 +142,10 @@ def test_the_timeline_tells_the_whole_story_in_time_order(compliance_client):
     for event in attempt.events.all():
         assert reverse("admin:orders_orderevent_change", args=[event.pk]) in html
     # The signal's current state, the repair's final outcome, who asked for the re-sync.
-    assert "now <strong>ACTIVE</strong> (filled at Alpaca)" in html
+    assert "now <strong>active (filled, position open)</strong> (filled at Alpaca)" in html
     assert "outcome: Order attempt updated to broker status" in html
     # Payloads pretty-printed and folded.
-    assert '<details class="json-folded"><summary>3 keys: client_order_id, qty, symbol' in html
+    assert '<details class="json-folded"><summary>Show the details (3 fields)' in html
     assert "&quot;symbol&quot;: &quot;MSFT&quot;" in html
 
 

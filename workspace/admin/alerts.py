@@ -3,11 +3,11 @@
 from django.contrib import admin
 
 from alerts.models import Alert
-from workspace.admin.site import ReadOnlyMixin
+from workspace.admin.site import NoEditHistoryMixin, ReadOnlyMixin, TimestampColumnsMixin
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AlertAdmin(NoEditHistoryMixin, TimestampColumnsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "last_seen_at",
         "kind",

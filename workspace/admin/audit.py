@@ -132,6 +132,7 @@ class ChainHeadAdmin(AuditTrailAdmin):
     list_display = ("recorded_at", "chain", "row_id", "hash", "signed", "recorded_by")
     list_filter = ("chain", "recorded_at")
     search_fields = ("=row_id", "hash__exact")
+    search_hint = "Searches match a row number or a whole hash."
 
     @admin.display(boolean=True, description="signed")
     def signed(self, head: ChainHead) -> bool:

@@ -5,7 +5,7 @@ the attempt, its events in time order and the reconciliation mismatches that nam
 """
 
 from django.contrib import admin, messages
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -73,6 +73,35 @@ class AttemptAccountColumn(AccountScopedMixin):
     account.plain_value_of = "attempt__account"  # the export reads it as a plain column
 
 
+class RejectionFilter(admin.SimpleListFilter):
+    """Rejected attempts by where they were stopped: before sending (our validation, a conflict,
+    another account's signal: no request ever left) or by the broker (a request was sent, or the
+    broker knows the order: it refused it at once or later)."""
+
+    title = "rejection"
+    parameter_name = "rejected"
+    BEFORE_SENDING = "before_sending"
+    BY_BROKER = "by_broker"
+
+    def lookups(self, request: HttpRequest, model_admin):
+        return [
+            (self.BEFORE_SENDING, "Rejected before sending"),
+            (self.BY_BROKER, "Refused by the broker"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in (self.BEFORE_SENDING, self.BY_BROKER):
+            return queryset
+        sent = Exists(
+            OrderEvent.objects.filter(attempt_id=OuterRef("pk"), kind=OrderEvent.Kind.REQUEST_SENT)
+        )
+        at_broker = ~Q(alpaca_order_id="") | ~Q(broker_status="") | Q(sent)
+        rejected = queryset.filter(status=OrderAttempt.Status.REJECTED)
+        if self.value() == self.BY_BROKER:
+            return rejected.filter(at_broker)
+        return rejected.exclude(at_broker)
+
+
 @admin.register(OrderAttempt)
 class OrderAttemptAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
     access_what = AccessRecord.What.ATTEMPT
@@ -95,12 +124,14 @@ class OrderAttemptAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
         "status",
         "broker_status",
         "filled_qty_display",
+        "reason",
         "alpaca_order_id",
         "timeline",
     )
     list_filter = (
         ("account", AccountListFilter),
         "status",
+        RejectionFilter,
         "side",
         "order_type",
         "adopted",

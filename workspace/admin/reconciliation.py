@@ -123,6 +123,7 @@ class ReconciliationRunAdmin(AccountScopedMixin, AuditTrailAdmin):
     list_filter = (("account", AccountListFilter), "status", "trigger", "dry_run", "started_at")
     date_hierarchy = "started_at"
     search_fields = ("=id", "requested_by_username", "account__exact")
+    search_hint = "Searches match a run number, a username or a whole account name."
     fields = (
         "account",
         "trigger",

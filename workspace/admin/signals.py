@@ -46,6 +46,7 @@ class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.
     # No date hierarchy: its year/day links scan every document (the columns have no index).
     list_filter = [StatusFilter]
     search_fields = ["document_id__exact"]  # see get_search_results
+    search_hint = "Searches match a whole signal id, or a symbol (any case, or part of it)."
     fields = [
         "document_id",
         "account_shown",

@@ -1,11 +1,20 @@
 """The admin site's titles, and the building blocks shared by the audit lists of every app."""
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import DateTimeField, QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.urls import path, reverse
 
 from workspace.access import only_visible, visible_accounts
+from workspace.display import when
 from workspace.export import (
     EXPORT_REQUEST_FLAG,
     changelist_csv_response,
@@ -20,7 +29,81 @@ admin.site.site_title = "brokerops"
 admin.site.index_title = "Reconciliation runs, mismatches and order attempts"
 
 
-class AuditListMixin(RecordedAccessMixin):
+def _timestamp_getter(field: str, description: str):
+    """``obj -> when(obj.<field>)`` with the admin's label and sort (an instance attribute of
+    the admin: Django calls it with the row alone)."""
+
+    def show(obj) -> str:
+        return when(getattr(obj, field))
+
+    show.short_description = description
+    show.admin_order_field = field  # the export writes the stored value (ISO 8601 UTC)
+    show.__name__ = f"{field}_display"
+    return show
+
+
+class TimestampColumnsMixin:
+    """Every timestamp column and read-only field of the model shown by
+    :func:`workspace.display.when` (to the millisecond, the viewer's zone, the zone named), for
+    a ModelAdmin or an inline: ``created_at`` in ``list_display`` or ``fields`` is shown as
+    ``created_at_display``; filters, search and ordering keep the field."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self._timestamp_names: dict[str, str] = {}
+        for field in self.model._meta.concrete_fields:  # type: ignore[attr-defined]
+            if isinstance(field, DateTimeField):
+                shown = f"{field.name}_display"
+                self._timestamp_names[field.name] = shown
+                if not hasattr(self, shown):
+                    setattr(self, shown, _timestamp_getter(field.name, str(field.verbose_name)))
+
+    def _timestamped(self, names):
+        return [self._timestamp_names.get(n, n) if isinstance(n, str) else n for n in names]
+
+    def get_list_display(self, request: HttpRequest):
+        return self._timestamped(super().get_list_display(request))  # type: ignore[misc]
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        return self._timestamped(super().get_fields(request, obj))  # type: ignore[misc]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self._timestamped(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+
+
+class NoEditHistoryMixin:
+    """No "History" button on a row nobody edits through the admin (its list of admin edits is
+    always empty): the button is gone, and its address leads to the row's own page, where its
+    events are shown."""
+
+    def render_change_form(self, request: HttpRequest, context, *args, **kwargs):
+        context["no_edit_history"] = True
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        """The row's own page, for whoever may see the row (anyone else: as its page answers)."""
+        obj = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        if obj is None:
+            raise Http404(f"No {self.model._meta.verbose_name} {object_id!r} to show.")  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request, obj):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return HttpResponseRedirect(
+            reverse(
+                f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change",  # type: ignore[attr-defined]
+                args=[quote(object_id)],
+            )
+        )
+
+
+#: What an exact search that found nothing says (an audit list may name its own ids).
+SEARCH_HINT = (
+    "Searches match whole ids: try the full client order id (or the full signal id, Alpaca "
+    "order id or account name); a symbol may be typed in any case."
+)
+
+
+class AuditListMixin(RecordedAccessMixin, NoEditHistoryMixin, TimestampColumnsMixin):
     """What every audit list has (docs/design.md section 7), for any ModelAdmin:
 
     - an "Export CSV" button exporting what the list shows (search, filters, ordering), all
@@ -36,6 +119,7 @@ class AuditListMixin(RecordedAccessMixin):
     # date_hierarchy, whose year links scan the whole table.
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    search_hint = SEARCH_HINT
     paginator = EstimatedCountPaginator
     # Lists of fewer rows than this (as PostgreSQL estimates) are counted exactly.
     exact_count_below = EstimatedCountPaginator.exact_count_below
@@ -93,7 +177,10 @@ class AuditListMixin(RecordedAccessMixin):
         for name in ("p", "e", "all"):
             params.pop(name, None)
         url = reverse(f"{self.admin_site.name}:{self._export_url_name()}")
-        context = {"audit_export_url": f"{url}?{params.urlencode()}" if params else url}
+        context = {
+            "audit_export_url": f"{url}?{params.urlencode()}" if params else url,
+            "search_hint": self.search_hint if self.search_fields else "",  # type: ignore[attr-defined]
+        }
         response = super().changelist_view(
             request, extra_context={**context, **(extra_context or {})}
         )
@@ -166,7 +253,7 @@ class AuditTrailAdmin(AuditListMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_per_page = 50
 
 
-class AuditTrailInline(ReadOnlyMixin, admin.TabularInline):
+class AuditTrailInline(TimestampColumnsMixin, ReadOnlyMixin, admin.TabularInline):
     """Read-only inline for audit rows shown under their parent."""
 
     extra = 0
