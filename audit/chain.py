@@ -153,6 +153,28 @@ CHAINS: tuple[ChainSpec, ...] = (
             "created_at",
         ),
     ),
+    ChainSpec(
+        "account_activities",
+        "ledger",
+        "AccountActivity",
+        (
+            "account",
+            "activity_id",
+            "activity_type",
+            "sub_type",
+            "symbol",
+            "side",
+            "qty",
+            "price",
+            "net_amount",
+            "occurred_at",
+            "order_id",
+            "status",
+            "description",
+            "raw",
+            "recorded_at",
+        ),
+    ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 

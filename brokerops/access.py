@@ -26,6 +26,8 @@ VIEW_ONLY = {
     "audit": ["view_chainhead", "view_auditverification", "view_schedulechange"],
     "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
     "intent": ["view_localsignal"],
+    # The account's activities as Alpaca booked them (docs/design.md section 18).
+    "ledger": ["view_accountactivity"],
     # Which jobs run (reconciliation, order sync, audit verification): the periodic task list.
     "django_celery_beat": ["view_periodictask"],
 }
