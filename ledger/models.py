@@ -8,10 +8,10 @@ One row per activity and account (Alpaca's id unique per account), written only 
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import connections, models
 from django.utils import timezone
 
-from audit.models import ChainedRow
+from audit.models import ChainedQuerySet, ChainedRow
 from brokerops.alpaca.parsing.activities import parse_activity
 from brokerops.alpaca.types import Activity
 from brokerops.fields import account_field, price_field
@@ -22,11 +22,49 @@ SYMBOL_MAX = 64
 ORDER_ID_MAX = 128
 
 
+class ActivityQuerySet(ChainedQuerySet):
+    """Chained rows enter through :func:`audit.chain.chain_append` as for every chain; on
+    PostgreSQL its insert is one ``COPY`` instead of an ``INSERT`` of arrays: a first read of
+    100,000 activities is 1,000 pages, and quoting each page's raw bodies into array literals
+    cost more than everything else (docs/benchmarks.md). The rows come back without primary
+    keys (the writer needs none); triggers and constraints apply to ``COPY`` as to ``INSERT``."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        connection = connections[self.db]
+        if (
+            connection.vendor != "postgresql"
+            or len(objs) < 2
+            or args
+            or kwargs.keys() - {"batch_size"}
+        ):
+            return super().bulk_create(objs, *args, **kwargs)
+        if any(not obj.hash for obj in objs):
+            return super().bulk_create(objs)  # refused there, with the reason
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                f"COPY {table} ({columns}) FROM STDIN"  # names from the model, never from input
+            ) as copy,
+        ):
+            for obj in objs:
+                copy.write_row(
+                    [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+                )
+        return objs
+
+
 class AccountActivity(ChainedRow):
     """One account activity (``GET /v2/account/activities``): a fill, a fee, a split leg, a
     merger, a dividend, or a type nobody here knows yet (kept as sent)."""
 
     account = account_field()
+    # The two indexes below lead with the account: a third on it alone would only slow the
+    # writer (a first read inserts 100,000 rows; docs/benchmarks.md).
+    account.db_index = False
     activity_id = models.CharField(max_length=ID_MAX, help_text="Alpaca's id (unique per account).")
     activity_type = models.CharField(max_length=CODE_MAX, db_index=True)
     sub_type = models.CharField(max_length=CODE_MAX, blank=True)
@@ -42,7 +80,9 @@ class AccountActivity(ChainedRow):
     status = models.CharField(max_length=CODE_MAX, blank=True)
     description = models.TextField(blank=True)
     raw = models.JSONField(default=dict, blank=True, help_text="The body as Alpaca sent it.")
-    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    objects = ActivityQuerySet.as_manager()
 
     class Meta:
         verbose_name = "account activity"

@@ -189,7 +189,9 @@ def _sync(account: str, gateway: AlpacaGateway) -> ActivitySync:
 
     with gateway.count_calls(current_thread_only=True) as calls:
         try:
-            read = gateway.read_activities(after_id=result.cursor_before, on_page=on_page)
+            read = gateway.read_activities(
+                after_id=result.cursor_before, on_page=on_page, keep=False
+            )
         except ActivityRefused:
             read = None
         except Exception:

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('prev_hash', models.CharField(blank=True, editable=False, help_text='hash of the row before this one.', max_length=64)),
                 ('hash', models.CharField(blank=True, editable=False, help_text="SHA-256 over prev_hash and this row's canonical serialisation.", max_length=64)),
-                ('account', models.CharField(db_index=True, default=brokerops.accounts.rows_owner_name, help_text='The trading account (ACCOUNTS_FILE) this row belongs to.', max_length=32)),
+                ('account', models.CharField(default=brokerops.accounts.rows_owner_name, help_text='The trading account (ACCOUNTS_FILE) this row belongs to.', max_length=32)),
                 ('activity_id', models.CharField(help_text="Alpaca's id (unique per account).", max_length=255)),
                 ('activity_type', models.CharField(db_index=True, max_length=64)),
                 ('sub_type', models.CharField(blank=True, max_length=64)),
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                 ('status', models.CharField(blank=True, max_length=64)),
                 ('description', models.TextField(blank=True)),
                 ('raw', models.JSONField(blank=True, default=dict, help_text='The body as Alpaca sent it.')),
-                ('recorded_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
                 'verbose_name': 'account activity',

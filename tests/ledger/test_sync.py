@@ -135,3 +135,13 @@ def test_an_unknown_account_exits_2_naming_the_known_ones():
     with pytest.raises(CommandError, match="no account 'nope'") as caught:
         call_command("activities", "--account", "nope")
     assert caught.value.returncode == 2
+
+
+def test_the_task_runs_the_sync_of_its_account(over_scripted, scripted, monkeypatch):
+    import ledger.services as services
+    from ledger.tasks import activities_sync_task
+
+    scripted.answer("GET", PATH, (200, [activity(1)]))
+    monkeypatch.setattr(services, "broker_gateway", lambda name: over_scripted)
+    report = activities_sync_task.apply(kwargs={"account": "default"}).get()
+    assert (report["account"], report["new"], report["complete"]) == ("default", 1, True)

@@ -61,7 +61,6 @@ class AccountActivityAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmi
         ("account", AccountListFilter),
         "activity_type",
         "occurred_at",
-        "recorded_at",
     )
     search_fields = ("activity_id__exact", "order_id__exact", "account__exact")
     fields = (
