@@ -26,8 +26,9 @@ class ActivityQuerySet(ChainedQuerySet):
     """Chained rows enter through :func:`audit.chain.chain_append` as for every chain; on
     PostgreSQL its insert is one ``COPY`` instead of an ``INSERT`` of arrays: a first read of
     100,000 activities is 1,000 pages, and quoting each page's raw bodies into array literals
-    took a third of the sync; ``COPY`` takes a third of that (docs/benchmarks.md). The rows come back without primary
-    keys (the writer needs none); triggers and constraints apply to ``COPY`` as to ``INSERT``."""
+    took a third of the sync; ``COPY`` takes a third of that (docs/benchmarks.md). The rows
+    come back without primary keys (the writer needs none); triggers and constraints apply to
+    ``COPY`` as to ``INSERT``."""
 
     def bulk_create(self, objs, *args, **kwargs):
         objs = list(objs)
