@@ -162,6 +162,30 @@ CHAINS: tuple[ChainSpec, ...] = (
         "AccessRecord",
         ("created_at", "username", "what", "object_id", "path", "query"),
     ),
+    # An account's activities as Alpaca booked them (docs/design.md section 18): one writer,
+    # ledger.services.
+    ChainSpec(
+        "account_activities",
+        "ledger",
+        "AccountActivity",
+        (
+            "account",
+            "activity_id",
+            "activity_type",
+            "sub_type",
+            "symbol",
+            "side",
+            "qty",
+            "price",
+            "net_amount",
+            "occurred_at",
+            "order_id",
+            "status",
+            "description",
+            "raw",
+            "recorded_at",
+        ),
+    ),
 )
 CHAINS_BY_NAME = {spec.name: spec for spec in CHAINS}
 

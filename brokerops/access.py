@@ -36,6 +36,8 @@ VIEW_ONLY = {
     ],
     "orders": ["view_orderattempt", "view_orderevent", "view_orderexecution"],
     "intent": ["view_localsignal"],
+    # The account's activities as Alpaca booked them (docs/design.md section 18).
+    "ledger": ["view_accountactivity"],
     # Which jobs run (reconciliation, order sync, audit verification): the periodic task list.
     "django_celery_beat": ["view_periodictask"],
 }

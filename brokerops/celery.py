@@ -64,6 +64,9 @@ def beat_schedule() -> dict[str, dict]:
             settings.AUDIT_HEADS_INTERVAL_S, "audit.record_heads", queue=RECONCILIATION_QUEUE
         ),
         "sync-orders": per_account("orders.sync_open", settings.ORDER_SYNC_INTERVAL_S),
+        "sync-activities": per_account(
+            "ledger.sync_activities", settings.ACTIVITIES_SYNC_INTERVAL_S
+        ),
         # Alerts (alerts/): no successful run for ALERT_STALE_INTERVALS intervals; due retries.
         "alerts-stale-runs": _every(settings.RECONCILE_INTERVAL_S, "alerts.check_stale_runs"),
         "alerts-deliver-due": _every(settings.ALERT_SWEEP_INTERVAL_S, "alerts.deliver_due"),

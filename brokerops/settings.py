@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "audit",
     "reconciliation",
     "orders",
+    "ledger",
     "alerts",
     # Evidence packs (docs/design.md section 19): read every app's trail, beside alerts.
     "evidence",
@@ -205,6 +206,8 @@ CELERY_TIMEZONE = TIME_ZONE
 RECONCILE_INTERVAL_S = _env_number("RECONCILE_INTERVAL_S", 300, low=1, high=604800)
 ORDER_SUBMIT_INTERVAL_S = _env_number("ORDER_SUBMIT_INTERVAL_S", 30, low=1, high=86400)
 ORDER_SYNC_INTERVAL_S = _env_number("ORDER_SYNC_INTERVAL_S", 60, low=1, high=86400)
+# The account's activities read from their cursor (docs/design.md section 18.2).
+ACTIVITIES_SYNC_INTERVAL_S = _env_number("ACTIVITIES_SYNC_INTERVAL_S", 60, low=1, high=86400)
 AUDIT_VERIFY_INTERVAL_S = _env_number("AUDIT_VERIFY_INTERVAL_S", 86400, low=1, high=2678400)
 # The newest audit rows written outside a cycle (an operator's action, a rejection by the
 # watcher) are covered by a signed chain head within this interval (docs/design.md section 12).

@@ -11,7 +11,8 @@ Sources: the signal (its current state in the store, and the transitions the ord
 recorded as ``signal_transition`` events), the ``OrderAttempt``, every ``OrderEvent`` (requests,
 responses, status changes, re-syncs and who asked), the ``OrderExecution`` fills, and the
 reconciliation ``Mismatch`` rows naming the order (by ``client_order_id``, Alpaca order id or
-the signal, through ``MismatchSignal``) with the run that found each and the repair's outcome.
+the signal, through ``MismatchSignal``) with the run that found each and the repair's outcome,
+and the account activities Alpaca booked for the order (its ``FILL`` rows, by Alpaca order id).
 
 A fixed number of queries whatever the number of events (each source is one query, capped):
 the page stays fast at millions of rows.
@@ -34,6 +35,7 @@ from brokerops.intent.factory import get_signal_store
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, Signal, audit_signal_id, parse_signal
 from brokerops.intent.store import SignalStoreError
+from ledger.models import AccountActivity
 from orders.client_order_id import LEGS, client_order_id_for, parse_client_order_id
 from orders.models import OrderAttempt, OrderEvent, OrderExecution
 from reconciliation.models import Mismatch, MismatchSignal
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 MAX_EVENTS = 1000
 MAX_FILLS = 1000
 MAX_MISMATCHES = 300
+MAX_ACTIVITIES = 1000
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class Link:
 @dataclass(frozen=True)
 class TimelineEntry:
     """One thing that happened. ``source`` names the table (``signal``, ``attempt``, ``event``,
-    ``fill``, ``mismatch``, ``repair``); ``payload`` is JSON to show folded, if any."""
+    ``fill``, ``activity``, ``mismatch``, ``repair``); ``payload`` is JSON to show folded, if
+    any."""
 
     at: datetime | None
     source: str
@@ -135,6 +139,7 @@ def order_timeline(
         entries += _signal_entries(signal)
     if attempt is not None:
         entries += _attempt_entries(attempt, notes)
+        entries += activity_entries(attempt, notes)
     mismatches = _mismatches(
         client_order_id=client_order_id,
         alpaca_order_id=attempt.alpaca_order_id if attempt is not None else "",
@@ -385,6 +390,48 @@ def _fill_entry(fill: OrderExecution) -> TimelineEntry:
         seq=fill.pk,
         stage="fill",
     )
+
+
+def activity_entries(attempt: OrderAttempt, notes: list[str]) -> list[TimelineEntry]:
+    """The account activities of the attempt's order (``order_id`` = its Alpaca order id, in its
+    account), in booking order, capped (docs/design.md section 18.2)."""
+    if not attempt.alpaca_order_id:
+        return []
+    rows = list(
+        AccountActivity.objects.filter(account=attempt.account, order_id=attempt.alpaca_order_id)
+        .order_by("id")
+        .defer("raw", "prev_hash", "hash")[: MAX_ACTIVITIES + 1]
+    )
+    if len(rows) > MAX_ACTIVITIES:
+        rows = rows[:MAX_ACTIVITIES]
+        notes.append(f"only the first {MAX_ACTIVITIES} account activities are shown")
+    entries = []
+    for row in rows:
+        figures = " ".join(
+            part
+            for part in (
+                row.side,
+                plain_decimal(row.qty) if row.qty is not None else "",
+                f"@ {plain_decimal(row.price)}" if row.price is not None else "",
+            )
+            if part
+        )
+        title = f"Alpaca activity {row.activity_type}"
+        title += f" ({row.sub_type})" if row.sub_type else ""
+        entries.append(
+            TimelineEntry(
+                row.occurred_at or row.recorded_at,
+                "activity",
+                f"{title}: {figures}" if figures else title,
+                detail=f"activity {row.activity_id}",
+                links=(
+                    _admin_link(f"activity {row.activity_id}", "ledger_accountactivity", row.pk),
+                ),
+                rank=3,
+                seq=row.pk,
+            )
+        )
+    return entries
 
 
 def _mismatches(

@@ -28,6 +28,7 @@ PER_ACCOUNT = {
     "reconcile": ("reconciliation.run", "RECONCILE_INTERVAL_S"),
     "submit-orders": ("orders.submit_pending", "ORDER_SUBMIT_INTERVAL_S"),
     "sync-orders": ("orders.sync_open", "ORDER_SYNC_INTERVAL_S"),
+    "sync-activities": ("ledger.sync_activities", "ACTIVITIES_SYNC_INTERVAL_S"),
 }
 
 

@@ -145,3 +145,12 @@ def test_bad_arguments_are_refused(over):
         over.read_activities(page_size=101)
     with pytest.raises(ValueError, match="max_pages"):
         over.read_activities(max_pages=0)
+
+
+def test_keep_false_hands_the_pages_over_and_holds_none(over, scripted):
+    rows = [activity(n) for n in range(150)]
+    scripted.answer("GET", PATH, Pages(rows))
+    handed = []
+    read = over.read_activities(on_page=handed.extend, keep=False)
+    assert ids(handed) == ids(rows) and read.activities == []
+    assert (read.last_id, read.pages, read.complete) == (rows[-1]["id"], 2, True)

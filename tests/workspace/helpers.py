@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from brokerops.intent.models import LocalSignal
+from ledger.models import AccountActivity
 from orders.models import OrderExecution
 from orders.services.events import order_executions_append
 from reconciliation.diff import Finding, ReconciliationErrors, Severity
@@ -72,3 +73,23 @@ def execution(*, attempt, execution_id: str, qty: str, at: datetime) -> OrderExe
         ]
     )
     return row
+
+
+def account_activity(n: int = 1, *, account: str = "default", **fields) -> AccountActivity:
+    """An account activity stored through the ledger's writer (a fill of AAPL by default)."""
+    from brokerops.alpaca.parsing import parse_activities
+    from ledger.services import activities_record
+
+    body = {
+        "id": f"20260105{n:09d}::00000000-0000-4000-8000-{n:012d}",
+        "activity_type": "FILL",
+        "type": "fill",
+        "transaction_time": "2026-01-05T14:30:00Z",
+        "qty": "1",
+        "price": "10",
+        "side": "buy",
+        "symbol": "AAPL",
+        **fields,
+    }
+    activities_record(account=account, activities=parse_activities([body]))
+    return AccountActivity.objects.get(account=account, activity_id=body["id"])

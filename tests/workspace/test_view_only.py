@@ -72,6 +72,7 @@ def every_admin_has_rows(django_user_model):
     from alerts.services import alerts_raise
 
     alerts_raise(kind="RUN_FAILED", key="run-failed", subject="run failed", body="it failed")
+    rows.account_activity()
     audit_verify(trigger="command")  # a verification and the chain heads
     every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
     CrontabSchedule.objects.create(minute="0", hour="4")

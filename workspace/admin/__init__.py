@@ -2,6 +2,26 @@
 floor: docs/design.md section 1). Django's autodiscovery imports this package; importing each
 module registers its admins on ``admin.site``."""
 
-from workspace.admin import alerts, audit, breaks, grants, orders, reconciliation, signals, site
+from workspace.admin import (
+    alerts,
+    audit,
+    breaks,
+    grants,
+    ledger,
+    orders,
+    reconciliation,
+    signals,
+    site,
+)
 
-__all__ = ["alerts", "audit", "breaks", "grants", "orders", "reconciliation", "signals", "site"]
+__all__ = [
+    "alerts",
+    "audit",
+    "breaks",
+    "grants",
+    "ledger",
+    "orders",
+    "reconciliation",
+    "signals",
+    "site",
+]

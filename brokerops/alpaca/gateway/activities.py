@@ -64,6 +64,7 @@ class ActivityCalls(GatewayCalls):
         page_size: int = MAX_ACTIVITY_PAGE_SIZE,
         max_pages: int = DEFAULT_MAX_ACTIVITY_PAGES,
         on_page: Callable[[list[Activity]], None] | None = None,
+        keep: bool = True,
     ) -> ActivityRead:
         """Every activity after ``after_id`` (all of them when None), oldest first
         (``direction=asc``), ``page_size`` a page (Alpaca's maximum, 100), to the end: the first
@@ -71,7 +72,9 @@ class ActivityCalls(GatewayCalls):
         ``on_page`` sees each page as it is taken (a caller stores it and moves its cursor before
         the next is asked for, so a failure later loses nothing taken). A failed call raises the
         broker error (nothing taken after the last page seen by ``on_page``); a repeating or
-        backwards page, or ``max_pages`` reached, ends the read incomplete with the reason."""
+        backwards page, or ``max_pages`` reached, ends the read incomplete with the reason.
+        ``keep=False`` (with ``on_page``): ``activities`` stays empty, so a long first read
+        holds one page at a time rather than every activity read (docs/benchmarks.md)."""
         if not 1 <= page_size <= MAX_ACTIVITY_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_ACTIVITY_PAGE_SIZE}")
         if max_pages < 1:
@@ -95,7 +98,8 @@ class ActivityCalls(GatewayCalls):
                 read.stop_reason = f"{ACTIVITIES_PATH}: page {read.pages} {fault}"
                 return read
             if page:
-                read.activities.extend(page)
+                if keep:
+                    read.activities.extend(page)
                 read.last_id = page[-1].id
                 if on_page is not None:
                     on_page(page)
