@@ -23,6 +23,11 @@ class Sentence:
     ok: bool
 
 
+def chain_label(name: str) -> str:
+    """A chain's name as people read it: ``order_events`` -> "order events"."""
+    return name.replace("_", " ")
+
+
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
@@ -53,7 +58,7 @@ def chain_sentence(name: str, chain: dict) -> Sentence:
         verdict = f"BROKEN: {_plural(problems, 'problem')}; the first: {chain['first_problem']}"
     else:
         verdict = "intact"
-    return Sentence(name, f"{name.replace('_', ' ')}: {', '.join(parts)}; {verdict}.", not problems)
+    return Sentence(name, f"{chain_label(name)}: {', '.join(parts)}; {verdict}.", not problems)
 
 
 def verification_sentences(verification: AuditVerification) -> list[Sentence]:

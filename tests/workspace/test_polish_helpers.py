@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from tests import factories
 from workspace.cells import csv_cell, display_text_cell, text_cell
 from workspace.display import json_summary, status_words, when
 from workspace.timeline import TimelineEntry, causal_order
@@ -116,3 +117,16 @@ def test_without_an_answer_or_a_clock_disagreement_the_order_is_the_time_order()
         _entry(0, "signal", "created", 0),
     ]
     assert [e.title for e in causal_order(entries)] == ["signal@0", "event@1", "fill@2"]
+
+
+@pytest.mark.django_db
+def test_event_statuses_and_chain_names_read_as_words(admin_client):
+    from audit.services import chain_heads_record
+
+    attempt = factories.order_attempt()
+    factories.order_event(attempt=attempt, status_from="open", status_to="partially_filled")
+    chain_heads_record(recorded_by="test")
+    events = admin_client.get("/admin/orders/orderevent/").content.decode()
+    assert "Open at the broker" in events and "Partially filled" in events
+    heads = admin_client.get("/admin/audit/chainhead/").content.decode()
+    assert "order events" in heads and ">order_events<" not in heads

@@ -12,9 +12,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from audit.access import access_record
+from audit.chain import CHAINS
 from audit.models import AccessRecord, AuditVerification, ChainHead, ScheduleChange
 from audit.services import audit_verification_for, audit_verification_request
-from audit.wording import unsigned_heads_callout, verification_headline, verification_sentences
+from audit.wording import (
+    chain_label,
+    unsigned_heads_callout,
+    verification_headline,
+    verification_sentences,
+)
 from workspace.admin import schedule
 from workspace.admin.site import AuditTrailAdmin
 from workspace.display import json_display
@@ -127,10 +133,28 @@ class AuditVerificationAdmin(AuditTrailAdmin):
         return TemplateResponse(request, "admin/audit/verify_follow.html", context)
 
 
+class ChainFilter(admin.SimpleListFilter):
+    """The chains by name in words (every chain, whether it has heads yet or not)."""
+
+    title = "chain"
+    parameter_name = "chain"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [(spec.name, chain_label(spec.name)) for spec in CHAINS]
+
+    def queryset(self, request: HttpRequest, queryset):
+        return queryset.filter(chain=self.value()) if self.value() else queryset
+
+
 @admin.register(ChainHead)
 class ChainHeadAdmin(AuditTrailAdmin):
-    list_display = ("recorded_at", "chain", "row_id", "hash", "signed", "recorded_by")
-    list_filter = ("chain", "recorded_at")
+    list_display = ("recorded_at", "chain_name", "row_id", "hash", "signed", "recorded_by")
+    list_filter = (ChainFilter, "recorded_at")
+
+    @admin.display(description="chain", ordering="chain")
+    def chain_name(self, head: ChainHead) -> str:
+        return chain_label(head.chain)
+
     search_fields = ("=row_id", "hash__exact")
     search_hint = "Searches match a row number or a whole hash."
 
