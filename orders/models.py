@@ -131,8 +131,9 @@ class OrderEvent(ChainedRow):
     attempt = models.ForeignKey(OrderAttempt, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=24, choices=Kind.choices)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    status_from = models.CharField(max_length=32, blank=True)
-    status_to = models.CharField(max_length=32, blank=True)
+    # The attempt's statuses (their labels in the admin; the stored code in exports and chain).
+    status_from = models.CharField(max_length=32, blank=True, choices=AttemptStatus.choices)
+    status_to = models.CharField(max_length=32, blank=True, choices=AttemptStatus.choices)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     message = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True, help_text="Redacted: never credentials.")

@@ -26,7 +26,6 @@ from workspace.display import (
     SymbolSearchMixin,
     decimal_display,
     json_display,
-    status_words,
     timestamp_display,
 )
 from workspace.filters import AccountListFilter
@@ -241,8 +240,8 @@ class OrderEventAdmin(AttemptAccountColumn, SymbolSearchMixin, AuditTrailAdmin):
         "account",
         "attempt",
         "kind",
-        "status_from_label",
-        "status_to_label",
+        "status_from",
+        "status_to",
         "http_status",
         "actor",
         "timeline",
@@ -273,14 +272,6 @@ class OrderEventAdmin(AttemptAccountColumn, SymbolSearchMixin, AuditTrailAdmin):
     )
     readonly_fields = fields
     payload_display = json_display("payload")
-
-    @admin.display(description="status before", ordering="status_from")
-    def status_from_label(self, event: OrderEvent) -> str:
-        return status_words(event.status_from)
-
-    @admin.display(description="status after", ordering="status_to")
-    def status_to_label(self, event: OrderEvent) -> str:
-        return status_words(event.status_to)
 
     @admin.display(description="timeline")
     def timeline(self, event: OrderEvent) -> str:
