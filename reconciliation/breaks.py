@@ -292,6 +292,62 @@ def breaks_close_repaired(*, run: ReconciliationRun, mismatches: Sequence[Mismat
     return len(closing)
 
 
+#: Kinds of break an activity can explain (a holding's quantity, or its presence).
+EXPLAINABLE = (
+    Mismatch.Kind.QTY_MISMATCH,
+    Mismatch.Kind.UNTRACKED_POSITION,
+    Mismatch.Kind.ORPHAN_POSITION,
+)
+
+
+def breaks_close_explained(
+    *, run: ReconciliationRun, explained: dict[str, str], activity_ids: dict[str, Sequence[str]]
+) -> int:
+    """Close the account's live position breaks on the symbols the account's activities fully
+    explain (``explained``: symbol key -> in words), as ``explained``, each event naming the
+    activities (docs/design.md section 18.4). The run is remembered as the one that cleared
+    them: if the discrepancy comes back, the break reopens. Returns how many closed."""
+    if not explained or run.dry_run:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_account(run.account)
+        closing = list(
+            Break.objects.select_for_update()
+            .filter(
+                account=run.account,
+                state__in=LIVE,
+                kind__in=EXPLAINABLE,
+                symbol__in=list(explained),
+            )
+            .order_by("pk")
+        )
+        for brk in closing:
+            Break.objects.filter(pk=brk.pk).update(
+                state=State.CLOSED,
+                disposition=Break.Disposition.EXPLAINED,
+                reason=db_text(f"explained by run #{run.pk}: {explained[brk.symbol]}"[:TEXT_MAX]),
+                cleared_by_run=run,
+                closed_at=now,
+            )
+            _events(
+                [
+                    (
+                        brk,
+                        Kind.EXPLAINED,
+                        brk.state,
+                        State.CLOSED,
+                        f"explained by run #{run.pk}: {explained[brk.symbol]}",
+                    )
+                ],
+                run=run,
+                actor=ACTOR,
+                now=now,
+                payload={"activities": list(activity_ids.get(brk.symbol, ()))},
+            )
+    return len(closing)
+
+
 def breaks_mark_overdue(
     *, account: str, now: datetime, realert_s: float
 ) -> list[tuple[Break, bool]]:
