@@ -146,6 +146,11 @@ class _Move:
         return f"{what} {_ratio(self.ratio)} (activities {r.id}, {a.id})"
 
 
+def _plain(qty: Decimal) -> Decimal:
+    """``40`` for ``40.000000000``, never ``4E+1``."""
+    return Decimal(format(qty.normalize(), "f"))
+
+
 def _ratio(ratio: Decimal) -> str:
     """``4:1`` for a split multiplying by 4, ``1:4`` for a reverse one."""
     if ratio >= 1:
@@ -284,7 +289,7 @@ def _apply_move(move: _Move, states: list[_State], known: set[str], notes: list[
         return
     ratio, add = move.ratio, move.add.activity
     for state in holders:
-        state.qty = (state.qty * ratio).quantize(STEP, rounding=ROUND_DOWN)
+        state.qty = _plain((state.qty * ratio).quantize(STEP, rounding=ROUND_DOWN))
         if add.symbol_key != state.key:
             state.key, state.symbol = add.symbol_key, add.symbol
         state.new_ids += [remove.id, add.id]

@@ -88,7 +88,7 @@ def test_a_4_for_1_split_is_explained_and_its_open_break_closes(broker, gateway,
     assert after.summary["explained"]["followed"]
 
     again = run(gateway, store)  # idempotent: the split is followed once
-    assert kinds(again) == []
+    assert kinds(again) == [] and again.summary["explained"]["partly"] == {}
     assert signal(store, "s-aapl").signed_qty == D(40)
     assert OrderEvent.objects.filter(attempt=attempt, kind="signal_transition").count() == 1
 
