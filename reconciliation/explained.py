@@ -15,6 +15,8 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
 
 from django.db.models import Q
 
@@ -31,6 +33,7 @@ from .explain import Booked, Explanation, Follow, Since, explain, followed_signa
 logger = logging.getLogger(__name__)
 #: Activity types that never move a signal's holding: not read (a fill is read by its order id).
 _NOT_READ = ("FILL", "TRD", "CSD", "CSW", "CSR", "JNLC", "INT", "ACATC", "FEE")
+_CHUNK = 1000  # order ids a query names at once (SQLite bounds a statement's parameters)
 
 
 @dataclass
@@ -55,14 +58,14 @@ def activities_explain(
     """Follow what the account's activities fully explain (only in memory on a dry run);
     returns the diff's input and the signals as the run should see them after."""
     active = [s for s in diff_input.signals if getattr(s, "status", None) is SignalStatus.ACTIVE]
-    if not active:
+    booked = _activities(account, active) if active else []
+    if not booked:  # the common case: nothing to explain, one query spent
         return Explained(diff_input, signals_by_id)
-    sinces = _sinces(account, active)
-    booked = _activities(account, sinces.values())
-    held: dict[str, object] = {}
+    sinces = _sinces(account, active, {b.activity.symbol_key for b in booked})
+    held: dict[str, Decimal] = {}
     crypto = set()
     for position in diff_input.positions:
-        held[position.symbol_key] = held.get(position.symbol_key, 0) + position.qty
+        held[position.symbol_key] = held.get(position.symbol_key, Decimal(0)) + position.qty
         if position.crypto:
             crypto.add(position.symbol_key)
     explanation = explain(
@@ -88,34 +91,35 @@ def activities_explain(
     return Explained(new_input, by_id, explanation, applied)
 
 
-def _sinces(account: str, signals: Sequence[Signal]) -> dict[str, Since]:
-    """Each signal's fill in the ledger (its order's last fill activity), else its creation."""
-    order_ids = [s.alpaca_order_id for s in signals if s.alpaca_order_id]
+def _sinces(account: str, signals: Sequence[Signal], symbols: set[str | None]) -> dict[str, Since]:
+    """Each signal's start: its order's last fill in the ledger, else its creation. Fills are
+    looked up only for signals on a symbol an activity names (the others follow nothing)."""
+    order_ids = [
+        s.alpaca_order_id for s in signals if s.alpaca_order_id and s.symbol_key in symbols
+    ]
     fills: dict[str, int] = {}
-    if order_ids:
-        rows = AccountActivity.objects.filter(account=account, order_id__in=order_ids)
+    for start in range(0, len(order_ids), _CHUNK):
+        rows = AccountActivity.objects.filter(
+            account=account, order_id__in=order_ids[start : start + _CHUNK]
+        )
         for pk, order_id in rows.order_by("id").values_list("id", "order_id"):
-            fills[order_id] = pk
+            fills[order_id] = max(pk, fills.get(order_id, pk))
     return {
         s.id: Since(fill_pk=fills.get(s.alpaca_order_id or ""), time=s.created_at) for s in signals
     }
 
 
-def _activities(account: str, sinces) -> list[Booked]:
-    """The account's activities that may move a holding, booked since the earliest point a
-    signal starts from (all of them when one signal's start is not known by time)."""
+def _activities(account: str, signals: Sequence[Signal]) -> list[Booked]:
+    """The account's activities that may move a holding, dated from the earliest creation of
+    an ACTIVE signal (all of them when a signal's creation is not known), in booking order."""
     rows = AccountActivity.objects.filter(account=account).exclude(
         Q(activity_type__in=_NOT_READ) | Q(activity_type__startswith="DIV")
     )
-    fill_pks = [s.fill_pk for s in sinces if s.fill_pk is not None]
-    times = [s.time for s in sinces if s.fill_pk is None and s.time is not None]
-    if fill_pks and not any(s.fill_pk is None and s.time is None for s in sinces):
-        floor = Q(pk__gt=min(fill_pks))
-        if times:
-            floor |= Q(occurred_at__gte=min(times))
-        rows = rows.filter(floor)
-    elif times and len(times) == len(list(sinces)):
-        rows = rows.filter(occurred_at__gte=min(times))
+    created = [s.created_at for s in signals]
+    if all(when is not None for when in created):
+        # An activity after a signal's fill is dated after its creation; a corporate action
+        # carries its day only (midnight UTC): a day's margin.
+        rows = rows.filter(occurred_at__gte=min(created) - timedelta(days=1))
     return [Booked(row.pk, row.as_activity()) for row in rows.order_by("id")]
 
 

@@ -249,3 +249,25 @@ def test_a_quantity_finer_than_a_signal_holds_is_not_followed(broker, gateway, s
     assert kinds(done) == ["QTY_MISMATCH"]
     assert "finer than 1e-9" in notes(done) and "'XYZ' is not followed" in notes(done)
     assert signal(store, "s-aapl").signed_qty == D(10)
+
+
+def test_a_dry_run_shows_the_follow_and_moves_nothing(broker, gateway, store):
+    broker.seed_position("AAPL", 10)
+    store.put_documents([("s-aapl", active("AAPL", 10))])
+    broker.corporate_action("split", symbol="AAPL", new_rate=4)
+    activities_sync(gateway=gateway)
+    done = reconciliation_run(trigger="command", gateway=gateway, store=store, dry_run=True)
+    assert done.status == "succeeded" and kinds(done) == []
+    assert "signal 's-aapl': followed SPLIT AAPL 4:1" in done.summary["explained"]["followed"][0]
+    assert signal(store, "s-aapl").signed_qty == D(10)
+    assert signal(store, "s-aapl").followed_activities == ()
+
+
+def test_a_signal_created_after_the_split_follows_nothing(broker, gateway, store):
+    broker.seed_position("AAPL", 10)
+    broker.corporate_action("split", symbol="AAPL", new_rate=4)
+    tomorrow = timezone.now() + timedelta(days=1)
+    store.put_documents([("s-aapl", active("AAPL", 10, created_at=tomorrow))])
+    done = run(gateway, store)
+    assert kinds(done) == ["QTY_MISMATCH"]
+    assert signal(store, "s-aapl").signed_qty == D(10)
