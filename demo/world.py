@@ -22,15 +22,21 @@ from brokerops.accounts import rows_owner_name
 from brokerops.intent.store import SignalStore
 from brokerops.sim import AccountHandle, PaperBroker
 from brokerops.sim.scenarios import DEMO_DRIFT_CLIENT_ORDER_ID, scenario_demo
+from ledger.services import activities_sync
 from orders.models import OrderAttempt
 from reconciliation.breaks import break_acknowledge, break_approve, break_propose
-from reconciliation.models import Break, Mismatch
+from reconciliation.models import Break, Mismatch, ReconciliationRun
+from reconciliation.services import reconciliation_run
 
 #: An order we recorded as open that the demo's broker never had (ORDER_NOT_FOUND).
 DEMO_GONE_CLIENT_ORDER_ID = "bo-demo-gone-entry"
 
 #: The signals an ORPHAN_POSITION repair closes (CLOSED_MANUAL) on the demo's broker: no other.
 DEMO_ORPHANS = frozenset({"demo-eth"})
+
+
+def _DAY_BEFORE():
+    return timezone.now() - timedelta(days=1)
 
 
 def _signal(symbol: str, qty: str, status: str, side: str = "buy", **extra) -> dict:
@@ -47,7 +53,8 @@ def _signal(symbol: str, qty: str, status: str, side: str = "buy", **extra) -> d
 def demo_signals() -> list[tuple[str, dict]]:
     """The demo's signal documents (id, document), as ``seed_demo`` loads them."""
     return [
-        ("demo-aapl", _signal("AAPL", "10", "ACTIVE")),  # agrees with the broker's AAPL 10
+        # agrees with the broker's AAPL 10; filled before the demo's 4:1 split (demo_split)
+        ("demo-aapl", _signal("AAPL", "10", "ACTIVE", created_at=_DAY_BEFORE())),
         ("demo-btc", _signal("BTC/USD", "0.5", "ACTIVE")),  # agrees (BTC/USD = BTCUSD)
         ("demo-eth", _signal("ETH/USD", "2", "ACTIVE")),  # ORPHAN_POSITION: closed by hand
         ("demo-tsla", _signal("TSLA", "10", "ACTIVE")),  # QTY_MISMATCH: the broker holds 7
@@ -177,3 +184,16 @@ def demo_four_eyes(*, account: str, proposer, approver) -> Break | None:
         reason="The desk sold short by hand to hedge; the signal will be amended.",
     )
     return break_approve(break_id=brk.pk, user=approver, comment="Hedge confirmed with the desk.")
+
+
+#: The holding the demo splits 4:1 (docs/design.md section 18.4), and the signal that follows.
+DEMO_SPLIT_SYMBOL, DEMO_SPLIT_SIGNAL = "AAPL", "demo-aapl"
+
+
+def demo_split(*, broker: PaperBroker, account: str) -> ReconciliationRun:
+    """A 4:1 split of AAPL through the paper broker's handle (in every account, as Alpaca's
+    beginning-of-day process), the account's activities read, and a run of ``account`` that
+    follows it: ``demo-aapl`` then expects 40, and no break is raised. Returns the run."""
+    broker.corporate_action("split", symbol=DEMO_SPLIT_SYMBOL, new_rate=4)
+    activities_sync(account=account)
+    return reconciliation_run(trigger=ReconciliationRun.Trigger.COMMAND, account=account)

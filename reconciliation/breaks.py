@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -30,6 +29,17 @@ from audit.chain import chain_append
 from brokerops.text import db_text
 
 from .ageing import LIVE_STATES
+from .break_rules import (
+    APPROVE,
+    PROPOSABLE,
+    PROPOSE,
+    TEXT_MAX,
+    BreakRefused,
+    break_key,
+    checked_text,
+    due_after,
+    may_work,
+)
 from .models import Break, BreakEvent, Mismatch, ReconciliationRun
 
 State = Break.State
@@ -40,31 +50,6 @@ LIVE = LIVE_STATES
 STANDING = models.Q(state__in=LIVE) | models.Q(state=State.CLOSED, cleared_by_run__isnull=True)
 _CHUNK = 1000
 ACTOR = "reconciliation"
-#: The longest comment or reason kept (characters); a longer one is refused, saying so.
-TEXT_MAX = 10_000
-
-
-class BreakRefused(Exception):
-    """A person's action on a break that its state or their permissions do not allow; the
-    message says why, for the page or the command that asked."""
-
-
-def break_key(
-    *, account: str, kind: str, symbol: str, signal_ids: Sequence[str], order_id: str
-) -> str:
-    """What a discrepancy is, as a SHA-256: the account, the kind, the symbol, the sorted signal
-    ids and the order (its client order id, else Alpaca's id)."""
-    parts = (account, kind, symbol, ",".join(sorted(signal_ids)), order_id)
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def due_after(severity: str) -> timedelta:
-    """How long a break of ``severity`` may stay open (``BREAK_DUE_*_S``)."""
-    seconds = {
-        Mismatch.Severity.CRITICAL: settings.BREAK_DUE_CRITICAL_S,
-        Mismatch.Severity.WARNING: settings.BREAK_DUE_WARNING_S,
-    }.get(severity, settings.BREAK_DUE_INFO_S)
-    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -292,6 +277,62 @@ def breaks_close_repaired(*, run: ReconciliationRun, mismatches: Sequence[Mismat
     return len(closing)
 
 
+#: Kinds of break an activity can explain (a holding's quantity, or its presence).
+EXPLAINABLE = (
+    Mismatch.Kind.QTY_MISMATCH,
+    Mismatch.Kind.UNTRACKED_POSITION,
+    Mismatch.Kind.ORPHAN_POSITION,
+)
+
+
+def breaks_close_explained(
+    *, run: ReconciliationRun, explained: dict[str, str], activity_ids: dict[str, Sequence[str]]
+) -> int:
+    """Close the account's live position breaks on the symbols the account's activities fully
+    explain (``explained``: symbol key -> in words), as ``explained``, each event naming the
+    activities (docs/design.md section 18.4). The run is remembered as the one that cleared
+    them: if the discrepancy comes back, the break reopens. Returns how many closed."""
+    if not explained or run.dry_run:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_account(run.account)
+        closing = list(
+            Break.objects.select_for_update()
+            .filter(
+                account=run.account,
+                state__in=LIVE,
+                kind__in=EXPLAINABLE,
+                symbol__in=list(explained),
+            )
+            .order_by("pk")
+        )
+        for brk in closing:
+            Break.objects.filter(pk=brk.pk).update(
+                state=State.CLOSED,
+                disposition=Break.Disposition.EXPLAINED,
+                reason=db_text(f"explained by run #{run.pk}: {explained[brk.symbol]}"[:TEXT_MAX]),
+                cleared_by_run=run,
+                closed_at=now,
+            )
+            _events(
+                [
+                    (
+                        brk,
+                        Kind.EXPLAINED,
+                        brk.state,
+                        State.CLOSED,
+                        f"explained by run #{run.pk}: {explained[brk.symbol]}",
+                    )
+                ],
+                run=run,
+                actor=ACTOR,
+                now=now,
+                payload={"activities": list(activity_ids.get(brk.symbol, ()))},
+            )
+    return len(closing)
+
+
 def breaks_mark_overdue(
     *, account: str, now: datetime, realert_s: float
 ) -> list[tuple[Break, bool]]:
@@ -325,31 +366,6 @@ def breaks_mark_overdue(
 # People's actions (four eyes). Each locks the break's row, checks its state and the person's
 # permission, changes the row and appends its event in one transaction: of a proposal and an
 # approval racing on one break, the second sees the first's outcome.
-
-PROPOSABLE = (
-    Break.Disposition.EXPLAINED,
-    Break.Disposition.ACCEPTED,
-    Break.Disposition.ESCALATED,
-    Break.Disposition.WRITTEN_OFF,
-)
-
-
-def _text(value: str, what: str, *, required: bool = True) -> str:
-    text = (value or "").strip()
-    if required and not text:
-        raise BreakRefused(f"{what} is required")
-    if len(text) > TEXT_MAX:
-        raise BreakRefused(f"{what} is {len(text):,} characters; the limit is {TEXT_MAX:,}")
-    return db_text(text)
-
-
-def _may_work(user) -> None:
-    if not (user.has_perm("reconciliation.propose_break") or user.has_perm(APPROVE)):
-        raise BreakRefused("you may view breaks but not work on them")
-
-
-APPROVE = "reconciliation.approve_break"
-PROPOSE = "reconciliation.propose_break"
 
 
 def _change(
@@ -389,9 +405,9 @@ def _change(
 
 def break_acknowledge(*, break_id: int, user, comment: str, owner=None) -> Break:
     """Take a break (or give it to ``owner``), saying why: ``open`` -> ``acknowledged``."""
-    _may_work(user)
+    may_work(user)
     owner = owner or user
-    text = _text(comment, "A comment")
+    text = checked_text(comment, "A comment")
     return _change(
         break_id,
         user,
@@ -412,7 +428,7 @@ def break_propose(*, break_id: int, user, disposition: str, reason: str) -> Brea
     if disposition not in PROPOSABLE:
         choices = ", ".join(d.value for d in PROPOSABLE)
         raise BreakRefused(f"{disposition!r} is not a disposition (one of {choices})")
-    text = _text(reason, "A reason")
+    text = checked_text(reason, "A reason")
     return _change(
         break_id,
         user,
@@ -437,7 +453,7 @@ def break_approve(*, break_id: int, user, comment: str = "") -> Break:
         user,
         kind=Kind.APPROVED,
         allowed=frozenset({State.PROPOSED}),
-        message=_text(comment, "A comment", required=False),
+        message=checked_text(comment, "A comment", required=False),
         state=State.CLOSED,
         approved_by_username=user.get_username(),
         closed_at=timezone.now(),
@@ -448,7 +464,7 @@ def break_reject(*, break_id: int, user, reason: str) -> Break:
     """Send a proposal back, saying why: ``proposed`` -> ``open`` (its owner kept)."""
     if not user.has_perm(APPROVE):
         raise BreakRefused("rejecting needs the approve_break permission")
-    text = _text(reason, "A reason")
+    text = checked_text(reason, "A reason")
     return _change(
         break_id,
         user,
@@ -474,14 +490,14 @@ def break_review(*, break_id: int, user, comment: str = "") -> Break:
         user,
         kind=Kind.REVIEWED,
         allowed=frozenset({State.CLOSED}),
-        message=_text(comment, "A comment", required=False),
+        message=checked_text(comment, "A comment", required=False),
         needs_review=False,
     )
 
 
 def break_comment(*, break_id: int, user, text: str) -> Break:
     """A comment on a break, in any state: an event like every other change."""
-    _may_work(user)
+    may_work(user)
     return _change(
-        break_id, user, kind=Kind.COMMENTED, allowed=None, message=_text(text, "A comment")
+        break_id, user, kind=Kind.COMMENTED, allowed=None, message=checked_text(text, "A comment")
     )

@@ -165,6 +165,9 @@ class Finding:
     #: Every signal a finding about several names (a symbol's net quantity or side), whole:
     #: an id may itself hold a comma.
     signal_ids: tuple[str, ...] = ()
+    #: What the account's activities explain of it, when they explain only part (docs/design.md
+    #: section 18.4): the finding stays, and no signal is closed on it.
+    explained: str = ""
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,9 @@ class DiffInput:
     crypto_fee_tolerance_bps: Decimal = Decimal(0)
     # Signals moved between accounts after their order was sent (not among ``signals``).
     moved_signals: Sequence[MovedSignalFact] = ()
+    # Coins whose fee Alpaca has posted (CFEE) and the signals followed: the tolerance is
+    # replaced there by the fee itself (docs/design.md section 18.4).
+    fee_posted: AbstractSet[str] = frozenset()
 
 
 ACTIVE = "ACTIVE"
@@ -199,7 +205,11 @@ def diff(data: DiffInput) -> list[Finding]:
     in_flight = _symbols_with_orders_in_flight(data)
     findings: list[Finding] = []
     findings += position_findings(
-        data.positions, data.signals, in_flight, fee_tolerance_bps=data.crypto_fee_tolerance_bps
+        data.positions,
+        data.signals,
+        in_flight,
+        fee_tolerance_bps=data.crypto_fee_tolerance_bps,
+        fee_posted=data.fee_posted,
     )
     findings += order_findings(data)
     findings += [
@@ -233,8 +243,10 @@ def position_findings(
     in_flight: frozenset[str] = frozenset(),
     *,
     fee_tolerance_bps: Decimal = Decimal(0),
+    fee_posted: AbstractSet[str] = frozenset(),
 ) -> list[Finding]:
-    """Holdings against ACTIVE intent, per symbol."""
+    """Holdings against ACTIVE intent, per symbol (a coin in ``fee_posted`` without the fee
+    tolerance)."""
     held: dict[str, Decimal] = {}
     crypto: set[str] = set()
     for position in positions:
@@ -265,7 +277,7 @@ def position_findings(
             expecting: Sequence[SignalLike] = () if single is None else (single,)
         else:
             expecting = group
-        tolerance = fee_tolerance_bps if symbol in crypto else _ZERO
+        tolerance = fee_tolerance_bps if symbol in crypto and symbol not in fee_posted else _ZERO
         findings += _symbol_findings(symbol, expecting, actual, symbol in in_flight, tolerance)
     return findings
 

@@ -389,6 +389,7 @@ class BreakEvent(ChainedRow):
         REVIEWED = "reviewed", "Repair reviewed"
         COMMENTED = "commented", "Comment"
         OVERDUE = "overdue", "Overdue"
+        EXPLAINED = "explained", "Closed as explained by an activity"
 
     break_case = models.ForeignKey(Break, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -40,6 +40,7 @@ class PlannedRepair:
 
 OVER_BUDGET = "confirmation budget spent: next run"
 BULK_LAGGED = "targeted look-up found the position: bulk read lagged"
+EXPLAINED_IN_PART = "the account's activities moved this holding: left to an operator"
 
 
 def repair_plan(
@@ -66,6 +67,8 @@ def _flag(finding: Finding, *_: Any) -> PlannedRepair:
 
 
 def _orphan(finding: Finding, position_absent: Mapping[str, bool], *_: Any) -> PlannedRepair:
+    if finding.explained:  # an activity moved this holding: never closed on a guess
+        return PlannedRepair(finding, Verdict.SKIP, detail=EXPLAINED_IN_PART)
     absent = position_absent.get(finding.symbol)
     if absent is None:
         return PlannedRepair(finding, Verdict.SKIP, detail=OVER_BUDGET)

@@ -49,9 +49,11 @@ from brokerops.locks import LockUnavailable, single_flight
 from brokerops.logs import log_context
 from brokerops.text import db_text
 
-from .breaks import breaks_close_repaired
+from .breaks import breaks_close_explained, breaks_close_repaired
 from .confirm import confirm_findings
 from .diff import diff
+from .explain import annotate
+from .explained import activities_explain
 from .facts import reconciliation_facts_read
 from .models import Mismatch, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, repair_plan
@@ -314,8 +316,20 @@ def _execute(
             run.positions_seen = facts.positions_seen
             run.orders_seen = facts.orders_seen
             run.signals_seen = facts.signals_seen
+            # Explained breaks (docs/design.md section 18.4): the stored activities move the
+            # signals they fully explain before the diff compares them.
+            with _phase(timings, "explain_s"):
+                explained = activities_explain(
+                    account=run.account,
+                    diff_input=facts.diff_input,
+                    signals_by_id=facts.signals_by_id,
+                    store=store,
+                    actor=f"reconciliation run #{run.pk}",
+                    dry_run=run.dry_run,
+                )
+                run.summary["explained"] = explained.explanation.summary()
             with _phase(timings, "diff_s"):
-                findings = diff(facts.diff_input)
+                findings = annotate(diff(explained.diff_input), explained.explanation)
             with _phase(timings, "confirm_s"):
                 lookups = confirm_findings(
                     findings,
@@ -329,13 +343,18 @@ def _execute(
                 orders_looked_up=lookups.orders,
                 orders_by_client_id=facts.orders_by_client_id,
             )
+            breaks_close_explained(
+                run=run,
+                explained=explained.explanation.explained,
+                activity_ids=explained.explanation.activity_ids,
+            )
             with _phase(timings, "record_s"):
                 rows = mismatches_record(run=run, planned=planned, dry_run=run.dry_run)
             if not run.dry_run:
                 context = RepairContext(
                     run_id=run.pk,
                     store=store,
-                    signals_by_id=facts.signals_by_id,
+                    signals_by_id=explained.signals_by_id,
                     scope=scope,
                 )
                 with _phase(timings, "repair_s"):

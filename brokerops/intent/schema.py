@@ -277,7 +277,14 @@ def _records(raw: Mapping[str, Any], reasons: list[str]) -> dict[str, Any]:
         "created_at": _datetime("created_at", raw.get("created_at"), reasons),
         "updated_at": _datetime("updated_at", raw.get("updated_at"), reasons),
         "account": _account(raw.get("account"), reasons),
+        "followed_activities": _followed(raw.get("followed_activities"), reasons),
     }
+
+
+def _followed(value: object, reasons: list[str]) -> tuple[str, ...]:
+    """The activities the signal has followed: written by brokerops as one id a line."""
+    text = _optional_str("followed_activities", value, reasons, 1_000_000)
+    return tuple(line for line in (text or "").splitlines() if line)
 
 
 def _account(value: object, reasons: list[str]) -> str | None:

@@ -75,7 +75,11 @@ AUDIT_ID_HASH_PREFIX = "sha256:"
 AUDIT_ID_HASHED_LENGTH = len(AUDIT_ID_HASH_PREFIX) + 64
 
 #: Fields a status transition may set besides `status`, `status_reason` and `updated_at`.
-TRANSITION_WRITABLE_FIELDS = frozenset({"client_order_id", "alpaca_order_id", "filled_qty"})
+TRANSITION_WRITABLE_FIELDS = frozenset(
+    # ``symbol`` and ``followed_activities``: a signal following a corporate action
+    # (`brokerops.intent.follow`, docs/design.md section 18.4).
+    {"client_order_id", "alpaca_order_id", "filled_qty", "symbol", "followed_activities"}
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,6 +113,9 @@ class Signal:
     account: str | None = None
     """The account the document names (docs/design.md section 16); None: the default account.
     Whether it is configured is the reader's question (`brokerops.intent.store.AccountScope`)."""
+    followed_activities: tuple[str, ...] = ()
+    """Alpaca's ids of the account activities this signal's expected holding has followed
+    (a split, a merger, a posted coin fee: `brokerops.intent.follow`), each followed once."""
 
     @property
     def signed_qty(self) -> Decimal | None:
@@ -130,6 +137,8 @@ class Signal:
                 value = value.isoformat()
             elif isinstance(value, StrEnum):
                 value = value.value
+            elif isinstance(value, tuple):
+                value = list(value)
             out[field.name] = value
         return out
 

@@ -75,10 +75,9 @@ def logged_in(base: str, username: str, password: str) -> urllib.request.OpenerD
     form = {"username": username, "password": password, "csrfmiddlewaretoken": token}
     form["next"] = "/admin/"
     landed = opener.open(f"{base}/admin/login/", urllib.parse.urlencode(form).encode(), timeout=10)
-    # The index, or for compliance the open breaks list (workspace.landing).
-    assert landed.url in (f"{base}/admin/", f"{base}/admin/reconciliation/break/"), (
-        f"{username} could not log in"
-    )
+    # Signed in: on the admin's index, or (compliance) the open breaks list (workspace.landing).
+    landed_on = landed.url.removeprefix(base)
+    assert landed_on in ("/admin/", "/admin/reconciliation/break/"), f"{username}: {landed_on}"
     return opener
 
 
@@ -241,6 +240,9 @@ def test_demo_shows_every_mismatch_kind_and_the_order_flow_then_stops(tmp_path):
     assert f"http://127.0.0.1:{admin_port}/admin/" in output
     breaks = next(line for line in output.splitlines() if line.strip().startswith("Breaks:"))
     assert "was proposed by operator and approved by compliance" in breaks, breaks
+    split = next(line for line in output.splitlines() if line.strip().startswith("Explained:"))
+    assert "demo-aapl followed the split (1 signal(s) moved)" in split, split
+    assert "it now expects 40, and the run found no break on the holding" in split, split
     assert "Traceback" not in output, output[-3000:]
 
 

@@ -33,11 +33,15 @@ from brokerops.sim import PaperBroker
 from demo.accounts import DEMO_DESK_ACCOUNT, configure_demo_accounts
 from demo.world import (
     DEMO_CLIENT_ACCOUNT,
+    DEMO_SPLIT_SIGNAL,
+    DEMO_SPLIT_SYMBOL,
     demo_four_eyes,
+    demo_split,
     seed_client_account,
     seed_demo,
     tick_prices,
 )
+from reconciliation.explain import POSITION_KINDS
 from reconciliation.models import Break, ReconciliationRun
 from reconciliation.services import reconciliation_run
 
@@ -102,6 +106,9 @@ class Command(BaseCommand):
                 proposer=User.objects.get(username="operator"),
                 approver=User.objects.get(username="compliance"),
             )
+            breaks_line = self._breaks_line(seconds[DEMO_DESK_ACCOUNT], signed)
+            # A 4:1 split the desk's signal follows (docs/design.md section 18.4).
+            split = demo_split(broker=broker, account=DEMO_DESK_ACCOUNT)
             # The admin opens on a verified trail (docs/design.md section 19), not "never".
             audit_verify(trigger="command", processes=1)
             stack.enter_context(_celery_in_process(interval))
@@ -109,7 +116,8 @@ class Command(BaseCommand):
             stack.enter_context(_stream_consumer())
             stack.enter_context(_signal_watcher())
             self._banner(addr, broker.base_url, interval, firsts)
-            self._breaks_banner(seconds[DEMO_DESK_ACCOUNT], signed)
+            self.stdout.write(breaks_line)
+            self._split_banner(split, store)
             call_command("runserver", addr, use_reloader=False, use_threading=True)
 
     def _refuse_real_setups(self, force: bool) -> None:
@@ -192,7 +200,20 @@ class Command(BaseCommand):
         )
         w("  Stop with Ctrl-C.")
 
-    def _breaks_banner(self, second: ReconciliationRun, signed: Break | None) -> None:
+    def _split_banner(self, run: ReconciliationRun, store) -> None:
+        followed = run.summary.get("explained", {}).get("followed", [])
+        signal = store.get(DEMO_SPLIT_SIGNAL)
+        expects = getattr(signal, "signed_qty", None)
+        on_it = run.mismatches.filter(symbol=DEMO_SPLIT_SYMBOL, kind__in=POSITION_KINDS)
+        found = ", ".join(sorted(set(on_it.values_list("kind", flat=True)))) or "no break"
+        self.stdout.write(
+            f"  Explained:     {DEMO_SPLIT_SYMBOL} split 4:1 at the paper broker; run #{run.pk}"
+            f" read the activities and {DEMO_SPLIT_SIGNAL} followed the split"
+            f" ({len(followed)} signal(s) moved): it now expects {expects}, and the run found"
+            f" {found} on the holding. Account activities, and the signal's status reason.\n"
+        )
+
+    def _breaks_line(self, second: ReconciliationRun, signed: Break | None) -> str:
         breaks = Break.objects.filter(account=DEMO_DESK_ACCOUNT)
         again = breaks.filter(last_run=second, occurrences__gt=1).count()
         cleared = breaks.filter(cleared_by_run=second).count()
@@ -201,10 +222,10 @@ class Command(BaseCommand):
             if signed is not None
             else ""
         )
-        self.stdout.write(
+        return (
             f"  Breaks:        run #{second.pk} saw {again} of the {DEMO_DESK_ACCOUNT}'s breaks"
             f" again and cleared {cleared};{story} Reconciliation -> Breaks, and the"
-            " End-of-day report linked from the admin's home page.\n"
+            " End-of-day report linked from the admin's home page."
         )
 
 
