@@ -53,6 +53,7 @@ from .breaks import breaks_close_repaired
 from .confirm import confirm_findings
 from .diff import diff
 from .facts import reconciliation_facts_read
+from .incremental import BaseUpdate, base_record
 from .models import Mismatch, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, repair_plan
 from .records import (
@@ -112,6 +113,7 @@ def reconciliation_run(
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
     account: str | None = None,
+    full: bool = False,
 ) -> ReconciliationRun:
     """Run one reconciliation of ``account`` (the default account when None) now, in this
     process; returns its (finished) run row.
@@ -121,6 +123,8 @@ def reconciliation_run(
     (and the exception is not re-raised: the row is the result). ``dry_run`` reports without
     repairing anything. An unknown account raises :class:`KeyError` naming the known ones
     (nothing is recorded); ``gateway`` is then the account's broker (tests pass their own).
+    ``full`` reads every order of the look-back (``reconcile --full``); otherwise the run reads
+    incrementally when it can (docs/design.md section 18.3).
     """
     name = _account_name(account)
     requested_by = None
@@ -153,6 +157,7 @@ def reconciliation_run(
         lambda status, error: _closed_run(fields, status, error),
         gateway=gateway,
         store=store,
+        full=full,
     )
 
 
@@ -169,6 +174,7 @@ def single_flight_run(
     *,
     gateway: AlpacaGateway | None,
     store: SignalStore | None,
+    full: bool = False,
 ) -> ReconciliationRun:
     """One run of ``account`` under its single-flight lock: ``start`` (with the lock held, the
     account's abandoned runs closed) gives the run and whether to execute it; when another run
@@ -182,7 +188,7 @@ def single_flight_run(
             run, execute = start()
             if execute:
                 with log_context(run_id=run.pk):
-                    _execute(run, gateway=gateway, store=store)
+                    _execute(run, gateway=gateway, store=store, full=full)
             return run
     except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
         logger.error("%s not started: %s", label, exc)
@@ -292,9 +298,14 @@ def _record_heads(run: ReconciliationRun) -> None:
 
 
 def _execute(
-    run: ReconciliationRun, *, gateway: AlpacaGateway | None, store: SignalStore | None
+    run: ReconciliationRun,
+    *,
+    gateway: AlpacaGateway | None,
+    store: SignalStore | None,
+    full: bool = False,
 ) -> None:
     timings: dict[str, float] = {}
+    next_base: BaseUpdate | None = None
     planned: list[PlannedRepair] = []
     outcomes: dict[int, tuple[str, str]] = {}
     try:
@@ -309,8 +320,16 @@ def _execute(
         try:
             with _phase(timings, "read_s"):
                 facts = reconciliation_facts_read(
-                    gateway=gateway, store=store, calls=calls, now=timezone.now(), scope=scope
+                    gateway=gateway,
+                    store=store,
+                    calls=calls,
+                    now=timezone.now(),
+                    scope=scope,
+                    full=full,
                 )
+            # Which read the run made, and why: in its summary (so its finished event's payload).
+            run.summary["orders_read"] = facts.orders_read.report()
+            next_base = facts.next_base
             run.positions_seen = facts.positions_seen
             run.orders_seen = facts.orders_seen
             run.signals_seen = facts.signals_seen
@@ -357,7 +376,7 @@ def _execute(
             _mark_completed(run, outcomes)
     run.api_calls = calls.total
     run.summary["timings"] = timings
-    _finish(run, planned, outcomes)
+    _finish(run, planned, outcomes, next_base=next_base)
 
 
 def _mark_completed(run: ReconciliationRun, outcomes: dict[int, tuple[str, str]]) -> None:
@@ -396,7 +415,11 @@ def _phase(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _finish(
-    run: ReconciliationRun, planned: list[PlannedRepair], outcomes: dict[int, tuple[str, str]]
+    run: ReconciliationRun,
+    planned: list[PlannedRepair],
+    outcomes: dict[int, tuple[str, str]],
+    *,
+    next_base: BaseUpdate | None = None,
 ) -> None:
     actions = [
         outcomes[i][0] if i in outcomes else initial_action(item, dry_run=run.dry_run)
@@ -411,7 +434,7 @@ def _finish(
         "by_action": _count(actions),
     }
     try:
-        _record_finished(run)
+        _record_finished(run, next_base=next_base)
     except DatabaseError as exc:
         # A run always finishes, whatever its error: when the database refuses what it says
         # (any text the helpers missed), it finishes FAILED saying so, in plain ASCII.
@@ -425,9 +448,13 @@ def _finish(
     _run_ended(run)
 
 
-def _record_finished(run: ReconciliationRun) -> None:
+def _record_finished(run: ReconciliationRun, *, next_base: BaseUpdate | None = None) -> None:
     with transaction.atomic():
         run.save()
+        # Only a successful run is the next one's base: after a failure the next reads from the
+        # last success, so nothing that changed meanwhile is left unread.
+        if next_base is not None and run.status == ReconciliationRun.Status.SUCCEEDED:
+            base_record(account=run.account, run_id=run.pk, update=next_base)
         run_event_record(
             run=run,
             kind=RunEvent.Kind.FINISHED,
