@@ -203,9 +203,10 @@ def read_changed(
 def read_left(
     *, gateway: AlpacaGateway, base: OrdersReadBase, read: set[str], after: datetime
 ) -> tuple[OrderSummaries | None, list[Seen], set[str]]:
-    """The orders the last run saw open that neither read has brought: one ``status=closed`` read by their symbols between their earliest and latest
-    submission (None when there are none); and the ids of those submitted before the look-back
-    (no full read has them: not read, but accounted for)."""
+    """The orders the last run saw open that neither read has brought: one ``status=closed``
+    read by their symbols between their earliest and latest submission (None when there are
+    none); and the ids of those submitted before the look-back (no full read has them: not
+    read, but accounted for)."""
     unread = [s for s in _base_orders(base) if s.id not in read]
     outside = {s.id for s in unread if s.stamp <= after}
     wanted = [s for s in unread if s.id not in outside]
