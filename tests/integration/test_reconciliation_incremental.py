@@ -1,6 +1,7 @@
 """Incremental runs (docs/design.md section 18.3): the paper broker over loopback, the real
 alpaca-py client; calls counted as runs count them (``run.api_calls``)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -236,12 +237,15 @@ def test_a_failed_run_leaves_the_base_to_the_last_success(account, gateway, stor
     assert OrdersReadBase.objects.get().run_id == good.pk
 
 
-def test_reconcile_full_on_the_command_line(account, gateway, store, monkeypatch):
+def test_reconcile_full_on_the_command_line(account, gateway, store, monkeypatch, capsys):
     monkeypatch.setattr("reconciliation.services.broker_gateway", lambda account=None: gateway)
     monkeypatch.setattr("reconciliation.services.get_signal_store", lambda: store)
-    call_command("reconcile", "--json", "--dry-run")
-    call_command("reconcile", "--json", "--dry-run")
-    call_command("reconcile", "--json", "--dry-run", "--full")
-    call_command("reconcile", "--json", "--dry-run", "--full", "--all")
+    reports = []
+    for options in ((), (), ("--full",), ("--full", "--all"), ("--all",)):
+        call_command("reconcile", "--json", "--dry-run", *options)
+        printed = json.loads(capsys.readouterr().out)
+        reports.append(printed[0] if "--all" in options else printed)
     modes = [r.summary["orders_read"]["mode"] for r in ReconciliationRun.objects.order_by("pk")]
-    assert modes == ["full", "incremental", "full", "full"]
+    assert modes == ["full", "incremental", "full", "full", "incremental"]
+    assert [r["orders_read"]["mode"] for r in reports] == modes
+    assert reports[2]["orders_read"]["reason"] == "a full read was asked for (reconcile --full)"
