@@ -249,3 +249,23 @@ def test_reconcile_full_on_the_command_line(account, gateway, store, monkeypatch
     assert modes == ["full", "incremental", "full", "full", "incremental"]
     assert [r["orders_read"]["mode"] for r in reports] == modes
     assert reports[2]["orders_read"]["reason"] == "a full read was asked for (reconcile --full)"
+
+
+def test_a_longer_look_back_falls_back(account, gateway, store, settings):
+    assert run(gateway, store, dry_run=True).status == "succeeded"
+    settings.RECONCILE_ORDER_LOOKBACK_HOURS += 24
+    fell_back = run(gateway, store, dry_run=True)
+    assert read_of(fell_back)["mode"] == "full"
+    assert "before the last run's" in read_of(fell_back)["reason"]
+
+
+def test_an_activities_sync_that_did_not_run_falls_back(account, gateway, store):
+    from brokerops.locks import single_flight
+
+    assert run(gateway, store, dry_run=True).status == "succeeded"
+    with single_flight("ledger-activities:default") as acquired:
+        assert acquired
+        fell_back = run(gateway, store, dry_run=True)
+    assert read_of(fell_back)["mode"] == "full"
+    assert read_of(fell_back)["reason"].startswith("the activities sync did not run")
+    assert read_of(run(gateway, store, dry_run=True))["mode"] == "incremental"
