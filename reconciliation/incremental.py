@@ -21,6 +21,7 @@ orders, orders not final, orders of our prefix we never recorded), what a full r
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -32,6 +33,7 @@ from django.conf import settings
 
 from brokerops.alpaca import Order
 from brokerops.alpaca.listing import OrderSummaries
+from brokerops.text import db_text
 from ledger.models import AccountActivity
 from ledger.selectors import activities_after, activity_cursor
 from ledger.services import activities_sync
@@ -71,7 +73,8 @@ class OrdersRead:
 
     def report(self) -> dict[str, object]:
         """What the run's summary says of its read (``summary["orders_read"]``)."""
-        return {"mode": self.mode, "reason": self.reason, **self.counts}
+        # The reason may quote a broker's id: made safe for the database as any broker text.
+        return {"mode": self.mode, "reason": db_text(self.reason), **self.counts}
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def base_record(*, account: str, run_id: int, update: BaseUpdate) -> None:
             "full_read_at": update.full_read_at,
             "after": update.after,
             "activity_pk": update.activity_pk,
-            "orders": update.orders,
+            "orders_json": json.dumps(update.orders),
         },
     )
 
@@ -234,7 +237,7 @@ def read_left(
 
 
 def _base_orders(base: OrdersReadBase) -> list[Seen]:
-    rows = base.orders.get("open", [])
+    rows = stored_orders(base).get("open", [])
     seen = {}
     for order_id, symbol, stamp in rows:
         seen[order_id] = Seen(order_id, symbol, datetime.fromisoformat(stamp))
@@ -301,6 +304,11 @@ def base_orders(
     return {"open": open_rows, "final": final}
 
 
+def stored_orders(base: OrdersReadBase) -> dict[str, list]:
+    """What ``base`` keeps of the orders it saw (see :func:`base_orders`)."""
+    return json.loads(base.orders_json or "{}")
+
+
 def carried(base: OrdersReadBase) -> OrderSummaries:
     """The final orders of our prefix no attempt names, as the last run kept them."""
-    return OrderSummaries.from_rows(base.orders.get("final", []))
+    return OrderSummaries.from_rows(stored_orders(base).get("final", []))

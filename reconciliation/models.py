@@ -454,11 +454,13 @@ class OrdersReadBase(models.Model):
     activity_pk = models.BigIntegerField(
         null=True, blank=True, help_text="The ledger's last row when that run read (its cursor)."
     )
-    orders = models.JSONField(
-        default=dict,
+    # JSON as text: a broker's text may hold NUL, which PostgreSQL refuses in jsonb and text as a
+    # character but keeps as the escape JSON writes it with (see reconciliation.incremental).
+    orders_json = models.TextField(
+        default="{}",
         blank=True,
-        help_text='{"open": [[id, symbol, submitted_at], ...], "unknown": [...]}: the open '
-        "orders, and the orders of our prefix we never recorded, that run saw.",
+        help_text='{"open": [[id, symbol, submitted_at], ...], "final": [order, ...]}: the open '
+        "orders that run saw, and the final orders of our prefix no attempt names (whole).",
     )
 
     class Meta:

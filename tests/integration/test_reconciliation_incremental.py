@@ -186,8 +186,10 @@ def test_a_fill_whose_order_was_not_read_falls_back(account, gateway, store):
     base = OrdersReadBase.objects.get()
     # The base forgets a resting order (as a base from a broken read would): its fill since the
     # cursor names an order no incremental read returned.
-    rest = next(o for o in base.orders["open"] if o[1] == "TSLA")
-    base.orders["open"] = [o for o in base.orders["open"] if o[0] != rest[0]]
+    orders = json.loads(base.orders_json)
+    rest = next(o for o in orders["open"] if o[1] == "TSLA")
+    orders["open"] = [o for o in orders["open"] if o[0] != rest[0]]
+    base.orders_json = json.dumps(orders)
     base.save()
     account.fill_order(rest[0])
     fell_back = run(gateway, store, dry_run=True)
@@ -200,7 +202,9 @@ def test_an_order_that_left_the_open_list_and_is_not_found_falls_back(account, g
     assert run(gateway, store, dry_run=True).status == "succeeded"
     base = OrdersReadBase.objects.get()
     ghost = "00000000-0000-4000-8000-000000000001"
-    base.orders["open"].append([ghost, "NVDA", timezone.now().isoformat()])
+    orders = json.loads(base.orders_json)
+    orders["open"].append([ghost, "NVDA", timezone.now().isoformat()])
+    base.orders_json = json.dumps(orders)
     base.save()
     fell_back = run(gateway, store, dry_run=True)
     assert read_of(fell_back)["mode"] == "full"
@@ -269,3 +273,18 @@ def test_an_activities_sync_that_did_not_run_falls_back(account, gateway, store)
     assert read_of(fell_back)["mode"] == "full"
     assert read_of(fell_back)["reason"].startswith("the activities sync did not run")
     assert read_of(run(gateway, store, dry_run=True))["mode"] == "incremental"
+
+
+def test_an_unrecorded_order_with_nul_bearing_text_is_carried(account, gateway, store):
+    old = timezone.now() - timedelta(hours=2)
+    stray = account.seed_order(
+        "MSFT", 1, client_order_id="bo-nul-entry", status="canceled", submitted_at=old
+    )
+    account.set_order_fields(stray["id"], symbol="MS\x00FT", note="a\x00b")
+    assert run(gateway, store, dry_run=True).status == "succeeded"
+    incremental = run(gateway, store, dry_run=True)
+    assert incremental.status == "succeeded", incremental.error
+    assert read_of(incremental)["mode"] == "incremental"
+    full = run(gateway, store, dry_run=True, full=True)
+    assert findings(incremental) == findings(full)
+    assert "bo-nul-entry" in {f[2] for f in findings(incremental)}
