@@ -289,6 +289,9 @@ WATCH_RECONNECT_MAX_S = _env_number("WATCH_RECONNECT_MAX_S", 30.0, low=0.001, hi
 RECONCILE_ORDER_LOOKBACK_HOURS = _env_number(
     "RECONCILE_ORDER_LOOKBACK_HOURS", 168, low=1, high=8784
 )
+# Runs read only the orders changed since the account's last successful run; the whole look-back
+# is read when the last full read is this old (docs/design.md section 18.3), or on demand.
+RECONCILE_FULL_EVERY_S = _env_number("RECONCILE_FULL_EVERY_S", 86400, low=0, high=31536000)
 # Targeted look-ups per run to confirm an orphan or a missing order before acting on it.
 RECONCILE_MAX_CONFIRMATIONS = _env_number("RECONCILE_MAX_CONFIRMATIONS", 50, low=0, high=10000)
 # Alpaca takes a crypto buy's fee in the coin received (25 bps taker): a holding short of the

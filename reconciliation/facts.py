@@ -22,8 +22,9 @@ signals of its open attempts that its read did not return are looked up, usually
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,10 +40,15 @@ from orders import lifecycle
 from orders.models import OrderAttempt
 from orders.pairing import orders_read_after
 
+from . import incremental
 from .diff import AttemptFact, DiffInput, InvalidSignalFact, MovedSignalFact
+from .models import OrdersReadBase
 
 if TYPE_CHECKING:
     from brokerops.alpaca import AlpacaGateway, CallCount
+    from brokerops.alpaca.listing import OrderSummaries
+
+logger = logging.getLogger(__name__)
 
 RELEVANT_SIGNAL_STATUSES = (SignalStatus.ACTIVE, SignalStatus.SUBMITTED)
 _ID_BATCH = 2000
@@ -58,6 +64,8 @@ class RunFacts:
     positions_seen: int
     orders_seen: int
     signals_seen: int
+    orders_read: incremental.OrdersRead  # which read (full or incremental), and why
+    next_base: incremental.BaseUpdate  # what the next run reads from, when this one succeeds
 
 
 def reconciliation_facts_read(
@@ -67,9 +75,11 @@ def reconciliation_facts_read(
     calls: CallCount,
     now: datetime,
     scope: AccountScope,
+    full: bool = False,
 ) -> RunFacts:
     """Read both sides of ``scope``'s account in bulk (see the module docstring); raises on any
-    failed read."""
+    failed read. The orders are read in full (``full``, or when the incremental read cannot be
+    trusted) or incrementally (:mod:`reconciliation.incremental`)."""
     account = scope.name
     prefix = scope.accounts.get(account).client_order_id_prefix
     attempts = _open_attempts(account)
@@ -78,11 +88,44 @@ def reconciliation_facts_read(
         now=now,
         lookback=timedelta(hours=settings.RECONCILE_ORDER_LOOKBACK_HOURS),
     )
-    with ThreadPoolExecutor(2, initializer=calls.include_current_thread) as pool:
+    base = incremental.read_base(account)
+    reason = incremental.full_reason(base=base, requested=full, now=now, after=after)
+    fills: list[str] = []
+    unsynced = incremental.sync_activities(account=account, gateway=gateway)
+    if not reason:
+        assert base is not None
+        try:
+            if unsynced:
+                raise incremental.Fallback(unsynced)
+            fills = incremental.fills_since(account=account, base=base)
+        except incremental.Fallback as exc:
+            reason = str(exc)
+    activity_pk = incremental.last_activity_pk(account)
+    with ThreadPoolExecutor(3, initializer=calls.include_current_thread) as pool:
         positions_read = pool.submit(gateway.list_positions)
-        orders_read = pool.submit(gateway.list_order_summaries, status="all", after=after)
+        changed = None
+        if not reason:
+            assert base is not None
+            changed = incremental.read_changed(gateway=gateway, base=base, submit=pool.submit)
+            full_read = None
+        else:
+            full_read = pool.submit(gateway.list_order_summaries, status="all", after=after)
         read = store.read_for(scope, statuses=RELEVANT_SIGNAL_STATUSES, include_unknown_status=True)
-        positions, orders = positions_read.result(), orders_read.result()
+        positions = positions_read.result()
+    if changed is not None:
+        assert base is not None
+        try:
+            orders_read, open_orders = _read_incrementally(
+                gateway, base, changed, after=after, attempts=attempts, fills=fills
+            )
+        except incremental.Fallback as exc:
+            reason = str(exc)
+    if reason:
+        logger.info("account %r: orders read in full: %s", account, reason)
+        orders = full_read.result() if full_read is not None else _full(gateway, after)
+        orders_read = incremental.OrdersRead(orders, incremental.FULL, reason)
+        open_orders = orders
+    orders = orders_read.orders
 
     recorded = _recorded_client_order_ids(
         o.client_order_id for o in orders if o.client_order_id.startswith(f"{prefix}-")
@@ -107,6 +150,23 @@ def reconciliation_facts_read(
         grace=timedelta(seconds=settings.ORDER_GRACE_S),
         crypto_fee_tolerance_bps=Decimal(settings.CRYPTO_FEE_TOLERANCE_BPS),
     )
+    unknown = [
+        i
+        for i, o in enumerate(orders)
+        if o.client_order_id.startswith(f"{prefix}-") and o.client_order_id not in recorded
+    ]
+    next_base = incremental.BaseUpdate(
+        read_at=now,
+        full_read_at=now if orders_read.mode == incremental.FULL else base.full_read_at,
+        after=after,
+        activity_pk=activity_pk,
+        orders=incremental.base_orders(
+            open_orders=open_orders,
+            not_final_only=orders_read.mode == incremental.FULL,
+            orders=orders,
+            unknown=unknown,
+        ),
+    )
     return RunFacts(
         diff_input=diff_input,
         orders_by_client_id=orders.by_client_order_id(),
@@ -114,7 +174,51 @@ def reconciliation_facts_read(
         positions_seen=len(positions),
         orders_seen=len(orders),
         signals_seen=len(read),
+        orders_read=orders_read,
+        next_base=next_base,
     )
+
+
+def _full(gateway: AlpacaGateway, after: datetime) -> OrderSummaries:
+    return gateway.list_order_summaries(status="all", after=after)
+
+
+def _read_incrementally(
+    gateway: AlpacaGateway,
+    base: OrdersReadBase,
+    changed: tuple[Future[OrderSummaries], Future[OrderSummaries]],
+    *,
+    after: datetime,
+    attempts: list[AttemptFact],
+    fills: list[str],
+) -> tuple[incremental.OrdersRead, OrderSummaries]:
+    """The incremental read, checked (raises :class:`incremental.Fallback`); and the open
+    orders (the next run's base)."""
+    open_orders, closed = changed[0].result(), changed[1].result()
+    read_ids = {o.id for o in open_orders} | {o.id for o in closed}
+    left, wanted, outside = incremental.read_left(
+        gateway=gateway, base=base, read=read_ids, after=after
+    )
+    reads = [open_orders, closed]
+    if left is not None:
+        reads.append(left)
+        read_ids |= {o.id for o in left}
+    reads.append(incremental.carried(base))  # after the reads: an order read now is as read
+    orders = incremental.merge(reads, after=after)
+    incremental.check_covered(
+        orders=orders,
+        read_ids=read_ids | outside,
+        attempt_client_ids=[a.client_order_id for a in attempts],
+        fills=fills,
+    )
+    counts = {
+        "open": len(open_orders),
+        "closed_since": len(closed),
+        "left_open_list": len(wanted),
+        "fills_checked": len(set(fills)),
+    }
+    read = incremental.OrdersRead(orders, incremental.INCREMENTAL, "", counts)
+    return read, open_orders
 
 
 def _open_attempts(account: str) -> list[AttemptFact]:

@@ -435,3 +435,37 @@ class DailyReport(models.Model):
 
     def __str__(self) -> str:
         return f"end-of-day report {self.day} {self.status}"
+
+
+class OrdersReadBase(models.Model):
+    """What the last successful run of an account read of its orders, for the next run to read
+    only what changed since (docs/design.md section 18.3): one row per account, replaced by
+    each successful run.
+
+    Kept out of the run's ``summary`` on purpose: the summary goes whole into the run's chained
+    ``finished`` event and its page, and an account may have thousands of open orders; this row
+    is working state (overwritten, never audited), the run's summary says which read it made.
+    """
+
+    account = account_field()
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(help_text="When that run's order reads began (our clock).")
+    full_read_at = models.DateTimeField(help_text="When the last full look-back read was made.")
+    after = models.DateTimeField(help_text="The look-back start that run compared from.")
+    activity_pk = models.BigIntegerField(
+        null=True, blank=True, help_text="The ledger's last row when that run read (its cursor)."
+    )
+    # JSON as text: a broker's text may hold NUL, which PostgreSQL refuses in jsonb and text as a
+    # character but keeps as the escape JSON writes it with (see reconciliation.incremental).
+    orders_json = models.TextField(
+        default="{}",
+        blank=True,
+        help_text='{"open": [[id, symbol, submitted_at], ...], "final": [order, ...]}: the open '
+        "orders that run saw, and the final orders of our prefix no attempt names (whole).",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account"], name="recon_orders_base_once")]
+
+    def __str__(self) -> str:
+        return f"orders read base of {self.account} (run #{self.run_id})"

@@ -23,6 +23,8 @@ def run_as_json(run: ReconciliationRun) -> dict:
         "signals_seen": run.signals_seen,
         "orders_seen": run.orders_seen,
         "api_calls": run.api_calls,
+        # Which read of the orders the run made (full or incremental) and why (section 18.3).
+        "orders_read": run.summary.get("orders_read"),
         "duration_s": round(run.duration_s or 0.0, 3),
         "error": run.error or None,
         "mismatches": [

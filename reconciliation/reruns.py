@@ -1,13 +1,13 @@
-"""An operator's rerun, recorded QUEUED when it was asked for
-(:func:`reconciliation.services.reconciliation_request_rerun`), run by its task: claimed once, in
-its account, under the account's lock, through the same steps as any run
-(:mod:`reconciliation.services`)."""
+"""An operator's rerun: recorded QUEUED when asked for (:func:`reconciliation_request_rerun`),
+run by its task: claimed once, in its account, under the account's lock, through the same steps
+as any run (:mod:`reconciliation.services`)."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from .models import ReconciliationRun, RunEvent
 from .records import run_event_record
 from .services import (
     ACTOR,
+    _account_name,
     _never_started_event,
     _run_ended,
     _started_payload,
@@ -102,4 +103,43 @@ def _queued_run_close(run_id: int, status: str, error: str, worker: str) -> Reco
         run.save(update_fields=["status", "finished_at", "error", "worker"])
         _never_started_event(run, error)
     _run_ended(run)
+    return run
+
+
+def reconciliation_request_rerun(
+    *, run_id: int | None, user_id: int, account: str | None = None
+) -> ReconciliationRun:
+    """A rerun for an operator (the admin's action and button): the run is recorded QUEUED now,
+    with its ``requested`` event naming who asked, and its task is enqueued after commit with
+    that run's id (:func:`reconciliation.reruns.reconciliation_run_queued` runs it). Returns the
+    queued run, so the operator can be shown its page at once.
+
+    A rerun of run ``run_id`` is of that run's account; a new run (``run_id`` None) is of
+    ``account`` (the default account when None; an unknown one raises :class:`KeyError`)."""
+    from .tasks import reconciliation_run_task
+
+    if run_id is not None:
+        name = ReconciliationRun.objects.values_list("account", flat=True).get(pk=run_id)
+    else:
+        name = _account_name(account)
+    user = get_user_model().objects.filter(pk=user_id).first()
+    username = user.get_username() if user else ""
+    with transaction.atomic():
+        run = ReconciliationRun.objects.create(
+            account=name,
+            trigger=ReconciliationRun.Trigger.ADMIN,
+            requested_by=user,
+            requested_by_username=username,
+            rerun_of_id=run_id,
+            status=ReconciliationRun.Status.QUEUED,
+        )
+        run_event_record(
+            run=run,
+            kind=RunEvent.Kind.REQUESTED,
+            message=f"rerun requested by {username or f'user #{user_id}'}",
+            payload=_started_payload(run),
+            actor=username,
+        )
+        run_pk = run.pk
+        transaction.on_commit(lambda: reconciliation_run_task.delay(run_id=run_pk))
     return run

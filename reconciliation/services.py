@@ -55,6 +55,7 @@ from .diff import diff
 from .explain import annotate
 from .explained import activities_explain
 from .facts import reconciliation_facts_read
+from .incremental import BaseUpdate, base_record
 from .models import Mismatch, ReconciliationRun, RunEvent
 from .plan import PlannedRepair, repair_plan
 from .records import (
@@ -114,6 +115,7 @@ def reconciliation_run(
     gateway: AlpacaGateway | None = None,
     store: SignalStore | None = None,
     account: str | None = None,
+    full: bool = False,
 ) -> ReconciliationRun:
     """Run one reconciliation of ``account`` (the default account when None) now, in this
     process; returns its (finished) run row.
@@ -123,6 +125,8 @@ def reconciliation_run(
     (and the exception is not re-raised: the row is the result). ``dry_run`` reports without
     repairing anything. An unknown account raises :class:`KeyError` naming the known ones
     (nothing is recorded); ``gateway`` is then the account's broker (tests pass their own).
+    ``full`` reads every order of the look-back (``reconcile --full``); otherwise the run reads
+    incrementally when it can (docs/design.md section 18.3).
     """
     name = _account_name(account)
     requested_by = None
@@ -155,6 +159,7 @@ def reconciliation_run(
         lambda status, error: _closed_run(fields, status, error),
         gateway=gateway,
         store=store,
+        full=full,
     )
 
 
@@ -171,6 +176,7 @@ def single_flight_run(
     *,
     gateway: AlpacaGateway | None,
     store: SignalStore | None,
+    full: bool = False,
 ) -> ReconciliationRun:
     """One run of ``account`` under its single-flight lock: ``start`` (with the lock held, the
     account's abandoned runs closed) gives the run and whether to execute it; when another run
@@ -184,7 +190,7 @@ def single_flight_run(
             run, execute = start()
             if execute:
                 with log_context(run_id=run.pk):
-                    _execute(run, gateway=gateway, store=store)
+                    _execute(run, gateway=gateway, store=store, full=full)
             return run
     except LockUnavailable as exc:  # raised before the block ran: nothing started or repaired
         logger.error("%s not started: %s", label, exc)
@@ -294,9 +300,14 @@ def _record_heads(run: ReconciliationRun) -> None:
 
 
 def _execute(
-    run: ReconciliationRun, *, gateway: AlpacaGateway | None, store: SignalStore | None
+    run: ReconciliationRun,
+    *,
+    gateway: AlpacaGateway | None,
+    store: SignalStore | None,
+    full: bool = False,
 ) -> None:
     timings: dict[str, float] = {}
+    next_base: BaseUpdate | None = None
     planned: list[PlannedRepair] = []
     outcomes: dict[int, tuple[str, str]] = {}
     try:
@@ -311,8 +322,16 @@ def _execute(
         try:
             with _phase(timings, "read_s"):
                 facts = reconciliation_facts_read(
-                    gateway=gateway, store=store, calls=calls, now=timezone.now(), scope=scope
+                    gateway=gateway,
+                    store=store,
+                    calls=calls,
+                    now=timezone.now(),
+                    scope=scope,
+                    full=full,
                 )
+            # Which read the run made, and why: in its summary (so its finished event's payload).
+            run.summary["orders_read"] = facts.orders_read.report()
+            next_base = facts.next_base
             run.positions_seen = facts.positions_seen
             run.orders_seen = facts.orders_seen
             run.signals_seen = facts.signals_seen
@@ -376,7 +395,7 @@ def _execute(
             _mark_completed(run, outcomes)
     run.api_calls = calls.total
     run.summary["timings"] = timings
-    _finish(run, planned, outcomes)
+    _finish(run, planned, outcomes, next_base=next_base)
 
 
 def _mark_completed(run: ReconciliationRun, outcomes: dict[int, tuple[str, str]]) -> None:
@@ -415,7 +434,11 @@ def _phase(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 def _finish(
-    run: ReconciliationRun, planned: list[PlannedRepair], outcomes: dict[int, tuple[str, str]]
+    run: ReconciliationRun,
+    planned: list[PlannedRepair],
+    outcomes: dict[int, tuple[str, str]],
+    *,
+    next_base: BaseUpdate | None = None,
 ) -> None:
     actions = [
         outcomes[i][0] if i in outcomes else initial_action(item, dry_run=run.dry_run)
@@ -430,7 +453,7 @@ def _finish(
         "by_action": _count(actions),
     }
     try:
-        _record_finished(run)
+        _record_finished(run, next_base=next_base)
     except DatabaseError as exc:
         # A run always finishes, whatever its error: when the database refuses what it says
         # (any text the helpers missed), it finishes FAILED saying so, in plain ASCII.
@@ -444,9 +467,13 @@ def _finish(
     _run_ended(run)
 
 
-def _record_finished(run: ReconciliationRun) -> None:
+def _record_finished(run: ReconciliationRun, *, next_base: BaseUpdate | None = None) -> None:
     with transaction.atomic():
         run.save()
+        # Only a successful run is the next one's base: after a failure the next reads from the
+        # last success, so nothing that changed meanwhile is left unread.
+        if next_base is not None and run.status == ReconciliationRun.Status.SUCCEEDED:
+            base_record(account=run.account, run_id=run.pk, update=next_base)
         run_event_record(
             run=run,
             kind=RunEvent.Kind.FINISHED,
@@ -472,42 +499,3 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def reconciliation_request_rerun(
-    *, run_id: int | None, user_id: int, account: str | None = None
-) -> ReconciliationRun:
-    """A rerun for an operator (the admin's action and button): the run is recorded QUEUED now,
-    with its ``requested`` event naming who asked, and its task is enqueued after commit with
-    that run's id (:func:`reconciliation.reruns.reconciliation_run_queued` runs it). Returns the
-    queued run, so the operator can be shown its page at once.
-
-    A rerun of run ``run_id`` is of that run's account; a new run (``run_id`` None) is of
-    ``account`` (the default account when None; an unknown one raises :class:`KeyError`)."""
-    from .tasks import reconciliation_run_task
-
-    if run_id is not None:
-        name = ReconciliationRun.objects.values_list("account", flat=True).get(pk=run_id)
-    else:
-        name = _account_name(account)
-    user = get_user_model().objects.filter(pk=user_id).first()
-    username = user.get_username() if user else ""
-    with transaction.atomic():
-        run = ReconciliationRun.objects.create(
-            account=name,
-            trigger=ReconciliationRun.Trigger.ADMIN,
-            requested_by=user,
-            requested_by_username=username,
-            rerun_of_id=run_id,
-            status=ReconciliationRun.Status.QUEUED,
-        )
-        run_event_record(
-            run=run,
-            kind=RunEvent.Kind.REQUESTED,
-            message=f"rerun requested by {username or f'user #{user_id}'}",
-            payload=_started_payload(run),
-            actor=username,
-        )
-        run_pk = run.pk
-        transaction.on_commit(lambda: reconciliation_run_task.delay(run_id=run_pk))
-    return run

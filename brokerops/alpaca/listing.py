@@ -10,7 +10,7 @@ arrived (about 0.8 KB an order), decoded again when a whole order is asked for.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, overload
 
@@ -70,6 +70,37 @@ class OrderSummaries(Sequence[OrderSummary]):
             self._summaries.append(fields[position])
             self._page_of.append(page)
             self._position_of.append(position)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> OrderSummaries:
+        """Orders kept as received (``Order.raw`` of each) read again as one page, parsed and
+        checked as a listing's page is: what a reconciliation carries from one run to the next
+        of orders that can no longer change (final at the broker)."""
+        import json
+
+        from .parsing.summaries import parse_order_summary_fields
+
+        summaries = cls()
+        fields, _stamps = parse_order_summary_fields(rows)
+        body = PageBody(json.dumps(rows).encode(), "utf-8")
+        summaries.add_page(body, fields, list(range(len(fields))))
+        return summaries
+
+    def extend_from(self, source: OrderSummaries, indexes: Iterable[int]) -> None:
+        """Append ``source``'s orders at ``indexes``, in that order, sharing their pages' bodies
+        (several reads merged into one list: an incremental reconciliation's)."""
+        pages: dict[int, int] = {}
+        for index in indexes:
+            page = source._page_of[index]
+            mine = pages.get(page)
+            if mine is None:
+                mine = pages[page] = len(self._bodies)
+                self._bodies.append(source._bodies[page])
+            self._summaries.append(source._summaries[index])
+            self._page_of.append(mine)
+            self._position_of.append(source._position_of[index])
+            if (order := source._orders.get(index)) is not None:
+                self._orders[len(self._summaries) - 1] = order
 
     def __len__(self) -> int:
         return len(self._summaries)

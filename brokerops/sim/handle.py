@@ -130,6 +130,12 @@ class AccountMethods:
         with self.book.lock:
             return self.book.ledger.rows()
 
+    def hold_activity(self, activity_id: str) -> dict[str, object]:
+        """Take one posted activity back as not posted yet (``ledger.py``): a corporate action's
+        second leg arriving later; :meth:`post_crypto_fees` (the end of the day) posts it."""
+        with self.book.lock:
+            return self.book.ledger.hold(activity_id)
+
     def post_crypto_fees(self) -> list[dict[str, object]]:
         """The simulated end of the day: the crypto fees held are booked as ``CFEE`` now."""
         with self.book.lock:

@@ -158,6 +158,19 @@ class Ledger:
         held, self._held = self._held, []
         return [self.post(row) for row in held]
 
+    def hold(self, activity_id: str) -> dict[str, object]:
+        """Take a posted activity back, as not posted yet (one leg of a corporate action that
+        Alpaca posts later than the other): it is posted again, with a new id, by
+        :meth:`post_held`. ``KeyError`` for an id never posted."""
+        index = self._ids.index(activity_id) if activity_id in self._ids else None
+        if index is None:
+            raise KeyError(f"no posted activity {activity_id!r}")
+        row = self._rows.pop(index)
+        del self._ids[index], self._times[index]
+        held = {k: v for k, v in row.items() if k != "id"}
+        self._held.append(held)
+        return held
+
     def held_count(self) -> int:
         return len(self._held)
 

@@ -18,11 +18,8 @@ from brokerops.locks import single_flight
 from orders.models import OrderAttempt
 from reconciliation import services
 from reconciliation.models import Mismatch, ReconciliationRun
-from reconciliation.services import (
-    reconciliation_request_rerun,
-    reconciliation_run,
-    run_lock_name,
-)
+from reconciliation.reruns import reconciliation_request_rerun
+from reconciliation.services import reconciliation_run, run_lock_name
 from tests import factories
 from tests.accounts.two_accounts import (  # noqa: F401 - two_accounts_fixture
     reload_accounts,

@@ -318,3 +318,30 @@ def test_a_large_body_is_read_whole_in_large_reads(over, scripted):
     scripted.answer("GET", "/v2/positions", (200, rows))
     positions = gateway.list_positions()
     assert [p.symbol for p in positions] == [r["symbol"] for r in rows]
+
+
+# --- several reads merged (an incremental reconciliation's), final orders carried whole ---------
+
+
+def test_orders_carried_as_received_read_again_as_one_page():
+    rows = [_order(i, T0 + timedelta(seconds=i), status="filled", filled_qty="1") for i in range(3)]
+    carried = OrderSummaries.from_rows(json.loads(json.dumps(rows)))
+    assert list(carried) == parse_order_summaries(rows)[0]
+    assert [carried.order(i) for i in range(3)] == parse_orders(rows)
+    assert carried.order(1).raw == rows[1]
+    assert len(OrderSummaries.from_rows([])) == 0
+    with pytest.raises(ParseError):
+        OrderSummaries.from_rows([{**rows[0], "status": None}])
+
+
+def test_orders_merged_from_several_reads_keep_their_whole_orders():
+    first = OrderSummaries.from_rows([_order(i, T0 + timedelta(seconds=i)) for i in range(3)])
+    second = OrderSummaries.from_rows([_order(i, T0 + timedelta(seconds=i)) for i in (7, 8)])
+    parsed = first.order(2)  # parsed already: the merged list hands out the same object
+    merged = OrderSummaries()
+    merged.extend_from(second, [1])
+    merged.extend_from(first, [2, 0])
+    assert [s.client_order_id for s in merged] == ["bo-s8-entry", "bo-s2-entry", "bo-s0-entry"]
+    assert merged.order(1) is parsed
+    assert merged.order(0) == second.order(1)
+    assert merged.by_client_order_id()["bo-s0-entry"] == first.order(0)

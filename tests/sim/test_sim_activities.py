@@ -169,3 +169,18 @@ def test_the_control_endpoint_applies_and_refuses(paper):
     assert "split takes no 'old_rte'" in refused.text
     assert requests.post(url, json={}, timeout=5).status_code == 401
     assert paper.position("AAPL")["qty"] == "4"
+
+
+def test_a_leg_held_back_is_not_served_until_the_end_of_the_day(paper, gateway):
+    paper.seed_position("AAPL", 10)
+    paper.corporate_action("split", symbol="AAPL", new_rate=4)
+    remove, add = paper.activities()
+    paper.hold_activity(add["id"])
+    read = gateway.read_activities()
+    assert [a.id for a in read.activities] == [remove["id"]]  # one side posted yet
+    (posted,) = paper.post_crypto_fees()
+    assert posted["id"] != add["id"] and posted["qty"] == add["qty"]
+    more = gateway.read_activities(after_id=read.last_id)
+    assert [(a.family, a.leg) for a in more.activities] == [("SPLIT", "ADD")]
+    with pytest.raises(KeyError, match="no posted activity"):
+        paper.hold_activity("never-posted")

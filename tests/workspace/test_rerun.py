@@ -12,8 +12,8 @@ from brokerops.locks import single_flight
 from brokerops.sim import PaperBroker
 from reconciliation import services
 from reconciliation.models import ReconciliationRun, RunEvent
-from reconciliation.reruns import reconciliation_run_queued
-from reconciliation.services import reconciliation_request_rerun, run_lock_name
+from reconciliation.reruns import reconciliation_request_rerun, reconciliation_run_queued
+from reconciliation.services import run_lock_name
 from reconciliation.tasks import reconciliation_run_task
 from tests import factories
 from tests.integration.conftest import gateway_for

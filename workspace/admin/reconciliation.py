@@ -14,7 +14,7 @@ from brokerops.intent.schema import audit_signal_id
 from orders.models import OrderAttempt
 from reconciliation.models import Mismatch, MismatchSignal, ReconciliationRun, RunEvent
 from reconciliation.records import JOINED_SIGNAL_KINDS
-from reconciliation.services import reconciliation_request_rerun
+from reconciliation.reruns import reconciliation_request_rerun
 from workspace.access import only_visible
 from workspace.admin.site import (
     AccountScopedMixin,

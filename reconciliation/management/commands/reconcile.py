@@ -1,5 +1,6 @@
-"""`python manage.py reconcile [--account NAME | --all] [--dry-run] [--json]`: reconciliation runs,
-now, here.
+"""`python manage.py reconcile [--account NAME | --all] [--dry-run] [--full] [--json]`:
+reconciliation runs, now, here. ``--full`` reads every order of the look-back instead of only
+those changed since the account's last successful run (docs/design.md section 18.3).
 
 One account (``--account NAME``, or the default account): exit status 0 when the run completed, 1
 when it failed (one line on stderr naming the cause), 2 when another run of the account held its
@@ -53,12 +54,18 @@ class Command(BaseCommand):
         add_account_arguments(parser)
         parser.add_argument("--dry-run", action="store_true", help="report without repairing")
         parser.add_argument("--json", action="store_true", help="print JSON (a list with --all)")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="read every order of the look-back, not only those changed since the last run",
+        )
 
     def handle(
         self,
         *args,
         dry_run: bool,
         json: bool,
+        full: bool = False,
         account: str | None = None,
         all_accounts: bool = False,
         verbosity: int = 1,
@@ -68,7 +75,7 @@ class Command(BaseCommand):
         outcomes = []
         with operator_console(verbosity):
             for name in names:
-                outcome = self._reconcile(name, dry_run=dry_run)
+                outcome = self._reconcile(name, dry_run=dry_run, full=full)
                 outcomes.append(outcome)
                 if not json:
                     self._print(outcome.report)
@@ -80,10 +87,10 @@ class Command(BaseCommand):
         else:
             self._exit_one(outcomes[0])
 
-    def _reconcile(self, name: str, *, dry_run: bool) -> Outcome:
+    def _reconcile(self, name: str, *, dry_run: bool, full: bool = False) -> Outcome:
         try:
             run = reconciliation_run(
-                trigger=ReconciliationRun.Trigger.COMMAND, dry_run=dry_run, account=name
+                trigger=ReconciliationRun.Trigger.COMMAND, dry_run=dry_run, account=name, full=full
             )
         except Exception as exc:
             # No run could be recorded (Redis down before the lock, the database down).
