@@ -51,3 +51,13 @@ def admin_login(page, live_server, username: str, password: str, *, to_index: bo
     if to_index and not page.url.rstrip("/").endswith("/admin"):
         page.goto(f"{live_server.url}/admin/")
         page.wait_for_selector("#user-tools")
+
+
+def search_list(page, text: str) -> None:
+    """Search an admin list and wait for the answer page: counting rows right after the key
+    press may count the page being left (a race seen on a loaded CI machine)."""
+    page.fill("#searchbar", text)
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**q=*")
+    page.wait_for_load_state("load")
+    page.wait_for_selector("#result_list, p.paginator")

@@ -3,7 +3,7 @@
 import pytest
 
 from tests import factories
-from tests.browser.conftest import admin_login
+from tests.browser.conftest import admin_login, search_list
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,8 +21,7 @@ def test_compliance_searches_an_order_and_reads_its_history(page, live_server):
 
     admin_login(page, live_server, "carol", "pw-for-tests-1")
     page.goto(f"{live_server.url}/admin/orders/orderattempt/")
-    page.fill("#searchbar", "bo-sig42-entry")
-    page.press("#searchbar", "Enter")
+    search_list(page, "bo-sig42-entry")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     rows.first.locator("th a").click()

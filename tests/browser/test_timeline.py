@@ -10,7 +10,7 @@ import pytest
 from orders.models import OrderEvent
 from reconciliation.diff import ReconciliationErrors
 from tests import factories
-from tests.browser.conftest import admin_login
+from tests.browser.conftest import admin_login, search_list
 from tests.workspace.helpers import local_signal, record_mismatch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -49,8 +49,7 @@ def test_compliance_finds_an_order_and_reads_its_timeline(page, live_server):
 
     # One signal of a three-signal mismatch finds the mismatch.
     page.goto(f"{live_server.url}/admin/reconciliation/mismatch/")
-    page.fill("#searchbar", "ux-msft")
-    page.press("#searchbar", "Enter")
+    search_list(page, "ux-msft")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     rows.first.locator("th a").click()
@@ -60,8 +59,7 @@ def test_compliance_finds_an_order_and_reads_its_timeline(page, live_server):
 
     # A lower-case symbol finds the order.
     page.goto(f"{live_server.url}/admin/orders/orderattempt/")
-    page.fill("#searchbar", "msft")
-    page.press("#searchbar", "Enter")
+    search_list(page, "msft")
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == 1
     assert rows.first.locator("td.field-qty_display").inner_text() == "10"
