@@ -261,3 +261,36 @@ def accounts_failed(runs: Sequence[AccountRun], *, stderr, several: bool) -> Com
         f"account {run.account}: {run.line}" if several else run.line for run in failed
     )
     return fail(line, stderr=stderr, exc=failed[0].error)
+
+
+def report_each_account(
+    names: Sequence[str],
+    work: Callable[[str], dict[str, object]],
+    *,
+    stdout,
+    stderr,
+    several: bool,
+    json: bool,
+    line: Callable[[dict[str, object]], str],
+    verbosity: int = 1,
+) -> None:
+    """The body of a per-account command whose work returns a report (``sync_orders``,
+    ``activities``): ``work`` for each account (`for_each_account`), then one JSON object per
+    account (a list when ``several``) or one ``line`` each, a failed account's object carrying
+    its ``error``; an operator's error is raised after the output, a bug before it."""
+    import json as jsonlib
+
+    with operator_console(verbosity):
+        runs = for_each_account(names, work)
+    error = accounts_failed(runs, stderr=stderr, several=several)
+    objects = [
+        run.value if run.value is not None else {"account": run.account, "error": run.line}
+        for run in runs
+    ]
+    if json:
+        stdout.write(jsonlib.dumps(objects if several else objects[0]))
+    else:
+        for report in objects:
+            stdout.write(line(report))
+    if error is not None:
+        raise error

@@ -6,16 +6,12 @@ status 1, after the other accounts' lines. A read that stopped early (``complete
 not a failure: its reason is printed and the next sync goes on from the cursor.
 """
 
-import json as jsonlib
-
 from django.core.management.base import BaseCommand, CommandParser
 
 from brokerops.commands import (
-    accounts_failed,
     add_account_arguments,
     chosen_accounts,
-    for_each_account,
-    operator_console,
+    report_each_account,
 )
 from brokerops.locks import check_redis
 from ledger.services import activities_sync
@@ -45,20 +41,16 @@ class Command(BaseCommand):
             check_redis()  # named as such, rather than what it broke
             return activities_sync(account=name).report()
 
-        with operator_console(verbosity):
-            runs = for_each_account(names, sync)
-        error = accounts_failed(runs, stderr=self.stderr, several=all_accounts)
-        objects = [
-            run.value if run.value is not None else {"account": run.account, "error": run.line}
-            for run in runs
-        ]
-        if json:
-            self.stdout.write(jsonlib.dumps(objects if all_accounts else objects[0]))
-        else:
-            for report in objects:
-                self.stdout.write(_line(report))
-        if error is not None:
-            raise error
+        report_each_account(
+            names,
+            sync,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            several=all_accounts,
+            json=json,
+            line=_line,
+            verbosity=verbosity,
+        )
 
 
 def _line(report: dict[str, object]) -> str:

@@ -3,16 +3,12 @@ attempts of one account, or of every account, from their brokers (docs/design.md
 Its options, JSON objects, errors and exit statuses are those of ``submit_orders``.
 """
 
-import json as jsonlib
-
 from django.core.management.base import BaseCommand, CommandParser
 
 from brokerops.commands import (
-    accounts_failed,
     add_account_arguments,
     chosen_accounts,
-    for_each_account,
-    operator_console,
+    report_each_account,
 )
 from brokerops.locks import check_redis
 from orders.services.sync import orders_sync_open
@@ -40,19 +36,19 @@ class Command(BaseCommand):
             check_redis()  # named as such, rather than what it broke
             return orders_sync_open(account=name, actor="sync_orders command").report()
 
-        with operator_console(verbosity):
-            runs = for_each_account(names, sync)
-        # A bug is raised here, before any output; an operator's error after the output.
-        error = accounts_failed(runs, stderr=self.stderr, several=all_accounts)
-        objects = [
-            run.value if run.value is not None else {"account": run.account, "error": run.line}
-            for run in runs
-        ]
-        if json:
-            self.stdout.write(jsonlib.dumps(objects if all_accounts else objects[0]))
-        else:
-            for counts in objects:
-                text = " ".join(f"{k}={v}" for k, v in counts.items() if k != "account")
-                self.stdout.write(f"account {counts['account']}: {text}")
-        if error is not None:
-            raise error
+        report_each_account(
+            names,
+            sync,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            several=all_accounts,
+            json=json,
+            line=_line,
+            verbosity=verbosity,
+        )
+
+
+def _line(counts: dict[str, object]) -> str:
+    """``account NAME: key=value ...``, or the account's error."""
+    text = " ".join(f"{k}={v}" for k, v in counts.items() if k != "account")
+    return f"account {counts['account']}: {text}"
