@@ -1,6 +1,7 @@
 """The activities in the workspace (docs/design.md section 18.2): a read-only list kept to the
 user's accounts, filtered by account, type and date, searched by symbol in any form, exported
-as CSV exactly; an order's activities on its timeline."""
+as CSV exactly; an order's activities on its timeline; a symbol's history linked from the pages
+that name a symbol."""
 
 import csv
 import io
@@ -11,7 +12,8 @@ from django.urls import reverse
 from brokerops.accounts import AccountConfig, Accounts
 from ledger.models import AccountActivity
 from tests import factories
-from tests.workspace.helpers import account_activity
+from tests.workspace.breaks_helpers import break_of, finding, page_url, run_with
+from tests.workspace.helpers import account_activity, local_signal
 from workspace.admin.ledger import activities_url
 from workspace.models import AccountGrant
 from workspace.timeline import order_timeline
@@ -130,3 +132,31 @@ def test_the_orders_activities_show_on_its_timeline(ledger_rows):
     account_activity(9, account="client", order_id="alpaca-1")
     again = order_timeline(client_order_id=attempt.client_order_id)
     assert len([e for e in again.entries if e.source == "activity"]) == 1
+
+
+def _history_link(html: str) -> str:
+    import re
+
+    (href,) = re.findall(r'class="activities-link" href="([^"]+)"', html)
+    return href.replace("&amp;", "&")
+
+
+def test_a_breaks_page_links_to_its_symbols_history_in_its_account(compliance, ledger_rows):
+    account_activity(5, account="desk", symbol="MSFT")
+    run_with(finding(symbol="MSFT", signal_ids=("dk-9",)), account="desk")
+    page = compliance.get(page_url(break_of("MSFT")))
+    history = compliance.get(_history_link(page.content.decode()))
+    # The desk's MSFT row, not the client's (same symbol, another account), nor desk's others.
+    assert [r.activity_id[-2:] for r in history.context["cl"].queryset] == ["05"]
+
+
+def test_a_signals_page_links_to_its_symbols_history(compliance, ledger_rows):
+    signal = local_signal("sig-t", symbol="TSLA", account="desk")
+    change = reverse("admin:intent_localsignal_change", args=[signal.pk])
+    history = compliance.get(_history_link(compliance.get(change).content.decode()))
+    assert [r.activity_id[-2:] for r in history.context["cl"].queryset] == ["03"]
+    # An account the configuration does not know: the symbol in every account shown.
+    stray = local_signal("sig-m", symbol="MSFT", account="gone")
+    change = reverse("admin:intent_localsignal_change", args=[stray.pk])
+    history = compliance.get(_history_link(compliance.get(change).content.decode()))
+    assert [r.activity_id[-2:] for r in history.context["cl"].queryset] == ["04"]

@@ -27,6 +27,7 @@ from workspace.admin.filters_breaks import (
     OccurrencesFilter,
     OwnerFilter,
 )
+from workspace.admin.ledger import symbol_history
 from workspace.admin.site import AccountScopedMixin, AuditTrailAdmin
 from workspace.display import SymbolSearchMixin
 from workspace.filters import AccountListFilter
@@ -83,7 +84,7 @@ class BreakAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
                     "account",
                     "kind",
                     "severity",
-                    "symbol",
+                    "symbol_display",
                     "signals_display",
                     "client_order_id_display",
                     "detail",
@@ -163,6 +164,10 @@ class BreakAdmin(AccountScopedMixin, SymbolSearchMixin, AuditTrailAdmin):
         if words.is_overdue(brk):
             return format_html('<strong class="break-overdue">{}</strong>', text)
         return text
+
+    @admin.display(description="symbol")
+    def symbol_display(self, brk: Break) -> str:
+        return symbol_history(brk.symbol, account=brk.account)
 
     @admin.display(description="client order id")
     def client_order_id_display(self, brk: Break) -> str:

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.urls import reverse
+from django.utils.html import format_html
 
 from brokerops.alpaca.types import ACTIVITY_FAMILIES
 from ledger.models import AccountActivity
@@ -29,6 +30,18 @@ def activities_url(*, symbol: str = "", order_id: str = "", account: str = "") -
         if value
     }
     return f"{url}?{urlencode(query)}" if query else url
+
+
+def symbol_history(symbol: str, *, account: str = "") -> str:
+    """``symbol · activities``: the symbol, linked to its history in ``account`` (what a break's
+    or a signal's page shows); ``-`` without a symbol."""
+    if not symbol:
+        return "-"
+    return format_html(
+        '{} &middot; <a class="activities-link" href="{}">activities</a>',
+        symbol,
+        activities_url(symbol=symbol, account=account),
+    )
 
 
 def family_of(activity_type: str) -> str:

@@ -10,6 +10,7 @@ from brokerops.accounts import configured
 from brokerops.intent.models import LocalSignal, stored_document_id
 from brokerops.intent.schema import InvalidSignal, SignalStatus, parse_signal
 from workspace.access import signal_documents_q, signal_owner
+from workspace.admin.ledger import symbol_history
 from workspace.admin.site import AccountScopedMixin, AuditListMixin, ReadOnlyMixin
 from workspace.display import folded_json, plain_decimal, symbol_search_forms
 from workspace.timeline import signal_client_order_id, timeline_url
@@ -51,6 +52,7 @@ class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.
         "document_id",
         "account_shown",
         "timeline",
+        "symbol_activities",
         "status",
         "problems",
         "document",
@@ -107,6 +109,18 @@ class LocalSignalAdmin(AccountScopedMixin, AuditListMixin, ReadOnlyMixin, admin.
     @admin.display(description="symbol")
     def symbol(self, obj):
         return _field(obj, "symbol")
+
+    @admin.display(description="symbol")
+    def symbol_activities(self, obj):
+        symbol = obj.data.get("symbol") if isinstance(obj.data, dict) else None
+        if not isinstance(symbol, str):
+            return "-"
+        named = obj.data.get("account")
+        if named in (None, ""):
+            account = signal_owner(None)
+        else:  # an account not configured: the symbol's history in every account shown
+            account = named if isinstance(named, str) and named in configured() else ""
+        return symbol_history(symbol, account=account)
 
     @admin.display(description="side")
     def side(self, obj):
