@@ -356,6 +356,9 @@ ALERT_STALE_INTERVALS = _env_number("ALERT_STALE_INTERVALS", 3, low=1, high=1000
 REPORT_EMAILS = env.list("REPORT_EMAILS", default=[])
 REPORT_AT = env.str("REPORT_AT", default="16:30").strip()
 REPORT_TZ = env.str("REPORT_TZ", default="America/New_York").strip()
+# Days before today whose report beat still sends late when it was never sent (beat or the mail
+# server down past the day's end); 0: none.
+REPORT_CATCH_UP_DAYS = int(_env_number("REPORT_CATCH_UP_DAYS", 7, low=0, high=366))
 
 # One line per event on stderr. The operator commands (reconcile, submit_orders, sync_orders)
 # keep this "console" handler to CRITICAL while they run, so an error an operator can act on is

@@ -6,8 +6,9 @@ Beat checks every few minutes (:func:`eod_report_due`): once the day in ``REPORT
 ``REPORT_AT``, the day's report is sent unless a ``DailyReport`` row says it was. The row is
 claimed before sending (unique per day: two checks at once send once); a failed sending is
 recorded and tried again at the next check; a claim older than :data:`CLAIM_LEASE` (its process
-died) is taken over. ``manage.py eod_report --send`` sends even a day already sent (an operator
-asked for it), and counts it.
+died) is taken over. A day whose end passed unsent (beat or the mail server down) is sent late,
+as of its own end, at the next check (``REPORT_CATCH_UP_DAYS`` back at most). ``manage.py
+eod_report --send`` sends even a day already sent (an operator asked for it), and counts it.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ def report_time() -> tuple[int, int]:
 
 
 def eod_report_due(*, now: datetime | None = None) -> str:
-    """Beat's check: send today's report if it is time and it was not sent; returns what it did
-    (``unconfigured``, ``early``, ``already sent``, ``sending elsewhere``, ``sent``,
-    ``failed``)."""
+    """Beat's check: send the days missed (:func:`_catch_up`), then today's report if it is time
+    and it was not sent; returns what it did (``unconfigured``, ``early``, ``already sent``,
+    ``sending elsewhere``, ``sent``, ``failed``; ``; sent N missed day(s)`` after it)."""
     global _said_unset
     now = now or timezone.now()
     if not settings.REPORT_EMAILS:
@@ -54,18 +55,51 @@ def eod_report_due(*, now: datetime | None = None) -> str:
             )
             _said_unset = True
         return "unconfigured"
+    day = report_day(now)
+    late = _catch_up(day, now)
+    caught_up = f"; sent {late} missed day(s)" if late else ""
     local = now.astimezone(ZoneInfo(settings.REPORT_TZ))
     if (local.hour, local.minute) < report_time():
-        return "early"
-    day = report_day(now)
+        return "early" + caught_up
     if DailyReport.objects.filter(day=day, status=Status.SENT).exists():
-        return "already sent"
+        return "already sent" + caught_up
     try:
         sent = eod_report_send(day=day, now=now, trigger="schedule")
     except ReportNotSent as exc:
         logger.error("end-of-day report %s not sent: %s; tried again at the next check", day, exc)
-        return "failed"
-    return "sent" if sent is not None else "sending elsewhere"
+        return "failed" + caught_up
+    return ("sent" if sent is not None else "sending elsewhere") + caught_up
+
+
+def _catch_up(today: date, now: datetime) -> int:
+    """Send the days before ``today`` that were never sent (beat or the mail server was down
+    past their end), each as of its own end, going back at most ``REPORT_CATCH_UP_DAYS`` and
+    never before the first day this deployment recorded (a new one does not mail its past).
+    Returns how many were sent; one that fails again is tried at the next check."""
+    back = settings.REPORT_CATCH_UP_DAYS
+    first = DailyReport.objects.order_by("day").values_list("day", flat=True).first()
+    if not back or first is None:
+        return 0
+    since = max(first, today - timedelta(days=back))
+    done = set(
+        DailyReport.objects.filter(day__gte=since, day__lt=today, status=Status.SENT).values_list(
+            "day", flat=True
+        )
+    )
+    sent = 0
+    for offset in range((today - since).days):
+        day = since + timedelta(days=offset)
+        if day in done:
+            continue
+        try:
+            if eod_report_send(day=day, now=now, trigger="catch-up") is not None:
+                sent += 1
+        except ReportNotSent as exc:
+            logger.error("end-of-day report %s (missed) not sent: %s; tried again", day, exc)
+            break  # the mail server is down: today's attempt says so too
+    if sent:
+        logger.warning("end-of-day reports: %d missed day(s) sent late", sent)
+    return sent
 
 
 def eod_report_send(

@@ -145,7 +145,8 @@ def test_beat_sends_once_a_day_after_report_at_in_report_tz(smtp, settings):
         (day, "schedule"), (day + timedelta(days=1), "schedule"),
     ]  # fmt: skip
     settings.REPORT_TZ = "Asia/Tokyo"  # 16:31 New York is 06:31 the next morning in Tokyo
-    assert eod_report_due(now=ny(day + timedelta(days=2), 16, 31)) == "early"
+    # ...and the 11th in Tokyo, which ended unsent in the switch, is sent late.
+    assert eod_report_due(now=ny(day + timedelta(days=2), 16, 31)) == "early; sent 1 missed day(s)"
 
     entry = beat_schedule()["eod-report"]
     assert entry["task"] == "reconciliation.eod_report" and entry["schedule"] == 300.0
@@ -163,6 +164,46 @@ def test_a_failed_sending_is_recorded_and_sent_at_the_next_check(smtp, settings)
     settings.EMAIL_PORT = port
     assert eod_report_due(now=ny(day, 17, 5)) == "sent"
     assert len(smtp.messages) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_days_missed_while_beat_or_mail_was_down_are_sent_late_each_as_of_its_end(smtp, settings):
+    settings.REPORT_EMAILS = ["compliance@example.com"]
+    settings.REPORT_CATCH_UP_DAYS = 3
+    day = date(2026, 3, 9)
+    assert eod_report_due(now=ny(day, 16, 31)) == "sent"
+    # SMTP down from the next afternoon until past midnight: the 10th fails and its day ends.
+    port, settings.EMAIL_PORT = settings.EMAIL_PORT, 1
+    assert eod_report_due(now=ny(day + timedelta(days=1), 16, 31)) == "failed"
+    settings.EMAIL_PORT = port
+    # Beat down for the 11th and 12th; back on the 13th in the morning, before REPORT_AT.
+    back = ny(day + timedelta(days=4), 9, 0)
+    assert eod_report_due(now=back) == "early; sent 3 missed day(s)"
+    late = {m["Subject"] for m in smtp.messages[1:]}
+    assert late == {f"[brokerops] End-of-day report 2026-03-{d}: 0 break(s) open, 0 overdue"
+                    for d in (10, 11, 12)}  # fmt: skip
+    rows = dict(DailyReport.objects.values_list("day", "trigger"))
+    assert rows[day + timedelta(days=1)] == rows[day + timedelta(days=3)] == "catch-up"
+    assert eod_report_due(now=back + timedelta(minutes=5)) == "early"  # nothing sent twice
+    assert len(smtp.messages) == 4
+
+
+@pytest.mark.django_db
+def test_catching_up_goes_back_at_most_report_catch_up_days_and_never_before_the_first(
+    smtp, settings
+):
+    settings.REPORT_EMAILS = ["compliance@example.com"]
+    settings.REPORT_CATCH_UP_DAYS = 2
+    day = date(2026, 3, 9)
+    # A new deployment mails from its first day on, never the days before it.
+    assert eod_report_due(now=ny(day, 16, 31)) == "sent"
+    # Down for a week: only the last two days before today are sent late, then today's.
+    assert eod_report_due(now=ny(day + timedelta(days=8), 16, 31)) == "sent; sent 2 missed day(s)"
+    assert sorted(DailyReport.objects.values_list("day", flat=True)) == [
+        day, day + timedelta(days=6), day + timedelta(days=7), day + timedelta(days=8),
+    ]  # fmt: skip
+    settings.REPORT_CATCH_UP_DAYS = 0  # catching up off
+    assert eod_report_due(now=ny(day + timedelta(days=11), 16, 31)) == "sent"
 
 
 @pytest.mark.django_db
