@@ -14,7 +14,9 @@ from typing import Any
 
 from django.contrib.auth.management import create_permissions
 
-VIEW_ONLY = {
+#: Granted to both groups: viewing the trail, and the two recorded actions that read it (start a
+#: verification, download an evidence pack). Each group's own extras follow.
+BOTH_GROUPS = {
     "reconciliation": [
         "view_reconciliationrun",
         "view_mismatch",
@@ -62,12 +64,12 @@ OPERATOR_EXTRA = {
 
 GROUPS: dict[str, dict[str, list[str]]] = {
     "compliance": {
-        label: VIEW_ONLY.get(label, []) + COMPLIANCE_EXTRA.get(label, [])
-        for label in VIEW_ONLY.keys() | COMPLIANCE_EXTRA.keys()
+        label: BOTH_GROUPS.get(label, []) + COMPLIANCE_EXTRA.get(label, [])
+        for label in BOTH_GROUPS.keys() | COMPLIANCE_EXTRA.keys()
     },
     "operations": {
-        label: VIEW_ONLY.get(label, []) + OPERATOR_EXTRA.get(label, [])
-        for label in VIEW_ONLY.keys() | OPERATOR_EXTRA.keys()
+        label: BOTH_GROUPS.get(label, []) + OPERATOR_EXTRA.get(label, [])
+        for label in BOTH_GROUPS.keys() | OPERATOR_EXTRA.keys()
     },
 }
 
