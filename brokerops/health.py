@@ -9,9 +9,10 @@
     set (``skipped`` otherwise: the embedded set-up has no Redis);
   - ``reconciliation``: the last successful (non-dry) run finished at most
     ``READY_MAX_RUN_AGE_S`` ago (default three ``RECONCILE_INTERVAL_S``; ``0`` turns the check
-    off). A fresh install has no run yet: it is ready while this process has been up for less
-    than ``READY_MAX_RUN_AGE_S`` (the first scheduled run has that long to succeed), and not
-    ready after that, since then nothing is reconciling.
+    off); with several accounts, each account's own last run (the answer names a stale one). A
+    fresh install has no run yet: it is ready while this process has been up for less than
+    ``READY_MAX_RUN_AGE_S`` (the first scheduled run has that long to succeed), and not ready
+    after that, since then nothing is reconciling.
 
 The answer says which check failed and how (the exception's class, or the run's age), never an
 error's text: the endpoint needs no login, and driver messages name hosts and users. The full
@@ -91,19 +92,54 @@ def health_readiness(*, connection=None, redis_url: str | None = None) -> Readin
     if not database.ok:
         run = Check("reconciliation", SKIPPED, "database unreachable")
         return Readiness((database, redis_check, run))
+    alias = connection.alias if connection is not None else DEFAULT_DB_ALIAS
     try:
-        alias = connection.alias if connection is not None else DEFAULT_DB_ALIAS
-        last_success = readings.last_successful_run_finished_at(using=alias)
+        run = _reconciliation_check(alias)
     except DatabaseError as exc:  # e.g. migrations not applied yet, or the database just went
         _note_failure("reconciliation", f"reconciliation runs unreadable: {exc}")
         run = Check("reconciliation", FAILING, f"runs unreadable ({type(exc).__name__})")
-    else:
-        run = check_reconciliation(
-            max_age_s=settings.READY_MAX_RUN_AGE_S,
-            last_success=last_success,
-            up_s=time.monotonic() - PROCESS_STARTED,
-        )
     return Readiness((database, redis_check, run))
+
+
+def _reconciliation_check(alias: str) -> Check:
+    """One account: its last success (:func:`check_reconciliation`). Several: each account's own,
+    so one account whose runs stopped fails the check by name even while the others run."""
+    max_age_s, up_s = settings.READY_MAX_RUN_AGE_S, time.monotonic() - PROCESS_STARTED
+    names = _account_names()
+    if len(names) < 2 or max_age_s <= 0:
+        last_success = readings.last_successful_run_finished_at(using=alias)
+        return check_reconciliation(max_age_s=max_age_s, last_success=last_success, up_s=up_s)
+    now = timezone.now()
+    lasts = {
+        name: readings.last_successful_run_finished_at(account=name, using=alias)
+        for name in names
+    }
+    checks = {
+        name: check_reconciliation(max_age_s=max_age_s, last_success=last, up_s=up_s, now=now)
+        for name, last in lasts.items()
+    }
+    failing = [f"account {name}: {c.detail}" for name, c in checks.items() if not c.ok]
+    if failing:
+        return Check("reconciliation", FAILING, "; ".join(failing))
+    detail = f"{len(names)} accounts"
+    ran = [last for last in lasts.values() if last is not None]
+    if ran:
+        detail += f"; the oldest last success {max((now - min(ran)).total_seconds(), 0):.0f} s ago"
+    waiting = [name for name, last in lasts.items() if last is None]
+    if waiting:
+        detail += f"; no successful run yet: {', '.join(waiting)}"
+    return Check("reconciliation", OK, detail)
+
+
+def _account_names() -> list[str]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from brokerops.accounts import configured
+
+    try:
+        return list(configured().names)
+    except ImproperlyConfigured:  # refused at start in a real process; the probe still answers
+        return []
 
 
 def check_database(*, connection=None, timeout_s: float) -> Check:

@@ -175,6 +175,40 @@ def test_a_stale_last_success_makes_readyz_503(client):
     assert body["checks"]["reconciliation"]["detail"] == "last success 999 s ago, over 900 s"
 
 
+def test_with_several_accounts_one_stale_account_makes_readyz_503_naming_it(
+    client, settings, monkeypatch
+):
+    from brokerops.accounts import AccountConfig, Accounts
+
+    monkeypatch.setattr(health, "PROCESS_STARTED", time.monotonic())  # within the grace period
+
+    settings.ACCOUNTS_FILE = "accounts.toml"
+    settings.ACCOUNTS = Accounts(
+        {
+            "desk": AccountConfig("desk", "dk", 200, default=True),
+            "client": AccountConfig("client", "cl", 200),
+            "new": AccountConfig("new", "nw", 200),
+        },
+        from_file="accounts.toml",
+    )
+    old = timezone.now() - timedelta(seconds=1000)
+    recent_success(account="desk")
+    recent_success(account="client", started_at=old, finished_at=old + timedelta(seconds=1))
+    with override_settings(REDIS_URL=None, READY_MAX_RUN_AGE_S=900):
+        response = client.get("/readyz")
+        # The newest run of any account is fresh; the client's own is not.
+        assert response.status_code == 503
+        detail = response.json()["checks"]["reconciliation"]["detail"]
+        assert detail == "account client: last success 999 s ago, over 900 s"
+        recent_success(account="client")
+        response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    # "new" has no run yet: within the grace period after start it does not fail the check.
+    assert response.json()["checks"]["reconciliation"]["detail"] == (
+        "3 accounts; the oldest last success 4 s ago; no successful run yet: new"
+    )
+
+
 def test_a_fresh_install_is_ready_during_the_grace_period_only():
     grace = health.check_reconciliation(max_age_s=900, last_success=None, up_s=10)
     assert grace.state == "ok"
