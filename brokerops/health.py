@@ -111,8 +111,7 @@ def _reconciliation_check(alias: str) -> Check:
         return check_reconciliation(max_age_s=max_age_s, last_success=last_success, up_s=up_s)
     now = timezone.now()
     lasts = {
-        name: readings.last_successful_run_finished_at(account=name, using=alias)
-        for name in names
+        name: readings.last_successful_run_finished_at(account=name, using=alias) for name in names
     }
     checks = {
         name: check_reconciliation(max_age_s=max_age_s, last_success=last, up_s=up_s, now=now)
