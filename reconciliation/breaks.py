@@ -260,7 +260,11 @@ def breaks_close_repaired(*, run: ReconciliationRun, mismatches: Sequence[Mismat
         return 0
     now = timezone.now()
     with transaction.atomic():
-        closing = list(Break.objects.select_for_update().filter(pk__in=ids, state__in=LIVE))
+        # Only what the events need: whole rows (their detail, ids, texts) cost 0.3 s a run
+        # that closes 1,000.
+        closing = list(
+            Break.objects.select_for_update().filter(pk__in=ids, state__in=LIVE).only("id", "state")
+        )
         Break.objects.filter(pk__in=[b.pk for b in closing]).update(
             state=State.CLOSED,
             disposition=Break.Disposition.REPAIRED,
