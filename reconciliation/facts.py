@@ -127,9 +127,12 @@ def reconciliation_facts_read(
         open_orders = orders
     orders = orders_read.orders
 
-    recorded = _recorded_client_order_ids(
-        o.client_order_id for o in orders if o.client_order_id.startswith(f"{prefix}-")
-    )
+    # The orders of our prefix (by index), found in one pass over the 200,000.
+    mine = f"{prefix}-"
+    ours = [
+        (i, o.client_order_id) for i, o in enumerate(orders) if o.client_order_id.startswith(mine)
+    ]
+    recorded = _recorded_client_order_ids(client_order_id for _, client_order_id in ours)
     moved = _moved_here(read.signals, account, several_accounts=len(scope.accounts) > 1)
     moved += _moved_away(attempts, read, store, scope)
     arrived = {fact.signal_id for fact in moved if fact.named == account}
@@ -150,11 +153,7 @@ def reconciliation_facts_read(
         grace=timedelta(seconds=settings.ORDER_GRACE_S),
         crypto_fee_tolerance_bps=Decimal(settings.CRYPTO_FEE_TOLERANCE_BPS),
     )
-    unknown = [
-        i
-        for i, o in enumerate(orders)
-        if o.client_order_id.startswith(f"{prefix}-") and o.client_order_id not in recorded
-    ]
+    unknown = [i for i, client_order_id in ours if client_order_id not in recorded]
     next_base = incremental.BaseUpdate(
         read_at=now,
         full_read_at=now if orders_read.mode == incremental.FULL else base.full_read_at,
