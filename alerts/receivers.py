@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from .breaks import alerts_overdue_after_run
-from .services import alerts_audit_verified, alerts_reconciliation_run_finished
+from .runs import alerts_reconciliation_run_finished
+from .services import alerts_audit_verified
 
 
 def on_run_finished(sender, *, run, **_) -> None:

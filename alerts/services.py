@@ -22,11 +22,12 @@ Deliveries are queued once the raising thread holds no lock (``after_locks_relea
 is never held by a receiver. Run inline, a channel that failed is not tried again in the same
 batch or sweep; its other alerts wait for the next sweep (docs/design.md, section 13).
 
-The hooks (:func:`alerts_reconciliation_run_finished`, :func:`alerts_audit_verified`) listen to
-the runs' and verifications' announcements (:mod:`alerts.receivers`) and never raise: a run or a
-verification is recorded before it announces, and an alert that cannot be raised is logged at
-ERROR, not passed on. Text goes through :func:`clean_text` (credentials in
-settings, URL passwords and the webhook's URL masked) before it is stored or sent.
+The hooks (:func:`alerts.runs.alerts_reconciliation_run_finished`,
+:func:`alerts_audit_verified`) listen to the runs' and verifications' announcements
+(:mod:`alerts.receivers`) and never raise: a run or a verification is recorded before it
+announces, and an alert that cannot be raised is logged at ERROR, not passed on. Text goes
+through :func:`clean_text` (credentials in settings, URL passwords and the webhook's URL masked)
+before it is stored or sent.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -68,6 +70,7 @@ AUDIT_CHAIN_KEY = "AUDIT_CHAIN_BROKEN"
 _KEY_MAX = 255
 _SUBJECT_MAX = 255
 _BODY_MAX = 8000
+_MANY = 1000  # alerts per statement of alerts_raise_many
 # Settings whose values never leave the process in an alert.
 _SECRET_SETTINGS = (
     "SECRET_KEY",
@@ -114,6 +117,16 @@ def alerts_raise(
 
 def _raise(kind: str, key: str, subject: str, body: str, now: datetime) -> Raised:
     alert = Alert.objects.select_for_update().filter(key=key).first()
+    alert, notify = _sighting(alert, kind, key, subject, body, now)
+    alert.save()
+    return _announced(alert, notify)
+
+
+def _sighting(
+    alert: Alert | None, kind: str, key: str, subject: str, body: str, now: datetime
+) -> tuple[Alert, bool]:
+    """The alert (``None``: none yet) after one more sighting, not saved; and whether that
+    sighting raises a message."""
     if alert is None:
         alert = Alert(key=key, kind=kind, first_seen_at=now, times_seen=0, notifications=0)
         notify = True
@@ -141,13 +154,60 @@ def _raise(kind: str, key: str, subject: str, body: str, now: datetime) -> Raise
                 next_attempt_at=None,  # due at once
                 sent_at=None,
             )
-    alert.save()
+    return alert, notify
+
+
+def _announced(alert: Alert, notify: bool) -> Raised:
+    """A saved sighting: a message raised is logged and its deliveries queued on commit."""
     if notify:
         logger.warning("alert %s: %s", alert.kind, alert.subject)
         for channel in CHANNELS:
             if getattr(alert, f"{channel}_status") == Delivery.PENDING:
                 transaction.on_commit(partial(_queue_delivery, alert.pk, channel))
     return Raised(alert, notify)
+
+
+def alerts_raise_many(
+    sightings: Sequence[tuple[str, str, str, str]], *, now: datetime | None = None
+) -> list[Raised]:
+    """:func:`alerts_raise` of each ``(kind, key, subject, body)`` in turn, with the same
+    outcome, in a few statements: the alerts read (and locked) together, the new ones inserted
+    together, the others updated together. A run's 1,000 orphans took 4,000 statements one by
+    one (docs/benchmarks.md). Another process creating one of the keys meanwhile, or a key
+    twice: one by one."""
+    now = now or timezone.now()
+    items = [(kind, alert_key(key), subject, body) for kind, key, subject, body in sightings]
+    if len({key for _, key, _, _ in items}) == len(items):
+        try:
+            with transaction.atomic():
+                return _raise_many(items, now)
+        except IntegrityError:
+            pass
+    return [
+        alerts_raise(kind=kind, key=key, subject=subject, body=body, now=now)
+        for kind, key, subject, body in items
+    ]
+
+
+def _raise_many(items: list[tuple[str, str, str, str]], now: datetime) -> list[Raised]:
+    keys = [key for _, key, _, _ in items]
+    found: dict[str, Alert] = {}
+    for start in range(0, len(keys), _MANY):
+        rows = Alert.objects.select_for_update().filter(key__in=keys[start : start + _MANY])
+        found.update((alert.key, alert) for alert in rows)
+    sighted = [
+        _sighting(found.get(key), kind, key, clean_text(subject), clean_text(body), now)
+        for kind, key, subject, body in items
+    ]
+    new = [alert for alert, _ in sighted if alert.pk is None]
+    Alert.objects.bulk_create(new, batch_size=_MANY)
+    if new and new[0].pk is None:  # a backend that returns no ids: read them back
+        ids = dict(Alert.objects.filter(key__in=[a.key for a in new]).values_list("key", "pk"))
+        for alert in new:
+            alert.pk = ids[alert.key]
+    fields = [f.name for f in Alert._meta.concrete_fields if not f.primary_key]
+    Alert.objects.bulk_update([a for a in found.values()], fields, batch_size=_MANY)
+    return [_announced(alert, notify) for alert, notify in sighted]
 
 
 def _realert_due(alert: Alert, now: datetime) -> bool:
@@ -344,77 +404,6 @@ def alerts_deliver_due(*, now: datetime | None = None) -> int:
 
 
 # --- Hooks: the conditions ----------------------------------------------------------------------
-
-
-def alerts_reconciliation_run_finished(*, run) -> None:
-    """After a (non-dry) run is recorded: its orphan positions, a failure, or (on success) the
-    resolution of what it no longer finds. Never raises."""
-    from reconciliation.models import ReconciliationRun
-
-    Status = ReconciliationRun.Status
-    if run.dry_run or run.status not in (Status.SUCCEEDED, Status.FAILED):
-        return
-    account = run.account
-    try:
-        # One transaction for the run's orphans (each raise a savepoint inside): a commit per
-        # orphan cost 1,000 commits and about 4 s at 100,000 positions (docs/benchmarks.md).
-        # The deliveries still go when it commits; one failing raise drops the run's batch,
-        # which the next run raises again.
-        with transaction.atomic():
-            seen = {_orphan_raise(m, run) for m in _orphans(run)}
-        if run.status == Status.SUCCEEDED:
-            # What this account's run no longer finds: another account's alerts are its own.
-            orphans = f"{account_key(Kind.ORPHAN_POSITION, account)}:"
-            alerts_resolve(kind=Kind.ORPHAN_POSITION, keep=seen, key_prefix=orphans)
-            alerts_resolve(kind=Kind.RUN_FAILED, key=account_key(RUN_FAILED_KEY, account))
-            alerts_resolve(kind=Kind.RUNS_STALE, key=account_key(RUNS_STALE_KEY, account))
-        else:
-            alerts_raise(
-                kind=Kind.RUN_FAILED,
-                key=account_key(RUN_FAILED_KEY, account),
-                subject=f"Reconciliation run #{run.pk}{_of_account(account)} failed",
-                body=(
-                    f"Reconciliation run #{run.pk}{_of_account(account)} ({run.trigger}, worker "
-                    f"{run.worker}) failed at {run.finished_at:%Y-%m-%d %H:%M:%S} UTC: "
-                    f"{run.error}\nFurther failures are counted on this alert until a run of the "
-                    "account succeeds."
-                ),
-            )
-    except Exception:  # alerting never fails the run that raised it
-        logger.exception("reconciliation run %s: alerts not raised", run.pk)
-
-
-def _orphans(run):
-    from reconciliation.models import Mismatch
-
-    return run.mismatches.filter(kind=Mismatch.Kind.ORPHAN_POSITION).select_related("outcome")
-
-
-def _orphan_raise(mismatch, run) -> str:
-    base = account_key(Kind.ORPHAN_POSITION, run.account)
-    key = alert_key(f"{base}:{mismatch.symbol}:{mismatch.signal_id}")
-    alerts_raise(
-        kind=Kind.ORPHAN_POSITION,
-        key=key,
-        subject=f"Orphan position{_of_account(run.account)}: {mismatch.symbol} "
-        f"(signal {mismatch.signal_id[:80]})",
-        body=(
-            f"Signal {mismatch.signal_id} expects a position in {mismatch.symbol} "
-            f"(qty {_qty(mismatch.expected_qty)}) that the broker does not hold "
-            f"(qty {_qty(mismatch.actual_qty)}).\n"
-            f"Found by reconciliation run #{run.pk}; action: {mismatch.outcome_action}"
-            + (f" ({mismatch.outcome_detail})" if mismatch.outcome_detail else "")
-            + ".\nFurther sightings are counted on this alert until a run no longer finds it."
-        ),
-    )
-    return key
-
-
-def _qty(value) -> str:
-    if value is None:
-        return "-"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def alerts_check_stale_runs(

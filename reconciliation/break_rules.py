@@ -68,3 +68,22 @@ def may_work(user) -> None:
     """Refuse a user who may view breaks but neither propose nor approve."""
     if not (user.has_perm(PROPOSE) or user.has_perm(APPROVE)):
         raise BreakRefused("you may view breaks but not work on them")
+
+
+#: Kinds of break an activity can explain (a holding's quantity, or its presence).
+EXPLAINABLE = (
+    Mismatch.Kind.QTY_MISMATCH,
+    Mismatch.Kind.UNTRACKED_POSITION,
+    Mismatch.Kind.ORPHAN_POSITION,
+)
+
+
+def row_key(account: str, row: Mismatch, ids: Sequence[str]) -> str:
+    """The key of a run's finding (its ``Mismatch`` row, not stored yet, and its signal ids)."""
+    return break_key(
+        account=account,
+        kind=row.kind,
+        symbol=row.symbol,
+        signal_ids=ids,
+        order_id=row.client_order_id or row.alpaca_order_id,
+    )

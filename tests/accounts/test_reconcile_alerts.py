@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
-from alerts.services import alerts_reconciliation_run_finished
+from alerts.runs import alerts_reconciliation_run_finished
 from alerts.tasks import alerts_check_stale_runs_task
 from tests import factories
 from tests.accounts.two_accounts import configure
