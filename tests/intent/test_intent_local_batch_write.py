@@ -47,8 +47,13 @@ def test_a_batch_write_costs_its_batch_not_the_table_times_the_batch():
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
         (plan,) = cursor.fetchone()[0]
 
-    updated = plan["Plan"]["Plans"][0]["Actual Rows"]
-    assert updated == BATCH
-    # Server time only. Testing every row against 500 conditions took 400-900 ms here; a
-    # hashed look-up first, 10-40 ms on a loaded machine.
-    assert plan["Execution Time"] < 200, plan
+    (scan,) = plan["Plan"]["Plans"]
+    assert scan["Actual Rows"] == BATCH
+    # What each row read costs, not a time: the server reads every ACTIVE row here (the stale
+    # statistics choose the status index), so what matters is the first test applied to each.
+    # Before, all 500 conditions (400-900 ms here); now one hashed look-up of the batch's ids
+    # (PostgreSQL hashes an ``= ANY`` list of 9 or more), the conditions only for those 500.
+    # The time itself is the benchmark's to measure (docs/benchmarks.md).
+    first_test = scan["Filter"].split(" AND ")[0]
+    assert first_test.startswith("(((document_id)::text = ANY ('{"), scan["Filter"][:300]
+    assert " OR " not in first_test
