@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from django.db import connections, models, router, transaction
@@ -292,18 +293,24 @@ def _is_plain_json(value: Any, depth: int = 0) -> bool:
     body parsed from the broker's JSON always does, and then the round trip through the text
     is skipped (it was half the cost of chaining an activity)."""
     kind = type(value)
+    if kind is dict:
+        if depth > 50:
+            return False  # let the round trip judge (and refuse) a deep nesting
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            item_kind = type(item)
+            if item_kind is str or item_kind is int or item is None or item_kind is bool:
+                continue
+            if not _is_plain_json(item, depth + 1):
+                return False
+        return True
     if kind is str or kind is int or kind is bool or value is None:
         return True
     if kind is float:
         return value == value and value not in (_INF, -_INF)  # NaN and infinities are refused
-    if depth > 50:
-        return False  # let the round trip judge (and refuse) a deep nesting
-    if kind is dict:
-        return all(
-            type(key) is str and _is_plain_json(item, depth + 1) for key, item in value.items()
-        )
     if kind is list:
-        return all(_is_plain_json(item, depth + 1) for item in value)
+        return depth <= 50 and all(_is_plain_json(item, depth + 1) for item in value)
     return False
 
 
@@ -323,10 +330,6 @@ def _encode_exact(row: models.Model, name: str, field: Any) -> str:
     value = field.to_python(value)  # stored exactly: read back as given
     setattr(row, name, value)
     return f'"{plain_decimal_text(value)}"'  # digits, sign and point: nothing to escape
-
-
-def _encode_plain(row: models.Model, name: str, _field: Any) -> str:
-    return _plain_json(getattr(row, name))
 
 
 def _stamp_encoder() -> Callable[[models.Model, str, Any], str]:
@@ -357,7 +360,7 @@ def row_encoder(model: type[models.Model], vendor: str) -> Callable[[models.Mode
     ``json.dumps(sort_keys=True)`` of the whole row writes."""
     spec = chain_for(model)
     fields = _fields_by_attname(model)
-    parts: list[tuple[str, str, Any, Callable[[models.Model, str, Any], str]]] = []
+    parts: list[tuple[str, str, Any, Callable[[models.Model, str, Any], str] | None]] = []
     for name in sorted(spec.fields):
         field = fields[name]
         if isinstance(field, models.JSONField):
@@ -376,15 +379,24 @@ def row_encoder(model: type[models.Model], vendor: str) -> Callable[[models.Mode
         elif isinstance(field, models.DateTimeField):
             encode = _stamp_encoder()
         else:
-            encode = _encode_plain
+            encode = None  # a text value is written here; anything else through _plain_json
         parts.append((encode_basestring_ascii(name) + ":", name, field, encode))
     stamp_default = "created_at" in spec.fields
+    getter = attrgetter(*(name for _, name, _, _ in parts))
+    values_of = getter if len(parts) > 1 else lambda row: (getter(row),)
 
     def encoder(row: models.Model) -> bytes:
         if stamp_default and getattr(row, "created_at", None) is None:
             row.created_at = timezone.now()
-        text = ",".join([key + encode(row, name, field) for key, name, field, encode in parts])
-        return ("{" + text + "}").encode()
+        texts = []
+        for (key, name, field, encode), value in zip(parts, values_of(row), strict=True):
+            if encode is not None:
+                texts.append(key + encode(row, name, field))
+            elif type(value) is str:
+                texts.append(key + encode_basestring_ascii(value))
+            else:
+                texts.append(key + _plain_json(value))
+        return ("{" + ",".join(texts) + "}").encode()
 
     return encoder
 

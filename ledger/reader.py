@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from brokerops.alpaca import ActivityRead, AlpacaGateway
 
 #: Pages the reader may hold before the writer takes them (100 activities each).
-AHEAD = 4
+AHEAD = 10
 #: How often a blocked side looks whether the other one has gone.
 POLL_S = 0.5
 #: How long closing waits for the thread (one HTTP call at most: the gateway's timeout bounds it).
