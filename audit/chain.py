@@ -320,7 +320,18 @@ def _encode_json_field(row: models.Model, name: str, _field: Any) -> str:
         # What JSON gives back: tuples become lists, keys strings.
         value = json.loads(json.dumps(value if value is not None else {}, allow_nan=False))
         setattr(row, name, value)
-    return _CANONICAL_JSON(value)
+    text = _CANONICAL_JSON(value)
+    row.__dict__.setdefault("_chained_json", {})[name] = (value, text)
+    return text
+
+
+def chained_json_text(row: models.Model, name: str) -> str | None:
+    """The JSON text :func:`chain_append` hashed for the JSON field ``name`` of ``row`` (valid
+    input for a ``json``/``jsonb`` column), while the field still holds the value it was made
+    from; else None. A writer that sends the text itself (the ledger's ``COPY``) need not
+    serialise every body a second time."""
+    value, text = row.__dict__.get("_chained_json", {}).get(name, (None, None))
+    return text if value is not None and getattr(row, name) is value else None
 
 
 def _encode_exact(row: models.Model, name: str, field: Any) -> str:

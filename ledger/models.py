@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connections, models
 from django.utils import timezone
 
+from audit.chain import chained_json_text
 from audit.models import ChainedQuerySet, ChainedRow
 from brokerops.alpaca.parsing.activities import parse_activity
 from brokerops.alpaca.types import Activity
@@ -54,10 +55,12 @@ class ActivityQuerySet(ChainedQuerySet):
         table = connection.ops.quote_name(self.model._meta.db_table)
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
         values_of = itemgetter(*(f.attname for f in fields))
-        texts, special = [], []
+        texts, special, chained = [], [], []
         for i, f in enumerate(fields):
             prepare = _copy_preparer(f, connection)
-            if prepare is None:  # a text column: a str as it is (one type check below)
+            if isinstance(f, models.JSONField):
+                chained.append((i, f.attname, prepare))  # the text chain_append hashed, if any
+            elif prepare is None:  # a text column: a str as it is (one type check below)
                 texts.append((i, partial(f.get_db_prep_save, connection=connection)))
             else:
                 special.append((i, prepare))
@@ -70,6 +73,9 @@ class ActivityQuerySet(ChainedQuerySet):
             write_row = copy.write_row
             for obj in objs:
                 values = list(values_of(obj.__dict__))
+                for i, name, prepare in chained:
+                    text = chained_json_text(obj, name)
+                    values[i] = prepare(values[i]) if text is None else text
                 for i, prepare in special:
                     values[i] = prepare(values[i])
                 for i, prepare in texts:
