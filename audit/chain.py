@@ -39,7 +39,10 @@ from brokerops.fields import ExactDecimalField, plain_decimal_text
 GENESIS = ""
 M = TypeVar("M", bound=models.Model)
 _SQLITE_DECIMAL = Context(prec=15)
-_INF = float("inf")  # SQLite keeps 15 significant digits (Django's converter)
+_INF = float("inf")
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+).encode  # SQLite keeps 15 significant digits (Django's converter)
 
 
 @dataclass(frozen=True)
@@ -215,13 +218,7 @@ def plain(value: Any) -> Any:
 
 def canonical(values: Mapping[str, Any]) -> bytes:
     """The canonical serialisation of a row's chained values."""
-    return json.dumps(
-        {name: plain(value) for name, value in values.items()},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        allow_nan=False,
-    ).encode()
+    return _CANONICAL_JSON({name: plain(value) for name, value in values.items()}).encode()
 
 
 def row_hash(prev_hash: str, values: Mapping[str, Any]) -> str:
@@ -242,9 +239,7 @@ def row_hasher(model: type[models.Model], spec: ChainSpec) -> Callable[[str, lis
         if isinstance(fields[n], models.DecimalField | ExactDecimalField)
     ]
     names = spec.fields
-    dumps = json.JSONEncoder(
-        sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode
+    dumps = _CANONICAL_JSON
     sha256 = hashlib.sha256
 
     def hasher(prev_hash: str, values: list[Any]) -> str:
@@ -272,11 +267,6 @@ def _decimal_as_stored(field: models.DecimalField, value: Any, vendor: str) -> D
     if vendor == "sqlite":
         value = _SQLITE_DECIMAL.create_decimal_from_float(float(value))
     return value.quantize(step)
-
-
-_CANONICAL_JSON = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-).encode
 
 
 def _plain_json(value: Any) -> str:

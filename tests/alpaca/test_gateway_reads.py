@@ -206,10 +206,12 @@ def test_a_helper_thread_counts_in_every_scope_of_the_thread_it_works_for(gatewa
             gateway.list_positions()
         gateway.list_positions()  # after: its own again
 
-    with gateway.count_calls(current_thread_only=True) as outer:
-        with gateway.count_calls(current_thread_only=True) as inner:
-            gateway.get_account()
-            worker = threading.Thread(target=helper)
-            worker.start()
-            worker.join()
+    with (
+        gateway.count_calls(current_thread_only=True) as outer,
+        gateway.count_calls(current_thread_only=True) as inner,
+    ):
+        gateway.get_account()
+        worker = threading.Thread(target=helper)
+        worker.start()
+        worker.join()
     assert (outer.total, inner.total, gateway.api_calls) == (2, 2, 3)
