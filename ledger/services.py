@@ -3,8 +3,10 @@
 :func:`activities_record` is the one writer of :class:`~ledger.models.AccountActivity`: it
 stores the activities of one account not stored yet, in the order given, skipping (never
 failing on) an id already there. :func:`activities_sync` reads an account's new activities from
-its cursor through the gateway and records each page as it arrives, so a crash mid-read loses
-nothing stored and the next sync goes on from the cursor.
+its cursor through the gateway and records the pages as they arrive (a thread reads ahead while
+the pages before are stored: :mod:`ledger.reader`), in transactions of at most
+:data:`BATCH_ROWS` activities committed in the order read, so a crash mid-read loses nothing
+stored and the next sync goes on from the cursor.
 
 Why no duplicate can enter, however many syncs run: the writer holds the chain's lock (a
 PostgreSQL transaction-level advisory lock; SQLite writes one transaction at a time) while it
@@ -32,6 +34,7 @@ from brokerops.alpaca.types import Activity
 from brokerops.locks import single_flight
 
 from .models import CODE_MAX, ID_MAX, ORDER_ID_MAX, SYMBOL_MAX, AccountActivity
+from .reader import PageReader, ReadEnd
 from .selectors import activity_cursor
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ CHAIN = "account_activities"
 #: The single-flight lock of an account's sync: ``f"{SYNC_LOCK}:{account}"``.
 SYNC_LOCK = "ledger-activities"
 ACTOR = "activities-sync"
+#: Activities stored in one transaction at most: the pages waiting when the writer is ready
+#: (ten at most of 100), so a writer behind the reader commits once for several pages.
+BATCH_ROWS = 1000
 _LIMITS = {
     "id": ID_MAX,
     "activity_type": CODE_MAX,
@@ -71,17 +77,17 @@ def activities_record(*, account: str, activities: Sequence[Activity]) -> Record
     storing nothing of the batch, when one of them cannot be held as sent."""
     for activity in activities:
         _check_fits(activity)
+    return _record(account, activities)
+
+
+def _record(account: str, activities: Sequence[Activity]) -> Recorded:
+    """:func:`activities_record` of activities already checked to fit."""
     if not activities:
         return Recorded(0, 0)
     using = router.db_for_write(AccountActivity)
     with transaction.atomic(using=using):
         _hold_chain_lock(using)
-        ids = [a.id for a in activities]
-        stored = set(
-            AccountActivity.objects.using(using)
-            .filter(account=account, activity_id__in=ids)
-            .values_list("activity_id", flat=True)
-        )
+        stored = _stored_ids(using, account, [a.id for a in activities])
         now = timezone.now()
         rows = []
         for activity in activities:
@@ -111,23 +117,78 @@ def _hold_chain_lock(using: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAINS_BY_NAME[CHAIN].lock_key])
 
 
+def _stored_ids(using: str, account: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` the account has stored already.
+
+    On PostgreSQL one probe of the unique index per id: asked as ``activity_id IN (...)``, a
+    planner without statistics of the table (a first read fills it faster than autovacuum
+    analyses it) scanned every row of the account through the ``(account, id)`` index for each
+    page, 40 ms a page at 100,000 rows, and the first read grew with the square of its size
+    (docs/benchmarks.md). The ``LATERAL ... LIMIT 1`` cannot be planned as a join: each id is
+    one look-up of ``(account, activity_id)``, whatever the statistics say."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return set(
+            AccountActivity.objects.using(using)
+            .filter(account=account, activity_id__in=ids)
+            .values_list("activity_id", flat=True)
+        )
+    table = connection.ops.quote_name(AccountActivity._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT x.id FROM unnest(%s::text[]) AS x(id) CROSS JOIN LATERAL"  # noqa: S608
+            f" (SELECT 1 FROM {table} AS t WHERE t.account = %s AND t.activity_id = x.id"
+            " LIMIT 1) AS found",
+            [ids, account],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+#: AccountActivity's concrete fields in their order: the writer builds its rows positionally
+#: (Django's keyword path took 10 us of a row, the positional one 4; tests/ledger/test_record.py
+#: holds this to the model).
+ROW_FIELDS = (
+    "id",
+    "prev_hash",
+    "hash",
+    "account",
+    "activity_id",
+    "activity_type",
+    "sub_type",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "net_amount",
+    "occurred_at",
+    "order_id",
+    "status",
+    "description",
+    "raw",
+    "recorded_at",
+)
+
+
 def _row(account: str, activity: Activity, now) -> AccountActivity:
     return AccountActivity(
-        account=account,
-        activity_id=activity.id,
-        activity_type=activity.activity_type,
-        sub_type=activity.sub_type or "",
-        symbol=activity.symbol or "",
-        side=activity.side or "",
-        qty=activity.qty,
-        price=activity.price,
-        net_amount=activity.net_amount,
-        occurred_at=activity.time,
-        order_id=activity.order_id or "",
-        status=activity.status or "",
-        description=activity.description or "",
-        raw=activity.raw,
-        recorded_at=now,
+        None,  # id: the database's
+        "",  # prev_hash and hash: chain_append's
+        "",
+        account,
+        activity.id,
+        activity.activity_type,
+        activity.sub_type or "",
+        activity.symbol or "",
+        activity.side or "",
+        activity.qty,
+        activity.price,
+        activity.net_amount,
+        activity.time,
+        activity.order_id or "",
+        activity.status or "",
+        activity.description or "",
+        activity.raw,
+        now,
     )
 
 
@@ -174,26 +235,20 @@ def activities_sync(
 
 def _sync(account: str, gateway: AlpacaGateway) -> ActivitySync:
     result = ActivitySync(account=account, cursor_before=activity_cursor(account=account))
-    refused: list[str] = []
-    pages_taken = [0]
-
-    def on_page(page: list[Activity]) -> None:
-        pages_taken[0] += 1
-        try:
-            recorded = activities_record(account=account, activities=page)
-        except ActivityRefused as exc:
-            refused.append(str(exc))
-            raise
-        result.new += recorded.new
-        result.already_stored += recorded.already_stored
-
+    refused: str | None = None
+    pages = 0
+    end: ReadEnd | None = None
     with gateway.count_calls(current_thread_only=True) as calls:
         try:
-            read = gateway.read_activities(
-                after_id=result.cursor_before, on_page=on_page, keep=False
-            )
-        except ActivityRefused:
-            read = None
+            # The reader's calls count here too (gateway.count_calls_as): see ledger.reader.
+            with PageReader(gateway, after_id=result.cursor_before) as reader:
+                for batch, end in reader.batches(BATCH_ROWS):
+                    taken, refused = _record_pages(account, batch, result)
+                    pages += taken
+                    if refused is not None:
+                        break  # closing the reader stops it at its next page
+                    if end is not None and end.error is not None:
+                        raise end.error  # after every page read before it was stored
         except Exception:
             logger.warning(
                 "activities of account %r: the read failed after %s new row(s) were stored;"
@@ -207,9 +262,11 @@ def _sync(account: str, gateway: AlpacaGateway) -> ActivitySync:
             if result.new:
                 chain_heads_record_moved(recorded_by=ACTOR)  # the new rows are covered
     result.cursor = activity_cursor(account=account)
-    if read is None:
-        result.pages, result.stop_reason = pages_taken[0], f"refused {refused[0]}"
+    if refused is not None:
+        result.pages, result.stop_reason = pages, f"refused {refused}"
     else:
+        read = end.read if end is not None else None
+        assert read is not None  # the reader's end is a read or an error, raised above
         result.pages, result.complete, result.stop_reason = (
             read.pages,
             read.complete,
@@ -225,3 +282,26 @@ def _sync(account: str, gateway: AlpacaGateway) -> ActivitySync:
             result.cursor,
         )
     return result
+
+
+def _record_pages(
+    account: str, pages: list[list[Activity]], result: ActivitySync
+) -> tuple[int, str | None]:
+    """Store ``pages`` in one transaction, up to the first page holding an activity the table
+    cannot hold (nothing of that page is stored, as when pages were stored one by one); gives
+    the pages taken (the refused one included) and the refusal, if any."""
+    fitting: list[Activity] = []
+    taken, refused = 0, None
+    for page in pages:
+        taken += 1
+        try:
+            for activity in page:
+                _check_fits(activity)
+        except ActivityRefused as exc:
+            refused = str(exc)
+            break
+        fitting.extend(page)
+    recorded = _record(account, fitting)
+    result.new += recorded.new
+    result.already_stored += recorded.already_stored
+    return taken, refused

@@ -192,3 +192,26 @@ def test_alpaca_py_alone_sends_the_slash_symbol_into_the_path(broker):
     with pytest.raises(APIError):
         client.get_open_position("BTC/USD")
     assert ("GET", "/v2/positions/{symbol_or_asset_id}") not in broker.counters()
+
+
+def test_a_helper_thread_counts_in_every_scope_of_the_thread_it_works_for(gateway):
+    """A thread reading ahead for another (the ledger's page reader): its calls count in each
+    of the caller's own scopes, nested ones too, never in another thread's."""
+    import threading
+
+    caller = threading.get_ident()
+
+    def helper():
+        with gateway.count_calls_as(caller):
+            gateway.list_positions()
+        gateway.list_positions()  # after: its own again
+
+    with (
+        gateway.count_calls(current_thread_only=True) as outer,
+        gateway.count_calls(current_thread_only=True) as inner,
+    ):
+        gateway.get_account()
+        worker = threading.Thread(target=helper)
+        worker.start()
+        worker.join()
+    assert (outer.total, inner.total, gateway.api_calls) == (2, 2, 3)

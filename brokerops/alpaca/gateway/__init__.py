@@ -152,6 +152,12 @@ class AlpacaGateway(OrderCalls, MarketDataReads, ActivityCalls):
         while the block is open (from any thread, or only this one)."""
         return self._counter.scope(current_thread_only)
 
+    def count_calls_as(self, thread_id: int) -> AbstractContextManager[None]:
+        """``with gateway.count_calls_as(caller): ...`` in a helper thread: its calls count
+        wherever thread ``caller``'s do (every ``count_calls(current_thread_only=True)`` scope
+        of the caller, nested ones included), as if the caller had made them."""
+        return self._counter.on_behalf_of(thread_id)
+
 
 def _trading_client(
     api_key: str, secret_key: str, *, paper: bool, base_url: str | None, session: GatewaySession
