@@ -161,3 +161,23 @@ def test_the_writers_row_fields_are_the_models():
     from ledger.services import ROW_FIELDS
 
     assert tuple(f.attname for f in AccountActivity._meta.concrete_fields) == ROW_FIELDS
+
+
+def test_the_writers_row_is_the_one_the_constructor_builds():
+    from django.db.models.signals import post_init, pre_init
+    from django.utils import timezone
+
+    from ledger.services import ROW_FIELDS, _row
+
+    # The writer skips the constructor's signals: it may only while nobody listens to them.
+    assert not pre_init.has_listeners(AccountActivity)
+    assert not post_init.has_listeners(AccountActivity)
+    (fee,) = parsed(activity(1, activity_type="CFEE", qty="-0.000000000123456789", symbol="BTCUSD"))
+    now = timezone.now()
+    built = _row("desk", fee, now)
+    values = [getattr(built, name) for name in ROW_FIELDS]
+    constructed = AccountActivity(*values)
+    assert type(built) is AccountActivity
+    assert values == [getattr(constructed, name) for name in ROW_FIELDS]
+    assert (built._state.adding, built._state.db) == (True, None)
+    assert values[3:6] == ["desk", fee.id, "CFEE"] and values[-1] == now

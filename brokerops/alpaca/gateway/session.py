@@ -5,16 +5,19 @@ failure is mapped into the broker error taxonomy (:class:`GatewayCalls`)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
+from requests.utils import get_environ_proxies
 
 from brokerops import metrics
 
@@ -116,6 +119,32 @@ class GatewaySession(requests.Session):
         self._counter = counter
         self._wall_clock = wall_clock
         self._max_pause_s = max_pause_s
+        # requests reads the proxy and CA-bundle variables (parsing NO_PROXY) and looks for a
+        # ~/.netrc on every call: about 0.4 ms of the GIL a call, 0.4 s of a first read of
+        # 100,000 activities (docs/benchmarks.md). The environment is read once per host here
+        # instead (merge_environment_settings); no .netrc is read: Alpaca takes its key headers.
+        self.trust_env = False
+        self._environment: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
+        self._environment_lock = threading.Lock()
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[override]
+        """requests' own merge with ``trust_env`` on, the environment's part read once per
+        scheme and host: ``HTTP(S)_PROXY`` / ``ALL_PROXY`` unless ``NO_PROXY`` names the host,
+        then ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        with self._environment_lock:
+            found = self._environment.get(key)
+            if found is None:
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                found = self._environment[key] = (get_environ_proxies(url), bundle)
+        environ_proxies, bundle = found
+        proxies = dict(proxies or {})
+        for scheme, proxy in environ_proxies.items():
+            proxies.setdefault(scheme, proxy)
+        if verify is True or verify is None:
+            verify = bundle or verify
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[override]
         if kwargs.get("timeout") is None:
