@@ -275,6 +275,8 @@ def _plain_json(value: Any) -> str:
         return encode_basestring_ascii(value)
     if value is None:
         return "null"
+    if type(value) is datetime:  # its text needs no escaping: quoted, not sent through JSON
+        return f'"{plain(value)}"'
     return _CANONICAL_JSON(plain(value))
 
 
