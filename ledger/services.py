@@ -145,28 +145,9 @@ def _stored_ids(using: str, account: str, ids: list[str]) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-#: AccountActivity's concrete fields in their order (tests/ledger/test_record.py holds this to
-#: the model).
-ROW_FIELDS = (
-    "id",
-    "prev_hash",
-    "hash",
-    "account",
-    "activity_id",
-    "activity_type",
-    "sub_type",
-    "symbol",
-    "side",
-    "qty",
-    "price",
-    "net_amount",
-    "occurred_at",
-    "order_id",
-    "status",
-    "description",
-    "raw",
-    "recorded_at",
-)
+#: AccountActivity's concrete fields in their order: the key and the two hashes, then the
+#: chained fields (tests/ledger/test_record.py holds this to the model).
+ROW_FIELDS = ("id", "prev_hash", "hash", *CHAINS_BY_NAME[CHAIN].fields)
 
 
 def _row(account: str, activity: Activity, now) -> AccountActivity:
