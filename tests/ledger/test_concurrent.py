@@ -3,7 +3,6 @@ two threads at once, and two syncs at once, leave each activity stored once and 
 (threads with their own database connections; PostgreSQL in CI)."""
 
 import threading
-import time
 
 import pytest
 from django.db import connections
@@ -63,13 +62,23 @@ def test_two_syncs_of_one_account_at_once_never_duplicate(over_scripted, scripte
     rows = [activity(n) for n in range(300)]
     pages = Pages(rows)
 
-    def slow(query):
-        time.sleep(0.05)  # both syncs are in their read at once
+    loser_done = threading.Event()
+
+    def held(query):
+        # The sync holding the lock stays in its read until the other one has tried the lock
+        # and given up: the two overlap by construction, not by timing.
+        loser_done.wait(timeout=10)
         return pages(query)
 
-    scripted.answer("GET", PATH, slow)
+    def sync(n: int):
+        result = activities_sync(gateway=gateways[n])
+        if result.skipped:
+            loser_done.set()
+        return result
+
+    scripted.answer("GET", PATH, held)
     gateways = [over_scripted, make_gateway(base_url=scripted.url)]
-    results = in_threads(lambda n: activities_sync(gateway=gateways[n]))
+    results = in_threads(sync)
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sum(r.new for r in results) == 300
     assert [bool(r.skipped) for r in results].count(True) == 1  # the account's lock
